@@ -1,0 +1,239 @@
+"""Typed payload and service models: the only place payload validation errors are born.
+
+A payload is ``{"table", "running", "candidates"}`` as Cosmonaut sends it. Validation is
+strict (no type coercion, unknown fields refused) and every value that ends up in the config
+is checked against what HAProxy can safely read, so nothing a payload says can inject a
+directive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+ConfigModeName = Literal["host", "path"]
+
+# HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy, server and ACL names.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# RFC 6265 token: any CHAR except CTLs and separators.
+_COOKIE_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 3986 pchar without the quote: unreserved, sub-delims but "'", ':', '@', pct-encoded.
+_PATH_SEGMENT = re.compile(r"(?:[A-Za-z0-9\-._~!$&()*+,;=:@]|%[0-9A-Fa-f]{2})+")
+# Words HAProxy's condition parser reads as operators, never as an ACL or backend name.
+_RESERVED_NAMES = frozenset({"or", "if", "unless"})
+
+
+def _preview(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value):
+        reason = (
+            "must be 1 to 64 characters"
+            if not value or len(value) > 64
+            else "may contain only letters, digits, '-', '_', '.' and ':'"
+        )
+        raise PydanticCustomError(
+            "identifier", "{value} is not a valid HAProxy name: {reason}",
+            {"value": _preview(value), "reason": reason},
+        )
+    return value
+
+
+def _service_name(value: str) -> str:
+    _identifier(value)
+    if value in _RESERVED_NAMES:
+        raise PydanticCustomError(
+            "reserved_name", "{value} is a reserved word in HAProxy conditions",
+            {"value": repr(value)},
+        )
+    return value
+
+
+def _table_name(value: str) -> str:
+    if not _TABLE.fullmatch(value):
+        raise PydanticCustomError(
+            "table_name",
+            "{value} is not a valid table name: 3 to 255 of letters, digits, '_', '-', '.'",
+            {"value": _preview(value)},
+        )
+    return value
+
+
+def _cookie_name(value: str) -> str:
+    if not _COOKIE_TOKEN.fullmatch(value) or len(value) > 256:
+        raise PydanticCustomError(
+            "cookie_name",
+            "{value} is not a valid cookie name (an RFC 6265 token: no spaces, quotes, "
+            "control characters or any of ()<>@,;:\\/[]?={{}})",
+            {"value": _preview(value)},
+        )
+    return value
+
+
+def normalize_host(value: str) -> str:
+    """A DNS host name (RFC 1123), lower-cased; a single trailing dot is dropped."""
+    host = value[:-1] if value.endswith(".") else value
+    if not host.isascii():
+        raise PydanticCustomError(
+            "host_name",
+            "{value} contains non-ASCII characters: write internationalised names in their "
+            "IDNA (xn--) form",
+            {"value": _preview(value)},
+        )
+    host = host.lower()
+    labels = host.split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise PydanticCustomError(
+            "host_name",
+            "{value} is not a valid host name: dot-separated labels of 1 to 63 letters, digits "
+            "and '-', not starting or ending with '-', at most 253 characters",
+            {"value": _preview(value)},
+        )
+    return host
+
+
+def normalize_path(value: str) -> str:
+    """URL path segments, returned as ``/seg1/seg2`` (leading/trailing slashes optional)."""
+    segments = value.strip("/").split("/")
+    if len(value) > 1024 or not all(_PATH_SEGMENT.fullmatch(segment) for segment in segments):
+        raise PydanticCustomError(
+            "url_path",
+            "{value} is not a valid URL path prefix: one or more '/'-separated segments of "
+            "URL characters (no spaces, '#', '?', quotes, control characters or empty segments)",
+            {"value": _preview(value)},
+        )
+    return "/" + "/".join(segments)
+
+
+def _address(value: str) -> str:
+    """``IPv4:port`` or ``[IPv6]:port``, normalised."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise PydanticCustomError(
+            "address", "{value} is not an address: expected IP:PORT, e.g. 10.0.0.5:8080",
+            {"value": _preview(value)},
+        )
+    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        raise PydanticCustomError(
+            "address", "{value} has an invalid port: expected a number from 1 to 65535",
+            {"value": _preview(value)},
+        )
+    port = int(port_text)
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]:{port}"
+        except ValueError:
+            pass
+    else:
+        try:
+            return f"{ipaddress.IPv4Address(host)}:{port}"
+        except ValueError:
+            pass
+        if ":" in host:
+            raise PydanticCustomError(
+                "address", "{value}: write an IPv6 address in brackets, e.g. [fd00::5]:8080",
+                {"value": _preview(value)},
+            )
+        if re.fullmatch(r"[A-Za-z0-9.-]+", host) and re.search(r"[A-Za-z]", host):
+            raise PydanticCustomError(
+                "address",
+                "{value} names a host, not an IP address: HAProxy resolves server names once "
+                "at start-up and refuses the whole config if one does not resolve; give the "
+                "container's IP address",
+                {"value": _preview(value)},
+            )
+    raise PydanticCustomError(
+        "address", "{value} is not a valid IPv4 or bracketed IPv6 address with a port",
+        {"value": _preview(value)},
+    )
+
+
+def _lower_mode(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _predicate_for_mode_impl(cls: type, value: str, info: ValidationInfo) -> str:
+    mode = info.data.get("config_mode", info.data.get("mode", "host"))
+    return normalize_path(value) if mode == "path" else normalize_host(value)
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+ServiceName = Annotated[str, AfterValidator(_service_name)]
+TableName = Annotated[str, AfterValidator(_table_name)]
+CookieName = Annotated[str, AfterValidator(_cookie_name)]
+Address = Annotated[str, AfterValidator(_address)]
+ConfigMode = Annotated[ConfigModeName, BeforeValidator(_lower_mode)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, populate_by_name=True, validate_by_alias=True
+    )
+
+
+class ContainerRef(_Strict):
+    """A container of a service: its id (the server name) and ``address:port``."""
+
+    id: Identifier
+    ip: Address
+
+
+class RunningContainer(_Strict):
+    """An entry of ``running``: a service container alive on the host network now."""
+
+    service_name: ServiceName = Field(alias="serviceName")
+    id: Identifier
+    ip: Address
+
+
+class Candidate(_Strict):
+    """An entry of ``candidates``: new containers with their service's routing settings."""
+
+    service_name: ServiceName = Field(alias="serviceName")
+    config_mode: ConfigMode = Field(default="host", alias="configMode")
+    predicate: str
+    cookie: CookieName | None = None
+    containers: list[ContainerRef] = Field(default_factory=list)
+
+    _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
+
+
+class Payload(_Strict):
+    """What Cosmonaut sends: the state table, what runs, and what is new."""
+
+    table: TableName
+    running: list[RunningContainer]
+    candidates: list[Candidate] = Field(default_factory=list)
+
+
+class Service(_Strict):
+    """A resolved service: one backend, one routing rule, its servers."""
+
+    name: ServiceName
+    mode: ConfigModeName
+    predicate: str
+    cookie: CookieName | None = None
+    containers: tuple[ContainerRef, ...] = ()
+
+    _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
+
+    @property
+    def route_key(self) -> tuple[str, str]:
+        """What two services must not share: the same host, or the same path."""
+        return (self.mode, self.predicate)

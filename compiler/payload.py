@@ -1,0 +1,162 @@
+"""From JSON text or a decoded object to a ``Payload`` plus diagnostics.
+
+One bad entry never blocks the others: a bad entry of ``running`` or ``candidates`` (or a bad
+container inside a candidate) is left out and reported with its JSON path; everything else is
+kept. Only a malformed envelope (not JSON, not an object, ``table`` or ``running`` missing or
+of the wrong type, unknown top-level fields) fails the whole payload.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from compiler.errors import Diagnostic, PayloadError
+from compiler.models import Payload
+
+Loc = tuple[int | str, ...]
+
+_FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
+    "payload": ("table", "running", "candidates"),
+    "running": ("serviceName", "id", "ip"),
+    "candidate": ("serviceName", "configMode", "predicate", "cookie", "containers"),
+    "container": ("id", "ip"),
+}
+_MAX_PASSES = 4
+_EXPECTED = {"string": "a string", "list": "an array", "dict": "an object", "model": "an object",
+             "int": "a number", "bool": "a boolean", "model_attributes": "an object"}
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    """``('candidates', 0, 'ip')`` -> ``$.candidates[0].ip``."""
+    parts = ["$"]
+    for item in loc:
+        parts.append(f"[{item}]" if isinstance(item, int) else f".{item}")
+    return "".join(parts)
+
+
+def parse_payload_text(text: str | bytes, *, file: str | None = None) -> Any:
+    """Decode JSON, locating syntax errors as ``file:line:col``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PayloadError(
+            f"not valid JSON: {error.msg}", file=file or "<payload>", line=error.lineno,
+            col=error.colno,
+        ) from None
+    except (UnicodeDecodeError, RecursionError) as error:
+        reason = "not UTF-8" if isinstance(error, UnicodeDecodeError) else "nested too deeply"
+        raise PayloadError(f"not valid JSON: {reason}", file=file or "<payload>") from None
+
+
+def load_payload(data: Any, *, file: str | None = None) -> tuple[Payload, tuple[Diagnostic, ...]]:
+    """Validate a decoded payload, leaving out bad entries and reporting each one."""
+    if not isinstance(data, dict):
+        raise PayloadError(
+            f"the payload must be a JSON object, not {_json_type(data)}", file=file, json_path="$"
+        )
+    diagnostics: list[Diagnostic] = []
+    current: dict[str, Any] = dict(data)
+    for _ in range(_MAX_PASSES):
+        try:
+            return Payload.model_validate(current), tuple(diagnostics)
+        except ValidationError as error:
+            details = error.errors(include_url=False)
+        fatal = [detail for detail in details if _is_envelope_error(detail["loc"])]
+        if fatal:
+            found = tuple(_diagnostic(detail) for detail in fatal)
+            raise PayloadError(
+                "; ".join(str(found_one) for found_one in found), file=file,
+                diagnostics=found,
+            )
+        diagnostics.extend(_diagnostic(detail) for detail in details)
+        current = _without(current, {_entry_loc(detail["loc"]) for detail in details})
+    raise AssertionError("payload pruning did not converge")  # pragma: no cover
+
+
+def _is_envelope_error(loc: Loc) -> bool:
+    return len(loc) <= 1
+
+
+def _entry_loc(loc: Loc) -> Loc:
+    """The smallest entry that holds the error: a container, or a running/candidate entry."""
+    if len(loc) >= 4 and loc[0] == "candidates" and loc[2] == "containers":
+        return loc[:4]
+    return loc[:2]
+
+
+def _without(data: dict[str, Any], drop: set[Loc]) -> dict[str, Any]:
+    pruned = dict(data)
+    for key in ("running", "candidates"):
+        entries = pruned.get(key)
+        if not isinstance(entries, list):
+            continue
+        kept = []
+        for index, entry in enumerate(entries):
+            if (key, index) in drop:
+                continue
+            if key == "candidates" and isinstance(entry, dict):
+                entry = _without_containers(entry, index, drop)
+            kept.append(entry)
+        pruned[key] = kept
+    return pruned
+
+
+def _without_containers(entry: dict[str, Any], index: int, drop: set[Loc]) -> dict[str, Any]:
+    containers = entry.get("containers")
+    if not isinstance(containers, list):
+        return entry
+    kept = [c for j, c in enumerate(containers) if ("candidates", index, "containers", j) not in drop]
+    return {**entry, "containers": kept} if len(kept) != len(containers) else entry
+
+
+def _diagnostic(detail: ErrorDetails) -> Diagnostic:
+    loc: Loc = tuple(detail["loc"])
+    return Diagnostic(json_path(loc), _message(detail, loc))
+
+
+def _message(detail: ErrorDetails, loc: Loc) -> str:
+    kind = detail["type"]
+    value = detail.get("input")
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        known = _FIELDS_BY_MODEL[_model_of(loc)]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or [
+            field for field in known if field.lower() == name.lower()
+        ]
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known fields: {', '.join(known)}"
+        return f"unknown field '{name}'{hint}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind.endswith("_type"):
+        expected = _EXPECTED.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
+        return f"expected {expected}, got {_json_type(value)}"
+    if kind == "literal_error":
+        return f"must be 'host' or 'path', got {_json_type(value)} {_short(value)}"
+    return detail["msg"]
+
+
+def _model_of(loc: Loc) -> str:
+    if len(loc) <= 1:
+        return "payload"
+    if loc[0] == "running":
+        return "running"
+    if len(loc) >= 4 and loc[2] == "containers":
+        return "container"
+    return "candidate"
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."

@@ -1,0 +1,229 @@
+"""Words <-> statement nodes, in both directions, in one place.
+
+``statement_words`` is what the printer spells; ``build_statement`` is what the parser builds
+from a line's words. They are mirror images: ``build_statement(statement_words(s)) == s`` for
+every statement the compiler emits, which is what makes the round trip a real check.
+A line whose words do not fit a typed node's shape becomes a generic ``Statement``: the
+parser never rejects a well-formed line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from compiler.ast import (
+    Acl,
+    AclRef,
+    AllOf,
+    AnonymousAcl,
+    Balance,
+    Bind,
+    Condition,
+    Cookie,
+    DefaultBackend,
+    Log,
+    Mode,
+    Option,
+    Prefix,
+    Server,
+    Statement,
+    Term,
+    Timeout,
+    TypedStatement,
+    UseBackend,
+)
+from compiler.errors import ConditionError
+
+PREFIXES: frozenset[str] = frozenset({"no", "default"})
+CONDITION_KEYWORDS: frozenset[str] = frozenset({"if", "unless"})
+OR_WORDS: frozenset[str] = frozenset({"||", "or"})
+
+
+# --- conditions --------------------------------------------------------------------------
+
+
+def condition_words(condition: Condition) -> tuple[str, ...]:
+    words: list[str] = [condition.kind]
+    for index, alternative in enumerate(condition.alternatives):
+        if index:
+            words.append("||")
+        for term in alternative.terms:
+            words.extend(_term_words(term))
+    return tuple(words)
+
+
+def _term_words(term: Term) -> tuple[str, ...]:
+    if isinstance(term, AclRef):
+        return ("!" + term.name,) if term.negated else (term.name,)
+    braces = ("{", *term.words, "}")
+    return ("!", *braces) if term.negated else braces
+
+
+def parse_condition(words: Sequence[str]) -> Condition:
+    """Parse ``if|unless <terms>`` the way HAProxy's ACL condition parser reads it.
+
+    Raises ``ConditionError`` with the index of the offending word.
+    """
+    kind = words[0]
+    if kind not in CONDITION_KEYWORDS:
+        raise ConditionError(f"expected 'if' or 'unless', found {kind!r}", 0)
+    alternatives: list[AllOf] = []
+    terms: list[Term] = []
+    negated = False
+    index = 1
+    count = len(words)
+    while index < count:
+        word = words[index]
+        if word in OR_WORDS:
+            if negated or not terms:
+                raise ConditionError(f"'{word}' must follow an ACL", index)
+            alternatives.append(AllOf(tuple(terms)))
+            terms = []
+        elif word == "!":
+            negated = not negated
+        elif word == "{":
+            end = _closing_brace(words, index)
+            terms.append(AnonymousAcl(tuple(words[index + 1 : end]), negated))
+            negated = False
+            index = end
+        elif word == "}":
+            raise ConditionError("'}' without a matching '{'", index)
+        else:
+            name = word
+            while name.startswith("!"):
+                negated = not negated
+                name = name[1:]
+            if not name:
+                raise ConditionError("'!' must be followed by an ACL", index)
+            terms.append(AclRef(name, negated))
+            negated = False
+        index += 1
+    if negated:
+        raise ConditionError("'!' must be followed by an ACL", count - 1)
+    if not terms:
+        raise ConditionError(f"'{kind}' needs at least one ACL", max(count - 1, 0))
+    alternatives.append(AllOf(tuple(terms)))
+    return Condition("if" if kind == "if" else "unless", tuple(alternatives))
+
+
+def _closing_brace(words: Sequence[str], start: int) -> int:
+    for index in range(start + 1, len(words)):
+        if words[index] == "}":
+            if index == start + 1:
+                raise ConditionError("an anonymous ACL '{ }' needs a criterion", start)
+            return index
+        if words[index] == "{":
+            break
+    raise ConditionError("'{' without a matching '}'", start)
+
+
+# --- statements --------------------------------------------------------------------------
+
+
+def statement_words(node: TypedStatement | Statement) -> tuple[str, ...]:
+    """The words (unquoted values) HAProxy should read for ``node``, keyword first."""
+    match node:
+        case Acl(name=name, criterion=criterion, args=args):
+            return ("acl", name, criterion, *args)
+        case UseBackend(backend=backend, condition=None):
+            return ("use_backend", backend)
+        case UseBackend(backend=backend, condition=Condition() as condition):
+            return ("use_backend", backend, *condition_words(condition))
+        case DefaultBackend(backend=backend):
+            return ("default_backend", backend)
+        case Bind(address=address, params=params):
+            return ("bind", address, *params)
+        case Mode(mode=mode):
+            return ("mode", mode)
+        case Balance(algorithm=algorithm, args=args):
+            return ("balance", algorithm, *args)
+        case Option(name=name, args=args, prefix=prefix):
+            return (*_prefix(prefix), "option", name, *args)
+        case Timeout(event=event, value=value):
+            return ("timeout", event, value)
+        case Cookie(name=name, params=params):
+            return ("cookie", name, *params)
+        case Server(name=name, address=address, params=params):
+            return ("server", name, address, *params)
+        case Log(args=args, prefix=prefix):
+            return (*_prefix(prefix), "log", *args)
+        case Statement(keyword=keyword, args=args, prefix=prefix):
+            return (*_prefix(prefix), keyword, *args)
+    raise TypeError(f"not a statement node: {type(node).__name__}")
+
+
+def _prefix(prefix: Prefix | None) -> tuple[str, ...]:
+    return (prefix,) if prefix else ()
+
+
+Builder = Callable[[tuple[str, ...]], TypedStatement | None]
+
+
+def _acl(args: tuple[str, ...]) -> TypedStatement | None:
+    return Acl(args[0], args[1], args[2:]) if len(args) >= 2 else None
+
+
+def _use_backend(args: tuple[str, ...]) -> TypedStatement | None:
+    if len(args) == 1:
+        return UseBackend(args[0])
+    if len(args) >= 3 and args[1] in CONDITION_KEYWORDS:
+        try:
+            return UseBackend(args[0], parse_condition(args[1:]))
+        except ConditionError:
+            return None
+    return None
+
+
+def _one(factory: Callable[[str], TypedStatement]) -> Builder:
+    return lambda args: factory(args[0]) if len(args) == 1 else None
+
+
+def _head_and_rest(factory: Callable[[str, tuple[str, ...]], TypedStatement]) -> Builder:
+    return lambda args: factory(args[0], args[1:]) if args else None
+
+
+def _timeout(args: tuple[str, ...]) -> TypedStatement | None:
+    return Timeout(args[0], args[1]) if len(args) == 2 else None
+
+
+def _server(args: tuple[str, ...]) -> TypedStatement | None:
+    return Server(args[0], args[1], args[2:]) if len(args) >= 2 else None
+
+
+def _log(args: tuple[str, ...]) -> TypedStatement | None:
+    return Log(args) if args else None
+
+
+_BUILDERS: dict[str, Builder] = {
+    "acl": _acl,
+    "use_backend": _use_backend,
+    "default_backend": _one(DefaultBackend),
+    "bind": _head_and_rest(Bind),
+    "mode": _one(Mode),
+    "balance": _head_and_rest(Balance),
+    "timeout": _timeout,
+    "cookie": _head_and_rest(Cookie),
+    "server": _server,
+}
+
+
+def build_statement(words: Sequence[str]) -> TypedStatement | Statement:
+    """Recognise a line's words (unquoted, keyword first) as the most specific node."""
+    prefix: Prefix | None = None
+    start = 0
+    if len(words) > 1 and words[0] in PREFIXES:
+        prefix = "no" if words[0] == "no" else "default"
+        start = 1
+    keyword = words[start]
+    args = tuple(words[start + 1 :])
+    if keyword == "option" and args:
+        return Option(args[0], args[1:], prefix)
+    if keyword == "log" and args:
+        return Log(args, prefix)
+    if prefix is None:
+        builder = _BUILDERS.get(keyword)
+        if builder is not None:
+            node = builder(args)
+            if node is not None:
+                return node
+    return Statement(keyword, args, prefix)
