@@ -218,8 +218,17 @@ class Directive:
 
 
 TypedStatement = (
-    Acl | UseBackend | DefaultBackend | Bind | Mode | Balance | Option | Timeout | Cookie
-    | Server | Log
+    Acl
+    | UseBackend
+    | DefaultBackend
+    | Bind
+    | Mode
+    | Balance
+    | Option
+    | Timeout
+    | Cookie
+    | Server
+    | Log
 )
 Line = TypedStatement | Statement | Comment | Blank | Directive
 

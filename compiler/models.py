@@ -49,7 +49,8 @@ def _identifier(value: str) -> str:
             else "may contain only letters, digits, '-', '_', '.' and ':'"
         )
         raise PydanticCustomError(
-            "identifier", "{value} is not a valid HAProxy name: {reason}",
+            "identifier",
+            "{value} is not a valid HAProxy name: {reason}",
             {"value": _preview(value), "reason": reason},
         )
     return value
@@ -57,9 +58,10 @@ def _identifier(value: str) -> str:
 
 def _service_name(value: str) -> str:
     _identifier(value)
-    if value in _RESERVED_NAMES:
+    if value.lower() in _RESERVED_NAMES:
         raise PydanticCustomError(
-            "reserved_name", "{value} is a reserved word in HAProxy conditions",
+            "reserved_name",
+            "{value} is a reserved word in HAProxy conditions",
             {"value": repr(value)},
         )
     return value
@@ -126,12 +128,14 @@ def _address(value: str) -> str:
     host, sep, port_text = value.rpartition(":")
     if not sep or not host:
         raise PydanticCustomError(
-            "address", "{value} is not an address: expected IP:PORT, e.g. 10.0.0.5:8080",
+            "address",
+            "{value} is not an address: expected IP:PORT, e.g. 10.0.0.5:8080",
             {"value": _preview(value)},
         )
     if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
         raise PydanticCustomError(
-            "address", "{value} has an invalid port: expected a number from 1 to 65535",
+            "address",
+            "{value} has an invalid port: expected a number from 1 to 65535",
             {"value": _preview(value)},
         )
     port = int(port_text)
@@ -147,7 +151,8 @@ def _address(value: str) -> str:
             pass
         if ":" in host:
             raise PydanticCustomError(
-                "address", "{value}: write an IPv6 address in brackets, e.g. [fd00::5]:8080",
+                "address",
+                "{value}: write an IPv6 address in brackets, e.g. [fd00::5]:8080",
                 {"value": _preview(value)},
             )
         if re.fullmatch(r"[A-Za-z0-9.-]+", host) and re.search(r"[A-Za-z]", host):
@@ -159,7 +164,8 @@ def _address(value: str) -> str:
                 {"value": _preview(value)},
             )
     raise PydanticCustomError(
-        "address", "{value} is not a valid IPv4 or bracketed IPv6 address with a port",
+        "address",
+        "{value} is not a valid IPv4 or bracketed IPv6 address with a port",
         {"value": _preview(value)},
     )
 
@@ -229,7 +235,8 @@ class Service(_Strict):
     mode: ConfigModeName
     predicate: str
     cookie: CookieName | None = None
-    containers: tuple[ContainerRef, ...] = ()
+    # Lax only about the container: JSON (and stores) give a list where we keep a tuple.
+    containers: tuple[ContainerRef, ...] = Field(default=(), strict=False)
 
     _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
 

@@ -28,8 +28,15 @@ _FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "container": ("id", "ip"),
 }
 _MAX_PASSES = 4
-_EXPECTED = {"string": "a string", "list": "an array", "dict": "an object", "model": "an object",
-             "int": "a number", "bool": "a boolean", "model_attributes": "an object"}
+_EXPECTED = {
+    "string": "a string",
+    "list": "an array",
+    "dict": "an object",
+    "model": "an object",
+    "int": "a number",
+    "bool": "a boolean",
+    "model_attributes": "an object",
+}
 
 
 def json_path(loc: Sequence[int | str]) -> str:
@@ -46,7 +53,9 @@ def parse_payload_text(text: str | bytes, *, file: str | None = None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise PayloadError(
-            f"not valid JSON: {error.msg}", file=file or "<payload>", line=error.lineno,
+            f"not valid JSON: {error.msg}",
+            file=file or "<payload>",
+            line=error.lineno,
             col=error.colno,
         ) from None
     except (UnicodeDecodeError, RecursionError) as error:
@@ -71,7 +80,8 @@ def load_payload(data: Any, *, file: str | None = None) -> tuple[Payload, tuple[
         if fatal:
             found = tuple(_diagnostic(detail) for detail in fatal)
             raise PayloadError(
-                "; ".join(str(found_one) for found_one in found), file=file,
+                "; ".join(str(found_one) for found_one in found),
+                file=file,
                 diagnostics=found,
             )
         diagnostics.extend(_diagnostic(detail) for detail in details)
@@ -111,7 +121,9 @@ def _without_containers(entry: dict[str, Any], index: int, drop: set[Loc]) -> di
     containers = entry.get("containers")
     if not isinstance(containers, list):
         return entry
-    kept = [c for j, c in enumerate(containers) if ("candidates", index, "containers", j) not in drop]
+    kept = [
+        c for j, c in enumerate(containers) if ("candidates", index, "containers", j) not in drop
+    ]
     return {**entry, "containers": kept} if len(kept) != len(containers) else entry
 
 
@@ -152,8 +164,15 @@ def _model_of(loc: Loc) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

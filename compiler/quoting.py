@@ -1,7 +1,8 @@
 """Spelling argument values so HAProxy reads them back exactly.
 
-HAProxy splits a line on unquoted blanks, starts a comment at an unquoted ``#``, expands
-``$VAR`` outside single quotes and processes backslash escapes outside single quotes. A value
+HAProxy (``parse_line`` in src/tools.c) splits a line on unquoted blanks, ends it at an
+unquoted ``#`` or any CR, expands ``$VAR`` only inside double quotes, and processes backslash
+escapes outside single quotes. A value
 printed by ``quote_arg`` can therefore never start a new word, a comment, a new statement or
 an environment expansion. The parser's word splitter (``grammar.lexer``) is the inverse;
 ``tests/test_quoting.py`` holds them to that.
@@ -12,9 +13,17 @@ from __future__ import annotations
 import re
 
 # Characters that mean nothing special to HAProxy's line splitter or condition parser when
-# they stand in a word. `{`, `}` and `!` are left out: alone they are condition syntax.
+# they stand in a word. `{`, `}` and `!` are left out (condition syntax), and so is `$`,
+# which HAProxy expands inside double quotes.
 _BARE = re.compile(r"[A-Za-z0-9_.:/@%+,=~*^()\[\]<>|&;?-]+")
-_DOUBLE_QUOTE_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_DOUBLE_QUOTE_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "$": "\\$",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
 
 
 class UnprintableValueError(ValueError):

@@ -36,7 +36,6 @@ from compiler.errors import ConditionError
 
 PREFIXES: frozenset[str] = frozenset({"no", "default"})
 CONDITION_KEYWORDS: frozenset[str] = frozenset({"if", "unless"})
-OR_WORDS: frozenset[str] = frozenset({"||", "or"})
 
 
 # --- conditions --------------------------------------------------------------------------
@@ -60,9 +59,13 @@ def _term_words(term: Term) -> tuple[str, ...]:
 
 
 def parse_condition(words: Sequence[str]) -> Condition:
-    """Parse ``if|unless <terms>`` the way HAProxy's ACL condition parser reads it.
+    """Parse ``if|unless <terms>`` the way HAProxy's ``parse_acl_cond`` reads it.
 
-    Raises ``ConditionError`` with the index of the offending word.
+    Any number of leading ``!`` toggle negation (``!a``, ``! a``, ``!{``); ``or`` (any case)
+    and ``||`` separate alternatives; adjacent terms are ANDed; ``{ ... }`` is an anonymous
+    ACL whose braces are words of their own. Raises ``ConditionError`` with the index of the
+    offending word for what HAProxy refuses, and for an empty condition, which HAProxy accepts
+    but which never matches.
     """
     kind = words[0]
     if kind not in CONDITION_KEYWORDS:
@@ -73,14 +76,18 @@ def parse_condition(words: Sequence[str]) -> Condition:
     index = 1
     count = len(words)
     while index < count:
-        word = words[index]
-        if word in OR_WORDS:
-            if negated or not terms:
+        word = words[index].lstrip("!")
+        if (len(words[index]) - len(word)) % 2:
+            negated = not negated
+        if not word:
+            index += 1
+            continue
+        if word == "||" or word.lower() == "or":
+            if not terms:
                 raise ConditionError(f"'{word}' must follow an ACL", index)
             alternatives.append(AllOf(tuple(terms)))
             terms = []
-        elif word == "!":
-            negated = not negated
+            negated = False
         elif word == "{":
             end = _closing_brace(words, index)
             terms.append(AnonymousAcl(tuple(words[index + 1 : end]), negated))
@@ -89,19 +96,11 @@ def parse_condition(words: Sequence[str]) -> Condition:
         elif word == "}":
             raise ConditionError("'}' without a matching '{'", index)
         else:
-            name = word
-            while name.startswith("!"):
-                negated = not negated
-                name = name[1:]
-            if not name:
-                raise ConditionError("'!' must be followed by an ACL", index)
-            terms.append(AclRef(name, negated))
+            terms.append(AclRef(word, negated))
             negated = False
         index += 1
-    if negated:
-        raise ConditionError("'!' must be followed by an ACL", count - 1)
     if not terms:
-        raise ConditionError(f"'{kind}' needs at least one ACL", max(count - 1, 0))
+        raise ConditionError(f"'{kind}' needs at least one ACL after it", count - 1)
     alternatives.append(AllOf(tuple(terms)))
     return Condition("if" if kind == "if" else "unless", tuple(alternatives))
 
@@ -112,8 +111,6 @@ def _closing_brace(words: Sequence[str], start: int) -> int:
             if index == start + 1:
                 raise ConditionError("an anonymous ACL '{ }' needs a criterion", start)
             return index
-        if words[index] == "{":
-            break
     raise ConditionError("'{' without a matching '}'", start)
 
 
@@ -188,10 +185,6 @@ def _timeout(args: tuple[str, ...]) -> TypedStatement | None:
 
 def _server(args: tuple[str, ...]) -> TypedStatement | None:
     return Server(args[0], args[1], args[2:]) if len(args) >= 2 else None
-
-
-def _log(args: tuple[str, ...]) -> TypedStatement | None:
-    return Log(args) if args else None
 
 
 _BUILDERS: dict[str, Builder] = {

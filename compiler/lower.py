@@ -1,0 +1,164 @@
+"""Resolved services + render options -> HAProxy AST.
+
+The default output fixes the seed's defects: each server gets its own cookie value, path
+rules match whole segments and the more specific path is tested first, and host matching
+ignores a ``:port`` in the Host header. ``compat="seed"`` reproduces the seed's output
+statement for statement instead.
+
+Order never depends on input order: backends by name, host rules by name, path rules from
+the most specific path to the least.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from compiler.ast import (
+    Acl,
+    Backend,
+    Balance,
+    Bind,
+    Comment,
+    Condition,
+    Config,
+    Cookie,
+    Defaults,
+    Frontend,
+    Global,
+    Line,
+    Log,
+    Mode,
+    Option,
+    Section,
+    Server,
+    Statement,
+    Timeout,
+    UseBackend,
+)
+from compiler.models import Service
+from compiler.options import RenderOptions
+
+# Host header without its optional ":port", compared case-insensitively. `host_only` would
+# say it better but only exists from HAProxy 2.8 on; `field(1,:)` works on 2.6.
+_HOST_FETCH = "hdr(host),field(1,:)"
+
+
+def lower(services: Iterable[Service], options: RenderOptions | None = None) -> Config:
+    """Build the whole config. Service names and route keys must be unique (see reconcile)."""
+    options = options or RenderOptions()
+    ordered = sorted(services, key=lambda service: service.name)
+    _require_unique(ordered)
+    sections: list[Section] = [
+        _global(options),
+        _defaults(options),
+        _frontend(ordered, options),
+    ]
+    sections.extend(_backend(service, options) for service in ordered)
+    return Config(tuple(sections))
+
+
+def _require_unique(services: Sequence[Service]) -> None:
+    names = [service.name for service in services]
+    if len(set(names)) != len(names):
+        raise ValueError("services passed to lower() must have unique names")
+    keys = [service.route_key for service in services]
+    if len(set(keys)) != len(keys):
+        raise ValueError("services passed to lower() must have unique routes")
+
+
+def _global(options: RenderOptions) -> Global:
+    body: list[Line] = []
+    for target in options.log_targets:
+        level = (target.level,) if target.level else ()
+        body.append(Log((target.address, target.facility, *level)))
+    body.append(Statement("maxconn", (str(options.maxconn),)))
+    if options.user:
+        body.append(Statement("user", (options.user,)))
+    if options.group:
+        body.append(Statement("group", (options.group,)))
+    if options.daemon:
+        body.append(Statement("daemon"))
+    return Global(tuple(body))
+
+
+def _defaults(options: RenderOptions) -> Defaults:
+    timeouts = options.timeouts
+    return Defaults(
+        (
+            Log(("global",)),
+            Mode("http"),
+            Option("httplog"),
+            Option("dontlognull"),
+            Option("forwardfor"),
+            Option("http-server-close"),
+            Timeout("connect", timeouts.connect),
+            Timeout("client", timeouts.client),
+            Timeout("server", timeouts.server),
+            # A comment after a section's last statement is printed flush left, before the
+            # next section header, where the seed has it.
+            Comment(" Define frontends"),
+        )
+    )
+
+
+def _frontend(services: Sequence[Service], options: RenderOptions) -> Frontend:
+    address = f"{options.bind_address or ''}:{options.bind_port}"
+    body: list[Line] = [Bind(address)]
+    if options.compat == "seed":
+        rules = [_seed_rule(service) for service in services]
+    else:
+        hosts = [service for service in services if service.mode == "host"]
+        paths = sorted(
+            (service for service in services if service.mode == "path"),
+            key=lambda service: (-service.predicate.count("/"), service.predicate),
+        )
+        rules = [_rule(service) for service in [*hosts, *paths]]
+    for rule in rules:
+        body.extend(rule)
+    if services:
+        body.append(Comment(" Define backends"))
+    return Frontend(options.frontend_name, tuple(body))
+
+
+def _seed_rule(service: Service) -> tuple[Line, ...]:
+    if service.mode == "host":
+        acl = Acl(service.name, "hdr(host)", ("-i", service.predicate))
+    else:
+        acl = Acl(service.name, "url_beg", (service.predicate,))
+    return (acl, UseBackend(service.name, Condition.when(service.name)))
+
+
+def _rule(service: Service) -> tuple[Line, ...]:
+    acl_name = f"{service.mode}_{service.name}"
+    acls: tuple[Acl, ...]
+    if service.mode == "host":
+        acls = (Acl(acl_name, _HOST_FETCH, ("-i", service.predicate)),)
+    else:
+        # Two lines under one name are ORed: the path itself, or anything below it.
+        acls = (
+            Acl(acl_name, "path", (service.predicate,)),
+            Acl(acl_name, "path_beg", (service.predicate + "/",)),
+        )
+    return (*acls, UseBackend(service.name, Condition.when(acl_name)))
+
+
+def _backend(service: Service, options: RenderOptions) -> Backend:
+    seed = options.compat == "seed"
+    body: list[Line] = [
+        Mode("http"),
+        Balance(options.balance),
+        Option("forwardfor"),
+    ]
+    health = options.health_check
+    if health.enabled and health.http_path:
+        body.append(Option("httpchk", ("GET", health.http_path)))
+    if service.cookie:
+        body.append(Cookie(service.cookie, ("prefix", "nocache")))
+    for container in sorted(service.containers, key=lambda c: (c.id, c.ip)):
+        params: list[str] = ["check"] if health.enabled else []
+        if service.cookie:
+            # The seed gave every server the cookie *name* as its value, so every returning
+            # client went to the first server. The server id is unique within a backend.
+            params += ["cookie", service.cookie if seed else container.id]
+        body.append(Server(container.id, container.ip, tuple(params)))
+    return Backend(service.name, tuple(body))

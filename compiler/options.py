@@ -1,0 +1,112 @@
+"""Render options: what a user changes about the generated config, with the seed's defaults."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from compiler.models import normalize_path
+
+_DURATION = re.compile(r"[0-9]{1,9}(us|ms|s|m|h|d)?")
+_WORD = re.compile(r"[A-Za-z0-9_.:/@%+,=~*^\[\]-]{1,255}")
+_FACILITIES = frozenset(
+    (
+        "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
+        "local0 local1 local2 local3 local4 local5 local6 local7"
+    ).split()
+)
+_LEVELS = frozenset(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"])
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.fullmatch(value):
+        raise PydanticCustomError(
+            "duration",
+            "{value!r} is not an HAProxy duration: a number with an optional unit "
+            "us, ms, s, m, h or d (no unit means milliseconds)",
+            {"value": value},
+        )
+    return value
+
+
+def _word(value: str) -> str:
+    if not _WORD.fullmatch(value):
+        raise PydanticCustomError(
+            "word",
+            "{value!r} may contain only letters, digits and -_.:/@%+,=~*^[]",
+            {"value": value},
+        )
+    return value
+
+
+def _facility(value: str) -> str:
+    if value not in _FACILITIES:
+        raise PydanticCustomError("facility", "unknown syslog facility {value!r}", {"value": value})
+    return value
+
+
+def _level(value: str) -> str:
+    if value not in _LEVELS:
+        raise PydanticCustomError("level", "unknown syslog level {value!r}", {"value": value})
+    return value
+
+
+def _http_path(value: str) -> str:
+    return normalize_path(value) if value != "/" else "/"
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+Word = Annotated[str, AfterValidator(_word)]
+Facility = Annotated[str, AfterValidator(_facility)]
+Level = Annotated[str, AfterValidator(_level)]
+HttpPath = Annotated[str, AfterValidator(_http_path)]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class LogTarget(_Options):
+    """``log <address> <facility> [<level>]`` in ``global``."""
+
+    address: Word
+    facility: Facility
+    level: Level | None = None
+
+
+class Timeouts(_Options):
+    connect: Duration = "5000"
+    client: Duration = "50000"
+    server: Duration = "50000"
+
+
+class HealthCheck(_Options):
+    """``check`` on every server; with ``http_path``, an HTTP ``GET`` instead of a TCP connect."""
+
+    enabled: bool = True
+    http_path: HttpPath | None = None
+
+
+class RenderOptions(_Options):
+    """Everything about the output that is not in the payload. Defaults follow the seed."""
+
+    compat: Literal["none", "seed"] = "none"
+    bind_address: Word | None = None
+    bind_port: int = Field(default=80, ge=1, le=65535)
+    frontend_name: Word = "http"
+    maxconn: int = Field(default=4096, ge=1, le=10_000_000)
+    log_targets: tuple[LogTarget, ...] = (
+        LogTarget(address="127.0.0.1", facility="local0"),
+        LogTarget(address="127.0.0.1", facility="local1", level="notice"),
+    )
+    user: Word | None = "haproxy"
+    group: Word | None = "haproxy"
+    daemon: bool = True
+    timeouts: Timeouts = Timeouts()
+    balance: Literal["roundrobin", "static-rr", "leastconn", "first", "source", "random"] = (
+        "roundrobin"
+    )
+    health_check: HealthCheck = HealthCheck()

@@ -1,0 +1,1 @@
+"""Cosmonaut: watches a Docker host and keeps its HAProxy container's config right."""

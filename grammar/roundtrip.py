@@ -1,0 +1,57 @@
+"""Print -> parse -> compare: the check every compile (and Cosmonaut) relies on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from compiler.ast import Config, Line, Section, section_header_words
+from compiler.errors import InternalError
+from compiler.printer import print_config
+from grammar.parser import parse
+
+
+def print_verified(config: Config) -> str:
+    """Print ``config`` and prove the text parses back to the same AST.
+
+    Raises ``InternalError`` naming the first differing node; nothing should be written then.
+    """
+    text = print_config(config)
+    verify_round_trip(config, text)
+    return text
+
+
+def verify_round_trip(config: Config, text: str) -> None:
+    parsed = parse(text, file="<generated>")
+    if parsed != config:
+        raise InternalError(
+            f"round trip mismatch: {first_difference(config, parsed)}", file="<generated>"
+        )
+
+
+def first_difference(expected: Config, actual: Config) -> str:
+    """Describe the first node where two configs differ."""
+    found = _first_line_difference("preamble", expected.preamble, actual.preamble)
+    if found:
+        return found
+    for index, (want, got) in enumerate(zip(expected.sections, actual.sections, strict=False)):
+        if section_header_words(want) != section_header_words(got) or type(want) is not type(got):
+            return f"section {index + 1}: expected {_header(want)!r}, got {_header(got)!r}"
+        found = _first_line_difference(_header(want), want.body, got.body)
+        if found:
+            return found
+    if len(expected.sections) != len(actual.sections):
+        return f"expected {len(expected.sections)} sections, got {len(actual.sections)}"
+    return "no difference"
+
+
+def _first_line_difference(where: str, want: Sequence[Line], got: Sequence[Line]) -> str | None:
+    for index, (left, right) in enumerate(zip(want, got, strict=False)):
+        if left != right:
+            return f"{where}, line {index + 1}: expected {left!r}, got {right!r}"
+    if len(want) != len(got):
+        return f"{where}: expected {len(want)} lines, got {len(got)}"
+    return None
+
+
+def _header(section: Section) -> str:
+    return " ".join(section_header_words(section))

@@ -1,0 +1,154 @@
+"""``lambda-registry``: the command line.
+
+Exit codes: 0 success (diagnostics, if any, on stderr); 1 a check failed (``haproxy -c``
+refused the config); 2 bad input, or any diagnostic with ``--strict``; 3 internal error
+(a self-check such as the round trip failed; nothing was written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from compiler.errors import Diagnostic, InternalError, LocatedError, OptionsError
+from compiler.options import RenderOptions
+from compiler.payload import json_path
+from runtime.files import read_input, write_atomic
+from runtime.haproxy_check import check_config
+from runtime.pipeline import compile_payload
+from runtime.stores import MemoryStore, Store
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lambda-registry",
+        description="Compile container payloads into verified haproxy.cfg files.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    compile_ = commands.add_parser(
+        "compile", help="payload JSON -> haproxy.cfg", description="Compile a payload."
+    )
+    compile_.add_argument("payload", nargs="?", default="-", help="payload file, or - for stdin")
+    compile_.add_argument("-o", "--output", help="write the config here (atomically)")
+    compile_.add_argument("--compat", choices=["none", "seed"], help="reproduce the seed's output")
+    compile_.add_argument("--options", help="render options (JSON file)")
+    compile_.add_argument("--check", action="store_true", help="also run haproxy -c on it")
+    compile_.add_argument("--strict", action="store_true", help="any diagnostic is fatal")
+    compile_.add_argument("--format", choices=["text", "json"], default="text",
+                          help="diagnostics format on stderr")
+    compile_.add_argument("--store", default="memory",
+                          help="state store: memory (default: nothing is remembered)")
+    compile_.set_defaults(run=run_compile)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except InternalError as error:
+        _report(args, error=error)
+        return EXIT_INTERNAL
+    except LocatedError as error:
+        _report(args, error=error)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # a bug: say so briefly, details on request
+        print(f"lambda-registry: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        if os.environ.get("LAMBDA_REGISTRY_DEBUG"):
+            traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    options = _load_options(args.options, args.compat)
+    store = _open_store(args.store)
+    source = "<stdin>" if args.payload == "-" else args.payload
+    result = compile_payload(read_input(args.payload), options=options, store=store, file=source)
+    failed_check = None
+    if args.check:
+        try:
+            check = check_config(result.text)
+        except FileNotFoundError:
+            print("lambda-registry: haproxy not installed; --check skipped", file=sys.stderr)
+        else:
+            failed_check = None if check.ok else check.output
+    strict_failure = args.strict and bool(result.diagnostics)
+    _report(args, diagnostics=result.diagnostics, check_output=failed_check)
+    if strict_failure:
+        return EXIT_BAD_INPUT
+    if failed_check is not None:
+        return EXIT_CHECK_FAILED
+    if args.output:
+        write_atomic(args.output, result.text)
+    else:
+        sys.stdout.write(result.text)
+    return EXIT_OK
+
+
+def _load_options(path: str | None, compat: str | None) -> RenderOptions:
+    options = RenderOptions()
+    if path:
+        raw = read_input(path)
+        try:
+            options = RenderOptions.model_validate_json(raw)
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = json_path(first["loc"])
+            raise OptionsError(
+                f"{first['msg']} ({error.error_count()} error(s))", file=path, json_path=where
+            ) from None
+    if compat:
+        options = options.model_copy(update={"compat": compat})
+    return options
+
+
+def _open_store(spec: str) -> Store:
+    if spec == "memory":
+        return MemoryStore(ephemeral=True)
+    raise OptionsError(f"unknown store {spec!r}: only 'memory' is available", file="--store")
+
+
+def _report(
+    args: argparse.Namespace,
+    *,
+    diagnostics: Sequence[Diagnostic] = (),
+    error: LocatedError | None = None,
+    check_output: str | None = None,
+) -> None:
+    if error is not None:
+        diagnostics = (*diagnostics, *error.diagnostics)
+    if getattr(args, "format", "text") == "json":
+        document: dict[str, Any] = {"diagnostics": [d.as_dict() for d in diagnostics]}
+        if error is not None:
+            document["error"] = {"message": error.message, "location": error.location}
+        if check_output is not None:
+            document["check"] = {"ok": False, "output": check_output}
+        print(json.dumps(document, indent=2), file=sys.stderr)
+        return
+    for diagnostic in diagnostics:
+        print(f"{diagnostic.severity}: {diagnostic}", file=sys.stderr)
+    if error is not None and not error.diagnostics:
+        print(f"error: {error}", file=sys.stderr)
+    if check_output is not None:
+        print(f"error: haproxy -c refused the config:\n{check_output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The library call: payload in, verified haproxy.cfg out.
+
+``compile_payload`` validates the payload (bad entries are left out and reported), reconciles
+it with the store, lowers the services to the AST, prints it and proves the text parses back
+to the same AST before returning it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.ast import Config
+from compiler.errors import Diagnostic
+from compiler.lower import lower
+from compiler.models import Payload, Service
+from compiler.options import RenderOptions
+from compiler.payload import load_payload, parse_payload_text
+from grammar.roundtrip import print_verified
+from runtime.reconcile import Reconciled, reconcile
+from runtime.stores import MemoryStore, Store
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    text: str
+    config: Config
+    services: tuple[Service, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    reconciled: Reconciled
+
+
+def compile_payload(
+    payload: str | bytes | dict[str, Any] | Payload,
+    *,
+    options: RenderOptions | None = None,
+    store: Store | None = None,
+    file: str | None = None,
+) -> CompileResult:
+    """Compile a payload (JSON text, decoded JSON, or a ``Payload``) into a verified config.
+
+    With no ``store``, nothing is remembered: the output is built from the candidates alone.
+    Raises ``PayloadError`` for a malformed envelope and ``InternalError`` when the round trip
+    fails; bad entries are reported in ``diagnostics`` instead.
+    """
+    entry_diagnostics: tuple[Diagnostic, ...] = ()
+    if isinstance(payload, Payload):
+        model = payload
+    else:
+        data = parse_payload_text(payload, file=file) if isinstance(payload, str | bytes) else payload
+        model, entry_diagnostics = load_payload(data, file=file)
+    store = store or MemoryStore(ephemeral=True)
+    options = options or RenderOptions()
+
+    def decide(stored: dict[str, Service]) -> Reconciled:
+        result = reconcile(stored, model)
+        # Lower and verify inside the transaction: a config that cannot be produced must not
+        # leave the store changed.
+        nonlocal config, text
+        config = lower(result.render, options)
+        text = print_verified(config)
+        return result
+
+    config = Config()
+    text = ""
+    reconciled = store.update(model.table, decide)
+    return CompileResult(
+        text=text,
+        config=config,
+        services=reconciled.render,
+        diagnostics=entry_diagnostics + reconciled.diagnostics,
+        reconciled=reconciled,
+    )
