@@ -1,0 +1,182 @@
+"""HAProxy configuration text -> ``compiler.ast.Config``.
+
+Three steps: ``grammar.lexer.lex`` splits the text into lines and words exactly as HAProxy
+does; ``_LineLexer`` types each line by its first word (section header, directive, comment,
+blank or statement) and hands one token per line to a Lark LALR parser (``haproxy.lark``),
+which groups lines into sections; ``_Builder`` turns the groups into AST nodes as the parser
+reduces them, so no parse tree is built. What a statement means is recognised by
+``compiler.statements.build_statement``, not by the grammar.
+
+Every node keeps its line's ``Source``; concatenating ``src.text`` over all nodes in document
+order (preamble, then each section's header and body) gives back the input exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedInput
+from lark.lexer import Lexer, LexerState
+
+from compiler.ast import (
+    Backend,
+    Blank,
+    Comment,
+    Config,
+    Defaults,
+    Directive,
+    Frontend,
+    GenericSection,
+    Global,
+    Line,
+    Section,
+    Source,
+)
+from compiler.errors import ParseError
+from compiler.statements import build_statement
+from grammar.lexer import LexedLine, lex
+
+__all__ = ["SECTION_KEYWORDS", "parse", "parse_file", "parse_lines"]
+
+SECTION_KEYWORDS: frozenset[str] = frozenset(
+    {
+        "global", "defaults", "frontend", "backend", "listen", "resolvers", "peers",
+        "userlist", "mailers", "cache", "program", "http-errors", "ring", "log-forward",
+        "fcgi-app", "crt-store", "traces", "acme",
+    }
+)  # fmt: skip
+
+_GRAMMAR = Path(__file__).with_name("haproxy.lark")
+_SET = object.__setattr__  # nodes are frozen; the builder sets ``src`` once, right after creation
+
+
+class _LineLexer(Lexer):
+    """One token per physical line, typed by the line's first word; the value is the line."""
+
+    __future_interface__ = 2  # lex(lexer_state, parser_state); lexer_state.text is our input
+
+    def __init__(self, lexer_conf: Any) -> None:
+        pass
+
+    def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
+        lines: list[LexedLine] = lexer_state.text  # parse() passes the lexed lines
+        sections = SECTION_KEYWORDS
+        for line in lines:
+            values = line.values
+            if values:
+                first = values[0]
+                if first in sections:
+                    yield Token("SECTION_HEADER", line)
+                elif first[:1] == ".":
+                    yield Token("DIRECTIVE", line)
+                else:
+                    yield Token("STATEMENT", line)
+            elif line.comment is not None and line.comment[:1] == "#":
+                yield Token("COMMENT", line)
+            else:
+                yield Token("BLANK", line)
+
+
+def _source(line: LexedLine) -> Source:
+    comment = line.comment
+    if comment is not None and comment[:1] != "#":
+        # Text after a stray carriage return: HAProxy ignores it, but it is no comment and
+        # a printer must not move it after a blank (where HAProxy would read it).
+        comment = None
+    return Source(line.number, line.text, line.indent, line.raw_words, comment, line.newline)
+
+
+def _line_node(token: Token) -> Line:
+    line: LexedLine = token.value
+    kind = token.type
+    node: Line
+    if kind == "STATEMENT":
+        node = build_statement(line.values)
+    elif kind == "COMMENT":
+        assert line.comment is not None
+        node = Comment(line.comment[1:])
+    elif kind == "BLANK":
+        node = Blank()
+    else:  # DIRECTIVE (a section header never reaches here: the grammar starts a section)
+        values = line.values
+        node = Directive(values[0], values[1:])
+    _SET(node, "src", _source(line))
+    return node
+
+
+def _section(line: LexedLine, body: tuple[Line, ...]) -> Section:
+    values = line.values
+    kind = values[0]
+    src = _source(line)
+    if kind == "global":
+        return Global(body, values[1:], src)
+    if kind == "defaults":
+        return Defaults(body, values[1:], src)
+    if len(values) > 1:
+        if kind == "frontend":
+            return Frontend(values[1], body, values[2:], src)
+        if kind == "backend":
+            return Backend(values[1], body, values[2:], src)
+    return GenericSection(kind, values[1:], body, src)
+
+
+class _Builder(Transformer[Token, Config]):
+    """Callbacks the LALR parser calls on each reduction (no parse tree is built)."""
+
+    def section(self, children: list[Token]) -> Section:
+        return _section(children[0].value, tuple(map(_line_node, children[1:])))
+
+    def start(self, children: list[Token | Section]) -> Config:
+        preamble: list[Line] = []
+        sections: list[Section] = []
+        for child in children:
+            if isinstance(child, Token):
+                preamble.append(_line_node(child))
+            else:
+                sections.append(child)
+        return Config(tuple(sections), tuple(preamble))
+
+
+_PARSER = Lark(
+    _GRAMMAR.read_text(encoding="utf-8"),
+    parser="lalr",
+    lexer=_LineLexer,
+    transformer=_Builder(),
+    cache=True,
+)
+
+
+def parse_lines(lines: list[LexedLine], *, file: str | None = None) -> Config:
+    """Group already lexed lines into a ``Config``."""
+    try:
+        config: Config = _PARSER.parse(lines)  # type: ignore[arg-type]
+    except UnexpectedInput as error:
+        raise _parse_error(error, file) from None
+    return config
+
+
+def parse(text: str, *, file: str | None = None) -> Config:
+    """Parse a configuration; ``file`` only names it in errors. Raises ``ParseError``."""
+    return parse_lines(lex(text, file), file=file)
+
+
+def parse_file(path: str | PathLike[str]) -> Config:
+    """Read and parse a file. Bytes that are not UTF-8 are kept (``surrogateescape``)."""
+    text = Path(path).read_bytes().decode("utf-8", "surrogateescape")
+    return parse(text, file=str(path))
+
+
+def _parse_error(error: UnexpectedInput, file: str | None) -> ParseError:
+    """A Lark error (which this grammar should never raise) as a located ``ParseError``."""
+    token = getattr(error, "token", None)
+    line = token.value if isinstance(token, Token) else None
+    if isinstance(line, LexedLine):
+        return ParseError(
+            f"unexpected {token.type.lower().replace('_', ' ')}", file=file, line=line.number,
+            col=line.raw_words[0].col if line.raw_words else 1,
+        )
+    return ParseError(f"unexpected end of input ({type(error).__name__})", file=file)
