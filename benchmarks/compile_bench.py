@@ -75,21 +75,32 @@ def main() -> int:
     if haproxy is None:
         print("haproxy is not installed", file=sys.stderr)
         return 2
-    print(f"{'services':>9} {'lines':>8} {'compile s':>10} {'haproxy s':>10} {'time ratio':>10} "
-          f"{'compile MiB':>11} {'haproxy MiB':>11} {'mem ratio':>9}")
+    print(
+        f"{'services':>9} {'lines':>8} {'compile s':>10} {'haproxy s':>10} {'time ratio':>10} "
+        f"{'compile MiB':>11} {'haproxy MiB':>11} {'mem ratio':>9}"
+    )
     with tempfile.TemporaryDirectory() as directory:
         for count in args.services:
             payload = Path(directory, f"payload-{count}.json")
             payload.write_text(json.dumps(make_payload(count)))
             output = Path(directory, f"haproxy-{count}.cfg")
-            compile_argv = [sys.executable, "-m", "runtime.cli", "compile", str(payload),
-                            "-o", str(output)]
+            compile_argv = [
+                sys.executable,
+                "-m",
+                "runtime.cli",
+                "compile",
+                str(payload),
+                "-o",
+                str(output),
+            ]
             compile_s, compile_kib = best(compile_argv, args.repeat)
             check_s, check_kib = best([haproxy, "-c", "-q", "-f", str(output)], args.repeat)
             lines = output.read_text().count("\n")
-            print(f"{count:>9} {lines:>8} {compile_s:>10.3f} {check_s:>10.3f} "
-                  f"{compile_s / check_s:>10.2f} {compile_kib / 1024:>11.1f} "
-                  f"{check_kib / 1024:>11.1f} {compile_kib / check_kib:>9.2f}")
+            print(
+                f"{count:>9} {lines:>8} {compile_s:>10.3f} {check_s:>10.3f} "
+                f"{compile_s / check_s:>10.2f} {compile_kib / 1024:>11.1f} "
+                f"{check_kib / 1024:>11.1f} {compile_kib / check_kib:>9.2f}"
+            )
     return 0
 
 

@@ -29,9 +29,10 @@ class SourceWord:
 class Source:
     """Where a node came from and how it was spelled, for located errors and lossless output.
 
-    ``text`` is the whole physical line including its line ending (empty when the file ended
-    without one). ``words`` are the raw spellings of the node's words, ``comment`` the raw
-    trailing comment (starting at ``#``), if any.
+    ``text`` is the whole physical line including its line ending (the ending is empty when
+    the file ended without one). ``words`` are the raw spellings of the line's words and
+    ``values`` what HAProxy reads from them; ``comment`` is the raw trailing comment (starting
+    at ``#``), if any.
     """
 
     line: int
@@ -40,6 +41,7 @@ class Source:
     words: tuple[SourceWord, ...] = ()
     comment: str | None = None
     newline: str = "\n"
+    values: tuple[str, ...] = ()
 
 
 # --- conditions (`if` / `unless`) --------------------------------------------------------
@@ -81,7 +83,7 @@ class Condition:
     @classmethod
     def when(cls, *acl_names: str) -> Condition:
         """``if a b c``: all named ACLs must match."""
-        return cls("if", (AllOf(tuple(AclRef(name) for name in acl_names)),))
+        return cls("if", (AllOf(tuple([AclRef(name) for name in acl_names])),))
 
 
 # --- statements --------------------------------------------------------------------------

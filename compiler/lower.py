@@ -35,7 +35,7 @@ from compiler.ast import (
     Timeout,
     UseBackend,
 )
-from compiler.models import Service
+from compiler.models import ContainerRef, Service
 from compiler.options import RenderOptions
 
 # Host header without its optional ":port", compared case-insensitively. `host_only` would
@@ -53,7 +53,8 @@ def lower(services: Iterable[Service], options: RenderOptions | None = None) -> 
         _defaults(options),
         _frontend(ordered, options),
     ]
-    sections.extend(_backend(service, options) for service in ordered)
+    shared = _backend_head(options)
+    sections.extend(_backend(service, options, shared) for service in ordered)
     return Config(tuple(sections))
 
 
@@ -142,23 +143,33 @@ def _rule(service: Service) -> tuple[Line, ...]:
     return (*acls, UseBackend(service.name, Condition.when(acl_name)))
 
 
-def _backend(service: Service, options: RenderOptions) -> Backend:
-    seed = options.compat == "seed"
-    body: list[Line] = [
-        Mode("http"),
-        Balance(options.balance),
-        Option("forwardfor"),
-    ]
+def _backend_head(options: RenderOptions) -> tuple[Line, ...]:
+    """The statements every backend starts with. Nodes are immutable, so all share them."""
+    head: list[Line] = [Mode("http"), Balance(options.balance), Option("forwardfor")]
     health = options.health_check
     if health.enabled and health.http_path:
-        body.append(Option("httpchk", ("GET", health.http_path)))
+        head.append(Option("httpchk", ("GET", health.http_path)))
+    return tuple(head)
+
+
+def _backend(service: Service, options: RenderOptions, head: tuple[Line, ...]) -> Backend:
+    check = ("check",) if options.health_check.enabled else ()
+    body = list(head)
     if service.cookie:
         body.append(Cookie(service.cookie, ("prefix", "nocache")))
-    for container in sorted(service.containers, key=lambda c: (c.id, c.ip)):
-        params: list[str] = ["check"] if health.enabled else []
-        if service.cookie:
-            # The seed gave every server the cookie *name* as its value, so every returning
-            # client went to the first server. The server id is unique within a backend.
-            params += ["cookie", service.cookie if seed else container.id]
-        body.append(Server(container.id, container.ip, tuple(params)))
+        # The seed gave every server the cookie *name* as its value, so every returning
+        # client went to the first server. The server id is unique within a backend.
+        seed = options.compat == "seed"
+        body.extend(
+            Server(c.id, c.ip, (*check, "cookie", service.cookie if seed else c.id))
+            for c in sorted(service.containers, key=_container_order)
+        )
+    else:
+        body.extend(
+            Server(c.id, c.ip, check) for c in sorted(service.containers, key=_container_order)
+        )
     return Backend(service.name, tuple(body))
+
+
+def _container_order(container: ContainerRef) -> tuple[str, str]:
+    return (container.id, container.ip)

@@ -123,8 +123,18 @@ def normalize_path(value: str) -> str:
     return "/" + "/".join(segments)
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# The common case, already canonical: checked by one regex instead of the ipaddress module.
+_CANONICAL_IPV4_ADDRESS = re.compile(
+    rf"{_OCTET}(?:\.{_OCTET}){{3}}:(?:[1-9][0-9]{{0,3}}|[1-5][0-9]{{4}}|6[0-4][0-9]{{3}}"
+    rf"|65[0-4][0-9]{{2}}|655[0-2][0-9]|6553[0-5])"
+)
+
+
 def _address(value: str) -> str:
     """``IPv4:port`` or ``[IPv6]:port``, normalised."""
+    if _CANONICAL_IPV4_ADDRESS.fullmatch(value):
+        return value
     host, sep, port_text = value.rpartition(":")
     if not sep or not host:
         raise PydanticCustomError(

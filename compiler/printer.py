@@ -26,7 +26,7 @@ from compiler.ast import (
     Source,
     section_header_words,
 )
-from compiler.quoting import quote_arg
+from compiler.quoting import UnprintableValueError, quote_arg
 from compiler.statements import statement_words
 
 Layout = Literal["canonical", "lossless"]
@@ -80,9 +80,13 @@ def _line_text(line: Line, indent: str) -> str:
 
 
 def _words_line(words: Sequence[str], src: Source | None, indent: str) -> str:
-    if src is not None and len(src.words) == len(words):
+    if src is not None and src.values == tuple(words):
+        # Unchanged since it was read: keep the author's spelling (formatting is layout only).
         spelled = " ".join(word.raw for word in src.words)
     else:
+        if words and words[-1] == "":
+            # HAProxy drops an empty last word (parse_line): it cannot be written.
+            raise UnprintableValueError(f"an empty last argument cannot be printed: {words!r}")
         spelled = " ".join(quote_arg(word) for word in words)
     if src is not None and src.comment is not None:
         spelled = f"{spelled} {src.comment.rstrip()}"

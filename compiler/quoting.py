@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 
-# Characters that mean nothing special to HAProxy's line splitter or condition parser when
-# they stand in a word. `{`, `}` and `!` are left out (condition syntax), and so is `$`,
-# which HAProxy expands inside double quotes.
+# Characters that mean nothing special to HAProxy's line splitter. `$` is left out (HAProxy
+# expands it inside double quotes; quoting it keeps it literal on every version), and so are
+# `{`, `}` and `!` for readability only: quoting does not hide them from the condition
+# parser, which sees unquoted words.
 _BARE = re.compile(r"[A-Za-z0-9_.:/@%+,=~*^()\[\]<>|&;?-]+")
 _DOUBLE_QUOTE_ESCAPES = {
     "\\": "\\\\",
@@ -45,10 +46,8 @@ def _escape(char: str) -> str:
     escaped = _DOUBLE_QUOTE_ESCAPES.get(char)
     if escaped is not None:
         return escaped
-    if not char.isprintable():
-        code = ord(char)
-        if code < 0x100:
-            return f"\\x{code:02x}"
-        # HAProxy has no escape for code points beyond a byte; UTF-8 passes through as is.
-        return char
+    if char.isascii() and not char.isprintable():
+        return f"\\x{ord(char):02x}"
+    # `\xHH` is one raw byte to HAProxy, not a code point: anything beyond ASCII passes
+    # through as UTF-8, which HAProxy never treats as a blank or a quote.
     return char

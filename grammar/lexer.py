@@ -52,7 +52,9 @@ _PLAIN_DQ = re.compile('[^"\\\\$\r\x00]+')
 # A separator: one blank, then any blanks or carriage returns (HAProxy's isspace() loop).
 _SEPARATOR = re.compile("[ \t\v\f][ \t\v\f\r]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
-_SIMPLE_ESCAPES = {" ": " ", "\\": "\\", "t": "\t", "n": "\n", "r": "\r", "#": "#", "'": "'", '"': '"'}
+_SIMPLE_ESCAPES = {
+    " ": " ", "\\": "\\", "t": "\t", "n": "\n", "r": "\r", "#": "#", "'": "'", '"': '"'
+}  # fmt: skip
 _VAR_NAME_REST = re.compile("[A-Za-z0-9_]*")
 _PSEUDO_VARIABLES = frozenset({".LINE", ".FILE", ".SECTION"})
 
@@ -65,7 +67,7 @@ class Word(NamedTuple):
     col: int
 
 
-class LexedLine:
+class LexedLine(NamedTuple):
     """One physical line, split into words.
 
     ``text`` is the whole line including its ending ``newline`` (``"\\n"``, ``"\\r\\n"`` or
@@ -80,31 +82,16 @@ class LexedLine:
     ``indent + w0 + s0 + w1 + ... + trailing + (comment or "") + newline == text``.
     """
 
-    __slots__ = ("comment", "indent", "newline", "number", "raw_words", "text", "values")
-
-    def __init__(
-        self,
-        number: int,
-        text: str,
-        newline: str,
-        indent: str,
-        raw_words: tuple[SourceWord, ...],
-        values: tuple[str, ...],
-        comment: str | None,
-    ) -> None:
-        self.number = number
-        self.text = text
-        self.newline = newline
-        self.indent = indent
-        self.raw_words = raw_words
-        self.values = values
-        self.comment = comment
+    number: int
+    text: str
+    newline: str
+    indent: str
+    raw_words: tuple[SourceWord, ...]
+    values: tuple[str, ...]
+    comment: str | None
 
     def __str__(self) -> str:
         return self.text
-
-    def __repr__(self) -> str:
-        return f"LexedLine({self.number}, {self.text!r})"
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -117,7 +104,7 @@ class LexedLine:
 
     @property
     def separators(self) -> tuple[tuple[str, ...], str]:
-        """The blanks after each word but the last, and the blanks after the last word."""
+        """The blanks between consecutive words, and the blanks after the last word."""
         content = self.text[: len(self.text) - len(self.newline)]
         end = len(content) - (len(self.comment) if self.comment is not None else 0)
         if not self.raw_words:
@@ -132,70 +119,76 @@ class LexedLine:
         return tuple(gaps), content[previous_end:end]
 
 
+# Everything of a LexedLine but its number: the same text always lexes the same way, so
+# repeated lines (blank lines, "    check", "    mode http") are lexed once per call.
+_Layout = tuple[str, str, str, tuple[SourceWord, ...], tuple[str, ...], str | None]
+_Interned = dict[tuple[str, int], SourceWord]
+_new_line = tuple.__new__
+
+
 def lex(text: str, file: str | None = None) -> list[LexedLine]:
-    """Split ``text`` into physical lines and each line into words (see the module doc)."""
+    """Split ``text`` into physical lines and each line into words (see the module doc).
+
+    Raises ``ParseError`` for a line HAProxy would reject (see the module doc).
+    """
     pieces = text.split("\n")
     last = pieces.pop()
     lines: list[LexedLine] = []
     append = lines.append
-    needs_scanner = _NEEDS_SCANNER.search
+    layouts: dict[str, _Layout] = {}
+    known = layouts.get
+    interned: _Interned = {}
     number = 0
     for piece in pieces:
         number += 1
-        if piece.endswith("\r"):
-            content = piece[:-1]
-            newline = "\r\n"
-        else:
-            content = piece
-            newline = "\n"
-        if needs_scanner(content) is None:
-            words = content.split()
-            if not words:
-                append(LexedLine(number, piece + "\n", newline, content, (), (), None))
-                continue
-            find = content.find
-            position = 0
-            raw_words = []
-            for word in words:
-                position = find(word, position)
-                raw_words.append(SourceWord(word, position + 1))
-                position += len(word)
-            values = tuple(words)
-            append(
-                LexedLine(
-                    number,
-                    piece + "\n",
-                    newline,
-                    content[: raw_words[0].col - 1],
-                    tuple(raw_words),
-                    values,
-                    None,
-                )
-            )
-        else:
-            append(_scan(number, content, piece + "\n", newline, file))
+        layout = known(piece)
+        if layout is None:
+            if piece[-1:] == "\r":
+                layout = _layout(piece[:-1], "\r\n", number, file, interned)
+            else:
+                layout = _layout(piece, "\n", number, file, interned)
+            layouts[piece] = layout
+        append(_new_line(LexedLine, (number, *layout)))
     if last:
         number += 1
-        append(lex_line(last, number, file, newline=""))
+        append(LexedLine(number, *_layout(last, "", number, file, interned)))
     return lines
 
 
-def lex_line(content: str, number: int = 1, file: str | None = None, newline: str = "") -> LexedLine:
-    """Lex one line's ``content`` (without its ending), given the ending separately."""
+def lex_line(
+    content: str, number: int = 1, file: str | None = None, newline: str = ""
+) -> LexedLine:
+    """Lex one line: ``content`` without its ending, which is given as ``newline``."""
+    return LexedLine(number, *_layout(content, newline, number, file, {}))
+
+
+def _layout(
+    content: str, newline: str, number: int, file: str | None, interned: _Interned
+) -> _Layout:
     if _NEEDS_SCANNER.search(content) is not None:
-        return _scan(number, content, content + newline, newline, file)
+        return _scan(content, newline, number, file, interned)
+    # Fast path: nothing but blanks and ordinary characters.
     words = content.split()
+    if not words:
+        return content + newline, newline, content, (), (), None
+    find = content.find
     position = 0
     raw_words: list[SourceWord] = []
     for word in words:
-        position = content.find(word, position)
-        raw_words.append(SourceWord(word, position + 1))
+        position = find(word, position)
+        key = (word, position + 1)
+        source_word = interned.get(key)
+        if source_word is None:
+            source_word = interned[key] = SourceWord(word, position + 1)
+        raw_words.append(source_word)
         position += len(word)
-    indent = content[: raw_words[0].col - 1] if raw_words else content
-    return LexedLine(number, content + newline, newline, indent, tuple(raw_words), tuple(words), None)
+    indent = content[: raw_words[0].col - 1]
+    return content + newline, newline, indent, tuple(raw_words), tuple(words), None
 
 
-def _scan(number: int, content: str, text: str, newline: str, file: str | None) -> LexedLine:
+def _scan(
+    content: str, newline: str, number: int, file: str | None, interned: _Interned
+) -> _Layout:
     """The character scanner, for lines with quotes, escapes, comments or odd characters."""
     length = len(content)
     position = len(content) - len(content.lstrip(_INDENT_CHARS))
@@ -233,7 +226,11 @@ def _scan(number: int, content: str, text: str, newline: str, file: str | None) 
                 position = _double_quoted(content, position, parts, file, number)
             else:  # backslash outside quotes
                 position = _escape(content, position, parts, False, file, number)
-        raw_words.append(SourceWord(content[start:position], start + 1))
+        key = (content[start:position], start + 1)
+        source_word = interned.get(key)
+        if source_word is None:
+            source_word = interned[key] = SourceWord(*key)
+        raw_words.append(source_word)
         values.append("".join(parts))
         if position < length and content[position] in _BLANKS:
             separated = True
@@ -243,7 +240,7 @@ def _scan(number: int, content: str, text: str, newline: str, file: str | None) 
     if raw_words and not separated and not values[-1]:
         # HAProxy does not count an empty last word that no blank follows.
         values.pop()
-    return LexedLine(number, text, newline, indent, tuple(raw_words), tuple(values), comment)
+    return content + newline, newline, indent, tuple(raw_words), tuple(values), comment
 
 
 def _stops(content: str, start: int, end: int) -> bool:
@@ -277,7 +274,11 @@ def _double_quoted(
 
 
 def _escape(
-    content: str, position: int, parts: list[str], in_double_quotes: bool, file: str | None,
+    content: str,
+    position: int,
+    parts: list[str],
+    in_double_quotes: bool,
+    file: str | None,
     number: int,
 ) -> int:
     """Unescape the backslash at ``position``; return the index after the sequence."""
@@ -300,9 +301,7 @@ def _escape(
     return position + 1
 
 
-def _variable(
-    content: str, dollar: int, parts: list[str], file: str | None, number: int
-) -> int:
+def _variable(content: str, dollar: int, parts: list[str], file: str | None, number: int) -> int:
     """Check the environment reference at ``dollar`` (inside double quotes), keep it as is."""
     position = dollar + 1
     brace = -1
@@ -323,9 +322,7 @@ def _variable(
     if brace >= 0:
         if content.startswith("[", position):
             if not content.startswith("[*]", position):
-                raise _error(
-                    "truncated or invalid word expansion sequence", file, number, position
-                )
+                raise _error("truncated or invalid word expansion sequence", file, number, position)
             position += 3
         if content.startswith("-", position):
             close = content.find("}", position)

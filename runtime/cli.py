@@ -47,10 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--options", help="render options (JSON file)")
     compile_.add_argument("--check", action="store_true", help="also run haproxy -c on it")
     compile_.add_argument("--strict", action="store_true", help="any diagnostic is fatal")
-    compile_.add_argument("--format", choices=["text", "json"], default="text",
-                          help="diagnostics format on stderr")
-    compile_.add_argument("--store", default="memory",
-                          help="state store: memory (default: nothing is remembered)")
+    compile_.add_argument(
+        "--format", choices=["text", "json"], default="text", help="diagnostics format on stderr"
+    )
+    compile_.add_argument(
+        "--store", default="memory", help="state store: memory (default: nothing is remembered)"
+    )
     compile_.set_defaults(run=run_compile)
     return parser
 

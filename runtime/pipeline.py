@@ -7,6 +7,7 @@ to the same AST before returning it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from compiler.lower import lower
 from compiler.models import Payload, Service
 from compiler.options import RenderOptions
 from compiler.payload import load_payload, parse_payload_text
+from compiler.perf import paused_gc
 from grammar.roundtrip import print_verified
 from runtime.reconcile import Reconciled, reconcile
 from runtime.stores import MemoryStore, Store
@@ -43,27 +45,39 @@ def compile_payload(
     Raises ``PayloadError`` for a malformed envelope and ``InternalError`` when the round trip
     fails; bad entries are reported in ``diagnostics`` instead.
     """
+    with paused_gc():
+        return _compile(payload, options, store, file)
+
+
+def _compile(
+    payload: str | bytes | dict[str, Any] | Payload,
+    options: RenderOptions | None,
+    store: Store | None,
+    file: str | None,
+) -> CompileResult:
     entry_diagnostics: tuple[Diagnostic, ...] = ()
     if isinstance(payload, Payload):
         model = payload
     else:
-        data = parse_payload_text(payload, file=file) if isinstance(payload, str | bytes) else payload
+        data = (
+            parse_payload_text(payload, file=file) if isinstance(payload, str | bytes) else payload
+        )
         model, entry_diagnostics = load_payload(data, file=file)
     store = store or MemoryStore(ephemeral=True)
     options = options or RenderOptions()
 
-    def decide(stored: dict[str, Service]) -> Reconciled:
+    produced: list[tuple[Config, str]] = []  # the last attempt's output (stores may retry)
+
+    def decide(stored: Mapping[str, Service]) -> Reconciled:
         result = reconcile(stored, model)
         # Lower and verify inside the transaction: a config that cannot be produced must not
         # leave the store changed.
-        nonlocal config, text
         config = lower(result.render, options)
-        text = print_verified(config)
+        produced.append((config, print_verified(config)))
         return result
 
-    config = Config()
-    text = ""
     reconciled = store.update(model.table, decide)
+    config, text = produced[-1]
     return CompileResult(
         text=text,
         config=config,

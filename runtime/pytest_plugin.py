@@ -10,7 +10,7 @@ skips with a message instead of breaking the test run.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "haproxy_snapshot_dir", "where haproxy_snapshot stores .cfg files", default="snapshots"
     )
-    parser.addini(
-        "haproxy_tests_dir", "test root that snapshot folders mirror", default="tests"
-    )
+    parser.addini("haproxy_tests_dir", "test root that snapshot folders mirror", default="tests")
 
 
-@lru_cache(maxsize=None)
+@cache
 def cfg_snapshot_extension(snapshot_root: Path, tests_root: Path) -> type[Any]:
     """A syrupy extension writing one ``.cfg`` file per snapshot under ``snapshot_root``.
 

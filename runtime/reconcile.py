@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from compiler.errors import Diagnostic
 from compiler.models import Candidate, ContainerRef, Payload, Service
@@ -35,7 +36,7 @@ class _Draft:
     """A service being assembled, with the JSON path of each container's origin."""
 
     service: Service
-    containers: dict[tuple[str, str], str]
+    containers: dict[tuple[str, str], tuple[str, ContainerRef]]  # (id, ip) -> (origin, ref)
 
 
 def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payload) -> Reconciled:
@@ -60,29 +61,31 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
     # 2. merge
     drafts: dict[str, _Draft] = {
         name: _Draft(
-            service, {(c.id, c.ip): f"stored service '{name}'" for c in service.containers}
+            service, {(c.id, c.ip): (f"stored service '{name}'", c) for c in service.containers}
         )
         for name, service in survivors.items()
     }
     for name, (indexes, candidate) in sorted(accepted.items()):
-        settings = {
+        settings: dict[str, Any] = {
             "mode": candidate.config_mode,
             "predicate": candidate.predicate,
             "cookie": candidate.cookie,
         }
         draft = drafts.get(name)
         if draft is None:
-            draft = drafts[name] = _Draft(Service(name=name, **settings), {})
+            draft = drafts[name] = _Draft(Service.model_construct(name=name, **settings), {})
         else:
             draft.service = draft.service.model_copy(update=settings)
         for index in indexes:
             for position, container in enumerate(payload.candidates[index].containers):
                 origin = f"$.candidates[{index}].containers[{position}]"
-                draft.containers.setdefault((container.id, container.ip), origin)
+                draft.containers.setdefault((container.id, container.ip), (origin, container))
     for index, running in enumerate(payload.running):
-        if running.service_name in survivors:
-            origin = f"$.running[{index}]"
-            drafts[running.service_name].containers.setdefault((running.id, running.ip), origin)
+        key = (running.id, running.ip)
+        if running.service_name in survivors and key not in drafts[running.service_name].containers:
+            # Validated on the way in: no need to validate again.
+            ref = ContainerRef.model_construct(id=running.id, ip=running.ip)
+            drafts[running.service_name].containers[key] = (f"$.running[{index}]", ref)
 
     services = [_finish(draft, diagnostics) for _, draft in sorted(drafts.items())]
     services_tuple = tuple(services)
@@ -166,7 +169,7 @@ def _routable(
 def _finish(draft: _Draft, diagnostics: list[Diagnostic]) -> Service:
     """Dedupe containers; a server id seen with two addresses keeps its first address."""
     kept: dict[str, ContainerRef] = {}
-    for (container_id, ip), origin in sorted(draft.containers.items()):
+    for (container_id, ip), (origin, ref) in sorted(draft.containers.items()):
         if container_id in kept:
             diagnostics.append(
                 Diagnostic(
@@ -176,5 +179,5 @@ def _finish(draft: _Draft, diagnostics: list[Diagnostic]) -> Service:
                 )
             )
             continue
-        kept[container_id] = ContainerRef(id=container_id, ip=ip)
+        kept[container_id] = ref
     return draft.service.model_copy(update={"containers": tuple(kept.values())})

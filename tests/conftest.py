@@ -50,8 +50,9 @@ def seed_payload() -> dict[str, Any]:
     return load_example("seed.json")
 
 
-def run_cli(*args: str, stdin: str | bytes | None = None, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, stdin: str | bytes | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``lambda-registry`` in a real subprocess, as a user would."""
     data = stdin.decode() if isinstance(stdin, bytes) else stdin
     return subprocess.run(

@@ -23,8 +23,9 @@ def statements(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def service(name: str, predicate: str, *ids: str, mode: str = "host",
-            cookie: str | None = None) -> Service:
+def service(
+    name: str, predicate: str, *ids: str, mode: str = "host", cookie: str | None = None
+) -> Service:
     return Service.model_validate(
         {
             "name": name,
@@ -108,24 +109,37 @@ def test_no_services_still_gives_a_valid_frontend() -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        pytest.param({"bind_address": "127.0.0.1", "bind_port": 8080}, "bind 127.0.0.1:8080",
-                     id="bind"),
+        pytest.param(
+            {"bind_address": "127.0.0.1", "bind_port": 8080}, "bind 127.0.0.1:8080", id="bind"
+        ),
         pytest.param({"frontend_name": "edge"}, "frontend edge", id="frontend-name"),
         pytest.param({"maxconn": 20000}, "maxconn 20000", id="maxconn"),
-        pytest.param({"log_targets": [{"address": "/dev/log", "facility": "daemon"}]},
-                     "log /dev/log daemon", id="log-targets"),
-        pytest.param({"user": None, "group": None, "daemon": False}, "global\n    log",
-                     id="no-user"),
-        pytest.param({"timeouts": {"connect": "5s", "client": "1m", "server": "30s"}},
-                     "timeout client 1m", id="timeouts"),
+        pytest.param(
+            {"log_targets": [{"address": "/dev/log", "facility": "daemon"}]},
+            "log /dev/log daemon",
+            id="log-targets",
+        ),
+        pytest.param(
+            {"user": None, "group": None, "daemon": False}, "global\n    log", id="no-user"
+        ),
+        pytest.param(
+            {"timeouts": {"connect": "5s", "client": "1m", "server": "30s"}},
+            "timeout client 1m",
+            id="timeouts",
+        ),
         pytest.param({"balance": "leastconn"}, "balance leastconn", id="balance"),
-        pytest.param({"health_check": {"http_path": "/healthz"}}, "option httpchk GET /healthz",
-                     id="httpchk"),
-        pytest.param({"health_check": {"enabled": False}}, "server c1 10.0.0.1:80\n",
-                     id="no-check"),
+        pytest.param(
+            {"health_check": {"http_path": "/healthz"}}, "option httpchk GET /healthz", id="httpchk"
+        ),
+        pytest.param(
+            {"health_check": {"enabled": False}}, "server c1 10.0.0.1:80\n", id="no-check"
+        ),
     ],
 )
 def test_render_options_reach_the_output(options: dict[str, Any], expected: str) -> None:
-    text = print_config(lower([service("app", "a.com", "c1")],
-                              RenderOptions.model_validate_json(json.dumps(options))))
+    text = print_config(
+        lower(
+            [service("app", "a.com", "c1")], RenderOptions.model_validate_json(json.dumps(options))
+        )
+    )
     assert expected in text

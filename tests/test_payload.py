@@ -35,50 +35,116 @@ def test_valid_payload_has_no_diagnostics(seed_payload: dict[str, Any]) -> None:
 
 # (field overrides, JSON path of the complaint, words the message must contain)
 BAD_CANDIDATES = [
-    pytest.param({"serviceName": "we b"}, "$.candidates[0].serviceName", "letters, digits",
-                 id="name-space"),
+    pytest.param(
+        {"serviceName": "we b"}, "$.candidates[0].serviceName", "letters, digits", id="name-space"
+    ),
     pytest.param({"serviceName": ""}, "$.candidates[0].serviceName", "1 to 64", id="name-empty"),
-    pytest.param({"serviceName": "a" * 65}, "$.candidates[0].serviceName", "1 to 64",
-                 id="name-too-long"),
-    pytest.param({"serviceName": "app\nbackend evil"}, "$.candidates[0].serviceName",
-                 "letters, digits", id="name-newline"),
-    pytest.param({"serviceName": "or"}, "$.candidates[0].serviceName", "reserved",
-                 id="name-reserved"),
-    pytest.param({"serviceName": 7}, "$.candidates[0].serviceName", "expected a string",
-                 id="name-number"),
-    pytest.param({"predicate": "a b.com"}, "$.candidates[0].predicate", "not a valid host name",
-                 id="host-space"),
-    pytest.param({"predicate": "-a.com"}, "$.candidates[0].predicate", "not a valid host name",
-                 id="host-leading-hyphen"),
-    pytest.param({"predicate": "exаmple.com"}, "$.candidates[0].predicate", "IDNA",
-                 id="host-cyrillic-lookalike"),
-    pytest.param({"predicate": "a.com#x"}, "$.candidates[0].predicate", "not a valid host name",
-                 id="host-hash"),
-    pytest.param({"predicate": "x" * 64 + ".com"}, "$.candidates[0].predicate",
-                 "not a valid host name", id="host-label-too-long"),
-    pytest.param({"configMode": "path", "predicate": "a b"}, "$.candidates[0].predicate",
-                 "URL path", id="path-space"),
-    pytest.param({"configMode": "path", "predicate": "a?x=1"}, "$.candidates[0].predicate",
-                 "URL path", id="path-query"),
-    pytest.param({"configMode": "path", "predicate": "a#b"}, "$.candidates[0].predicate",
-                 "URL path", id="path-hash"),
-    pytest.param({"configMode": "path", "predicate": "a'b"}, "$.candidates[0].predicate",
-                 "URL path", id="path-quote"),
-    pytest.param({"configMode": "path", "predicate": "a//b"}, "$.candidates[0].predicate",
-                 "URL path", id="path-empty-segment"),
-    pytest.param({"configMode": "path", "predicate": "a\x01"}, "$.candidates[0].predicate",
-                 "URL path", id="path-control"),
-    pytest.param({"configMode": "sideways"}, "$.candidates[0].configMode", "'host' or 'path'",
-                 id="mode-unknown"),
-    pytest.param({"cookie": "JSESSION ID"}, "$.candidates[0].cookie", "RFC 6265",
-                 id="cookie-space"),
+    pytest.param(
+        {"serviceName": "a" * 65}, "$.candidates[0].serviceName", "1 to 64", id="name-too-long"
+    ),
+    pytest.param(
+        {"serviceName": "app\nbackend evil"},
+        "$.candidates[0].serviceName",
+        "letters, digits",
+        id="name-newline",
+    ),
+    pytest.param(
+        {"serviceName": "or"}, "$.candidates[0].serviceName", "reserved", id="name-reserved"
+    ),
+    pytest.param(
+        {"serviceName": 7}, "$.candidates[0].serviceName", "expected a string", id="name-number"
+    ),
+    pytest.param(
+        {"predicate": "a b.com"},
+        "$.candidates[0].predicate",
+        "not a valid host name",
+        id="host-space",
+    ),
+    pytest.param(
+        {"predicate": "-a.com"},
+        "$.candidates[0].predicate",
+        "not a valid host name",
+        id="host-leading-hyphen",
+    ),
+    pytest.param(
+        {"predicate": "ex\u0430mple.com"},
+        "$.candidates[0].predicate",
+        "IDNA",
+        id="host-cyrillic-lookalike",
+    ),
+    pytest.param(
+        {"predicate": "a.com#x"},
+        "$.candidates[0].predicate",
+        "not a valid host name",
+        id="host-hash",
+    ),
+    pytest.param(
+        {"predicate": "x" * 64 + ".com"},
+        "$.candidates[0].predicate",
+        "not a valid host name",
+        id="host-label-too-long",
+    ),
+    pytest.param(
+        {"configMode": "path", "predicate": "a b"},
+        "$.candidates[0].predicate",
+        "URL path",
+        id="path-space",
+    ),
+    pytest.param(
+        {"configMode": "path", "predicate": "a?x=1"},
+        "$.candidates[0].predicate",
+        "URL path",
+        id="path-query",
+    ),
+    pytest.param(
+        {"configMode": "path", "predicate": "a#b"},
+        "$.candidates[0].predicate",
+        "URL path",
+        id="path-hash",
+    ),
+    pytest.param(
+        {"configMode": "path", "predicate": "a'b"},
+        "$.candidates[0].predicate",
+        "URL path",
+        id="path-quote",
+    ),
+    pytest.param(
+        {"configMode": "path", "predicate": "a//b"},
+        "$.candidates[0].predicate",
+        "URL path",
+        id="path-empty-segment",
+    ),
+    pytest.param(
+        {"configMode": "path", "predicate": "a\x01"},
+        "$.candidates[0].predicate",
+        "URL path",
+        id="path-control",
+    ),
+    pytest.param(
+        {"configMode": "sideways"},
+        "$.candidates[0].configMode",
+        "'host' or 'path'",
+        id="mode-unknown",
+    ),
+    pytest.param(
+        {"cookie": "JSESSION ID"}, "$.candidates[0].cookie", "RFC 6265", id="cookie-space"
+    ),
     pytest.param({"cookie": "a;b"}, "$.candidates[0].cookie", "RFC 6265", id="cookie-semicolon"),
-    pytest.param({"configmode": "path"}, "$.candidates[0].configmode",
-                 "did you mean 'configMode'", id="unknown-field-typo"),
-    pytest.param({"weight": 3}, "$.candidates[0].weight", "unknown field 'weight'",
-                 id="unknown-field"),
-    pytest.param({"containers": "c1"}, "$.candidates[0].containers", "expected an array",
-                 id="containers-not-list"),
+    pytest.param(
+        {"configmode": "path"},
+        "$.candidates[0].configmode",
+        "did you mean 'configMode'",
+        id="unknown-field-typo",
+    ),
+    pytest.param(
+        {"weight": 3}, "$.candidates[0].weight", "unknown field 'weight'", id="unknown-field"
+    ),
+    pytest.param(
+        {"containers": "c1"},
+        "$.candidates[0].containers",
+        "expected an array",
+        id="containers-not-list",
+    ),
 ]
 
 
@@ -107,7 +173,7 @@ BAD_ADDRESSES = [
     pytest.param("10.0.0.1", "expected IP:PORT", id="no-port"),
     pytest.param("10.0.0.1:0", "1 to 65535", id="port-zero"),
     pytest.param("10.0.0.1:65536", "1 to 65535", id="port-too-big"),
-    pytest.param("10.0.0.1:８０", "1 to 65535", id="port-fullwidth-digits"),
+    pytest.param("10.0.0.1:\uff18\uff10", "1 to 65535", id="port-fullwidth-digits"),
     pytest.param("10.0.0.256:80", "not a valid", id="ipv4-octet"),
     pytest.param("fd00::1:80", "in brackets", id="ipv6-unbracketed"),
     pytest.param("[fd00::zz]:80", "not a valid", id="ipv6-bad"),
@@ -166,13 +232,17 @@ def test_bad_running_entry_is_left_out() -> None:
     [
         pytest.param([], "must be a JSON object", id="array"),
         pytest.param({"running": []}, "$.table: required field is missing", id="no-table"),
-        pytest.param({"table": "t1", "running": {}}, "$.running: expected an array",
-                     id="running-object"),
+        pytest.param(
+            {"table": "t1", "running": {}}, "$.running: expected an array", id="running-object"
+        ),
         pytest.param({"table": "astro"}, "$.running: required field is missing", id="no-running"),
         pytest.param({"table": "a b", "running": []}, "not a valid table name", id="table-name"),
         pytest.param({"table": "ab", "running": []}, "not a valid table name", id="table-short"),
-        pytest.param({"table": "astro", "running": [], "candidate": []},
-                     "did you mean 'candidates'", id="envelope-typo"),
+        pytest.param(
+            {"table": "astro", "running": [], "candidate": []},
+            "did you mean 'candidates'",
+            id="envelope-typo",
+        ),
     ],
 )
 def test_malformed_envelope_is_an_error(data: Any, words: str) -> None:

@@ -64,8 +64,13 @@ def test_candidate_settings_replace_stored_ones() -> None:
             "table": "t01",
             "running": [{"serviceName": "a", "id": "a1", "ip": "10.0.0.1:80"}],
             "candidates": [
-                {"serviceName": "a", "configMode": "path", "predicate": "api", "cookie": "SID",
-                 "containers": [{"id": "a9", "ip": "10.0.0.9:80"}]}
+                {
+                    "serviceName": "a",
+                    "configMode": "path",
+                    "predicate": "api",
+                    "cookie": "SID",
+                    "containers": [{"id": "a9", "ip": "10.0.0.9:80"}],
+                }
             ],
         }
     )
@@ -81,8 +86,11 @@ def test_newcomer_claiming_a_routed_host_is_left_out() -> None:
             "table": "t01",
             "running": [{"serviceName": "old", "id": "o1", "ip": "10.0.0.1:80"}],
             "candidates": [
-                {"serviceName": "new", "predicate": "SHOP.com",
-                 "containers": [{"id": "n1", "ip": "10.0.0.5:80"}]}
+                {
+                    "serviceName": "new",
+                    "predicate": "SHOP.com",
+                    "containers": [{"id": "n1", "ip": "10.0.0.5:80"}],
+                }
             ],
         }
     )
@@ -119,10 +127,15 @@ def test_duplicate_containers_are_merged_and_conflicting_addresses_reported() ->
             "table": "t01",
             "running": [],
             "candidates": [
-                {"serviceName": "x", "predicate": "x.com",
-                 "containers": [{"id": "c1", "ip": "10.0.0.1:80"},
-                                {"id": "c1", "ip": "10.0.0.1:80"},
-                                {"id": "c1", "ip": "10.0.0.2:80"}]},
+                {
+                    "serviceName": "x",
+                    "predicate": "x.com",
+                    "containers": [
+                        {"id": "c1", "ip": "10.0.0.1:80"},
+                        {"id": "c1", "ip": "10.0.0.1:80"},
+                        {"id": "c1", "ip": "10.0.0.2:80"},
+                    ],
+                },
             ],
         }
     )

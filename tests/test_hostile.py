@@ -1,0 +1,168 @@
+"""Hostile payloads: each bad entry reported with its JSON path, the good ones still compiled,
+and whatever is emitted accepted by haproxy with no statement the payload did not ask for."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli
+
+GOOD = {
+    "serviceName": "good",
+    "predicate": "good.example.com",
+    "containers": [{"id": "g1", "ip": "10.0.0.1:80"}],
+}
+
+
+def with_bad(bad_candidate: Any) -> dict[str, Any]:
+    return {"table": "astro", "running": [], "candidates": [bad_candidate, GOOD]}
+
+
+def bad(**overrides: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "serviceName": "evil",
+        "predicate": "evil.example.com",
+        "containers": [{"id": "e1", "ip": "10.0.0.9:80"}],
+    }
+    entry.update(overrides)
+    return entry
+
+
+HOSTILE = [
+    pytest.param(
+        bad(predicate="a.com\nbackend x\n  server s 1.1.1.1:80"),
+        "$.candidates[0].predicate",
+        id="newline-injection",
+    ),
+    pytest.param(bad(predicate="a.com if TRUE"), "$.candidates[0].predicate", id="space"),
+    pytest.param(bad(predicate="a.com#"), "$.candidates[0].predicate", id="hash"),
+    pytest.param(bad(predicate='a.com"'), "$.candidates[0].predicate", id="double-quote"),
+    pytest.param(
+        bad(configMode="path", predicate="a'b"), "$.candidates[0].predicate", id="single-quote"
+    ),
+    pytest.param(
+        bad(configMode="path", predicate="{ always_true }"),
+        "$.candidates[0].predicate",
+        id="braces",
+    ),
+    pytest.param(bad(predicate="a.com\x00"), "$.candidates[0].predicate", id="nul"),
+    pytest.param(
+        bad(predicate="\u0430pple.com"), "$.candidates[0].predicate", id="unicode-lookalike"
+    ),
+    pytest.param(
+        bad(serviceName="x" * 10_000_000), "$.candidates[0].serviceName", id="10MB-string"
+    ),
+    pytest.param(bad(serviceName=["app"]), "$.candidates[0].serviceName", id="wrong-type"),
+    pytest.param(bad(cookie="SID\r\nSet-Cookie: x"), "$.candidates[0].cookie", id="crlf-cookie"),
+    pytest.param(
+        {k: v for k, v in bad().items() if k != "serviceName"},
+        "$.candidates[0].serviceName",
+        id="missing-field",
+    ),
+    pytest.param(bad(extra="1"), "$.candidates[0].extra", id="unknown-field"),
+    pytest.param(
+        bad(containers=[{"id": "e1", "ip": "10.0.0.9:80 backup"}]),
+        "$.candidates[0].containers[0].ip",
+        id="address-injection",
+    ),
+    pytest.param(
+        bad(containers=[{"id": "e 1", "ip": "10.0.0.9:80"}]),
+        "$.candidates[0].containers[0].id",
+        id="server-id-space",
+    ),
+    pytest.param(bad(serviceName="good"), "$.candidates[0]", id="same-service-other-settings"),
+    pytest.param(
+        bad(predicate="GOOD.example.com"), "$.candidates[0].predicate", id="host-conflict"
+    ),
+    pytest.param(7, "$.candidates[0]", id="not-an-object"),
+]
+
+
+@pytest.mark.parametrize(("bad_candidate", "path"), HOSTILE)
+def test_hostile_entry_is_reported_and_the_rest_compiles(
+    bad_candidate: Any, path: str, assert_haproxy_accepts: Callable[[str], None]
+) -> None:
+    payload = json.dumps(with_bad(bad_candidate))
+    lenient = run_cli("compile", "-", "--format", "json", stdin=payload)
+    assert lenient.returncode == 0, lenient.stderr[:2000]
+    report = json.loads(lenient.stderr)
+    assert any(d["path"].startswith(path) for d in report["diagnostics"]), report
+    assert len(lenient.stderr) < 5000  # a 10 MB value is never echoed back
+    config = lenient.stdout
+    assert_haproxy_accepts(config)
+    # Only what the payload asked for: the good service (nothing where it conflicted), and
+    # an entry with a bad container keeps its backend without that server.
+    backends = [line for line in config.splitlines() if line.startswith("backend ")]
+    if ".containers[" in path:
+        assert backends == ["backend evil", "backend good"]
+        assert "server e" not in config and "backup" not in config
+    else:
+        assert backends in (["backend good"], [])
+        assert "evil" not in config
+    assert "1.1.1.1" not in config and "always_true" not in config
+
+    strict = run_cli("compile", "-", "--strict", stdin=payload)
+    assert strict.returncode == 2
+    assert strict.stdout == ""
+
+
+def test_hundred_thousand_containers(assert_haproxy_accepts: Callable[[str], None]) -> None:
+    # Spread over 1 000 services: haproxy -c itself is quadratic in servers per backend.
+    candidates = [
+        {
+            "serviceName": f"svc{s}",
+            "predicate": f"svc{s}.example.com",
+            "containers": [
+                {"id": f"c{s}x{k}", "ip": f"10.{s // 256}.{s % 256}.{k + 1}:80"} for k in range(100)
+            ],
+        }
+        for s in range(1000)
+    ]
+    candidates[5]["containers"][50]["ip"] = "10.0.0.1:99999"
+    payload = {"table": "astro", "running": [], "candidates": candidates}
+    result = run_cli("compile", "-", "--format", "json", stdin=json.dumps(payload))
+    assert result.returncode == 0, result.stderr[:2000]
+    report = json.loads(result.stderr)
+    assert [d["path"] for d in report["diagnostics"]] == ["$.candidates[5].containers[50].ip"]
+    assert result.stdout.count("\n    server c") == 99_999
+    assert "server c5x50 " not in result.stdout
+    assert_haproxy_accepts(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("stdin", "words"),
+    [
+        pytest.param("{not json", "<stdin>:1:2: not valid JSON", id="not-json"),
+        pytest.param('{"running": []}', "$.table: required field is missing", id="no-table"),
+        pytest.param(
+            '{"table": "astro", "running": 3}',
+            "$.running: expected an array",
+            id="running-not-list",
+        ),
+        pytest.param("[]", "must be a JSON object", id="array"),
+        pytest.param(b"\xff\xfe", "not valid JSON", id="not-utf8"),
+    ],
+)
+def test_malformed_envelope_exits_2_without_output(stdin: str | bytes, words: str) -> None:
+    if isinstance(stdin, bytes):
+        import subprocess
+        import sys
+
+        result = subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "compile", "-"],
+            input=stdin,
+            capture_output=True,
+            check=False,
+        )
+        stderr, stdout = result.stderr.decode(), result.stdout.decode()
+    else:
+        completed = run_cli("compile", "-", stdin=stdin)
+        result, stderr, stdout = completed, completed.stderr, completed.stdout
+    assert result.returncode == 2
+    assert words in stderr
+    assert "Traceback" not in stderr
+    assert stdout == ""
