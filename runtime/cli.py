@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile container payloads into verified haproxy.cfg files.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Each command family registers itself here (one line each).
+    add_compile_command(commands)
+    return parser
 
+
+def add_compile_command(commands: Any) -> None:
     compile_ = commands.add_parser(
         "compile", help="payload JSON -> haproxy.cfg", description="Compile a payload."
     )
@@ -54,7 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", default="memory", help="state store: memory (default: nothing is remembered)"
     )
     compile_.set_defaults(run=run_compile)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
