@@ -1,0 +1,79 @@
+"""Snapshots of generated configs, stored as plain .cfg files under snapshots/.
+
+Each snapshot is also checked with the real ``haproxy -c``. Refresh with
+``pytest --snapshot-update`` and review the diff like code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from compiler.options import RenderOptions
+from runtime.pipeline import compile_payload
+from tests.conftest import load_example
+
+
+def compiled(payload: dict[str, Any], options: dict[str, Any] | None = None) -> str:
+    parsed = RenderOptions.model_validate_json(json.dumps(options or {}))
+    return compile_payload(payload, options=parsed).text
+
+
+def many_services(count: int) -> dict[str, Any]:
+    return {
+        "table": "many",
+        "running": [],
+        "candidates": [
+            {
+                "serviceName": f"svc{n:03d}",
+                "configMode": "path" if n % 3 == 0 else "host",
+                "predicate": f"s{n:03d}" if n % 3 == 0 else f"svc{n:03d}.example.net",
+                **({"cookie": "SID"} if n % 2 else {}),
+                "containers": [
+                    {"id": f"svc{n:03d}-{k}", "ip": f"10.1.{n}.{k + 1}:8080"} for k in range(3)
+                ],
+            }
+            for n in range(count)
+        ],
+    }
+
+
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "seed-default": (load_example("seed.json"), {}),
+    "seed-compat": (load_example("seed.json"), {"compat": "seed"}),
+    "path-mode": (load_example("path-services.json"), {}),
+    "path-mode-compat": (load_example("path-services.json"), {"compat": "seed"}),
+    "mixed-no-cookie": (load_example("mixed.json"), {}),
+    "many-services": (many_services(40), {}),
+    "empty": ({"table": "empty", "running": []}, {}),
+    "all-options": (
+        load_example("mixed.json"),
+        {
+            "bind_address": "0.0.0.0",
+            "bind_port": 8080,
+            "frontend_name": "edge",
+            "maxconn": 20000,
+            "log_targets": [{"address": "/dev/log", "facility": "daemon", "level": "info"}],
+            "user": None,
+            "group": None,
+            "daemon": False,
+            "timeouts": {"connect": "5s", "client": "1m", "server": "1m"},
+            "balance": "leastconn",
+            "health_check": {"enabled": True, "http_path": "/healthz"},
+        },
+    ),
+    "no-health-check": (load_example("mixed.json"), {"health_check": {"enabled": False}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_generated_config(
+    case: str, haproxy_snapshot: Any, assert_haproxy_accepts: Callable[[str], None]
+) -> None:
+    payload, options = CASES[case]
+    text = compiled(payload, options)
+    assert text == haproxy_snapshot
+    assert_haproxy_accepts(text)
