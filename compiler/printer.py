@@ -14,6 +14,7 @@ Two layouts:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Literal
 
 from compiler.ast import (
@@ -31,6 +32,8 @@ from compiler.statements import statement_words
 
 Layout = Literal["canonical", "lossless"]
 INDENT = "    "
+# Generated configs repeat the same words (keywords, `check`, `cookie`, ...) all the time.
+_spell = lru_cache(maxsize=1 << 14)(quote_arg)
 
 
 def print_config(config: Config, layout: Layout = "canonical") -> str:
@@ -87,7 +90,7 @@ def _words_line(words: Sequence[str], src: Source | None, indent: str) -> str:
         if words and words[-1] == "":
             # HAProxy drops an empty last word (parse_line): it cannot be written.
             raise UnprintableValueError(f"an empty last argument cannot be printed: {words!r}")
-        spelled = " ".join(quote_arg(word) for word in words)
+        spelled = " ".join(map(_spell, words))
     if src is not None and src.comment is not None:
         spelled = f"{spelled} {src.comment.rstrip()}"
     return f"{indent}{spelled}\n"

@@ -10,6 +10,7 @@ parser never rejects a well-formed line.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from compiler.ast import (
     Acl,
@@ -119,34 +120,33 @@ def _closing_brace(words: Sequence[str], start: int) -> int:
 
 def statement_words(node: TypedStatement | Statement) -> tuple[str, ...]:
     """The words (unquoted values) HAProxy should read for ``node``, keyword first."""
-    match node:
-        case Acl(name=name, criterion=criterion, args=args):
-            return ("acl", name, criterion, *args)
-        case UseBackend(backend=backend, condition=None):
-            return ("use_backend", backend)
-        case UseBackend(backend=backend, condition=Condition() as condition):
-            return ("use_backend", backend, *condition_words(condition))
-        case DefaultBackend(backend=backend):
-            return ("default_backend", backend)
-        case Bind(address=address, params=params):
-            return ("bind", address, *params)
-        case Mode(mode=mode):
-            return ("mode", mode)
-        case Balance(algorithm=algorithm, args=args):
-            return ("balance", algorithm, *args)
-        case Option(name=name, args=args, prefix=prefix):
-            return (*_prefix(prefix), "option", name, *args)
-        case Timeout(event=event, value=value):
-            return ("timeout", event, value)
-        case Cookie(name=name, params=params):
-            return ("cookie", name, *params)
-        case Server(name=name, address=address, params=params):
-            return ("server", name, address, *params)
-        case Log(args=args, prefix=prefix):
-            return (*_prefix(prefix), "log", *args)
-        case Statement(keyword=keyword, args=args, prefix=prefix):
-            return (*_prefix(prefix), keyword, *args)
-    raise TypeError(f"not a statement node: {type(node).__name__}")
+    spell = _SPELLERS.get(type(node))
+    if spell is None:
+        raise TypeError(f"not a statement node: {type(node).__name__}")
+    return spell(node)
+
+
+def _use_backend_words(node: UseBackend) -> tuple[str, ...]:
+    if node.condition is None:
+        return ("use_backend", node.backend)
+    return ("use_backend", node.backend, *condition_words(node.condition))
+
+
+# One entry per node type (a dict, not a `match`: the printer calls this for every line).
+_SPELLERS: dict[type, Callable[[Any], tuple[str, ...]]] = {
+    Acl: lambda n: ("acl", n.name, n.criterion, *n.args),
+    UseBackend: _use_backend_words,
+    DefaultBackend: lambda n: ("default_backend", n.backend),
+    Bind: lambda n: ("bind", n.address, *n.params),
+    Mode: lambda n: ("mode", n.mode),
+    Balance: lambda n: ("balance", n.algorithm, *n.args),
+    Option: lambda n: (*_prefix(n.prefix), "option", n.name, *n.args),
+    Timeout: lambda n: ("timeout", n.event, n.value),
+    Cookie: lambda n: ("cookie", n.name, *n.params),
+    Server: lambda n: ("server", n.name, n.address, *n.params),
+    Log: lambda n: (*_prefix(n.prefix), "log", *n.args),
+    Statement: lambda n: (*_prefix(n.prefix), n.keyword, *n.args),
+}
 
 
 def _prefix(prefix: Prefix | None) -> tuple[str, ...]:
