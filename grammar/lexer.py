@@ -124,6 +124,7 @@ class LexedLine(NamedTuple):
 _Layout = tuple[str, str, str, tuple[SourceWord, ...], tuple[str, ...], str | None]
 _Interned = dict[tuple[str, int], SourceWord]
 _new_line = tuple.__new__
+_new_word = tuple.__new__
 
 
 def lex(text: str, file: str | None = None) -> list[LexedLine]:
@@ -174,13 +175,10 @@ def _layout(
     find = content.find
     position = 0
     raw_words: list[SourceWord] = []
+    append = raw_words.append
     for word in words:
         position = find(word, position)
-        key = (word, position + 1)
-        source_word = interned.get(key)
-        if source_word is None:
-            source_word = interned[key] = SourceWord(word, position + 1)
-        raw_words.append(source_word)
+        append(_new_word(SourceWord, (word, position + 1)))
         position += len(word)
     indent = content[: raw_words[0].col - 1]
     return content + newline, newline, indent, tuple(raw_words), tuple(words), None
