@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -30,7 +31,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # RFC 6265 token: any CHAR except CTLs and separators.
-_COOKIE_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
 # RFC 3986 pchar without the quote: unreserved, sub-delims but "'", ':', '@', pct-encoded.
 _PATH_SEGMENT = re.compile(r"(?:[A-Za-z0-9\-._~!$&()*+,;=:@]|%[0-9A-Fa-f]{2})+")
 # Words HAProxy's condition parser reads as operators, never as an ACL or backend name.
@@ -39,6 +40,33 @@ _RESERVED_NAMES = frozenset({"or", "if", "unless"})
 
 def _preview(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def refuse(code: str, message: str, value: str) -> NoReturn:
+    """Raise a validation error whose message starts with the (shortened) bad value."""
+    raise PydanticCustomError(code, "{value} " + message, {"value": _preview(value)})
+
+
+def matching(pattern: re.Pattern[str], code: str, message: str) -> Callable[[str], str]:
+    """A validator accepting values that ``pattern`` matches in full."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            refuse(code, message, value)
+        return value
+
+    return check
+
+
+def one_of(choices: frozenset[str], code: str, message: str) -> Callable[[str], str]:
+    """A validator accepting only ``choices``."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            refuse(code, message, value)
+        return value
+
+    return check
 
 
 def _identifier(value: str) -> str:
@@ -67,25 +95,15 @@ def _service_name(value: str) -> str:
     return value
 
 
-def _table_name(value: str) -> str:
-    if not _TABLE.fullmatch(value):
-        raise PydanticCustomError(
-            "table_name",
-            "{value} is not a valid table name: 3 to 255 of letters, digits, '_', '-', '.'",
-            {"value": _preview(value)},
-        )
-    return value
-
-
-def _cookie_name(value: str) -> str:
-    if not _COOKIE_TOKEN.fullmatch(value) or len(value) > 256:
-        raise PydanticCustomError(
-            "cookie_name",
-            "{value} is not a valid cookie name (an RFC 6265 token: no spaces, quotes, "
-            "control characters or any of ()<>@,;:\\/[]?={{}})",
-            {"value": _preview(value)},
-        )
-    return value
+_table_name = matching(
+    _TABLE, "table_name", "is not a valid table name: 3 to 255 of letters, digits, '_', '-', '.'"
+)
+_cookie_name = matching(
+    _COOKIE_TOKEN,
+    "cookie_name",
+    "is not a valid cookie name (an RFC 6265 token of at most 256 characters: no spaces, "
+    "quotes, control characters or any of ()<>@,;:\\/[]?={})",
+)
 
 
 def normalize_host(value: str) -> str:

@@ -6,9 +6,8 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
 
-from compiler.models import normalize_path
+from compiler.models import matching, normalize_path, one_of
 
 _DURATION = re.compile(r"[0-9]{1,9}(us|ms|s|m|h|d)?")
 _WORD = re.compile(r"[A-Za-z0-9_.:/@%+,=~*^\[\]-]{1,255}")
@@ -21,37 +20,15 @@ _FACILITIES = frozenset(
 _LEVELS = frozenset(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"])
 
 
-def _duration(value: str) -> str:
-    if not _DURATION.fullmatch(value):
-        raise PydanticCustomError(
-            "duration",
-            "{value!r} is not an HAProxy duration: a number with an optional unit "
-            "us, ms, s, m, h or d (no unit means milliseconds)",
-            {"value": value},
-        )
-    return value
-
-
-def _word(value: str) -> str:
-    if not _WORD.fullmatch(value):
-        raise PydanticCustomError(
-            "word",
-            "{value!r} may contain only letters, digits and -_.:/@%+,=~*^[]",
-            {"value": value},
-        )
-    return value
-
-
-def _facility(value: str) -> str:
-    if value not in _FACILITIES:
-        raise PydanticCustomError("facility", "unknown syslog facility {value!r}", {"value": value})
-    return value
-
-
-def _level(value: str) -> str:
-    if value not in _LEVELS:
-        raise PydanticCustomError("level", "unknown syslog level {value!r}", {"value": value})
-    return value
+_duration = matching(
+    _DURATION,
+    "duration",
+    "is not an HAProxy duration: a number with an optional unit us, ms, s, m, h or d "
+    "(no unit means milliseconds)",
+)
+_word = matching(_WORD, "word", "may contain only letters, digits and -_.:/@%+,=~*^[]")
+_facility = one_of(_FACILITIES, "facility", "is not a syslog facility")
+_level = one_of(_LEVELS, "level", "is not a syslog level")
 
 
 def _http_path(value: str) -> str:
@@ -98,9 +75,12 @@ class RenderOptions(_Options):
     bind_port: int = Field(default=80, ge=1, le=65535)
     frontend_name: Word = "http"
     maxconn: int = Field(default=4096, ge=1, le=10_000_000)
-    log_targets: tuple[LogTarget, ...] = (
-        LogTarget(address="127.0.0.1", facility="local0"),
-        LogTarget(address="127.0.0.1", facility="local1", level="notice"),
+    log_targets: tuple[LogTarget, ...] = Field(
+        strict=False,
+        default=(
+            LogTarget(address="127.0.0.1", facility="local0"),
+            LogTarget(address="127.0.0.1", facility="local1", level="notice"),
+        ),
     )
     user: Word | None = "haproxy"
     group: Word | None = "haproxy"

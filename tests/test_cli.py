@@ -94,7 +94,9 @@ def test_json_diagnostics(tmp_path: Path) -> None:
     [
         pytest.param('{"bind_port": 0}', "options.json: $.bind_port:", id="port"),
         pytest.param(
-            '{"timeouts": {"client": "5 s"}}', "options.json: $.timeouts.client:", id="duration"
+            '{"timeouts": {"client": "5 s"}}',
+            "options.json: $.timeouts.client: '5 s' is not an HAProxy duration",
+            id="duration",
         ),
         pytest.param('{"user": "root\\ngroup x"}', "options.json: $.user:", id="injection"),
         pytest.param('{"balanse": "first"}', "options.json: $.balanse:", id="unknown"),
