@@ -1,8 +1,10 @@
 """``lambda-registry``: the command line.
 
 Exit codes: 0 success (diagnostics, if any, on stderr); 1 a check failed (``haproxy -c``
-refused the config); 2 bad input, or any diagnostic with ``--strict``; 3 internal error
-(a self-check such as the round trip failed; nothing was written).
+refused the config); 2 bad input, any diagnostic with ``--strict``, or a store error (the
+store is unreachable or read-only, or concurrent updates exhausted the retries; the stored
+state is as it was); 3 internal error (a self-check such as the round trip failed; nothing
+was written).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from compiler.options import RenderOptions
 from compiler.payload import json_path
 from runtime.files import read_input, write_atomic
 from runtime.haproxy_check import check_config
+from runtime.lint_cli import add_lint_commands
 from runtime.pipeline import compile_payload
-from runtime.stores import MemoryStore, Store
+from runtime.state_cli import add_state_commands, store_from_args
+from runtime.stores import Store
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -39,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Each command family registers itself here (one line each).
     add_compile_command(commands)
+    add_lint_commands(commands)
+    add_state_commands(commands)
     return parser
 
 
@@ -56,7 +62,11 @@ def add_compile_command(commands: Any) -> None:
         "--format", choices=["text", "json"], default="text", help="diagnostics format on stderr"
     )
     compile_.add_argument(
-        "--store", default="memory", help="state store: memory (default: nothing is remembered)"
+        "--store",
+        default=None,
+        help="state store: sqlite (the default, $XDG_STATE_HOME/lambda-registry/state.db), "
+        "sqlite:PATH, dynamodb, or memory (nothing is remembered); default "
+        "$LAMBDA_REGISTRY_STORE",
     )
     compile_.set_defaults(run=run_compile)
 
@@ -125,10 +135,8 @@ def _load_options(path: str | None, compat: str | None) -> RenderOptions:
     return options
 
 
-def _open_store(spec: str) -> Store:
-    if spec == "memory":
-        return MemoryStore(ephemeral=True)
-    raise OptionsError(f"unknown store {spec!r}: only 'memory' is available", file="--store")
+def _open_store(spec: str | None) -> Store:
+    return store_from_args(spec)
 
 
 def _report(

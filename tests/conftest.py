@@ -64,3 +64,27 @@ def run_cli(
         check=False,
         timeout=300,
     )
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Keep the embedded store (the CLI's default) out of the real ~/.local/state.
+
+    Every test gets its own fresh ``XDG_STATE_HOME``; store settings from the environment
+    that runs the tests are ignored.
+    """
+    state_home = tmp_path_factory.mktemp("xdg-state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state_home))
+    for name in (
+        "LAMBDA_REGISTRY_STORE",
+        "LAMBDA_REGISTRY_CREATE_TABLES",
+        "LAMBDA_REGISTRY_MAX_ATTEMPTS",
+        "LAMBDA_REGISTRY_SQLITE_TIMEOUT",
+        "LAMBDA_REGISTRY_OPTIONS",
+        "LAMBDA_REGISTRY_OPTIONS_FILE",
+        "AWS_LAMBDA_FUNCTION_NAME",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return state_home

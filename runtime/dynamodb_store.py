@@ -1,0 +1,479 @@
+"""The production store: DynamoDB through boto3, one DynamoDB table per payload table.
+
+Items (hash key ``serviceName``, a string)::
+
+    {"serviceName": "app1", "configMode": "host", "predicate": "first.example.com",
+     "cookie": "JSESSIONID", "containers": [{"id": ..., "ip": ...}], "version": 7}
+    {"serviceName": "#lambda-registry", "version": 7, "token": ..., "updatedAt": ...}
+
+The second item, the *version item*, is not a service (``#`` cannot start a service name).
+Its ``version`` counts the committed updates of the table, and every update is one
+``TransactWriteItems`` whose first action is a conditional write of the version item: the
+version read before the scan, plus one. So two calls that read the same version cannot both
+commit. The loser's transaction is cancelled as a whole (nothing of it is written). It then
+reads the table again and runs ``decide`` again, up to ``max_attempts`` times with jittered
+exponential backoff. After that it raises ``ConflictError``. A service added concurrently by
+someone else also bumps the version, so it is never missed either, and the calls stay
+serialisable.
+
+A transaction holds at most 100 actions, which is DynamoDB's limit. One call can therefore
+change at most 99 services. A call that would change more fails with a clear error, and
+nothing is written.
+
+The table is created on first use (on-demand billing) unless ``create_tables`` is off, and
+the store waits until it is ACTIVE. Clients are created once per process and endpoint, and
+reused.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
+from pydantic import ValidationError
+
+from compiler.models import Service
+from runtime.reconcile import Reconciled
+from runtime.stores import Changes, ConflictError, Decide, StoreError, changes
+
+HASH_KEY = "serviceName"
+VERSION_KEY = "#lambda-registry"
+MAX_TRANSACTION_ITEMS = 100
+_RETRYABLE_CANCEL = frozenset(
+    {
+        "ConditionalCheckFailed",
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+    }
+)
+_CLIENT_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"max_attempts": 3, "mode": "standard"},
+    max_pool_connections=64,
+)
+_CLIENTS: dict[tuple[str | None, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def dynamodb_client(*, region_name: str | None = None, endpoint_url: str | None = None) -> Any:
+    """A DynamoDB client, created once per process for each endpoint and region.
+
+    Without arguments boto3 reads the usual settings (``AWS_REGION``, ``AWS_PROFILE``,
+    ``AWS_ENDPOINT_URL_DYNAMODB``, ...).
+    """
+    env = os.environ
+    key = (
+        region_name,
+        endpoint_url,
+        env.get("AWS_REGION"),
+        env.get("AWS_DEFAULT_REGION"),
+        env.get("AWS_ENDPOINT_URL_DYNAMODB"),
+        env.get("AWS_ENDPOINT_URL"),
+        env.get("AWS_PROFILE"),
+    )
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            try:
+                session = boto3.session.Session(region_name=region_name)
+                client = session.client(
+                    "dynamodb", endpoint_url=endpoint_url, config=_CLIENT_CONFIG
+                )
+            except NoRegionError:
+                raise StoreError(
+                    "no AWS region is configured: set AWS_REGION (or AWS_DEFAULT_REGION)",
+                    file="dynamodb",
+                ) from None
+            except BotoCoreError as error:
+                raise StoreError(
+                    f"cannot create a DynamoDB client: {error}", file="dynamodb"
+                ) from None
+            _CLIENTS[key] = client
+        return client
+
+
+class _Conflict(Exception):
+    """Another writer committed between our read and our write (internal)."""
+
+
+class DynamoDBStore:
+    """Services of each table in the DynamoDB table of the same name."""
+
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        create_tables: bool = True,
+        max_attempts: int = 10,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        backoff: float = 0.05,
+        max_backoff: float = 1.0,
+        create_timeout: float = 300.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._client = client
+        self._region_name = region_name
+        self._endpoint_url = endpoint_url
+        self.create_tables = create_tables
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.create_timeout = create_timeout
+        self._ready: set[str] = set()
+        self._ready_lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        return "dynamodb"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = dynamodb_client(
+                region_name=self._region_name, endpoint_url=self._endpoint_url
+            )
+        return self._client
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def update(self, table: str, decide: Decide) -> Reconciled:
+        with self._errors(table, "cannot update"):
+            self._ensure_table(table)
+            for attempt in range(1, self.max_attempts + 1):
+                version, current = self._snapshot(table)
+                result = decide(dict(current))
+                todo = changes(current, result)
+                try:
+                    if todo:
+                        self._commit(table, version, todo)
+                    elif self._version(table) != version:
+                        raise _Conflict  # read a table that was changing: read it again
+                except _Conflict:
+                    if attempt == self.max_attempts:
+                        break
+                    self._sleep(attempt)
+                    continue
+                return result
+        raise ConflictError(
+            f"table {table!r} kept changing under concurrent calls: gave up after "
+            f"{self.max_attempts} attempts; nothing was changed, try again",
+            file=self.label,
+        )
+
+    def services(self, table: str) -> dict[str, Service]:
+        with self._errors(table, "cannot read"):
+            try:
+                return self._snapshot(table)[1]
+            except ClientError as error:
+                if _code(error) == "ResourceNotFoundException":
+                    return {}
+                raise
+
+    def clear(self, table: str) -> int:
+        """Delete every service; more than 99 are deleted in several transactions."""
+        with self._errors(table, "cannot clear"):
+            removed = 0
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    version, current = self._snapshot(table)
+                except ClientError as error:
+                    if _code(error) == "ResourceNotFoundException":
+                        return removed
+                    raise
+                if not current:
+                    return removed
+                names = sorted(current)[: MAX_TRANSACTION_ITEMS - 1]
+                try:
+                    self._commit(table, version, Changes((), tuple(names)))
+                except _Conflict:
+                    if attempt == self.max_attempts:
+                        break
+                    self._sleep(attempt)
+                    continue
+                removed += len(names)
+        raise ConflictError(
+            f"table {table!r} kept changing while being cleared: gave up after "
+            f"{self.max_attempts} attempts ({removed} services deleted)",
+            file=self.label,
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _snapshot(self, table: str) -> tuple[int, dict[str, Service]]:
+        """The table's version (read first), then its services (a consistent scan)."""
+        version = self._version(table)
+        services: dict[str, Service] = {}
+        for item in self._scan(table):
+            name = item.get(HASH_KEY, {}).get("S")
+            if name == VERSION_KEY:
+                continue
+            service = _service(item, table)
+            services[service.name] = service
+        return version, services
+
+    def _version(self, table: str) -> int:
+        response = self.client.get_item(
+            TableName=table,
+            Key={HASH_KEY: {"S": VERSION_KEY}},
+            ConsistentRead=True,
+            ProjectionExpression="#v",
+            ExpressionAttributeNames={"#v": "version"},
+        )
+        item = response.get("Item")
+        return int(item["version"]["N"]) if item and "version" in item else 0
+
+    def _scan(self, table: str) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+        while True:
+            page = self.client.scan(**request)
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _commit(self, table: str, version: int, todo: Changes) -> None:
+        if len(todo.put) + len(todo.delete) > MAX_TRANSACTION_ITEMS - 1:
+            raise StoreError(
+                f"this call changes {len(todo.put) + len(todo.delete)} services of table "
+                f"{table!r}; one DynamoDB transaction holds at most "
+                f"{MAX_TRANSACTION_ITEMS - 1} (plus the version item); nothing was changed",
+                file=self.label,
+            )
+        token = uuid.uuid4().hex
+        new_version = version + 1
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(serviceName)"}
+            if version == 0
+            else {
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"N": str(version)}},
+            }
+        )
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {
+                        HASH_KEY: {"S": VERSION_KEY},
+                        "version": {"N": str(new_version)},
+                        "token": {"S": token},
+                        "updatedAt": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
+                    },
+                    **condition,
+                }
+            }
+        ]
+        actions.extend(
+            {"Put": {"TableName": table, "Item": _item(service, new_version)}}
+            for service in todo.put
+        )
+        actions.extend(
+            {"Delete": {"TableName": table, "Key": {HASH_KEY: {"S": name}}}} for name in todo.delete
+        )
+        try:
+            self.client.transact_write_items(TransactItems=actions, ClientRequestToken=token)
+        except ClientError as error:
+            if _code(error) == "TransactionCanceledException":
+                reasons = {r.get("Code") for r in error.response.get("CancellationReasons", [])}
+                if reasons & _RETRYABLE_CANCEL:
+                    raise _Conflict from None
+            raise
+        except (ReadTimeoutError, ConnectionClosedError) as error:
+            # The request may have reached DynamoDB: find out whether our token committed.
+            self._resolve_ambiguous(table, token, version, error)
+
+    def _resolve_ambiguous(self, table: str, token: str, version: int, error: Exception) -> None:
+        try:
+            response = self.client.get_item(
+                TableName=table, Key={HASH_KEY: {"S": VERSION_KEY}}, ConsistentRead=True
+            )
+        except (BotoCoreError, ClientError):
+            raise StoreError(
+                f"lost the connection to DynamoDB while committing to table {table!r} "
+                f"({type(error).__name__}) and could not check the outcome: the change may or "
+                "may not have been applied",
+                file=self.label,
+            ) from None
+        item = response.get("Item") or {}
+        if item.get("token", {}).get("S") == token:
+            return  # committed
+        if int(item.get("version", {}).get("N", "0")) != version:
+            raise _Conflict  # someone else committed; ours did not
+        raise StoreError(
+            f"lost the connection to DynamoDB while committing to table {table!r} "
+            f"({type(error).__name__}); nothing was changed",
+            file=self.label,
+        )
+
+    # -- the table ---------------------------------------------------------------------------
+
+    def _ensure_table(self, table: str) -> None:
+        """Create the table if it is missing (unless told not to); wait until ACTIVE."""
+        if not self.create_tables or table in self._ready:
+            return
+        with self._ready_lock:
+            if table in self._ready:
+                return
+            try:
+                description = self.client.describe_table(TableName=table)["Table"]
+            except ClientError as error:
+                if _code(error) != "ResourceNotFoundException":
+                    raise
+                description = self._create(table)
+            deadline = time.monotonic() + self.create_timeout
+            delay = 0.2
+            while description.get("TableStatus") != "ACTIVE":
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"table {table!r} did not become ACTIVE within "
+                        f"{self.create_timeout:g} s (status {description.get('TableStatus')})",
+                        file=self.label,
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                description = self.client.describe_table(TableName=table)["Table"]
+            keys = [(k["AttributeName"], k["KeyType"]) for k in description.get("KeySchema", [])]
+            if keys != [(HASH_KEY, "HASH")]:
+                raise StoreError(
+                    f"table {table!r} exists but its key is {keys}, not a single hash key "
+                    f"{HASH_KEY!r}: it is not a registry table",
+                    file=self.label,
+                )
+            self._ready.add(table)
+
+    def _create(self, table: str) -> dict[str, Any]:
+        try:
+            response = self.client.create_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": HASH_KEY, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": HASH_KEY, "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            description: dict[str, Any] = response["TableDescription"]
+            return description
+        except ClientError as error:
+            if _code(error) != "ResourceInUseException":  # created concurrently: fine
+                raise
+        existing: dict[str, Any] = self.client.describe_table(TableName=table)["Table"]
+        return existing
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt)))
+
+    def _errors(self, table: str, doing: str) -> _ErrorMapper:
+        return _ErrorMapper(self, table, doing)
+
+
+class _ErrorMapper:
+    """Turns boto errors into ``StoreError`` with a message an operator can act on."""
+
+    def __init__(self, store: DynamoDBStore, table: str, doing: str) -> None:
+        self.store = store
+        self.table = table
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> None:
+        if isinstance(error, StoreError) or not isinstance(error, BotoCoreError | ClientError):
+            return  # not ours to translate: it propagates unchanged
+        raise StoreError(
+            f"{self.doing} table {self.table!r}: {_describe(error, self.store)}",
+            file=self.store.label,
+        ) from None
+
+
+def _describe(error: BotoCoreError | ClientError, store: DynamoDBStore) -> str:
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+        where = error.kwargs.get("endpoint_url") or "its endpoint"
+        return f"cannot reach DynamoDB at {where}; nothing was changed"
+    if isinstance(error, (ReadTimeoutError, ConnectionClosedError)):
+        return "the connection to DynamoDB failed; nothing was changed"
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found; nothing was changed"
+    if isinstance(error, NoRegionError):
+        return "no AWS region is configured: set AWS_REGION"
+    if isinstance(error, ClientError):
+        code = _code(error)
+        if code == "ResourceNotFoundException":
+            hint = "" if store.create_tables else " and table creation is off"
+            return f"the table does not exist{hint}; nothing was changed"
+        if code in ("AccessDeniedException", "UnrecognizedClientException"):
+            return f"access denied ({code}); nothing was changed"
+        message = error.response.get("Error", {}).get("Message", "")
+        return f"DynamoDB refused the request ({code}: {message}); nothing was changed"
+    return f"{type(error).__name__}: {error}; nothing was changed"
+
+
+def _code(error: ClientError) -> str:
+    code: str = error.response.get("Error", {}).get("Code", "")
+    return code
+
+
+def _item(service: Service, version: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        HASH_KEY: {"S": service.name},
+        "configMode": {"S": service.mode},
+        "predicate": {"S": service.predicate},
+        "containers": {
+            "L": [{"M": {"id": {"S": c.id}, "ip": {"S": c.ip}}} for c in service.containers]
+        },
+        "version": {"N": str(version)},
+    }
+    if service.cookie is not None:
+        item["cookie"] = {"S": service.cookie}
+    return item
+
+
+def _service(item: Mapping[str, Any], table: str) -> Service:
+    try:
+        data: dict[str, Any] = {
+            "name": item[HASH_KEY]["S"],
+            "mode": item["configMode"]["S"],
+            "predicate": item["predicate"]["S"],
+            "cookie": item["cookie"]["S"] if "cookie" in item else None,
+            "containers": [
+                {"id": c["M"]["id"]["S"], "ip": c["M"]["ip"]["S"]}
+                for c in item.get("containers", {}).get("L", [])
+            ],
+        }
+        return Service.model_validate(data)
+    except (KeyError, TypeError, ValidationError) as error:
+        name = item.get(HASH_KEY, {}).get("S", "?")
+        reason = str(error).splitlines()[0] if isinstance(error, ValidationError) else repr(error)
+        raise StoreError(
+            f"item {name!r} of table {table!r} is not a registry service ({reason}); repair it "
+            f"or clear the table (lambda-registry state clear {table} --yes --store dynamodb)",
+            file="dynamodb",
+        ) from None

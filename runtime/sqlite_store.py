@@ -1,0 +1,222 @@
+"""The embedded store: every table in one SQLite file (stdlib ``sqlite3``).
+
+Schema (version 1, in ``PRAGMA user_version``)::
+
+    CREATE TABLE services (
+        tbl     TEXT NOT NULL,  -- the payload's table: a key column, never an SQL identifier
+        name    TEXT NOT NULL,  -- the service name
+        service TEXT NOT NULL,  -- the service as JSON: {name, mode, predicate, cookie, containers}
+        PRIMARY KEY (tbl, name)
+    ) WITHOUT ROWID
+
+Concurrency: ``update`` opens ``BEGIN IMMEDIATE`` before it reads, which takes the database's
+write lock. A second process (or thread) waits for it (up to ``timeout`` seconds, SQLite's
+busy timeout), then reads what the first one committed. No update is lost, and ``decide``
+runs exactly once per call. A lock still held when the timeout expires is a
+``ConflictError``. Any error (``decide`` raising included) rolls the transaction back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from compiler.models import Service
+from runtime.reconcile import Reconciled
+from runtime.stores import ConflictError, Decide, StoreError, changes
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS services (
+    tbl TEXT NOT NULL,
+    name TEXT NOT NULL,
+    service TEXT NOT NULL,
+    PRIMARY KEY (tbl, name)
+) WITHOUT ROWID
+"""
+
+
+class SQLiteStore:
+    """Services of every table in the SQLite file at ``path`` (created on first write)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+
+    @property
+    def label(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def update(self, table: str, decide: Decide) -> Reconciled:
+        connection = self._connect(create=True)
+        try:
+            self._begin(connection)
+            try:
+                self._ensure_schema(connection)
+                current = self._load(connection, table)
+                result = decide(dict(current))
+                todo = changes(current, result)
+                connection.executemany(
+                    "DELETE FROM services WHERE tbl = ? AND name = ?",
+                    [(table, name) for name in todo.delete],
+                )
+                connection.executemany(
+                    "INSERT OR REPLACE INTO services (tbl, name, service) VALUES (?, ?, ?)",
+                    [(table, service.name, _dump(service)) for service in todo.put],
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot update table " + repr(table)) from None
+        finally:
+            connection.close()
+        return result
+
+    def services(self, table: str) -> dict[str, Service]:
+        if not self.path.exists():
+            return {}
+        connection = self._connect(create=False)
+        try:
+            if not self._has_schema(connection):
+                return {}
+            return self._load(connection, table)
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot read table " + repr(table)) from None
+        finally:
+            connection.close()
+
+    def clear(self, table: str) -> int:
+        if not self.path.exists():
+            return 0
+        connection = self._connect(create=False, read_only=False)
+        try:
+            self._begin(connection)
+            try:
+                if not self._has_schema(connection):
+                    connection.execute("ROLLBACK")
+                    return 0
+                cursor = connection.execute("DELETE FROM services WHERE tbl = ?", (table,))
+                connection.execute("COMMIT")
+                return cursor.rowcount
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot clear table " + repr(table)) from None
+        finally:
+            connection.close()
+
+    def tables(self) -> list[str]:
+        """The tables that hold at least one service."""
+        if not self.path.exists():
+            return []
+        connection = self._connect(create=False)
+        try:
+            if not self._has_schema(connection):
+                return []
+            rows = connection.execute("SELECT DISTINCT tbl FROM services ORDER BY tbl")
+            return [row[0] for row in rows]
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot list tables") from None
+        finally:
+            connection.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _connect(self, *, create: bool, read_only: bool = True) -> sqlite3.Connection:
+        if create:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot create the state directory: {error.strerror or error}; "
+                    "nothing was changed",
+                    file=self.label,
+                ) from None
+        try:
+            if create or not read_only:
+                # isolation_level=None: we issue BEGIN/COMMIT/ROLLBACK ourselves.
+                connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            else:
+                uri = self.path.resolve().as_uri() + "?mode=ro"
+                connection = sqlite3.connect(
+                    uri, timeout=self.timeout, isolation_level=None, uri=True
+                )
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot open the state database") from None
+        return connection
+
+    def _begin(self, connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+
+    def _ensure_schema(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the state database has schema version {version}; this program knows "
+                f"version {SCHEMA_VERSION} at most (was it written by a newer release?)",
+                file=self.label,
+            )
+        if version < SCHEMA_VERSION:
+            connection.execute(_SCHEMA)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _has_schema(self, connection: sqlite3.Connection) -> bool:
+        row = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'services'"
+        ).fetchone()
+        return row is not None
+
+    def _load(self, connection: sqlite3.Connection, table: str) -> dict[str, Service]:
+        rows = connection.execute(
+            "SELECT name, service FROM services WHERE tbl = ? ORDER BY name", (table,)
+        ).fetchall()
+        services: dict[str, Service] = {}
+        for name, text in rows:
+            try:
+                service = Service.model_validate(json.loads(text))
+            except (ValueError, ValidationError) as error:
+                raise StoreError(
+                    f"stored service {name!r} of table {table!r} is unreadable: "
+                    f"{_first_line(error)}; repair or clear the table "
+                    f"(lambda-registry state clear {table} --yes)",
+                    file=self.label,
+                ) from None
+            services[service.name] = service
+        return services
+
+    def _error(self, error: sqlite3.Error, doing: str) -> StoreError:
+        message = str(error)
+        busy = isinstance(error, sqlite3.OperationalError) and (
+            "locked" in message or "busy" in message
+        )
+        if busy:
+            return ConflictError(
+                f"{doing}: the database stayed locked by another process for "
+                f"{self.timeout:g} s; nothing was changed",
+                file=self.label,
+            )
+        if "readonly" in message or "read-only" in message:
+            reason = "the database or its directory is read-only"
+        elif "unable to open" in message:
+            reason = "the database file cannot be opened (missing directory or no permission)"
+        else:
+            reason = f"SQLite said: {message}"
+        return StoreError(f"{doing}: {reason}; nothing was changed", file=self.label)
+
+
+def _dump(service: Service) -> str:
+    return json.dumps(service.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

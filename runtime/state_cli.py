@@ -1,0 +1,120 @@
+"""``lambda-registry state show TABLE`` and ``state clear TABLE --yes``.
+
+What the registry remembers, for an operator: ``show`` prints the stored services of a table
+(as text, or as JSON with ``--format json``), and ``clear`` forgets them all. ``clear`` refuses
+to run without ``--yes``. Both take the same ``--store`` as ``compile`` (default
+``$LAMBDA_REGISTRY_STORE``, else the embedded SQLite file).
+
+Exit codes follow ``runtime.cli``: 0 done, 2 bad arguments, a refused ``clear`` or a store
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from compiler.errors import OptionsError
+from compiler.models import Service, TableName
+from runtime.stores import STORE_ENV, Store, open_store
+
+EXIT_OK = 0
+EXIT_REFUSED = 2
+
+
+def add_state_commands(commands: Any) -> None:
+    """Register ``state show`` and ``state clear`` on the CLI's subcommands."""
+    state = commands.add_parser(
+        "state",
+        help="see or reset what the registry remembers",
+        description="See or reset the services a table remembers.",
+    )
+    verbs = state.add_subparsers(dest="state_command", required=True, metavar="ACTION")
+
+    show = verbs.add_parser("show", help="print a table's stored services")
+    show.add_argument("table", help="the payload's table")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    _add_store_argument(show)
+    show.set_defaults(run=run_show)
+
+    clear = verbs.add_parser("clear", help="forget every service of a table")
+    clear.add_argument("table", help="the payload's table")
+    clear.add_argument("--yes", action="store_true", help="really clear it (required)")
+    _add_store_argument(clear)
+    clear.set_defaults(run=run_clear)
+
+
+def _add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=None,
+        help=f"memory, sqlite (default), sqlite:PATH or dynamodb; default ${STORE_ENV}",
+    )
+
+
+def store_from_args(spec: str | None) -> Store:
+    """The ``--store`` value, else ``$LAMBDA_REGISTRY_STORE``, else the SQLite default."""
+    if spec:
+        return open_store(spec, source="--store")
+    env_spec = os.environ.get(STORE_ENV)
+    if env_spec:
+        return open_store(env_spec, source=STORE_ENV)
+    return open_store("sqlite", source="--store")
+
+
+def run_show(args: argparse.Namespace) -> int:
+    table = _checked_table(args.table)
+    store = store_from_args(args.store)
+    services = sorted(store.services(table).values(), key=lambda s: s.name)
+    if args.format == "json":
+        document = {
+            "store": store.label,
+            "table": table,
+            "services": [service.model_dump(mode="json") for service in services],
+        }
+        print(json.dumps(document, indent=2))
+        return EXIT_OK
+    if not services:
+        print(f"table {table!r} in {store.label} holds no services")
+        return EXIT_OK
+    print(f"table {table!r} in {store.label}: {len(services)} service(s)")
+    for service in services:
+        print(_describe(service))
+    return EXIT_OK
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    table = _checked_table(args.table)
+    store = store_from_args(args.store)
+    if not args.yes:
+        count = len(store.services(table))
+        print(
+            f"error: not clearing table {table!r} in {store.label} ({count} service(s)) "
+            "without --yes",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    removed = store.clear(table)
+    print(f"cleared table {table!r} in {store.label}: {removed} service(s) forgotten")
+    return EXIT_OK
+
+
+def _checked_table(table: str) -> str:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        checked: str = TypeAdapter(TableName).validate_python(table)
+    except ValidationError as error:
+        raise OptionsError(error.errors(include_url=False)[0]["msg"], file="TABLE") from None
+    return checked
+
+
+def _describe(service: Service) -> str:
+    route = f"{service.mode} {service.predicate}"
+    cookie = f", cookie {service.cookie}" if service.cookie else ""
+    lines = [f"{service.name}: {route}{cookie}, {len(service.containers)} container(s)"]
+    lines.extend(f"    {container.id} {container.ip}" for container in service.containers)
+    return "\n".join(lines)

@@ -1,0 +1,431 @@
+"""Stores: the protocol's contract on memory and SQLite, SQLite under concurrent processes,
+and real faults (a read-only database, a lock held by another process)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compiler.errors import InternalError, OptionsError
+from compiler.models import ContainerRef, Payload, Service
+from compiler.options import RenderOptions
+from runtime.pipeline import compile_payload
+from runtime.reconcile import Reconciled, reconcile
+from runtime.sqlite_store import SQLiteStore
+from runtime.stores import (
+    ConflictError,
+    MemoryStore,
+    Store,
+    StoreError,
+    StoreSpec,
+    apply,
+    changes,
+    default_sqlite_path,
+    open_store,
+    parse_store_spec,
+)
+from tests.conftest import FIXTURES, ROOT, run_cli
+
+SEED_SERVERS = [("app1", ["a23nj53h3j4"]), ("app2", ["das843j3h3k", "fds32k4354f"])]
+SECOND_SERVERS = [
+    ("app1", ["a23nj53h3j4", "jk3243j54jl"]),
+    ("app2", ["das843j3h3k", "fds32k4354f"]),
+]
+
+
+def statements(text: str) -> list[str]:
+    """Non-blank lines without indentation: the seed's rendering lost its indentation."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def servers(services: Sequence[Service]) -> list[tuple[str, list[str]]]:
+    return [(s.name, [c.id for c in s.containers]) for s in services]
+
+
+def concurrent_payload(index: int, count: int = 16, table: str = "busy") -> dict[str, Any]:
+    """Call ``index`` of ``count`` from one host: the same full running list, one candidate."""
+    return {
+        "table": table,
+        "running": [
+            {"serviceName": f"svc{n:02d}", "id": f"c{n:02d}", "ip": f"10.0.1.{n + 1}:80"}
+            for n in range(count)
+        ],
+        "candidates": [
+            {
+                "serviceName": f"svc{index:02d}",
+                "predicate": f"svc{index:02d}.example.com",
+                "containers": [{"id": f"c{index:02d}", "ip": f"10.0.1.{index + 1}:80"}],
+            }
+        ],
+    }
+
+
+def assert_serialised(outputs: Sequence[str], count: int = 16) -> None:
+    """Each call added one service to what the one before it left: 1, 2, ..., count backends."""
+    backends = sorted(text.count("\nbackend ") for text in outputs)
+    assert backends == list(range(1, count + 1))
+    final = max(outputs, key=lambda text: text.count("\nbackend "))
+    for n in range(count):
+        assert f"\nbackend svc{n:02d}\n" in final
+        assert f"server c{n:02d} 10.0.1.{n + 1}:80" in final
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    return SQLiteStore(tmp_path / "state.db")
+
+
+# -- the protocol, on every local store ------------------------------------------------------
+
+
+def test_seed_first_and_second_call(store: Store, seed_payload: dict[str, Any]) -> None:
+    expected = (FIXTURES / "seed_expected.cfg").read_text()
+    first = compile_payload(seed_payload, store=store, options=RenderOptions(compat="seed"))
+    assert statements(first.text) == statements(expected)
+    assert servers(list(store.services("astro").values())) == SEED_SERVERS
+
+    second = compile_payload(seed_payload, store=store, options=RenderOptions(compat="seed"))
+    assert servers(second.services) == SECOND_SERVERS
+    assert second.reconciled.delete == ("app2",)
+    assert "server jk3243j54jl 192.168.1.8:80 check cookie JSESSIONID" in second.text
+    assert servers(sorted(store.services("astro").values(), key=lambda s: s.name)) == (
+        SECOND_SERVERS
+    )
+
+
+def test_failure_inside_decide_stores_nothing(store: Store, seed_payload: dict[str, Any]) -> None:
+    compile_payload(seed_payload, store=store)
+    before = store.services("astro")
+
+    def failing(stored: Any) -> Reconciled:
+        reconcile(stored, Payload.model_validate(seed_payload))
+        raise InternalError("round trip failed (injected)")
+
+    with pytest.raises(InternalError):
+        store.update("astro", failing)
+    assert store.services("astro") == before
+
+
+def test_round_trip_failure_in_the_pipeline_stores_nothing(
+    store: Store, seed_payload: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compile_payload(seed_payload, store=store)
+    before = store.services("astro")
+
+    def broken_round_trip(config: Any) -> str:
+        raise InternalError("round trip: the printed config parses differently (injected)")
+
+    monkeypatch.setattr("runtime.pipeline.print_verified", broken_round_trip)
+    payload = {**seed_payload, "candidates": [*seed_payload["candidates"], NEWCOMER]}
+    with pytest.raises(InternalError, match="round trip"):
+        compile_payload(payload, store=store)
+    assert store.services("astro") == before
+
+
+NEWCOMER = {
+    "serviceName": "app3",
+    "predicate": "third.example.com",
+    "containers": [{"id": "n1", "ip": "192.168.1.20:80"}],
+}
+
+
+def test_tables_are_separate_and_clear_forgets_one(
+    store: Store, seed_payload: dict[str, Any]
+) -> None:
+    compile_payload(seed_payload, store=store)
+    compile_payload({**seed_payload, "table": "other"}, store=store)
+    assert store.clear("astro") == 2
+    assert store.services("astro") == {}
+    assert set(store.services("other")) == {"app1", "app2"}
+    assert store.clear("astro") == 0
+
+
+def test_table_is_data_never_sql(store: Store) -> None:
+    table = "x'); DROP TABLE services; --"
+    service = Service(name="a", mode="host", predicate="a.com")
+    store.update(table, lambda _: Reconciled((service,), (service,), ()))
+    assert store.services(table) == {"a": service}
+    assert store.services("x") == {}
+
+
+def test_changes_writes_only_what_differs() -> None:
+    a = Service(name="a", mode="host", predicate="a.com")
+    b = Service(name="b", mode="host", predicate="b.com")
+    b2 = b.model_copy(update={"containers": (ContainerRef(id="b1", ip="10.0.0.1:80"),)})
+    current = {"a": a, "b": b, "gone": Service(name="gone", mode="host", predicate="g.com")}
+    result = Reconciled((a, b2), (a, b2), ("gone", "b"))
+    todo = changes(current, result)
+    assert todo.put == (b2,)
+    assert todo.delete == ("gone",)
+    assert apply(current, result) == {"a": a, "b": b2}
+    assert not changes({"a": a}, Reconciled((a,), (a,), ()))
+
+
+def test_memory_store_threads_lose_no_update() -> None:
+    store = MemoryStore()
+    outputs: list[str] = []
+
+    def call(index: int) -> None:
+        outputs.append(compile_payload(concurrent_payload(index), store=store).text)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store.services("busy")) == 16
+    assert_serialised(outputs)
+
+
+def test_ephemeral_memory_store_remembers_nothing(seed_payload: dict[str, Any]) -> None:
+    store = MemoryStore(ephemeral=True)
+    compile_payload(seed_payload, store=store)
+    second = compile_payload(seed_payload, store=store)
+    assert servers(second.services) == SEED_SERVERS
+    assert store.services("astro") == {}
+
+
+# -- store specs -----------------------------------------------------------------------------
+
+
+def test_store_specs(tmp_path: Path) -> None:
+    assert parse_store_spec("memory") == StoreSpec("memory")
+    assert parse_store_spec("dynamodb") == StoreSpec("dynamodb")
+    assert parse_store_spec(f"sqlite:{tmp_path}/x.db") == StoreSpec("sqlite", tmp_path / "x.db")
+    assert parse_store_spec("sqlite:~/x.db").path == Path.home() / "x.db"
+    assert parse_store_spec("sqlite", environ={"XDG_STATE_HOME": "/srv/state"}).path == Path(
+        "/srv/state/lambda-registry/state.db"
+    )
+    for bad in ("mysql", "sqlite:", "", "SQLite"):
+        with pytest.raises(OptionsError, match="--store"):
+            parse_store_spec(bad)
+    assert isinstance(open_store("memory"), MemoryStore)
+    opened = open_store(f"sqlite:{tmp_path}/y.db")
+    assert isinstance(opened, SQLiteStore) and opened.label == f"sqlite:{tmp_path}/y.db"
+
+
+def test_default_sqlite_path_follows_xdg(isolated_state: Path) -> None:
+    assert default_sqlite_path() == isolated_state / "lambda-registry" / "state.db"
+    home = Path.home() / ".local" / "state" / "lambda-registry" / "state.db"
+    assert default_sqlite_path({"XDG_STATE_HOME": "relative/dir"}) == home  # XDG: ignored
+    assert default_sqlite_path({}) == home
+
+
+# -- SQLite: files, schema, damage -----------------------------------------------------------
+
+
+def test_reading_never_creates_the_database(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "deep" / "state.db")
+    assert store.services("astro") == {}
+    assert store.clear("astro") == 0
+    assert store.tables() == []
+    assert not (tmp_path / "deep").exists()
+
+
+def test_unreadable_stored_service_is_a_clear_error(tmp_path: Path, seed_payload: Any) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    compile_payload(seed_payload, store=store)
+    with sqlite3.connect(tmp_path / "state.db") as connection:
+        connection.execute("UPDATE services SET service = '{\"name\": 1}' WHERE name = 'app1'")
+    with pytest.raises(StoreError, match="stored service 'app1' of table 'astro' is unreadable"):
+        compile_payload(seed_payload, store=store)
+
+
+def test_newer_schema_is_refused(tmp_path: Path, seed_payload: Any) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    compile_payload(seed_payload, store=store)
+    with sqlite3.connect(tmp_path / "state.db") as connection:
+        connection.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema version 99"):
+        compile_payload(seed_payload, store=store)
+
+
+# -- SQLite: concurrent processes ------------------------------------------------------------
+
+
+def test_sixteen_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
+    database = tmp_path / "state.db"
+    processes = []
+    for _ in range(16):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", "compile", "-", "--store", f"sqlite:{database}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        processes.append(process)
+    # Feed them all only once all are started, so they really run at the same time.
+    outputs = []
+    for index, process in enumerate(processes):
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(concurrent_payload(index)))
+        process.stdin.close()
+    for process in processes:
+        assert process.stdout is not None and process.stderr is not None
+        outputs.append(process.stdout.read())
+        error = process.stderr.read()
+        assert process.wait(timeout=300) == 0, error
+    assert sorted(SQLiteStore(database).services("busy")) == [f"svc{n:02d}" for n in range(16)]
+    assert_serialised(outputs)
+
+
+# -- SQLite: real faults ---------------------------------------------------------------------
+
+
+def read_only_runner(
+    directory: Path,
+) -> Callable[[Sequence[str]], subprocess.CompletedProcess[str]]:
+    """Runs a command while ``directory`` (and the database in it) is really read-only.
+
+    Not root: chmod. Root ignores permissions, so there the directory is bind-mounted
+    read-only in a private mount namespace (``unshare -m``): the mount vanishes with the
+    process, whatever happens to the test.
+    """
+    if os.geteuid() != 0:
+
+        def run_chmod(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+            files = [directory, *directory.iterdir()]
+            modes = {path: path.stat().st_mode for path in files}
+            try:
+                for path in files:
+                    path.chmod(0o555 if path.is_dir() else 0o444)
+                return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
+            finally:
+                for path, mode in modes.items():
+                    path.chmod(mode)
+
+        return run_chmod
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("running as root without unshare(1): cannot make a directory read-only")
+    probe = subprocess.run(
+        [unshare, "-m", "sh", "-c", f"mount --bind '{directory}' '{directory}'"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"running as root and cannot bind-mount read-only: {probe.stderr.strip()}")
+
+    def run_mounted(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        script = (
+            f"mount --bind '{directory}' '{directory}' && "
+            f"mount -o remount,bind,ro '{directory}' '{directory}' && "
+            f"touch '{directory}/probe' 2>/dev/null && exit 99; exec \"$@\""
+        )
+        return subprocess.run(
+            [unshare, "-m", "sh", "-c", script, "sh", *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+
+    return run_mounted
+
+
+def test_read_only_database_fails_clearly_and_changes_nothing(
+    tmp_path: Path, seed_payload: dict[str, Any]
+) -> None:
+    directory = tmp_path / "state"
+    database = directory / "state.db"
+    store = SQLiteStore(database)
+    compile_payload(seed_payload, store=store)
+    before = store.services("astro")
+    payload = tmp_path / "second.json"
+    payload.write_text(json.dumps(seed_payload))
+
+    run = read_only_runner(directory)
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "compile",
+            str(payload),
+            "--store",
+            f"sqlite:{database}",
+        ]
+    )
+    assert result.returncode == 2, result.stderr
+    assert "read-only; nothing was changed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert store.services("astro") == before
+    # Reading still works on a read-only database.
+    shown = run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "state",
+            "show",
+            "astro",
+            "--store",
+            f"sqlite:{database}",
+        ]
+    )
+    assert shown.returncode == 0 and "app1" in shown.stdout, shown.stderr
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(database: Path) -> Iterator[None]:
+    """Another process holds an exclusive lock on ``database`` until the block ends."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_database_locked_by_another_process_is_a_conflict_and_changes_nothing(
+    tmp_path: Path, seed_payload: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "state.db"
+    store = SQLiteStore(database, timeout=0.3)
+    compile_payload(seed_payload, store=store)
+    before = store.services("astro")
+    with lock_held_by_another_process(database):
+        with pytest.raises(ConflictError, match=r"stayed locked by another process for 0\.3 s"):
+            compile_payload(seed_payload, store=store)
+        monkeypatch.setenv("LAMBDA_REGISTRY_SQLITE_TIMEOUT", "0.3")
+        result = run_cli(
+            "compile", "-", "--store", f"sqlite:{database}", stdin=json.dumps(seed_payload)
+        )
+        assert result.returncode == 2
+        assert "stayed locked by another process for 0.3 s; nothing was changed" in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert store.services("astro") == before
+    second = compile_payload(seed_payload, store=store)
+    assert servers(second.services) == SECOND_SERVERS
