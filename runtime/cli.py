@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InternalError as error:
         _report(args, error=error)
         return EXIT_INTERNAL
+    except CheckFailedError as error:
+        _report(args, check_output=error.message)
+        return EXIT_CHECK_FAILED
     except LocatedError as error:
         _report(args, error=error)
         return EXIT_BAD_INPUT
@@ -96,26 +99,34 @@ def run_compile(args: argparse.Namespace) -> int:
     options = _load_options(args.options, args.compat)
     store = _open_store(args.store)
     source = "<stdin>" if args.payload == "-" else args.payload
-    result = compile_payload(read_input(args.payload), options=options, store=store, file=source)
-    failed_check = None
-    if args.check:
-        try:
-            check = check_config(result.text)
-        except FileNotFoundError:
-            print("lambda-registry: haproxy not installed; --check skipped", file=sys.stderr)
-        else:
-            failed_check = None if check.ok else check.output
-    strict_failure = args.strict and bool(result.diagnostics)
-    _report(args, diagnostics=result.diagnostics, check_output=failed_check)
-    if strict_failure:
-        return EXIT_BAD_INPUT
-    if failed_check is not None:
-        return EXIT_CHECK_FAILED
+    result = compile_payload(
+        read_input(args.payload),
+        options=options,
+        store=store,
+        file=source,
+        strict=args.strict,
+        before_commit=_haproxy_accepts if args.check else None,
+    )
+    _report(args, diagnostics=result.diagnostics)
     if args.output:
         write_atomic(args.output, result.text)
     else:
         sys.stdout.write(result.text)
     return EXIT_OK
+
+
+class CheckFailedError(LocatedError):
+    """``haproxy -c`` refused the config; ``message`` holds what it said."""
+
+
+def _haproxy_accepts(text: str) -> None:
+    try:
+        check = check_config(text)
+    except FileNotFoundError:
+        print("lambda-registry: haproxy not installed; --check skipped", file=sys.stderr)
+        return
+    if not check.ok:
+        raise CheckFailedError(check.output)
 
 
 def _load_options(path: str | None, compat: str | None) -> RenderOptions:

@@ -7,12 +7,12 @@ to the same AST before returning it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from compiler.ast import Config
-from compiler.errors import Diagnostic
+from compiler.errors import Diagnostic, PayloadError
 from compiler.lower import lower
 from compiler.models import Payload, Service
 from compiler.options import RenderOptions
@@ -38,15 +38,19 @@ def compile_payload(
     options: RenderOptions | None = None,
     store: Store | None = None,
     file: str | None = None,
+    strict: bool = False,
+    before_commit: Callable[[str], None] | None = None,
 ) -> CompileResult:
     """Compile a payload (JSON text, decoded JSON, or a ``Payload``) into a verified config.
 
     With no ``store``, nothing is remembered: the output is built from the candidates alone.
     Raises ``PayloadError`` for a malformed envelope and ``InternalError`` when the round trip
-    fails; bad entries are reported in ``diagnostics`` instead.
+    fails; bad entries are reported in ``diagnostics`` instead, unless ``strict``, which makes
+    any of them a ``PayloadError``. ``before_commit`` sees the config text before the store
+    commits (``haproxy -c``, say); whatever it raises leaves the store unchanged.
     """
     with paused_gc():
-        return _compile(payload, options, store, file)
+        return _compile(payload, options, store, file, strict, before_commit)
 
 
 def _compile(
@@ -54,6 +58,8 @@ def _compile(
     options: RenderOptions | None,
     store: Store | None,
     file: str | None,
+    strict: bool,
+    before_commit: Callable[[str], None] | None,
 ) -> CompileResult:
     entry_diagnostics: tuple[Diagnostic, ...] = ()
     if isinstance(payload, Payload):
@@ -63,6 +69,8 @@ def _compile(
             parse_payload_text(payload, file=file) if isinstance(payload, str | bytes) else payload
         )
         model, entry_diagnostics = load_payload(data, file=file)
+    if strict:
+        _refuse_diagnostics(entry_diagnostics, file)
     store = store or MemoryStore(ephemeral=True)
     options = options or RenderOptions()
 
@@ -70,10 +78,15 @@ def _compile(
 
     def decide(stored: Mapping[str, Service]) -> Reconciled:
         result = reconcile(stored, model)
-        # Lower and verify inside the transaction: a config that cannot be produced must not
-        # leave the store changed.
+        if strict:
+            _refuse_diagnostics(result.diagnostics, file)
+        # Lower and verify inside the transaction: a config that cannot be produced (or that
+        # `before_commit` refuses) must not leave the store changed.
         config = lower(result.render, options)
-        produced.append((config, print_verified(config)))
+        text = print_verified(config)
+        if before_commit is not None:
+            before_commit(text)
+        produced.append((config, text))
         return result
 
     reconciled = store.update(model.table, decide)
@@ -85,3 +98,13 @@ def _compile(
         diagnostics=entry_diagnostics + reconciled.diagnostics,
         reconciled=reconciled,
     )
+
+
+def _refuse_diagnostics(diagnostics: tuple[Diagnostic, ...], file: str | None) -> None:
+    if diagnostics:
+        raise PayloadError(
+            f"{len(diagnostics)} problem(s) in the payload; nothing was compiled or stored "
+            "(strict mode)",
+            file=file,
+            diagnostics=diagnostics,
+        )

@@ -129,3 +129,23 @@ def test_unwritable_store_location_exits_2_and_writes_nothing(tmp_path: Path) ->
     assert "cannot create the state directory" in result.stderr
     assert "nothing was changed" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_strict_or_a_failed_check_leaves_the_store_unchanged(
+    tmp_path: Path, isolated_state: Path, haproxy: str
+) -> None:
+    payload: dict[str, Any] = json.loads((EXAMPLES / "seed.json").read_text())
+    payload["candidates"][1]["predicate"] = "bad host"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(payload))
+    strict = run_cli("compile", str(bad), "--strict")
+    assert strict.returncode == 2
+    assert "$.candidates[1].predicate" in strict.stderr
+    assert SQLiteStore(default_database(isolated_state)).services("astro") == {}
+
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"user": "no-such-user-here"}))
+    checked = run_cli("compile", SEED, "--check", "--options", str(options))
+    assert checked.returncode == 1
+    assert "haproxy -c refused the config" in checked.stderr
+    assert SQLiteStore(default_database(isolated_state)).services("astro") == {}
