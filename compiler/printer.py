@@ -5,8 +5,10 @@ Two layouts:
 * ``canonical`` (what ``compile`` emits and ``fmt`` writes): section headers flush left,
   statements and comments inside a section indented four spaces, single spaces between
   words, one blank line between sections. Comments after a section's last statement belong
-  visually to the next section and are printed flush left just above its header. Words keep
-  their original spelling when the node came from a file, so formatting changes layout only.
+  visually to the next section and are printed flush left just above its header, except
+  comments read from a file that were indented deeper than that header: those stay, indented,
+  at the end of their section (a commented-out server, say). Words keep their original
+  spelling when the node came from a file, so formatting changes layout only.
 * ``lossless``: every node that came from a file is printed exactly as it was read, so
   ``print(parse(text), layout="lossless") == text`` byte for byte.
 """
@@ -40,14 +42,16 @@ def print_config(config: Config, layout: Layout = "canonical") -> str:
     if layout == "lossless":
         return _lossless(config)
     out: list[str] = []
-    pending = _emit_body(out, config.preamble, indent="")
-    for section in config.sections:
+    sections = config.sections
+    pending = _emit_body(out, config.preamble, indent="", next_header=None)
+    for index, section in enumerate(sections):
         if out:
             out.append("\n")
         for line in pending:
             out.append(_line_text(line, ""))
         out.append(_words_line(section_header_words(section), section.src, ""))
-        pending = _emit_body(out, section.body, indent=INDENT)
+        following = sections[index + 1] if index + 1 < len(sections) else section
+        pending = _emit_body(out, section.body, indent=INDENT, next_header=following.src)
     if pending:
         if out:
             out.append("\n")
@@ -55,21 +59,50 @@ def print_config(config: Config, layout: Layout = "canonical") -> str:
     return "".join(out)
 
 
-def _emit_body(out: list[str], body: Sequence[Line], indent: str) -> list[Comment]:
+def _emit_body(
+    out: list[str], body: Sequence[Line], indent: str, next_header: Source | None
+) -> list[Comment]:
     """Emit a body; return its trailing comments, which the next section header takes."""
     end = len(body)
     while end and isinstance(body[end - 1], Comment | Blank):
         end -= 1
+    if indent:
+        end = _kept_trailing_comments(body, end, next_header)
     previous_blank = True  # no blank line right after a header
+    blank_due = False  # a blank line is printed only if something follows it
     for line in body[:end]:
         if isinstance(line, Blank):
             if not previous_blank:
-                out.append("\n")
+                blank_due = True
             previous_blank = True
             continue
+        if blank_due:
+            out.append("\n")
+            blank_due = False
         previous_blank = False
         out.append(_line_text(line, "" if isinstance(line, Directive) else indent))
     return [line for line in body[end:] if isinstance(line, Comment)]
+
+
+def _kept_trailing_comments(body: Sequence[Line], end: int, next_header: Source | None) -> int:
+    """Where a section really ends: after the trailing comments that belong to it.
+
+    Those are the comments read from a file, after the last statement, indented deeper than
+    the next section's header (or this section's, at the end of the file).
+    """
+    if next_header is None:
+        return end
+    header_indent = len(next_header.indent.expandtabs(8))
+    kept = end
+    for index in range(end, len(body)):
+        line = body[index]
+        if isinstance(line, Blank):
+            continue
+        src = line.src
+        if src is None or len(src.indent.expandtabs(8)) <= header_indent:
+            break
+        kept = index + 1
+    return kept
 
 
 def _line_text(line: Line, indent: str) -> str:
@@ -85,7 +118,7 @@ def _line_text(line: Line, indent: str) -> str:
 def _words_line(words: Sequence[str], src: Source | None, indent: str) -> str:
     if src is not None and src.values == tuple(words):
         # Unchanged since it was read: keep the author's spelling (formatting is layout only).
-        spelled = " ".join(word.raw for word in src.words)
+        spelled = _respelled(src)
     else:
         if words and words[-1] == "":
             # HAProxy drops an empty last word (parse_line): it cannot be written.
@@ -94,6 +127,27 @@ def _words_line(words: Sequence[str], src: Source | None, indent: str) -> str:
     if src is not None and src.comment is not None:
         spelled = f"{spelled} {src.comment.rstrip()}"
     return f"{indent}{spelled}\n"
+
+
+def _respelled(src: Source) -> str:
+    """The words of a line as written, joined by single spaces, with the same values.
+
+    Two spellings need care once the blanks between words become one space: a word ending in
+    an unescaped backslash (``a\\`` then a tab) would escape that space, so the backslash is
+    doubled; and an empty last word (``k "" `` with a blank after it) only counts when a blank
+    follows it, so the line keeps one.
+    """
+    raws = [word.raw for word in src.words]
+    followed = len(raws) if src.comment is not None else len(raws) - 1
+    for index in range(followed):
+        raw = raws[index]
+        if raw.endswith("\\") and (len(raw) - len(raw.rstrip("\\"))) % 2:
+            raws[index] = raw + "\\"
+    spelled = " ".join(raws)
+    values = src.values
+    if src.comment is None and values and not values[-1] and len(values) == len(raws):
+        spelled += " "
+    return spelled
 
 
 def _lossless(config: Config) -> str:

@@ -47,7 +47,7 @@ SECTION_KEYWORDS: frozenset[str] = frozenset(
     {
         "global", "defaults", "frontend", "backend", "listen", "resolvers", "peers",
         "userlist", "mailers", "cache", "program", "http-errors", "ring", "log-forward",
-        "fcgi-app", "crt-store", "traces", "acme",
+        "fcgi-app", "crt-store", "traces", "acme", "log-profile", "healthcheck",
     }
 )  # fmt: skip
 

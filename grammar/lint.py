@@ -1,0 +1,219 @@
+"""Lint an HAProxy configuration: parse it, run every selected rule, drop suppressed findings.
+
+Pure: text in, findings out (``lint_text``), or an already parsed ``Config`` (``lint_config``).
+Rules live in ``grammar.lint_rules`` and are documented in ``docs/lint-rules.md``.
+
+Selection works like ruff's: ``select`` and ``ignore`` take codes (``HAP020``), code prefixes
+(``HAP02``) or rule names (``undefined-backend``). Findings can be suppressed in the file:
+
+* on the line itself: ``server s1 app:80  # haplint: disable=HAP043``;
+* on the next line: a comment line ``# haplint: disable-next-line=HAP021`` just above;
+* in the whole file: ``# haplint: disable-file=HAP010,HAP031`` anywhere.
+
+Without ``=CODES`` the comment suppresses every rule. HAP001 (the file cannot be parsed)
+cannot be suppressed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import grammar.lint_rules  # noqa: F401  (registers the rules)
+from compiler.ast import Comment, Config, Line, Source
+from compiler.errors import ParseError
+from compiler.perf import paused_gc
+from grammar.keywords import DEFAULT_TARGET, Version
+from grammar.lint_rules_base import RULES, Finding, LintContext, Problem, Rule, rule
+from grammar.parser import parse
+
+__all__ = ["RULES", "Finding", "LintOptions", "lint_config", "lint_text", "select_rules"]
+
+
+@rule("HAP001", "parse-error", "error", "a line HAProxy cannot split into words")
+def _parse_error(ctx: LintContext) -> Iterable[Problem]:
+    """Reported by ``lint_text`` when the parser raises; nothing to check on a parsed file."""
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class LintOptions:
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    target: Version = DEFAULT_TARGET
+
+
+class UnknownRuleError(ValueError):
+    """A --select/--ignore entry that matches no rule."""
+
+
+def _matches(rule_: Rule, pattern: str) -> bool:
+    return rule_.code.startswith(pattern.upper()) or rule_.name == pattern.lower()
+
+
+def select_rules(select: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[Rule]:
+    """The rules to run, in code order. Raises ``UnknownRuleError`` for an unknown pattern."""
+    for pattern in (*select, *ignore):
+        if not any(_matches(rule_, pattern) for rule_ in RULES.values()):
+            raise UnknownRuleError(f"no rule matches {pattern!r}")
+    chosen = [
+        rule_
+        for rule_ in RULES.values()
+        if (not select or any(_matches(rule_, p) for p in select))
+        and not any(_matches(rule_, p) for p in ignore)
+    ]
+    return sorted(chosen, key=lambda rule_: rule_.code)
+
+
+# --- suppression comments ----------------------------------------------------------------
+
+_DIRECTIVE = re.compile(
+    r"haplint:\s*(disable-next-line|disable-file|disable)\b\s*(?:=\s*([A-Za-z0-9_,\s-]*))?"
+)
+ALL = "*"
+
+
+@dataclass(slots=True)
+class _Suppressions:
+    by_line: dict[int, set[str]]
+    file: set[str]
+
+    def hides(self, finding: Finding) -> bool:
+        if finding.code == "HAP001":
+            return False
+        for codes in (self.file, self.by_line.get(finding.line, ())):
+            if ALL in codes or finding.code in codes or finding.name in codes:
+                return True
+        return False
+
+
+def _codes(spec: str | None) -> set[str]:
+    if not spec or not spec.strip():
+        return {ALL}
+    codes = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if part:
+            codes.add(part.upper() if part[:3].upper() == "HAP" else part.lower())
+    return codes
+
+
+def _suppressions(config: Config) -> _Suppressions:
+    by_line: dict[int, set[str]] = {}
+    whole_file: set[str] = set()
+    pending: set[str] = set()
+
+    def visit(src: Source | None, full_line_comment: bool) -> None:
+        nonlocal pending
+        if src is None:
+            return
+        comment = src.comment
+        if not full_line_comment and pending:
+            by_line.setdefault(src.line, set()).update(pending)
+            pending = set()
+        if comment is None or "haplint" not in comment:
+            return
+        for match in _DIRECTIVE.finditer(comment):
+            kind, spec = match.group(1), match.group(2)
+            codes = _codes(spec)
+            if kind == "disable-file":
+                whole_file.update(codes)
+            elif kind == "disable-next-line":
+                pending |= codes
+            elif not full_line_comment:
+                by_line.setdefault(src.line, set()).update(codes)
+
+    def body(lines: Sequence[Line]) -> None:
+        for line in lines:
+            if isinstance(line, Comment):
+                visit(line.src, True)
+            elif line.src is not None and line.src.values:
+                visit(line.src, False)
+
+    body(config.preamble)
+    for section in config.sections:
+        visit(section.src, False)
+        body(section.body)
+    return _Suppressions(by_line, whole_file)
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def _location(problem: Problem) -> tuple[int, int]:
+    src = problem.src
+    line = problem.line if problem.line is not None else (src.line if src else 1)
+    if problem.col is not None:
+        return line, problem.col
+    if src is None:
+        return line, 1
+    words = src.words
+    if words:
+        index = min(max(problem.index, 0), len(words) - 1)
+        return line, words[index].col
+    return line, len(src.indent) + 1
+
+
+def lint_config(
+    config: Config,
+    *,
+    file: str = "<input>",
+    text: str | None = None,
+    options: LintOptions | None = None,
+) -> list[Finding]:
+    """Run the selected rules on a parsed config; findings sorted by position, then code."""
+    options = options or LintOptions()
+    rules = select_rules(options.select, options.ignore)
+    findings: list[Finding] = []
+    with paused_gc():  # the model is acyclic: see compiler.perf
+        context = LintContext(config, file=file, text=text, target=options.target)
+        if text is not None and "haplint" not in text:
+            suppressions = _Suppressions({}, set())
+        else:
+            suppressions = _suppressions(config)
+        for rule_ in rules:
+            for problem in rule_.check(context):
+                line, col = _location(problem)
+                finding = Finding(
+                    rule_.code, rule_.severity, problem.message, file, line, col, rule_.name
+                )
+                if not suppressions.hides(finding):
+                    findings.append(finding)
+    findings.sort(key=lambda f: (f.line, f.col, f.code))
+    return findings
+
+
+def lint_text(
+    text: str, *, file: str = "<input>", options: LintOptions | None = None
+) -> list[Finding]:
+    """Parse and lint. A file that cannot be parsed gives one HAP001 finding (and HAP002)."""
+    options = options or LintOptions()
+    try:
+        config = parse(text, file=file)
+    except ParseError as error:
+        rules = {rule_.code for rule_ in select_rules(options.select, options.ignore)}
+        findings = []
+        if "HAP001" in rules:
+            findings.append(
+                Finding(
+                    "HAP001",
+                    "error",
+                    error.message,
+                    file,
+                    error.line or 1,
+                    error.col or 1,
+                    "parse-error",
+                )
+            )
+        if "HAP002" in rules:
+            context = LintContext(Config(), file=file, text=text, target=options.target)
+            for problem in RULES["HAP002"].check(context):
+                line, col = _location(problem)
+                findings.append(
+                    Finding(
+                        "HAP002", "error", problem.message, file, line, col, "missing-final-newline"
+                    )
+                )
+        return findings
+    return lint_config(config, file=file, text=text, options=options)

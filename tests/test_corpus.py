@@ -1,0 +1,328 @@
+"""The parser, linter and formatter on the shared corpus of real haproxy.cfg files.
+
+The corpus (``../shared/corpus/haproxy``, third-party files used as test input only) comes with
+HAProxy 2.6's verdict on every file (``MANIFEST.tsv``; ``CHECK_WITH_FDS.tsv`` for reg-test
+configs that need inherited sockets). What must hold, and is asserted here:
+
+* every file parses, and prints back byte for byte (lossless layout);
+* fmt is safe (same statements, comments kept) and idempotent on every file;
+* fmt output of every file haproxy accepts is accepted by haproxy too (same exit status);
+* the linter reports no error-severity finding on a file haproxy accepts;
+* on files haproxy rejects for a reason a rule covers, the linter reports it on that line.
+
+Run ``python tests/test_corpus.py`` for the figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # when run as a script
+    sys.path.insert(0, str(ROOT))
+
+from compiler.printer import print_config  # noqa: E402
+from grammar.format import difference, format_text  # noqa: E402
+from grammar.lint import Finding, lint_text  # noqa: E402
+from grammar.parser import parse  # noqa: E402
+from runtime.haproxy_check import haproxy_binary  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
+pytestmark = pytest.mark.skipif(
+    not (CORPUS / "MANIFEST.tsv").is_file(),
+    reason=f"shared corpus not found at {CORPUS} (../shared is not part of this repository)",
+)
+
+# Why haproxy refused a file, as the first alert says, and the rules that cover that reason.
+COVERED_REASONS: list[tuple[str, re.Pattern[str], frozenset[str]]] = [
+    ("unknown keyword", re.compile(r"unknown keyword '[^']+' (in '[^']+' section|out of)"),
+     frozenset({"HAP004", "HAP010", "HAP011", "HAP013", "HAP014"})),
+    ("unknown option", re.compile(r"unknown option '[^']+'(;|\.?$)"),
+     frozenset({"HAP010", "HAP013", "HAP014"})),
+    ("removed keyword", re.compile(r"not supported any ?more|doesn't exist anymore"),
+     frozenset({"HAP013"})),
+    ("missing final newline", re.compile(r"Missing LF on last line"), frozenset({"HAP002"})),
+    ("undefined ACL", re.compile(r"no such ACL"), frozenset({"HAP030"})),
+    ("undefined backend", re.compile(r"unable to find required (use_backend|default_backend)"),
+     frozenset({"HAP020"})),
+    ("duplicate name", re.compile(r"same name|already exists|Duplicate|already defined"),
+     frozenset({"HAP022", "HAP023"})),
+    ("rule in anonymous defaults",
+     re.compile(r"anonymous 'defaults'|only allowed in 'backend' sections or 'defaults' section"),
+     frozenset({"HAP016"})),
+    ("unknown directive", re.compile(r"unknown directive"), frozenset({"HAP005"})),
+    ("mode mismatch", re.compile(r"incompatible (tcp|http) (backend|proxy)"),
+     frozenset({"HAP050"})),
+    ("section header", re.compile(r"please use the 'bind' keyword|'global' cannot handle"),
+     frozenset({"HAP007"})),
+    ("argument count", re.compile(r"cannot handle unexpected argument"),
+     frozenset({"HAP015"})),
+]  # fmt: skip
+LINE = re.compile(r"\[[^]]*:(\d+)\]")
+FD_VARIABLE = re.compile(r"fd@\$\{(\w+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    category: str
+    message: str
+    with_fds: bool
+
+    @property
+    def accepted(self) -> bool:
+        return self.category in ("valid", "valid-no-listener")
+
+
+@cache
+def verdicts() -> dict[str, Verdict]:
+    """HAProxy 2.6's verdict per top-level file (the socket-inheriting run wins)."""
+    found: dict[str, Verdict] = {}
+    with open(CORPUS / "MANIFEST.tsv", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if "/" not in row["file"]:
+                found[row["file"]] = Verdict(row["haproxy_c_category"], row["first_message"], False)
+    fds = CORPUS / "CHECK_WITH_FDS.tsv"
+    if fds.is_file():
+        with open(fds, encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                found[row["file"]] = Verdict(row["haproxy_c_category"], row["first_message"], True)
+    return found
+
+
+def top_level_files() -> list[Path]:
+    return sorted(CORPUS.glob("*.cfg"))
+
+
+def all_files() -> list[Path]:
+    """Top-level files and the raw VTC blocks."""
+    return top_level_files() + sorted((CORPUS / "vtc-raw").glob("*.cfg"))
+
+
+def read(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", "surrogateescape")
+
+
+# --- haproxy, the way the corpus verdicts were obtained -----------------------------------
+
+
+def haproxy_check(text: str, name: str, binary: str, with_fds: bool) -> int:
+    """Exit status of ``haproxy -c`` on ``text`` in an empty directory, minimal environment.
+
+    With ``with_fds``, every ``fd@${NAME}`` gets a listening socket on 127.0.0.1 that haproxy
+    inherits (``NAME=<fd>``, ``VTC_SOCK_TYPE=stream``), as varnishtest does.
+    """
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as directory:
+        environment: dict[str, str] = {}
+        descriptors: list[int] = []
+        if with_fds:
+            environment["VTC_SOCK_TYPE"] = "stream"
+            for variable in dict.fromkeys(FD_VARIABLE.findall(text)):
+                listener = stack.enter_context(socket.socket())
+                listener.bind(("127.0.0.1", 0))
+                listener.listen()
+                listener.set_inheritable(True)
+                descriptors.append(listener.fileno())
+                environment[variable] = str(listener.fileno())
+        path = os.path.join(directory, name)
+        with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            handle.write(text)
+        completed = subprocess.run(
+            [binary, "-c", "-f", name],
+            cwd=directory,
+            env=environment,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            pass_fds=descriptors,
+        )
+        return completed.returncode
+
+
+# --- the figures ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Figures:
+    files: int = 0
+    parsed: int = 0
+    round_trips: int = 0
+    fmt_safe: int = 0
+    fmt_idempotent: int = 0
+    accepted: int = 0
+    false_alarms: list[str] = field(default_factory=list)
+    rejected: int = 0
+    covered: int = 0
+    caught: int = 0
+    caught_as_error: int = 0
+    missed: list[str] = field(default_factory=list)
+    fmt_checked: int = 0
+    fmt_accepted: int = 0
+    fmt_refused: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        def share(part: int, whole: int) -> str:
+            return f"{part}/{whole} ({100 * part / whole:.1f} %)" if whole else "0/0"
+
+        lines = [
+            f"files (top level + vtc-raw): {self.files}",
+            f"parse:              {share(self.parsed, self.files)}",
+            f"round trip:         {share(self.round_trips, self.files)}",
+            f"fmt safe:           {share(self.fmt_safe, self.files)}",
+            f"fmt idempotent:     {share(self.fmt_idempotent, self.files)}",
+            f"haproxy accepts:    {self.accepted} top-level files",
+            f"false alarms:       {len(self.false_alarms)} error findings on accepted files",
+            f"rejected files:     {self.rejected}, for a covered reason: {self.covered}",
+            f"caught (any sev.):  {share(self.caught, self.covered)}",
+            f"caught as error:    {share(self.caught_as_error, self.covered)}",
+        ]
+        if self.fmt_checked:
+            lines.append(f"fmt accepted:       {share(self.fmt_accepted, self.fmt_checked)}")
+        lines += [f"  false alarm: {alarm}" for alarm in self.false_alarms]
+        lines += [f"  missed: {miss}" for miss in self.missed]
+        lines += [f"  fmt refused: {refused}" for refused in self.fmt_refused]
+        return "\n".join(lines)
+
+
+def covered_reason(message: str) -> frozenset[str] | None:
+    for _, pattern, codes in COVERED_REASONS:
+        if pattern.search(message):
+            return codes
+    return None
+
+
+def measure(haproxy: str | None = None, workers: int = 2) -> Figures:
+    figures = Figures()
+    judged = verdicts()
+    for path in all_files():
+        figures.files += 1
+        text = read(path)
+        try:
+            config = parse(text, file=path.name)
+        except Exception:  # counted as a failure below
+            continue
+        figures.parsed += 1
+        figures.round_trips += print_config(config, layout="lossless") == text
+        try:
+            formatted = format_text(text, file=path.name)
+        except Exception:
+            continue
+        figures.fmt_safe += difference(config, parse(formatted)) is None
+        figures.fmt_idempotent += format_text(formatted) == formatted
+    for path in top_level_files():
+        verdict = judged.get(path.name)
+        if verdict is None:
+            continue
+        findings = lint_text(read(path), file=path.name)
+        if verdict.accepted:
+            figures.accepted += 1
+            figures.false_alarms += [str(f) for f in findings if f.severity == "error"]
+            continue
+        figures.rejected += 1
+        codes = covered_reason(verdict.message)
+        if codes is None:
+            continue
+        figures.covered += 1
+        hits = _hits(findings, codes, verdict.message)
+        figures.caught += bool(hits)
+        figures.caught_as_error += any(f.severity == "error" for f in hits)
+        if not hits:
+            figures.missed.append(f"{path.name}: {verdict.message[:160]}")
+    if haproxy is not None:
+        _measure_fmt_with_haproxy(figures, haproxy, workers)
+    return figures
+
+
+def _hits(findings: list[Finding], codes: frozenset[str], message: str) -> list[Finding]:
+    line = LINE.search(message)
+    return [
+        f for f in findings if f.code in codes and (line is None or f.line == int(line.group(1)))
+    ]
+
+
+def _measure_fmt_with_haproxy(figures: Figures, haproxy: str, workers: int) -> None:
+    judged = verdicts()
+    accepted = [path for path in top_level_files() if judged[path.name].accepted]
+
+    def check(path: Path) -> tuple[str, int, int]:
+        verdict = judged[path.name]
+        text = read(path)
+        before = haproxy_check(text, path.name, haproxy, verdict.with_fds)
+        after = haproxy_check(format_text(text), path.name, haproxy, verdict.with_fds)
+        return path.name, before, after
+
+    with ThreadPoolExecutor(workers) as pool:
+        for name, before, after in pool.map(check, accepted):
+            if before not in (0, 2):
+                continue  # this machine does not reproduce the verdict: not counted
+            figures.fmt_checked += 1
+            if after == before:
+                figures.fmt_accepted += 1
+            else:
+                figures.fmt_refused.append(f"{name}: exit {before} -> {after}")
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+@cache
+def figures_without_haproxy() -> Figures:
+    return measure()
+
+
+def test_every_file_parses_and_round_trips() -> None:
+    figures = figures_without_haproxy()
+    assert figures.files > 0
+    assert figures.parsed == figures.files
+    assert figures.round_trips == figures.files
+
+
+def test_fmt_is_safe_and_idempotent_on_every_file() -> None:
+    figures = figures_without_haproxy()
+    assert figures.fmt_safe == figures.files
+    assert figures.fmt_idempotent == figures.files
+
+
+def test_no_error_finding_on_files_haproxy_accepts() -> None:
+    figures = figures_without_haproxy()
+    assert figures.accepted > 0
+    assert figures.false_alarms == []
+
+
+def test_rejections_a_rule_covers_are_caught() -> None:
+    figures = figures_without_haproxy()
+    assert figures.covered > 0
+    assert figures.caught == figures.covered, "\n".join(figures.missed)
+
+
+@pytest.mark.haproxy
+def test_fmt_output_is_accepted_by_haproxy(haproxy: str) -> None:
+    figures = Figures()
+    _measure_fmt_with_haproxy(figures, haproxy, workers=2)
+    assert figures.fmt_checked > 0
+    assert figures.fmt_refused == []
+
+
+def iter_lines() -> Iterator[str]:
+    for path in top_level_files():
+        yield from read(path).splitlines(keepends=True)
+
+
+if __name__ == "__main__":
+    if not (CORPUS / "MANIFEST.tsv").is_file():
+        print(f"shared corpus not found at {CORPUS}", file=sys.stderr)
+        sys.exit(2)
+    print(measure(haproxy_binary()).report())

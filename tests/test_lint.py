@@ -1,0 +1,311 @@
+"""The linter: every rule on a hand-written fixture, checked against the real haproxy.
+
+Each file in ``tests/fixtures/lint/`` starts with two comment lines:
+
+    # haproxy: accept|reject     what `haproxy -c` (2.6) says about the file
+    # expect: HAP020@11, ...     the findings the linter must report (code@line), exactly
+
+so every claim "this is an error" or "this is fine" is checked with haproxy itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.ast import AclRef, AllOf, Condition
+from grammar.lint import LintOptions, UnknownRuleError, lint_config, lint_text, select_rules
+from grammar.lint_rules_base import RULES, LintContext, split_condition
+from grammar.parser import parse
+from runtime.haproxy_check import check_config
+from tests.conftest import run_cli
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
+FIXTURE_FILES = sorted(FIXTURES.glob("*.cfg"))
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "lint-rules.md"
+
+
+def expectations(text: str) -> tuple[str, set[tuple[str, int]]]:
+    verdict = re.search(r"^# haproxy: (accept|reject)$", text, re.MULTILINE)
+    expect = re.search(r"^# expect:(.*)$", text, re.MULTILINE)
+    assert verdict and expect, "fixture header missing"
+    found = set()
+    for item in expect.group(1).split(","):
+        if item.strip():
+            code, line = item.strip().split("@")
+            found.add((code, int(line)))
+    return verdict.group(1), found
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[path.stem for path in FIXTURE_FILES])
+def test_fixture_findings(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    _, expected = expectations(text)
+    findings = lint_text(text, file=path.name)
+    assert {(finding.code, finding.line) for finding in findings} == expected, "\n".join(
+        str(finding) for finding in findings
+    )
+
+
+@pytest.mark.haproxy
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[path.stem for path in FIXTURE_FILES])
+def test_fixture_verdicts_match_haproxy(path: Path, haproxy: str) -> None:
+    """An error finding means haproxy refuses the file; a clean or warning-only file passes."""
+    text = path.read_text(encoding="utf-8")
+    verdict, _ = expectations(text)
+    result = check_config(text, binary=haproxy)
+    assert result.ok == (verdict == "accept"), result.output
+    errors = [f for f in lint_text(text, file=path.name) if f.severity == "error"]
+    if verdict == "accept":
+        assert not errors
+
+
+def test_every_rule_has_a_fixture_and_a_doc_section() -> None:
+    covered = {"HAP001"}  # parse errors: tests below
+    for path in FIXTURE_FILES:
+        covered |= {code for code, _ in expectations(path.read_text())[1]}
+    assert set(RULES) <= covered, sorted(set(RULES) - covered)
+    docs = DOCS.read_text(encoding="utf-8")
+    for code, rule in RULES.items():
+        assert f"## {code} " in docs, code
+        assert rule.name in docs, rule.name
+        assert rule.severity in ("error", "warning")
+
+
+def test_codes_are_stable_and_unique() -> None:
+    names = [rule.name for rule in RULES.values()]
+    assert len(names) == len(set(names))
+    assert all(re.fullmatch(r"HAP\d{3}", code) for code in RULES)
+
+
+# --- locations and messages --------------------------------------------------------------
+
+
+def test_finding_location_points_at_the_word() -> None:
+    text = "frontend fe\n    bind :80\n    use_backend missing if { path_beg /x }\n"
+    (finding,) = lint_text(text, file="x.cfg", options=LintOptions(select=("HAP020",)))
+    assert (finding.file, finding.line, finding.col) == ("x.cfg", 3, 17)
+    assert str(finding) == (
+        "x.cfg:3:17: error HAP020 use_backend names backend 'missing', which is not defined"
+    )
+
+
+def test_parse_error_is_a_located_finding() -> None:
+    findings = lint_text("global\n    maxconn 'x\n", file="bad.cfg")
+    assert [(f.code, f.line, f.col, f.severity) for f in findings] == [("HAP001", 2, 13, "error")]
+    findings = lint_text("global\n    maxconn 'x", file="bad.cfg")
+    assert [f.code for f in findings] == ["HAP001", "HAP002"]
+
+
+# --- selection and suppression ------------------------------------------------------------
+
+
+def test_select_and_ignore_by_code_prefix_and_name() -> None:
+    assert [rule.code for rule in select_rules(["HAP02"])] == [
+        "HAP020", "HAP021", "HAP022", "HAP023", "HAP024",
+    ]  # fmt: skip
+    assert "HAP031" not in {rule.code for rule in select_rules((), ["unused-acl"])}
+    assert [rule.code for rule in select_rules(["undefined-acl"])] == ["HAP030"]
+    with pytest.raises(UnknownRuleError):
+        select_rules(["HAP999"])
+
+
+def test_suppression_comment_forms() -> None:
+    base = "frontend fe\n    bind :80\n    timeout client 5s\n"
+    text = base + "    acl a path /x  # haplint: disable=HAP031\n"
+    assert lint_text(text) == []
+    text = base + "    # haplint: disable-next-line=unused-acl\n    acl a path /x\n"
+    assert lint_text(text) == []
+    text = base + "    # haplint: disable-next-line\n\n    acl a path /x\n"
+    assert lint_text(text) == []  # blank lines between are fine
+    text = base + "    acl a path /x  # haplint: disable=HAP030\n"
+    assert [f.code for f in lint_text(text)] == ["HAP031"]
+    text = "# haplint: disable-file=HAP031,HAP051\nfrontend fe\n    acl a path /x\n"
+    assert lint_text(text) == []
+
+
+def test_parse_errors_cannot_be_suppressed() -> None:
+    text = "# haplint: disable-file\nglobal\n    maxconn 'x\n"
+    assert [f.code for f in lint_text(text)] == ["HAP001"]
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+def test_conditions_of_generic_statements() -> None:
+    config = parse(
+        "frontend fe\n"
+        "    http-request deny if !ok || bad\n"
+        "    http-request set-header X-If if\n"
+        "    tcp-request content accept unless { req.len gt 0 }\n"
+        "    redirect scheme https code 301 if !is_tls\n"
+        "    stats uri /stats\n"
+        "    force-persist if ok\n"
+    )
+    context = LintContext(config)
+    statements = context.sections[0].statements
+    found = [split_condition(stmt) for stmt in statements]
+    assert found[0] == (
+        Condition("if", (AllOf((AclRef("ok", True),)), AllOf((AclRef("bad"),)))),
+        2,
+    )
+    assert found[1] == (None, -1)  # 'if' with nothing after it is no condition
+    assert found[2][0] is not None and found[2][0].kind == "unless"
+    assert found[3][1] == 5
+    assert found[4] == (None, -1)
+    assert found[5] == (Condition.when("ok"), 1)
+
+
+def test_defaults_inheritance_and_from() -> None:
+    config = parse(
+        "defaults base\n    mode http\n    timeout client 5s\n"
+        "defaults\n    mode tcp\n"
+        "frontend a\n    bind :80\n"
+        "frontend b from base\n    bind :81\n"
+    )
+    context = LintContext(config)
+    by_name = {proxy.name: proxy for proxy in context.proxies if proxy.kind == "frontend"}
+    assert by_name["a"].mode() == "tcp"
+    assert by_name["b"].mode() == "http"
+    assert by_name["b"].lookup("timeout client") is not None
+    assert by_name["a"].lookup("timeout client") is None
+
+
+def test_exclusive_branches() -> None:
+    config = parse(
+        ".if defined(A)\nbackend x\n.elif defined(B)\nbackend x\n.else\nbackend x\n.endif\n"
+        "backend x\n"
+    )
+    findings = lint_config(config, options=LintOptions(select=("HAP022",)))
+    assert [f.line for f in findings] == [8]
+
+
+def test_version_guarded_blocks_are_not_judged_by_the_target() -> None:
+    text = (
+        "global\n.if version_atleast(3.2)\n    tune.lua.openlibs all\n.endif\n"
+        "    tune.lua.openlibs all\n"
+    )
+    assert [(f.code, f.line) for f in lint_text(text)] == [("HAP014", 5)]
+    options = LintOptions(target=(3, 2))
+    assert lint_text(text, options=options) == []
+
+
+def test_target_version_changes_removed_and_new() -> None:
+    text = "global\n    tune.ssl.capture-cipherlist-size 10\n"
+    assert [f.code for f in lint_text(text)] == ["HAP017"]
+    assert [f.code for f in lint_text(text, options=LintOptions(target=(2, 8)))] == ["HAP013"]
+
+
+def test_no_prefix_skips_arity() -> None:
+    text = "defaults\n    no log\n    no option httplog\n    default option redispatch\n"
+    assert lint_text(text) == []
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
+    def make(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return make
+
+
+CLEAN = (FIXTURES / "clean.cfg").read_text()
+BROKEN = (FIXTURES / "hap020_undefined_backend.cfg").read_text()
+WARNED = (FIXTURES / "hap031_unused_acl.cfg").read_text()
+
+
+def test_cli_exit_codes(write: Callable[[str, str | bytes], Path]) -> None:
+    clean, broken, warned = write("a.cfg", CLEAN), write("b.cfg", BROKEN), write("c.cfg", WARNED)
+    assert run_cli("lint", str(clean)).returncode == 0
+    result = run_cli("lint", str(warned))
+    assert result.returncode == 0 and "HAP031" in result.stdout
+    result = run_cli("lint", str(clean), str(broken))
+    assert result.returncode == 1
+    assert f"{broken}:11:17: error HAP020" in result.stdout
+    assert "2 files checked: 2 errors, 0 warnings" in result.stderr
+    result = run_cli("lint", str(broken), str(clean.parent / "missing.cfg"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    assert run_cli("lint", "--ignore", "HAP020", str(broken)).returncode == 0
+    assert run_cli("lint", "--select", "HAP999", str(clean)).returncode == 2
+    assert run_cli("lint", "--target-version", "two", str(clean)).returncode == 2
+
+
+def test_cli_stdin_and_directories(write: Callable[[str, str | bytes], Path]) -> None:
+    result = run_cli("lint", "-", stdin=BROKEN)
+    assert result.returncode == 1 and result.stdout.startswith("<stdin>:11:17:")
+    path = write("b.cfg", BROKEN)
+    write("notes.txt", "not a config")
+    result = run_cli("lint", str(path.parent))
+    assert result.returncode == 1 and "b.cfg:11:17" in result.stdout
+
+
+def test_cli_json_output(write: Callable[[str, str | bytes], Path]) -> None:
+    result = run_cli("lint", "--format", "json", str(write("b.cfg", BROKEN)))
+    document = json.loads(result.stdout)
+    assert document["summary"] == {"files": 1, "errors": 2, "warnings": 0}
+    first = document["findings"][0]
+    assert set(first) == {"code", "name", "severity", "message", "file", "line", "col"}
+
+
+def test_cli_sarif_output(write: Callable[[str, str | bytes], Path]) -> None:
+    result = run_cli("lint", "--format", "sarif", str(write("b.cfg", BROKEN)))
+    log = json.loads(result.stdout)
+    assert log["version"] == "2.1.0"
+    (run,) = log["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert [rule["id"] for rule in rules] == sorted(RULES)
+    for finding in run["results"]:
+        assert rules[finding["ruleIndex"]]["id"] == finding["ruleId"]
+        assert finding["level"] in ("error", "warning", "note")
+        region = finding["locations"][0]["physicalLocation"]["region"]
+        assert region["startLine"] >= 1 and region["startColumn"] >= 1
+    assert {r["ruleId"] for r in run["results"]} == {"HAP020"}
+
+
+def test_cli_list_rules() -> None:
+    assert run_cli("lint").returncode == 2
+    result = run_cli("lint", "--list-rules")
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == len(RULES)
+
+
+def test_cli_never_prints_a_traceback(write: Callable[[str, str | bytes], Path]) -> None:
+    cases = [
+        write("binary.cfg", bytes(range(256)) * 4),
+        write("latin1.cfg", b"global\n    description caf\xe9 \xff\xfe\n"),
+        write("quote.cfg", "global\n    maxconn 'x\n"),
+        write("empty.cfg", ""),
+    ]
+    for path in cases:
+        for command in ("lint", "fmt"):
+            for extra in ((), ("--format", "sarif")) if command == "lint" else ((), ("--check",)):
+                result = run_cli(command, *extra, str(path))
+                assert "Traceback" not in result.stderr, (command, path, result.stderr)
+                assert result.returncode in (0, 1, 2), (command, path, result.stderr)
+
+
+def test_pre_commit_hooks_file() -> None:
+    text = (Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml").read_text()
+    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
+    hooks = yaml.safe_load(text)
+    assert {hook["id"]: hook["entry"] for hook in hooks} == {
+        "haproxy-lint": "lambda-registry lint",
+        "haproxy-fmt": "lambda-registry fmt",
+    }
+    for hook in hooks:
+        assert hook["language"] == "python"
+        pattern = re.compile(hook["files"])
+        assert pattern.search("etc/haproxy/haproxy.cfg")
+        assert not pattern.search("setup.cfg")

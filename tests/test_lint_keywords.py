@@ -1,0 +1,136 @@
+"""The keyword table against the real HAProxy 2.6: what it calls known, haproxy knows; what it
+calls removed or newer, haproxy refuses. One config per section kind, one keyword per line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from grammar.keywords import (
+    DEFAULT_TARGET,
+    KEYWORDS,
+    SECTION_SPECS,
+    KeywordSpec,
+    check_section,
+    check_words,
+    parse_version,
+)
+
+
+def kinds_of_26() -> list[str]:
+    return [kind for kind, spec in SECTION_SPECS.items() if spec.since is None]
+
+
+def header(kind: str) -> str:
+    return {"defaults": "defaults named", "global": "global"}.get(kind, f"{kind} x")
+
+
+def known_in_26(spec: KeywordSpec) -> bool:
+    return (
+        spec.since is None
+        and spec.build_option is None
+        and (spec.removed_in is None or spec.removed_in > DEFAULT_TARGET)
+    )
+
+
+def check_one(haproxy: str, kind: str, line: str) -> str:
+    """haproxy's messages about ``line`` alone in a section of ``kind`` ('' when silent)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "k.cfg"
+        path.write_text(f"{header(kind)}\n    {line}\n")
+        result = subprocess.run(
+            [haproxy, "-c", "-f", path.name], cwd=directory, capture_output=True, text=True,
+            check=False, env={}, timeout=60,
+        )  # fmt: skip
+    return " ".join(match[1] for match in re.finditer(r"k\.cfg:2\]\s*:?\s*(.*)", result.stderr))
+
+
+def check_all(haproxy: str, cases: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    with ThreadPoolExecutor(2) as pool:
+        answers = pool.map(lambda case: check_one(haproxy, *case), cases)
+        return dict(zip(cases, answers, strict=True))
+
+
+def refuses(name: str, message: str) -> bool:
+    """Whether haproxy's message says it does not know ``name`` (or not in that section)."""
+    keyword, _, sub = name.partition(" ")
+    if keyword in ("option", "timeout") and not sub:
+        return False  # checked through "option <name>" and "timeout <event>"
+    if keyword == "option":
+        return f"unknown option '{sub}'" in message
+    if keyword == "timeout":
+        return f"(got '{sub}')" in message
+    return f"unknown keyword '{keyword}'" in message or "not allowed" in message
+
+
+@pytest.mark.haproxy
+def test_known_keywords_are_known_to_haproxy(haproxy: str) -> None:
+    cases = [
+        (kind, name)
+        for name, spec in KEYWORDS.items()
+        if known_in_26(spec)
+        for kind in sorted(spec.sections - spec.ignored_in)
+        if kind in kinds_of_26()
+    ]
+    answers = check_all(haproxy, cases)
+    refused = {case: message for case, message in answers.items() if refuses(case[1], message)}
+    assert refused == {}
+
+
+@pytest.mark.haproxy
+def test_removed_and_newer_keywords_are_refused(haproxy: str) -> None:
+    cases = []
+    for name, spec in KEYWORDS.items():
+        if spec.build_option is not None or known_in_26(spec):
+            continue
+        kinds = [kind for kind in sorted(spec.sections) if kind in kinds_of_26()]
+        if kinds:
+            cases.append((kinds[0], name))
+    assert cases
+    answers = check_all(haproxy, cases)
+    assert [
+        case for case, message in answers.items() if "ALERT" not in message and not message
+    ] == []
+
+
+def test_checker_answers() -> None:
+    assert check_words("frontend", ["server", "s", "1.1.1.1:80"])[0].kind == "wrong-section"
+    assert check_words("frontend", ["balance", "roundrobin"])[0].kind == "ignored"
+    assert check_words("backend", ["reqadd", "X:\\ y"])[0].kind == "removed"
+    assert "http-request add-header" in check_words("backend", ["reqadd", "x"])[0].message
+    assert check_words("defaults", ["option", "forwarded"])[0].kind == "too-new"
+    assert check_words("defaults", ["option", "forwarded"], target=(2, 8)) == []
+    assert check_words("defaults", ["mode", "http", "tcp"])[0].kind == "arity"
+    assert check_words("defaults", ["timeout", "sever", "1s"])[0].kind == "unknown"
+    assert check_words("global", ["tune.ssl.capture-cipherlist-size", "1"])[0].kind == (
+        "deprecated"
+    )
+    assert check_words("defaults", ["acl", "a", "path", "/"], named_defaults=False)[0].kind == (
+        "anonymous-defaults"
+    )
+    assert check_words("global", ["51degrees-data-file", "x"]) == []
+    assert check_words("traces", ["anything", "at", "all"]) == []
+    assert check_section("crt-store") is not None
+    assert check_section("crt-store", (3, 0)) is None
+
+
+def test_version_parsing() -> None:
+    assert parse_version("3.10") == (3, 10)
+    for bad in ("3", "a.b", "3.1.2", ""):
+        with pytest.raises(ValueError):
+            parse_version(bad)
+
+
+def test_table_is_consistent() -> None:
+    for name, spec in KEYWORDS.items():
+        assert spec.ignored_in <= spec.sections, name
+        assert spec.max_args is None or spec.max_args >= spec.min_args, name
+        assert all(kind in SECTION_SPECS for kind in spec.sections), name
+        if " " in name:
+            parent = KEYWORDS[name.split()[0]]
+            assert parent.subkeywords, name
