@@ -32,18 +32,39 @@ class Source(NamedTuple):
     """Where a node came from and how it was spelled, for located errors and lossless output.
 
     ``text`` is the whole physical line including its line ending (the ending is empty when
-    the file ended without one). ``words`` are the raw spellings of the line's words and
-    ``values`` what HAProxy reads from them; ``comment`` is the raw trailing comment (starting
-    at ``#``), if any. A named tuple for the same reason as ``SourceWord``: one per line.
+    the file ended without one). ``values`` are what HAProxy reads from the line's words and
+    ``words`` their raw spellings with columns; ``comment`` is the raw trailing comment
+    (starting at ``#``), if any. A named tuple for the same reason as ``SourceWord``: one per
+    line.
     """
 
     line: int
     text: str
     indent: str = ""
-    words: tuple[SourceWord, ...] = ()
+    # The words as written, or None for a plain line (no quotes, escapes or comment), whose
+    # words are its values: their columns are then found only when someone asks.
+    spelled: tuple[SourceWord, ...] | None = None
     comment: str | None = None
     newline: str = "\n"
     values: tuple[str, ...] = ()
+
+    @property
+    def words(self) -> tuple[SourceWord, ...]:
+        """The raw spelling and 1-based column of each word."""
+        if self.spelled is not None:
+            return self.spelled
+        return plain_words(self.text, self.values, len(self.indent))
+
+
+def plain_words(text: str, values: tuple[str, ...], start: int) -> tuple[SourceWord, ...]:
+    """Columns of the words of a plain line, whose raw spellings are its values."""
+    found: list[SourceWord] = []
+    position = start
+    for value in values:
+        position = text.find(value, position)
+        found.append(SourceWord(value, position + 1))
+        position += len(value)
+    return tuple(found)
 
 
 # --- conditions (`if` / `unless`) --------------------------------------------------------

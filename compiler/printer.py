@@ -137,7 +137,9 @@ def _respelled(src: Source) -> str:
     doubled; and an empty last word (``k "" `` with a blank after it) only counts when a blank
     follows it, so the line keeps one.
     """
-    raws = [word.raw for word in src.words]
+    if src.spelled is None:  # a plain line: its words are spelled as their values
+        return " ".join(src.values)
+    raws = [word.raw for word in src.spelled]
     followed = len(raws) if src.comment is not None else len(raws) - 1
     for index in range(followed):
         raw = raws[index]

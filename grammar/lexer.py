@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from compiler.ast import SourceWord
+from compiler.ast import SourceWord, plain_words
 from compiler.errors import ParseError
 
 __all__ = ["LexedLine", "Word", "lex", "lex_line"]
@@ -86,12 +86,19 @@ class LexedLine(NamedTuple):
     text: str
     newline: str
     indent: str
-    raw_words: tuple[SourceWord, ...]
+    # None for a plain line (see compiler.ast.Source.spelled): `raw_words` finds them then.
+    source_words: tuple[SourceWord, ...] | None
     values: tuple[str, ...]
     comment: str | None
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def raw_words(self) -> tuple[SourceWord, ...]:
+        if self.source_words is not None:
+            return self.source_words
+        return plain_words(self.text, self.values, len(self.indent))
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -121,10 +128,9 @@ class LexedLine(NamedTuple):
 
 # Everything of a LexedLine but its number: the same text always lexes the same way, so
 # repeated lines (blank lines, "    check", "    mode http") are lexed once per call.
-_Layout = tuple[str, str, str, tuple[SourceWord, ...], tuple[str, ...], str | None]
+_Layout = tuple[str, str, str, tuple[SourceWord, ...] | None, tuple[str, ...], str | None]
 _Interned = dict[tuple[str, int], SourceWord]
 _new_line = tuple.__new__
-_new_word = tuple.__new__
 
 
 def lex(text: str, file: str | None = None) -> list[LexedLine]:
@@ -168,20 +174,13 @@ def _layout(
 ) -> _Layout:
     if _NEEDS_SCANNER.search(content) is not None:
         return _scan(content, newline, number, file, interned)
-    # Fast path: nothing but blanks and ordinary characters.
+    # Fast path: nothing but blanks and ordinary characters, so every word is spelled as its
+    # value; columns are found later, and only if someone asks (an error, a lint finding).
     words = content.split()
     if not words:
         return content + newline, newline, content, (), (), None
-    find = content.find
-    position = 0
-    raw_words: list[SourceWord] = []
-    append = raw_words.append
-    for word in words:
-        position = find(word, position)
-        append(_new_word(SourceWord, (word, position + 1)))
-        position += len(word)
-    indent = content[: raw_words[0].col - 1]
-    return content + newline, newline, indent, tuple(raw_words), tuple(words), None
+    indent = content[: len(content) - len(content.lstrip())] if content[0] in _BLANKS else ""
+    return content + newline, newline, indent, None, tuple(words), None
 
 
 def _scan(

@@ -89,7 +89,7 @@ def _source(line: LexedLine) -> Source:
         # a printer must not move it after a blank (where HAProxy would read it).
         comment = None
     return Source(
-        line.number, line.text, line.indent, line.raw_words, comment, line.newline, line.values
+        line.number, line.text, line.indent, line.source_words, comment, line.newline, line.values
     )
 
 
