@@ -15,19 +15,18 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from compiler.errors import Diagnostic, InternalError, LocatedError, OptionsError
-from compiler.options import RenderOptions
-from compiler.payload import json_path
-from runtime.files import read_input, write_atomic
-from runtime.haproxy_check import check_config
 from runtime.lint_cli import add_lint_commands
-from runtime.pipeline import compile_payload
 from runtime.state_cli import add_state_commands, store_from_args
-from runtime.stores import Store
+
+if TYPE_CHECKING:
+    from compiler.options import RenderOptions
+    from runtime.stores import Store
+
+# Modules a command needs (pydantic models, the compile pipeline, stores) are imported when
+# that command runs: `lambda-registry lint` should not pay for `compile`'s imports.
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -96,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_compile(args: argparse.Namespace) -> int:
+    from runtime.files import read_input, write_atomic
+    from runtime.pipeline import compile_payload
+
     options = _load_options(args.options, args.compat)
     store = _open_store(args.store)
     source = "<stdin>" if args.payload == "-" else args.payload
@@ -120,6 +122,8 @@ class CheckFailedError(LocatedError):
 
 
 def _haproxy_accepts(text: str) -> None:
+    from runtime.haproxy_check import check_config
+
     try:
         check = check_config(text)
     except FileNotFoundError:
@@ -130,6 +134,12 @@ def _haproxy_accepts(text: str) -> None:
 
 
 def _load_options(path: str | None, compat: str | None) -> RenderOptions:
+    from pydantic import ValidationError
+
+    from compiler.options import RenderOptions
+    from compiler.payload import json_path
+    from runtime.files import read_input
+
     options = RenderOptions()
     if path:
         raw = read_input(path)

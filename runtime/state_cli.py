@@ -15,11 +15,13 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.errors import OptionsError
-from compiler.models import Service, TableName
 from runtime.stores import STORE_ENV, Store, open_store
+
+if TYPE_CHECKING:
+    from compiler.models import Service
 
 EXIT_OK = 0
 EXIT_REFUSED = 2
@@ -106,6 +108,8 @@ def _checked_table(table: str) -> str:
     from pydantic import TypeAdapter, ValidationError
 
     try:
+        from compiler.models import TableName
+
         checked: str = TypeAdapter(TableName).validate_python(table)
     except ValidationError as error:
         raise OptionsError(error.errors(include_url=False)[0]["msg"], file="TABLE") from None

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from compiler.errors import LocatedError, OptionsError
-from compiler.models import Service
-from runtime.reconcile import Reconciled
 
 if TYPE_CHECKING:
+    from compiler.models import Service
     from runtime.config import StoreSettings
+    from runtime.reconcile import Reconciled
 
-Decide = Callable[[Mapping[str, Service]], Reconciled]
+Decide = Callable[[Mapping[str, "Service"]], "Reconciled"]
 StoreKind = Literal["memory", "sqlite", "dynamodb"]
 
 STORE_ENV = "LAMBDA_REGISTRY_STORE"
