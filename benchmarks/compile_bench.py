@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import best  # noqa: E402
 from runtime.haproxy_check import haproxy_binary  # noqa: E402
 
 
@@ -44,26 +42,6 @@ def make_payload(services: int, containers: int = 5) -> dict[str, object]:
         if candidate["cookie"] is None:
             del candidate["cookie"]
     return {"table": "bench", "running": [], "candidates": candidates}
-
-
-def measure(argv: list[str]) -> tuple[float, int, int]:
-    """(seconds, peak RSS in KiB, exit code) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    assert process.stderr is not None
-    error = process.stderr.read().decode()
-    process.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        print(f"  {argv[0]} exited {code}: {error[:500]}", file=sys.stderr)
-    return elapsed, usage.ru_maxrss, code
-
-
-def best(argv: list[str], repeat: int) -> tuple[float, int]:
-    runs = [measure(argv) for _ in range(repeat)]
-    return min(r[0] for r in runs), max(r[1] for r in runs)
 
 
 def main() -> int:
@@ -90,11 +68,16 @@ def main() -> int:
                 "runtime.cli",
                 "compile",
                 str(payload),
+                "--store",
+                "memory",
                 "-o",
                 str(output),
             ]
-            compile_s, compile_kib = best(compile_argv, args.repeat)
-            check_s, check_kib = best([haproxy, "-c", "-q", "-f", str(output)], args.repeat)
+            compile_s, compile_kib, compile_exit = best(compile_argv, args.repeat, str(ROOT))
+            check_s, check_kib, _ = best([haproxy, "-c", "-q", "-f", str(output)], args.repeat)
+            if compile_exit != 0:
+                print(f"compile exited {compile_exit}", file=sys.stderr)
+                return 1
             lines = output.read_text().count("\n")
             print(
                 f"{count:>9} {lines:>8} {compile_s:>10.3f} {check_s:>10.3f} "

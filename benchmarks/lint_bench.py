@@ -20,12 +20,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import best  # noqa: E402
 from runtime.haproxy_check import haproxy_binary  # noqa: E402
 
 
@@ -49,19 +49,6 @@ def make_config(backends: int, servers: int = 5) -> str:
             address = f"10.{index // 250 % 256}.{index % 250}.{server + 1}:8080"
             out.append(f"    server s{server} {address} check cookie s{server} weight 10\n")
     return "".join(out)
-
-
-def measure(argv: list[str], cwd: str) -> tuple[float, int, int]:
-    """(seconds, peak RSS in KiB, exit code) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    return time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
-
-
-def best(argv: list[str], cwd: str, repeat: int) -> tuple[float, int, int]:
-    runs = [measure(argv, cwd) for _ in range(repeat)]
-    return min(r[0] for r in runs), max(r[1] for r in runs), runs[-1][2]
 
 
 def breakdown(path: str) -> str:
@@ -112,7 +99,7 @@ def main() -> int:
         results = {}
         for name, argv in commands.items():
             cwd = str(ROOT) if argv[0] == python else directory
-            results[name] = best(argv, cwd, args.repeat)
+            results[name] = best(argv, args.repeat, cwd)
         print(f"{args.backends} backends x 5 servers, {lines} lines, best of {args.repeat}")
         header = ("command", "seconds", "MiB", "exit", "time ratio", "mem ratio")
         print("{:<24} {:>8} {:>8} {:>5} {:>11} {:>10}".format(*header))
