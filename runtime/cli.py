@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.errors import Diagnostic, InternalError, LocatedError, OptionsError
 from runtime.lint_cli import add_lint_commands
+from runtime.serve import add_serve_command
 from runtime.state_cli import add_state_commands, store_from_args
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compile_command(commands)
     add_lint_commands(commands)
     add_state_commands(commands)
+    add_serve_command(commands)
     return parser
 
 

@@ -1,0 +1,171 @@
+"""Apply a config to the HAProxy container without ever applying a broken one.
+
+For each new config:
+
+1. skip it when it is identical to what runs;
+2. parse it with the grammar and check the round trip (print -> parse -> compare);
+3. write it into the container under a temporary name and run ``haproxy -c`` there;
+4. move it into place atomically (a rename in the config's directory);
+5. reload HAProxy hitlessly (``SIGUSR2`` to the master) and confirm a new worker came up;
+6. on a failed reload, restore the last known good config and reload that.
+
+``--dry-run`` stops after step 2 and returns the unified diff instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from compiler.errors import LocatedError
+from cosmonaut.discovery import HaproxyContainer
+from cosmonaut.errors import ApplyError
+from cosmonaut.haproxy import HaproxyTarget
+from cosmonaut.state import History, digest
+from grammar.parser import parse
+from grammar.roundtrip import print_verified
+
+Outcome = Literal["applied", "unchanged", "dry-run", "rejected", "rolled-back", "failed"]
+OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run"})
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    outcome: Outcome
+    message: str
+    digest: str
+    seconds: float
+    diff: str | None = None
+    steps: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in OK_OUTCOMES
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome,
+            "message": self.message,
+            "digest": self.digest[:12],
+            "seconds": round(self.seconds, 4),
+            "steps": {k: round(v, 4) for k, v in self.steps.items()},
+        }
+
+
+class Applier:
+    def __init__(
+        self, target: HaproxyTarget, history: History | None = None, *, dry_run: bool = False
+    ) -> None:
+        self.target = target
+        self.history = history
+        self.dry_run = dry_run
+        self._running: str | None = None  # what HAProxy runs (its config file, once confirmed)
+        self._known: tuple[str, str] | None = None  # (container id, started at) of _running
+
+    def running_config(self, haproxy: HaproxyContainer) -> str | None:
+        """What the HAProxy container runs; read again when it was replaced or restarted."""
+        key = (haproxy.id, haproxy.started_at)
+        if self._known != key:
+            self._running = self.target.read_config(haproxy)
+            self._known = key
+        return self._running
+
+    def forget(self) -> None:
+        """Read the running config again at the next apply."""
+        self._known = None
+
+    def apply(self, text: str, haproxy: HaproxyContainer | None = None) -> ApplyResult:
+        """Apply ``text``; ``haproxy`` is the container as just inspected, if at hand."""
+        started = time.monotonic()
+        steps: dict[str, float] = {}
+        mark = started
+
+        def step(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            steps[name] = now - mark
+            mark = now
+
+        def result(outcome: Outcome, message: str, diff: str | None = None) -> ApplyResult:
+            return ApplyResult(
+                outcome, message, digest(text), time.monotonic() - started, diff, steps
+            )
+
+        haproxy = self.target.located(haproxy)
+        running = self.running_config(haproxy)
+        step("locate")
+        if text == running:
+            return result("unchanged", "the config is identical to the running one")
+        try:
+            print_verified(parse(text, file="<registry>"))
+        except LocatedError as error:
+            return result("rejected", f"the config does not pass the grammar check: {error}")
+        step("verify")
+        if self.dry_run:
+            diff = unified_diff(running, text, haproxy)
+            return result("dry-run", "not applied (--dry-run)", diff)
+
+        self.target.validate(haproxy)  # master-worker mode, before anything changes
+        temporary = self.target.write_temporary(haproxy, text)
+        step("write")
+        checked = self.target.check_and_move(haproxy, temporary)
+        step("check+move")
+        if not checked.moved:
+            output = checked.output.strip().replace(temporary, "<new config>")
+            return result("rejected", f"haproxy -c refused the config:\n{output}")
+        before = self.target.mark(haproxy)
+        try:
+            reloaded = self.target.reload(haproxy, before)
+        except ApplyError as error:
+            step("reload")
+            return self._roll_back(haproxy, running, error, result)
+        step("reload")
+        self._running = text
+        if self.history is not None:
+            self.history.record(text)
+        return result(
+            "applied",
+            f"reloaded: new worker(s) {', '.join(map(str, sorted(reloaded.new_workers)))}",
+        )
+
+    def _roll_back(
+        self,
+        haproxy: HaproxyContainer,
+        good: str | None,
+        error: ApplyError,
+        result: Callable[[Outcome, str], ApplyResult],
+    ) -> ApplyResult:
+        if good is None:
+            self.forget()
+            return result("failed", f"{error.message}; no last known good config to restore")
+        try:
+            haproxy = self.target.locate()
+            temporary = self.target.write_temporary(haproxy, good)
+            if not self.target.check_and_move(haproxy, temporary).moved:
+                raise ApplyError("haproxy -c refused it now", file="haproxy")
+            self.target.reload(haproxy, self.target.mark(haproxy))
+        except LocatedError as second:
+            self.forget()
+            return result(
+                "failed",
+                f"{error.message}; restoring the last known good config failed too: "
+                f"{second.message}",
+            )
+        self._running = good
+        self._known = (haproxy.id, haproxy.started_at)
+        return result("rolled-back", f"{error.message}; the last known good config was restored")
+
+
+def unified_diff(old: str | None, new: str, haproxy: HaproxyContainer) -> str:
+    where = f"{haproxy.name}:{haproxy.config_path}"
+    return "".join(
+        difflib.unified_diff(
+            (old or "").splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=where,
+            tofile=f"{where} (new)",
+        )
+    )

@@ -1,0 +1,255 @@
+"""Discovery: which containers of the Docker host are managed, with which settings and address.
+
+One ``Discoverer.discover()`` is one full listing (level-triggered: it never relies on which
+event arrived). It costs two list calls, one inspect of the HAProxy container, and one inspect
+per container never seen before: a container's labels and environment cannot change, so they
+are cached by id.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cosmonaut.engine import JSON, Engine, NotFound
+from cosmonaut.settings import Problem, ServiceSettings, is_managed, parse_environment
+from cosmonaut.settings import read_settings as read_service_settings
+
+DEFAULT_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedContainer:
+    """A running, routable service container."""
+
+    id: str
+    name: str
+    created: float
+    settings: ServiceSettings
+    network: str
+    ip: str
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def address(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        return self.settings.port
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.short_id,
+            "name": self.name,
+            "service": self.settings.service,
+            "mode": self.settings.mode,
+            "predicate": self.settings.predicate,
+            "cookie": self.settings.cookie,
+            "address": self.address,
+            "network": self.network,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    """A managed container out of rotation for now (unhealthy, paused); not a mistake."""
+
+    container: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"container": self.container, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class HaproxyContainer:
+    id: str
+    name: str
+    running: bool
+    started_at: str
+    networks: tuple[str, ...]
+    command: tuple[str, ...]
+    config_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    containers: tuple[ManagedContainer, ...]
+    problems: tuple[Problem, ...] = ()
+    excluded: tuple[Excluded, ...] = ()
+    haproxy: HaproxyContainer | None = None
+    networks: tuple[str, ...] = field(default=())  # where addresses were looked up
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What never changes about a container: cached by id."""
+
+    labels: Mapping[str, str]
+    environment: Mapping[str, str]
+    created: float
+
+
+class Discoverer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        haproxy_container: str = "haproxy",
+        network: str | None = None,
+        keyword: str | None = None,
+        config_path: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.haproxy_name = haproxy_container
+        self.network = network
+        self.keyword = keyword.lower() if keyword else None
+        self.config_path = config_path
+        self._static: dict[str, _Static] = {}
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="cosmonaut-discover")
+
+    def haproxy(self) -> HaproxyContainer | None:
+        try:
+            attributes = self.engine.inspect(self.haproxy_name)
+        except NotFound:
+            return None
+        config = attributes.get("Config") or {}
+        command = tuple(
+            str(word) for word in [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+        )
+        state = attributes.get("State") or {}
+        networks = (attributes.get("NetworkSettings") or {}).get("Networks") or {}
+        return HaproxyContainer(
+            id=str(attributes.get("Id", "")),
+            name=str(attributes.get("Name", self.haproxy_name)).lstrip("/"),
+            running=bool(state.get("Running")) and not state.get("Paused"),
+            started_at=str(state.get("StartedAt", "")),
+            networks=tuple(sorted(networks)),
+            command=command,
+            config_path=self.config_path or config_path_of(command),
+        )
+
+    def discover(self) -> Discovery:
+        # Three independent calls, two of them in the background.
+        found_haproxy = self._pool.submit(self.haproxy)
+        found_unhealthy = self._pool.submit(self.engine.containers, {"health": "unhealthy"})
+        listed = self.engine.containers({"status": ["running", "paused"]}, all=True)
+        unhealthy = {c.get("Id") for c in found_unhealthy.result()}
+        haproxy = found_haproxy.result()
+        if self.network:
+            networks: tuple[str, ...] = (self.network,)
+        elif haproxy is not None:
+            networks = haproxy.networks
+        else:
+            networks = ()
+        seen: set[str] = set()
+        managed: list[ManagedContainer] = []
+        problems: list[Problem] = []
+        excluded: list[Excluded] = []
+        for summary in sorted(listed, key=_name):
+            container_id = str(summary.get("Id", ""))
+            name = _name(summary)
+            if not container_id or (haproxy is not None and container_id == haproxy.id):
+                continue
+            if self.keyword and self.keyword not in name.lower():
+                continue
+            seen.add(container_id)
+            static = self._static_of(container_id, summary)
+            if static is None or not is_managed(static.labels, static.environment):
+                continue
+            settings = read_service_settings(name, static.labels, static.environment)
+            if not isinstance(settings, ServiceSettings):
+                problems.extend(settings)
+                continue
+            state = str(summary.get("State", "")).lower()
+            if state != "running":
+                excluded.append(Excluded(name, f"container is {state or 'not running'}"))
+                continue
+            if container_id in unhealthy:
+                excluded.append(Excluded(name, "Docker health check says unhealthy"))
+                continue
+            found = _address(summary, networks)
+            if isinstance(found, str):
+                problems.append(Problem(name, "network", found))
+                continue
+            network, ip = found
+            managed.append(
+                ManagedContainer(container_id, name, static.created, settings, network, ip)
+            )
+        for stale in set(self._static) - seen:
+            del self._static[stale]
+        return Discovery(tuple(managed), tuple(problems), tuple(excluded), haproxy, networks)
+
+    def _static_of(self, container_id: str, summary: JSON) -> _Static | None:
+        cached = self._static.get(container_id)
+        if cached is not None:
+            return cached
+        try:
+            attributes = self.engine.inspect(container_id)
+        except NotFound:  # gone between the listing and now
+            return None
+        config = attributes.get("Config") or {}
+        labels = config.get("Labels") or summary.get("Labels") or {}
+        static = _Static(
+            labels={str(k): str(v) for k, v in labels.items()},
+            environment=parse_environment(config.get("Env")),
+            created=_created(attributes.get("Created"), summary.get("Created")),
+        )
+        self._static[container_id] = static
+        return static
+
+
+def config_path_of(command: tuple[str, ...]) -> str:
+    """The ``-f`` argument of HAProxy's command line, else the official image's path."""
+    for index, word in enumerate(command):
+        if word == "-f" and index + 1 < len(command):
+            return command[index + 1]
+        if word.startswith("-f") and len(word) > 2 and not word.startswith("-f-"):
+            return word[2:]
+    return DEFAULT_CONFIG_PATH
+
+
+def _name(summary: JSON) -> str:
+    names = summary.get("Names") or []
+    return str(names[0]).lstrip("/") if names else str(summary.get("Id", ""))[:12]
+
+
+def _address(summary: JSON, networks: tuple[str, ...]) -> tuple[str, str] | str:
+    attached: dict[str, Any] = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    if not networks:
+        return "no network to reach it on: the HAProxy container is missing; give --network"
+    for wanted in networks:
+        for name, endpoint in sorted(attached.items()):
+            if wanted not in (name, (endpoint or {}).get("NetworkID")):
+                continue
+            ip = str((endpoint or {}).get("IPAddress") or "")
+            ip = ip or str((endpoint or {}).get("GlobalIPv6Address") or "")
+            if not ip:
+                return f"no IP address on network {name!r}"
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                return f"{ip!r} on network {name!r} is not an IP address"
+            return name, ip
+    have = ", ".join(sorted(attached)) or "none"
+    return f"not attached to network {' or '.join(networks)} (attached to: {have})"
+
+
+def _created(inspected: Any, listed: Any) -> float:
+    """Creation time: the inspected RFC 3339 time (sub-second), else the listed seconds."""
+    if isinstance(inspected, str) and inspected.endswith("Z"):
+        whole, _, fraction = inspected[:-1].partition(".")
+        try:
+            seconds = datetime.fromisoformat(whole + "+00:00").timestamp()
+            return seconds + (float("0." + fraction) if fraction.isdigit() else 0.0)
+        except ValueError:
+            pass
+    return float(listed) if isinstance(listed, int | float) else 0.0

@@ -1,0 +1,26 @@
+"""Cosmonaut's user-facing errors: each is a ``LocatedError`` naming where it happened."""
+
+from __future__ import annotations
+
+from compiler.errors import LocatedError
+
+
+class CosmonautError(LocatedError):
+    """Base class of the errors below."""
+
+
+class UsageError(CosmonautError):
+    """A flag or an environment setting is invalid."""
+
+
+class HaproxyContainerError(CosmonautError):
+    """The HAProxy container is missing, not running, or not in master-worker mode."""
+
+
+class RegistryError(CosmonautError):
+    """The registry did not give a config (unreachable, timed out, or refused the payload)."""
+
+
+class ApplyError(CosmonautError):
+    """A config could not be applied (refused by the grammar or by ``haproxy -c``, or the
+    reload failed). What is running is unchanged, or was restored."""

@@ -1,0 +1,315 @@
+"""The daemon: Docker events -> debounced batches -> one reconcile pass per batch.
+
+Level-triggered: an event only says "look again". Each batch of relevant events leads to one
+full listing and one payload, so a missed or reordered event cannot leave a wrong config
+behind. Passes also run at start-up, after every reconnection to the Docker API, periodically
+(``--resync-interval``), and, after a failure worth retrying, with exponential backoff.
+
+Debounce. A batch closes once no event arrived for the *quiet period*, or at the latest
+``--debounce-max`` after its first event. The quiet period adapts: it is ``--debounce-min``
+while the host is calm, so a single container start is routed quickly, and doubles (up to half
+of ``--debounce-max``) while a burst goes on (a batch touched several containers, or events
+arrived while the previous pass was applying), then halves again once batches are single.
+The measurements behind the defaults are in the README's Cosmonaut section.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cosmonaut import logs
+from cosmonaut.engine import JSON, Engine, EngineError, EngineUnavailable, EventStream
+from cosmonaut.metrics import Metrics
+from cosmonaut.reconcile import PassResult, Reconciler
+
+# Container actions that can change what is routed. Docker says "destroy", Podman "remove";
+# health events are "health_status: healthy" (Docker) or "health_status" (Podman). "kill" is
+# left out on purpose: every reload signals HAProxy, and a kill that stops a container is
+# followed by "die".
+RELEVANT_ACTIONS = frozenset(
+    {"start", "die", "stop", "destroy", "remove", "pause", "unpause", "rename"}
+)
+RELEVANT_NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+# The quiet period a burst starts from (then doubles): longer than the gaps between the
+# events of one burst as Podman delivers them (in ticks of 250 ms) needs a few doublings.
+BURST_QUIET = 0.1
+
+
+def relevant(event: JSON, keyword: str | None = None, haproxy: str | None = None) -> str | None:
+    """A short description of the event when it may change the routing, else None.
+
+    With ``keyword``, events of containers whose name lacks it are ignored, except those of
+    the HAProxy container (named ``haproxy``).
+    """
+    kind = event.get("Type")
+    action = str(event.get("Action") or event.get("status") or "")
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    if kind == "container":
+        base = action.split(":", 1)[0].strip()
+        if base in RELEVANT_ACTIONS or base == "health_status":
+            name = str(attributes.get("name") or "")
+            if keyword and name and keyword.lower() not in name.lower() and name != haproxy:
+                return None
+            return f"{base} {name or str(actor.get('ID', ''))[:12]}"
+    elif kind == "network" and action in RELEVANT_NETWORK_ACTIONS:
+        container = str(attributes.get("container", ""))[:12]
+        return f"network {action} {container}"
+    return None
+
+
+@dataclass(slots=True)
+class Backoff:
+    initial: float = 0.1
+    maximum: float = 10.0
+    factor: float = 2.0
+    current: float = field(default=0.0)
+
+    def next(self) -> float:
+        self.current = self.initial if not self.current else min(self.maximum, self.current * 2)
+        return self.current * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    reasons: tuple[str, ...]
+    subjects: frozenset[str]  # containers the events were about
+    first: float  # monotonic time of the first event
+
+
+class Trigger:
+    """Collects events from any thread; ``wait_batch`` returns them debounced."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._reasons: list[str] = []
+        self._subjects: set[str] = set()
+        self._first = 0.0
+        self._last = 0.0
+        self._stopped = False
+
+    def notify(self, reason: str, subject: str | None = None) -> None:
+        with self._condition:
+            now = time.monotonic()
+            if not self._reasons:
+                self._first = now
+            self._reasons.append(reason)
+            if subject:
+                self._subjects.add(subject)
+            self._last = now
+            self._condition.notify_all()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify_all()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def pending(self) -> bool:
+        with self._condition:
+            return bool(self._reasons)
+
+    def wait_batch(self, quiet: float, maximum: float, timeout: float | None) -> Batch | None:
+        """Wait up to ``timeout`` for a first event, then until the batch closes.
+
+        Returns None on timeout or stop. Events that arrived before the call count as the
+        batch's start, so work queued during a pass is picked up at once.
+        """
+        with self._condition:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._reasons and not self._stopped:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._condition.wait(remaining)
+            while not self._stopped:
+                now = time.monotonic()
+                closes = min(self._last + quiet, self._first + maximum)
+                if now >= closes:
+                    break
+                self._condition.wait(closes - now)
+            if self._stopped:
+                return None
+            batch = Batch(tuple(self._reasons), frozenset(self._subjects), self._first)
+            self._reasons.clear()
+            self._subjects.clear()
+            return batch
+
+
+class Watcher:
+    """Follows the Docker event stream; reconnects with backoff when the API goes away."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        trigger: Trigger,
+        *,
+        metrics: Metrics | None = None,
+        backoff: Backoff | None = None,
+        keyword: str | None = None,
+        haproxy: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.trigger = trigger
+        self.keyword = keyword
+        self.haproxy = haproxy
+        self.metrics = metrics or Metrics()
+        self.backoff = backoff or Backoff(0.1, 5.0)
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._stream: EventStream | None = None
+        self._thread = threading.Thread(target=self._run, name="cosmonaut-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                self.engine.ping()
+                stream = self.engine.events({"type": ["container", "network"]})
+            except (EngineUnavailable, EngineError) as error:
+                delay = self.backoff.next()
+                logs.warning("docker unavailable", error=str(error), retry_in=round(delay, 2))
+                if self._stop.wait(delay):
+                    return
+                continue
+            self._stream = stream
+            self.backoff.reset()
+            self.connected.set()
+            if first:
+                logs.info("docker connected")
+            else:
+                self.metrics.inc("cosmonaut_docker_reconnects_total")
+                logs.info("docker reconnected")
+            # Subscribed first, listed second: nothing that happens in between is missed.
+            self.trigger.notify("connected" if first else "reconnected")
+            first = False
+            try:
+                for event in stream:
+                    reason = relevant(event, self.keyword, self.haproxy)
+                    if reason is not None:
+                        actor = event.get("Actor") or {}
+                        self.trigger.notify(reason, str(actor.get("ID", "")) or None)
+            except EngineUnavailable as error:
+                if not self._stop.is_set():
+                    logs.warning("docker event stream broke", error=str(error))
+            finally:
+                self._stream = None
+                self.connected.clear()
+            if self._stop.is_set():
+                return
+            logs.warning("docker event stream ended; reconnecting")
+            self.engine.reset()
+
+
+class Daemon:
+    """``cosmonaut run``: the watcher thread feeds batches to the reconciler."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        reconciler: Reconciler,
+        *,
+        debounce_min: float = 0.02,
+        debounce_max: float = 2.0,
+        resync_interval: float = 60.0,
+        retry_backoff: Backoff | None = None,
+        on_pass: Callable[[PassResult], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.reconciler = reconciler
+        self.debounce_min = debounce_min
+        self.debounce_max = max(debounce_max, debounce_min)
+        self.resync_interval = resync_interval
+        self.retry = retry_backoff or Backoff(0.25, 5.0)
+        self.on_pass = on_pass
+        self.trigger = Trigger()
+        discoverer = reconciler.discoverer
+        self.watcher = Watcher(
+            engine.clone(),
+            self.trigger,
+            metrics=reconciler.metrics,
+            keyword=discoverer.keyword,
+            haproxy=discoverer.haproxy_name,
+        )
+        self.quiet = debounce_min
+        self.passes = 0
+
+    def stop(self) -> None:
+        self.trigger.stop()
+        self.reconciler.applier.target.stop()
+        self.reconciler.registry.close()
+
+    def run(self) -> None:
+        self.watcher.start()
+        try:
+            self._loop()
+        finally:
+            self.watcher.stop()
+
+    def _loop(self) -> None:
+        next_resync = time.monotonic() + self.resync_interval
+        retry_at: float | None = None
+        while not self.trigger.stopped:
+            now = time.monotonic()
+            wake = min(next_resync, retry_at) if retry_at is not None else next_resync
+            batch = self.trigger.wait_batch(
+                self.quiet, self.debounce_max, timeout=max(0.0, wake - now)
+            )
+            if self.trigger.stopped:
+                return
+            now = time.monotonic()
+            if batch is not None:
+                reasons = batch.reasons
+            elif retry_at is not None and now >= retry_at:
+                reasons = ("retry",)
+            else:
+                reasons = ("resync",)
+            result = self.reconciler.reconcile(_summary(reasons))
+            self.passes += 1
+            if batch is not None:
+                self._adapt(batch)
+            next_resync = time.monotonic() + self.resync_interval
+            if result.retry:
+                delay = self.retry.next()
+                retry_at = time.monotonic() + delay
+                logs.info("retry scheduled", retry_in=round(delay, 2))
+            else:
+                retry_at = None
+                self.retry.reset()
+            if self.on_pass is not None:
+                self.on_pass(result)
+
+    def _adapt(self, batch: Batch) -> None:
+        """Lengthen the quiet period during a burst, shorten it when batches are single."""
+        burst = len(batch.subjects) > 1 or self.trigger.pending()
+        ceiling = max(self.debounce_min, self.debounce_max / 2)
+        if burst:
+            self.quiet = min(ceiling, max(self.quiet * 2, BURST_QUIET))
+        else:
+            self.quiet = max(self.debounce_min, self.quiet / 2)
+
+
+def _summary(reasons: tuple[str, ...], limit: int = 8) -> tuple[str, ...]:
+    if len(reasons) <= limit:
+        return reasons
+    return (*reasons[:limit], f"... {len(reasons) - limit} more")

@@ -1,0 +1,161 @@
+"""Counters in the Prometheus text format, served on ``/metrics`` when ``--metrics-address``
+is given (the standard library's threading HTTP server: one tiny read-only endpoint)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cosmonaut.errors import UsageError
+
+# Apply latency buckets (seconds): a reload takes a few hundred milliseconds.
+BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+
+_HELP = {
+    "cosmonaut_reconciles_total": ("counter", "Reconcile passes (one listing, one payload)."),
+    "cosmonaut_reloads_total": ("counter", "HAProxy reloads that applied a new config."),
+    "cosmonaut_failures_total": (
+        "counter",
+        "Passes that did not bring HAProxy up to date (refused config, failed reload, "
+        "registry or Docker unavailable).",
+    ),
+    "cosmonaut_rollbacks_total": (
+        "counter",
+        "Failed reloads after which the last known good config was restored.",
+    ),
+    "cosmonaut_skips_total": ("counter", "Passes whose config was identical to the running one."),
+    "cosmonaut_docker_reconnects_total": ("counter", "Reconnections to the Docker API."),
+    "cosmonaut_last_success_timestamp_seconds": (
+        "gauge",
+        "Unix time of the last pass that left HAProxy up to date.",
+    ),
+    "cosmonaut_managed_containers": ("gauge", "Containers routed by the last pass."),
+    "cosmonaut_problem_containers": ("gauge", "Containers left out for bad settings."),
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: dict[str, float] = dict.fromkeys(_HELP, 0.0)
+        self.failures_by_reason: dict[str, int] = {}
+        self._buckets = [0] * len(BUCKETS)
+        self._latency_sum = 0.0
+        self._latency_count = 0
+
+    def inc(self, name: str, amount: float = 1.0) -> None:
+        with self._lock:
+            self.values[name] = self.values.get(name, 0.0) + amount
+
+    def set(self, name: str, value: float) -> None:
+        with self._lock:
+            self.values[name] = value
+
+    def failure(self, reason: str) -> None:
+        with self._lock:
+            self.values["cosmonaut_failures_total"] += 1
+            self.failures_by_reason[reason] = self.failures_by_reason.get(reason, 0) + 1
+
+    def success(self) -> None:
+        self.set("cosmonaut_last_success_timestamp_seconds", time.time())
+
+    def observe_apply(self, seconds: float) -> None:
+        with self._lock:
+            self._latency_sum += seconds
+            self._latency_count += 1
+            for index, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    self._buckets[index] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **self.values,
+                "failures_by_reason": dict(self.failures_by_reason),
+                "apply_latency_seconds": {
+                    "count": self._latency_count,
+                    "sum": round(self._latency_sum, 4),
+                },
+            }
+
+    def render(self) -> str:
+        with self._lock:
+            lines: list[str] = []
+            for name, (kind, text) in _HELP.items():
+                lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+                if name == "cosmonaut_failures_total" and self.failures_by_reason:
+                    lines += [
+                        f'{name}{{reason="{reason}"}} {count}'
+                        for reason, count in sorted(self.failures_by_reason.items())
+                    ]
+                else:
+                    lines.append(f"{name} {_number(self.values.get(name, 0.0))}")
+            name = "cosmonaut_apply_latency_seconds"
+            lines += [
+                f"# HELP {name} Time from a new config to a confirmed reload.",
+                f"# TYPE {name} histogram",
+            ]
+            lines += [
+                f'{name}_bucket{{le="{bound:g}"}} {count}'
+                for bound, count in zip(BUCKETS, self._buckets, strict=True)
+            ]
+            lines += [
+                f'{name}_bucket{{le="+Inf"}} {self._latency_count}',
+                f"{name}_sum {_number(self._latency_sum)}",
+                f"{name}_count {self._latency_count}",
+            ]
+            return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) and abs(value) < 2**53 else repr(value)
+
+
+class MetricsServer:
+    """``GET /metrics`` on ``host:port`` in a daemon thread."""
+
+    def __init__(self, metrics: Metrics, address: str) -> None:
+        host, _, port_text = address.rpartition(":")
+        if not port_text.isdigit():
+            raise UsageError(f"{address!r}: expected HOST:PORT", file="--metrics-address")
+        metrics_ref = metrics
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404, "try /metrics")
+                    return
+                body = metrics_ref.render().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        try:
+            bind = (host.strip("[]") or "0.0.0.0", int(port_text))
+            self.server = ThreadingHTTPServer(bind, Handler)
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen on {address}: {error.strerror or error}", file="--metrics-address"
+            ) from None
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="cosmonaut-metrics", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,104 @@
+"""Managed containers -> the registry payload (pure).
+
+Level-triggered: every payload describes the whole host. ``running`` lists every routed
+container, and ``candidates`` holds one entry per service with the settings and all of its
+containers, so the registry's output never depends on what it remembered.
+
+Containers of one service must agree on the settings. When they do not (a rolling deployment
+that changes the route, say), the newest container's settings win, as the registry decides for
+stored services, and the containers that disagree are left out and reported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.errors import Diagnostic
+from cosmonaut.discovery import ManagedContainer
+from cosmonaut.settings import LABELS, Problem, ServiceSettings
+
+_CANDIDATE_PATH = re.compile(r"\$\.candidates\[(\d+)\](?:\.containers\[(\d+)\])?")
+_RUNNING_PATH = re.compile(r"\$\.running\[(\d+)\]")
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadPlan:
+    payload: dict[str, Any]
+    routed: tuple[ManagedContainer, ...]
+    problems: tuple[Problem, ...]
+    candidates: tuple[tuple[ManagedContainer, ...], ...]  # by candidate index
+
+    def containers_of(self, diagnostic: Diagnostic) -> tuple[str, ...]:
+        """The names of the containers a registry diagnostic is about (by its JSON path)."""
+        match = _CANDIDATE_PATH.match(diagnostic.path)
+        if match:
+            index = int(match.group(1))
+            if index >= len(self.candidates):
+                return ()
+            containers = self.candidates[index]
+            if match.group(2) is not None:
+                position = int(match.group(2))
+                containers = containers[position : position + 1]
+            return tuple(c.name for c in containers)
+        match = _RUNNING_PATH.match(diagnostic.path)
+        if match and int(match.group(1)) < len(self.routed):
+            return (self.routed[int(match.group(1))].name,)
+        return ()
+
+
+def build_payload(table: str, containers: Iterable[ManagedContainer]) -> PayloadPlan:
+    by_service: dict[str, list[ManagedContainer]] = defaultdict(list)
+    for container in containers:
+        by_service[container.settings.service].append(container)
+    problems: list[Problem] = []
+    candidates: list[dict[str, Any]] = []
+    members: list[tuple[ManagedContainer, ...]] = []
+    for service in sorted(by_service):
+        group = sorted(by_service[service], key=lambda c: (-c.created, c.name))
+        settings = group[0].settings
+        agreeing = []
+        for container in group:
+            if _routing(container.settings) == _routing(settings):
+                agreeing.append(container)
+                continue
+            differing = ", ".join(
+                LABELS[name]
+                for name in ("mode", "predicate", "cookie")
+                if getattr(container.settings, name) != getattr(settings, name)
+            )
+            problems.append(
+                Problem(
+                    container.name,
+                    differing,
+                    f"differs from the newest container of service {service!r} "
+                    f"({group[0].name}); left out until they agree",
+                )
+            )
+        agreeing.sort(key=lambda c: c.short_id)
+        candidate: dict[str, Any] = {
+            "serviceName": service,
+            "configMode": settings.mode,
+            "predicate": settings.predicate,
+            "containers": [{"id": c.short_id, "ip": c.address} for c in agreeing],
+        }
+        if settings.cookie is not None:
+            candidate["cookie"] = settings.cookie
+        candidates.append(candidate)
+        members.append(tuple(agreeing))
+    routed = tuple(c for group in members for c in group)
+    payload = {
+        "table": table,
+        "running": [
+            {"serviceName": c.settings.service, "id": c.short_id, "ip": c.address} for c in routed
+        ],
+        "candidates": candidates,
+    }
+    return PayloadPlan(payload, routed, tuple(problems), tuple(members))
+
+
+def _routing(settings: ServiceSettings) -> tuple[str, str, str | None]:
+    return (settings.mode, settings.predicate, settings.cookie)

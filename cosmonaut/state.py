@@ -1,0 +1,83 @@
+"""What Cosmonaut keeps on the host: the last N applied configs and the status of the last pass.
+
+Layout of the state directory (``--state-dir``):
+
+* ``history/NNNNNN-<UTC time>-<sha256 prefix>.cfg``: every applied config, the newest N kept;
+* ``status.json``: what the last reconcile saw and did (read by ``cosmonaut status``);
+* ``registry.db``: the embedded registry's store (SQLite), unless ``--store`` says otherwise.
+
+Files are written through a temporary file and a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runtime.files import write_atomic
+
+STATE_DIR_ENV = "COSMONAUT_STATE_DIR"
+_ENTRY = re.compile(r"(\d{6})-[0-9TZ]+-([0-9a-f]{12})\.cfg")
+
+
+def default_state_dir() -> Path:
+    """``$COSMONAUT_STATE_DIR``; else ``/var/lib/cosmonaut`` for root, else
+    ``$XDG_STATE_HOME/cosmonaut`` (``~/.local/state/cosmonaut``)."""
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/cosmonaut")
+    state_home = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
+    return base / "cosmonaut"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class History:
+    """The last ``keep`` applied configs, oldest pruned first."""
+
+    def __init__(self, directory: Path, keep: int = 10) -> None:
+        self.directory = directory
+        self.keep = max(1, keep)
+
+    def entries(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir() if _ENTRY.fullmatch(p.name))
+
+    def record(self, text: str) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        numbers = [int(m.group(1)) for p in self.entries() if (m := _ENTRY.fullmatch(p.name))]
+        number = max(numbers) + 1 if numbers else 1
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = self.directory / f"{number % 1_000_000:06d}-{stamp}-{digest(text)[:12]}.cfg"
+        write_atomic(str(path), text)
+        for old in self.entries()[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def latest(self) -> str | None:
+        entries = self.entries()
+        return entries[-1].read_text(encoding="utf-8") if entries else None
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(str(path), json.dumps(status, indent=2, sort_keys=True) + "\n")
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None

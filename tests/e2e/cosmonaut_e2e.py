@@ -1,0 +1,316 @@
+"""Helpers for tests on the real container engine (never a mock of the Docker API).
+
+The engine is the one ``DOCKER_HOST`` names. When it is unset, the fixtures bring up the
+sandbox's engine (``../shared/tools/container-engine up``, or ``$CONTAINER_ENGINE_TOOL``).
+When no engine can be reached the tests skip, except under ``CI=true``, where they fail.
+
+Every container a test starts carries a unique name prefix and is removed at teardown. The
+prefix doubles as Cosmonaut's ``--keyword``, so a test only ever sees its own containers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL_ENV = "CONTAINER_ENGINE_TOOL"
+BUSYBOX = "localhost/busybox:latest"
+HAPROXY = "localhost/haproxy:local"
+T = TypeVar("T")
+
+
+def engine_tool() -> Path | None:
+    configured = os.environ.get(TOOL_ENV)
+    candidates = [Path(configured)] if configured else []
+    candidates.append(ROOT.parent / "shared" / "tools" / "container-engine")
+    return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"container engine unavailable in CI: {message}")
+    pytest.skip(f"container engine unavailable: {message}")
+
+
+def ensure_engine() -> str:
+    """``DOCKER_HOST`` of a running engine with the test images."""
+    if not os.environ.get("DOCKER_HOST"):
+        tool = engine_tool()
+        if tool is None:
+            _unavailable("DOCKER_HOST is unset and no container-engine tool was found")
+        assert tool is not None
+        try:
+            done = subprocess.run(
+                [str(tool), "up"], capture_output=True, text=True, timeout=900, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            _unavailable(f"{tool} up: {error}")
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines or "DOCKER_HOST=" not in lines[-1]:
+            _unavailable(f"{tool} up failed: {done.stderr.strip()[-500:]}")
+        os.environ["DOCKER_HOST"] = lines[-1].split("DOCKER_HOST=", 1)[1].strip().strip("'\"")
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+        images = {tag for image in client.images.list() for tag in image.tags}
+    except Exception as error:
+        _unavailable(f"{os.environ['DOCKER_HOST']}: {error}")
+    missing = {BUSYBOX, HAPROXY} - images
+    if missing:
+        _unavailable(f"images missing: {', '.join(sorted(missing))} (run container-engine up)")
+    return os.environ["DOCKER_HOST"]
+
+
+def eventually(
+    check: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except Exception as error:  # the condition is not met yet
+            last = error
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or check}: last {last!r}")
+        time.sleep(interval)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+def request(
+    ip: str,
+    *,
+    host: str | None = None,
+    path: str = "/",
+    cookie: str | None = None,
+    port: int = 80,
+    timeout: float = 3.0,
+) -> Reply:
+    """One HTTP/1.1 request on a fresh connection, straight to ``ip`` (no proxy)."""
+    connection = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        headers = {"Connection": "close"}
+        if host:
+            headers["Host"] = host
+        if cookie:
+            headers["Cookie"] = cookie
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read().decode("utf-8", "replace")
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return Reply(response.status, body.strip(), headers)
+    finally:
+        connection.close()
+
+
+def backend_script(port: int, paths: tuple[str, ...], cookie: str | None) -> str:
+    """busybox httpd answering with the container's hostname (its short id) on ``/``, on
+    ``/<path>/`` for each path, and on ``/cgi-bin/id``, which also sets ``cookie``."""
+    dirs = " ".join(f"/www/{p.strip('/')}" for p in paths)
+    set_cookie = f"Set-Cookie: {cookie}=v\\r\\n" if cookie else ""
+    return f"""
+mkdir -p /www/cgi-bin {dirs}
+echo "$HOSTNAME" > /www/index.html
+for d in {dirs or "''"}; do [ -n "$d" ] && cp /www/index.html "$d/index.html"; done
+cat > /www/cgi-bin/id <<EOF
+#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n{set_cookie}\\r\\n'
+echo $HOSTNAME
+EOF
+chmod +x /www/cgi-bin/id
+trap 'kill $pid; exit 0' TERM
+httpd -f -p {port} -h /www & pid=$!
+wait $pid
+"""
+
+
+@dataclass
+class HaproxyBox:
+    container: Any
+    name: str
+    ip: str
+
+    def get(self, **kwargs: Any) -> Reply:
+        return request(self.ip, **kwargs)
+
+    def config(self) -> str:
+        result = self.container.exec_run(["cat", "/usr/local/etc/haproxy/haproxy.cfg"])
+        return str(result.output.decode())
+
+
+@dataclass
+class DockerHost:
+    """Starts containers for one test, all named ``<prefix>...``, and removes them after."""
+
+    client: Any
+    prefix: str
+    started: list[Any] = field(default_factory=list)
+
+    def service(
+        self,
+        suffix: str,
+        *,
+        labels: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
+        port: int = 8080,
+        paths: tuple[str, ...] = (),
+        cookie: str | None = None,
+        healthcheck: dict[str, Any] | None = None,
+        start: bool = True,
+    ) -> Any:
+        settings = {**(environment or {}), **(labels or {})}
+        cookie = cookie or settings.get("cosmonaut.cookie") or settings.get("COOKIE")
+        mode = (settings.get("cosmonaut.mode") or settings.get("CONFIG_MODE") or "").lower()
+        predicate = settings.get("cosmonaut.predicate") or settings.get("PREDICATE")
+        if mode == "path" and predicate:
+            paths = (*paths, predicate)
+        container = self.client.containers.create(
+            BUSYBOX,
+            ["sh", "-c", backend_script(port, paths, cookie)],
+            name=f"{self.prefix}{suffix}",
+            labels=labels or {},
+            environment=environment or {},
+            healthcheck=healthcheck,
+        )
+        self.started.append(container)
+        if start:
+            container.start()
+        return container
+
+    def haproxy(self, config: str | None = None, *, command: list[str] | None = None) -> HaproxyBox:
+        from cosmonaut.engine import Engine
+        from runtime.pipeline import compile_payload
+
+        text = config or compile_payload({"table": "e2e-test", "running": []}).text
+        name = f"{self.prefix}haproxy"
+        container = self.client.containers.create(HAPROXY, command, name=name)
+        self.started.append(container)
+        Engine().put_file(container.id, "/usr/local/etc/haproxy", "haproxy.cfg", text.encode())
+        container.start()
+        container.reload()
+        ip = ip_of(container)
+        eventually(lambda: request(ip).status, what="HAProxy to listen")
+        return HaproxyBox(container, name, ip)
+
+    def cleanup(self) -> None:
+        for container in reversed(self.started):
+            try:
+                container.remove(force=True)
+            except Exception as error:
+                if "No such container" not in str(error) and "no such container" not in str(error):
+                    raise
+
+
+def ip_of(container: Any) -> str:
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    return str(next(iter(networks.values()))["IPAddress"])
+
+
+def short(container: Any) -> str:
+    return str(container.id[:12])
+
+
+def podman_healthcheck(container: Any) -> str:
+    """Run a container's health check now and return its health status.
+
+    Podman runs health checks from systemd timers, which this sandbox lacks; Docker runs them
+    itself. Skips when podman is not installed."""
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("health checks need podman's 'healthcheck run' here")
+    runtime = Path(os.environ.get("CONTAINER_ENGINE_DIR", "/run/container-engine")) / "runc-shim"
+    command = [podman]
+    if runtime.exists():
+        command += ["--runtime", str(runtime)]
+    subprocess.run(
+        [*command, "healthcheck", "run", container.id],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    container.reload()
+    return str(container.attrs["State"]["Health"]["Status"])
+
+
+def reconciler(
+    host: DockerHost,
+    haproxy: HaproxyBox,
+    *,
+    registry: Any = None,
+    state_dir: Path | None = None,
+    dry_run: bool = False,
+    reload_timeout: float = 10.0,
+    table: str = "e2e-test",
+) -> Any:
+    """Cosmonaut's parts for one test, limited to the test's containers by ``--keyword``."""
+    from cosmonaut.apply import Applier
+    from cosmonaut.discovery import Discoverer
+    from cosmonaut.engine import Engine
+    from cosmonaut.haproxy import HaproxyTarget
+    from cosmonaut.reconcile import Reconciler
+    from cosmonaut.registry import LocalRegistry
+    from cosmonaut.state import History
+    from runtime.stores import MemoryStore
+
+    engine = Engine()
+    discoverer = Discoverer(engine, haproxy_container=haproxy.name, keyword=host.prefix)
+    target = HaproxyTarget(engine, discoverer, reload_timeout=reload_timeout)
+    history = History(state_dir / "history", 3) if state_dir else None
+    applier = Applier(target, history, dry_run=dry_run)
+    return Reconciler(
+        discoverer,
+        registry or LocalRegistry(MemoryStore()),
+        applier,
+        table=table,
+        status_path=state_dir / "status.json" if state_dir else None,
+    )
+
+
+class RunningDaemon:
+    """``cosmonaut run`` in a thread of the test process, stopped at exit."""
+
+    def __init__(self, reconciler: Any, **options: Any) -> None:
+        from cosmonaut.loop import Daemon
+
+        self.passes: list[Any] = []
+        self.daemon = Daemon(
+            reconciler.applier.target.engine, reconciler, on_pass=self.passes.append, **options
+        )
+        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
+
+    def __enter__(self) -> RunningDaemon:
+        self.thread.start()
+        eventually(lambda: self.passes, what="the first reconcile pass")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop()
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+
+    def reloads(self) -> int:
+        return sum(1 for p in self.passes if p.applied and p.applied.outcome == "applied")

@@ -1,0 +1,381 @@
+"""The daemon on the real engine: events, health, failures of the registry and of Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cosmonaut_e2e import (
+    BUSYBOX,
+    DockerHost,
+    HaproxyBox,
+    RunningDaemon,
+    backend_script,
+    engine_tool,
+    eventually,
+    podman_healthcheck,
+    reconciler,
+    request,
+    short,
+)
+
+from cosmonaut.registry import LocalRegistry, RegistryResult, RemoteRegistry
+from runtime.config import HandlerConfig
+from runtime.handler import Registry as HandlerRegistry
+from runtime.serve import RegistryServer
+from runtime.stores import MemoryStore
+
+WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
+
+
+def routed(haproxy: HaproxyBox, *containers: Any) -> set[str]:
+    return {short(c) for c in containers}
+
+
+def servers(haproxy: HaproxyBox) -> int:
+    return sum(1 for line in haproxy.config().splitlines() if line.startswith("    server "))
+
+
+def settled(daemon: RunningDaemon, *containers: Any) -> None:
+    """Wait until the daemon's last pass succeeded and routes exactly ``containers`` (the config
+    file is moved into place before the reload: reading it proves nothing yet)."""
+
+    def done() -> bool:
+        last = daemon.passes[-1]
+        routed = {c.short_id for c in last.plan.routed} if last.plan else None
+        return last.ok and routed == {short(c) for c in containers}
+
+    eventually(done, what=f"a pass routing exactly {[c.name for c in containers]}")
+
+
+def answers(haproxy: HaproxyBox, count: int = 6) -> set[str]:
+    return {haproxy.get(host="web.example").body for _ in range(count)}
+
+
+def test_daemon_follows_container_lifecycle(host: DockerHost) -> None:
+    haproxy = host.haproxy()
+    with RunningDaemon(reconciler(host, haproxy)) as daemon:
+        first = host.service("web1", labels=WEB)
+        eventually(lambda: answers(haproxy) == {short(first)}, what="first routed")
+        second = host.service("web2", labels=WEB)
+        eventually(lambda: answers(haproxy) == {short(first), short(second)}, what="shared")
+        first.kill()
+        settled(daemon, second)
+        assert short(first) not in haproxy.config()
+        assert answers(haproxy) == {short(second)}
+        second.stop(timeout=5)
+        settled(daemon)
+        assert "backend web" not in haproxy.config()
+        third = host.service("web3", labels=WEB)
+        eventually(lambda: answers(haproxy) == {short(third)}, what="third routed")
+        third.remove(force=True)
+        eventually(lambda: haproxy.get(host="web.example").status == 503, what="removed")
+        assert all(p.ok for p in daemon.passes)
+
+
+def test_unhealthy_container_is_taken_out_of_rotation(host: DockerHost) -> None:
+    haproxy = host.haproxy()
+    check = {"test": ["CMD", "test", "-e", "/www/index.html"], "retries": 1}
+    check["interval"] = 3_600_000_000_000
+    sick = host.service("sick", labels=WEB, healthcheck=check)
+    well = host.service("well", labels=WEB, healthcheck=check)
+    with RunningDaemon(reconciler(host, haproxy)) as daemon:
+        eventually(lambda: answers(haproxy) == {short(sick), short(well)}, what="both routed")
+        eventually(lambda: podman_healthcheck(well) == "healthy", what="healthy")
+        eventually(lambda: sick.exec_run(["rm", "/www/index.html"]).exit_code == 0, what="rm")
+        assert podman_healthcheck(sick) == "unhealthy"  # a health_status event follows
+        settled(daemon, well)
+        assert short(sick) not in haproxy.config()
+        assert answers(haproxy) == {short(well)}
+        excluded = daemon.passes[-1].discovery.excluded
+        assert [(e.container, e.reason) for e in excluded] == [
+            (sick.name, "Docker health check says unhealthy")
+        ]
+
+
+class Injecting:
+    """The in-process registry, but it can be told to hand out a config HAProxy refuses."""
+
+    def __init__(self) -> None:
+        self.inner = LocalRegistry(MemoryStore())
+        self.label = "injecting"
+        self.broken = False
+
+    def compile(self, payload: dict[str, Any]) -> RegistryResult:
+        result = self.inner.compile(payload)
+        if self.broken:
+            broken = result.text.replace("bind :80", "bind :80\n    use_backend nowhere")
+            return RegistryResult(broken, result.diagnostics)
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_config_haproxy_rejects_is_not_applied(host: DockerHost) -> None:
+    haproxy = host.haproxy()
+    registry = Injecting()
+    parts = reconciler(host, haproxy, registry=registry)
+    first = host.service("web1", labels=WEB)
+    with RunningDaemon(parts) as daemon:
+        eventually(lambda: answers(haproxy) == {short(first)}, what="first routed")
+        good = haproxy.config()
+        registry.broken = True
+        host.service("web2", labels=WEB)
+        failed = eventually(
+            lambda: [p for p in daemon.passes if p.applied and p.applied.outcome == "rejected"],
+            what="a rejected pass",
+        )
+        assert "haproxy -c refused the config" in failed[0].applied.message
+        assert "nowhere" in failed[0].applied.message
+        assert haproxy.config() == good
+        assert answers(haproxy) == {short(first)}
+        assert parts.metrics.snapshot()["failures_by_reason"] == {"rejected": len(failed)}
+
+
+def handler_server(port: int = 0) -> RegistryServer:
+    registry = HandlerRegistry(HandlerConfig.from_env({"LAMBDA_REGISTRY_STORE": "memory"}))
+    return RegistryServer("127.0.0.1", port, registry).start()
+
+
+def test_registry_unreachable_keeps_serving_then_converges(host: DockerHost) -> None:
+    haproxy = host.haproxy()
+    server = handler_server()
+    port = server.address[1]
+    remote = RemoteRegistry(server.url, timeout=2, retries=1, backoff=0.05)
+    first = host.service("web1", labels=WEB)
+    try:
+        with RunningDaemon(reconciler(host, haproxy, registry=remote)) as daemon:
+            eventually(lambda: answers(haproxy) == {short(first)}, what="first routed")
+            server.stop()
+            second = host.service("web2", labels=WEB)
+            eventually(
+                lambda: any(p.failure == "registry" for p in daemon.passes),
+                what="a pass that found the registry unreachable",
+            )
+            assert answers(haproxy) == {short(first)}  # still serving the current config
+            server = handler_server(port)
+            eventually(
+                lambda: answers(haproxy) == {short(first), short(second)},
+                timeout=30,
+                what="convergence once the registry is back",
+            )
+            eventually(lambda: daemon.passes[-1].ok, what="a successful last pass")
+    finally:
+        server.stop()
+
+
+def test_docker_api_restart_reconnects_and_resyncs(host: DockerHost, client: Any) -> None:
+    tool = engine_tool()
+    if tool is None or not os.environ.get("DOCKER_HOST", "").endswith("/docker.sock"):
+        pytest.skip("needs the sandbox's container-engine tool (restart-api)")
+    haproxy = host.haproxy()
+    parts = reconciler(host, haproxy)
+    first = host.service("web1", labels=WEB)
+    late_name = f"{host.prefix}late"
+    with RunningDaemon(parts) as running:
+        eventually(lambda: answers(haproxy) == {short(first)}, what="first routed")
+        connected = running.daemon.watcher.connected
+        restart = threading.Thread(
+            target=subprocess.run,
+            args=([str(tool), "restart-api"],),
+            kwargs={"capture_output": True, "timeout": 120, "check": False},
+        )
+        restart.start()
+        # Once Cosmonaut has lost the API, start a container without it (Podman needs no
+        # daemon): no event reaches Cosmonaut for it; only the resync after reconnecting can.
+        eventually(lambda: not connected.is_set(), timeout=30, interval=0.01, what="disconnect")
+        started = podman_run(late_name, WEB)
+        restart.join(timeout=120)
+        api_back(tool)
+        eventually(lambda: connected.is_set(), timeout=30, what="reconnect")
+        host.started.append(eventually(lambda: client.containers.get(late_name)))
+        eventually(
+            lambda: answers(haproxy) == {short(first), started[:12]},
+            timeout=30,
+            what="the container started while the API was away to be routed",
+        )
+        assert parts.metrics.snapshot()["cosmonaut_docker_reconnects_total"] >= 1
+        eventually(lambda: any("reconnected" in p.reasons for p in running.passes), what="a resync")
+
+
+def api_back(tool: Path) -> None:
+    """Wait for the API after restart-api. The old service can still answer the tool's check
+    while it exits, and take the socket with it; bring it up again then."""
+
+    def up() -> bool:
+        return subprocess.run([str(tool), "status"], check=False).returncode == 0
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not up():
+            break
+        time.sleep(0.2)
+    else:
+        return  # stayed up
+    subprocess.run([str(tool), "up"], capture_output=True, timeout=300, check=False)
+    eventually(up, timeout=30, what="the API to be back")
+
+
+def podman_run(name: str, labels: dict[str, str]) -> str:
+    """``podman run -d`` through the CLI (no API service needed); returns the id."""
+    runtime = Path(os.environ.get("CONTAINER_ENGINE_DIR", "/run/container-engine")) / "runc-shim"
+    command = ["podman", *(["--runtime", str(runtime)] if runtime.exists() else [])]
+    command += ["run", "-d", "--name", name]
+    for key, value in labels.items():
+        command += ["--label", f"{key}={value}"]
+    command += [BUSYBOX, "sh", "-c", backend_script(8080, (), None)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_burst_of_starts_causes_few_reloads(host: DockerHost) -> None:
+    haproxy = host.haproxy()
+    with RunningDaemon(reconciler(host, haproxy)) as daemon:
+        before = daemon.reloads()
+        threads = [
+            threading.Thread(target=host.service, args=(f"web{i}",), kwargs={"labels": WEB})
+            for i in range(16)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        eventually(lambda: servers(haproxy) == 16, timeout=30, what="all 16 routed")
+        eventually(lambda: len(daemon.passes[-1].plan.routed) == 16, what="the pass recorded")
+        reloads = daemon.reloads() - before
+        assert 1 <= reloads <= 6, reloads
+
+
+def test_zero_failed_requests_while_reloading(host: DockerHost) -> None:
+    haproxy = host.haproxy()
+    a = host.service("web1", labels=WEB)
+    b = host.service("web2", labels=WEB)
+    parts = reconciler(host, haproxy)
+    apply = parts.applier
+    configs = []
+    for members in ([a], [a, b]):
+        payload = {
+            "table": "e2e-test",
+            "running": [],
+            "candidates": [
+                {
+                    "serviceName": "web",
+                    "predicate": "web.example",
+                    "containers": [{"id": short(c), "ip": f"{ip(c)}:8080"} for c in members],
+                }
+            ],
+        }
+        configs.append(parts.registry.compile(payload).text)
+    assert apply.apply(configs[0]).outcome == "applied"
+    eventually(lambda: answers(haproxy) == {short(a)}, what="routed")
+
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                reply = request(haproxy.ip, host="web.example", timeout=5)
+                outcomes.append("ok" if reply.status == 200 else f"status {reply.status}")
+            except Exception as error:
+                outcomes.append(f"{type(error).__name__}: {error}")
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        for index in range(20):
+            assert apply.apply(configs[(index + 1) % 2]).outcome == "applied"
+    finally:
+        stop.set()
+        thread.join()
+    failures = [o for o in outcomes if o != "ok"]
+    assert len(outcomes) > 100
+    assert failures == []
+
+
+def ip(container: Any) -> str:
+    container.reload()
+    return str(next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"])
+
+
+def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path) -> None:
+    haproxy = host.haproxy()
+    first = host.service("web1", labels=WEB)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cosmonaut.cli",
+            "run",
+            "--haproxy-container",
+            haproxy.name,
+            "--keyword",
+            host.prefix,
+            "--table",
+            "e2e-test",
+            "--state-dir",
+            str(tmp_path),
+            "--metrics-address",
+            f"127.0.0.1:{port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        eventually(lambda: answers(haproxy) == {short(first)}, timeout=30, what="routed by run")
+        metrics = eventually(lambda: scrape(port), what="metrics")
+        assert "cosmonaut_reloads_total 1" in metrics
+        assert "cosmonaut_managed_containers 1" in metrics
+        assert 'cosmonaut_apply_latency_seconds_bucket{le="+Inf"} 1' in metrics
+        status = subprocess.run(
+            [sys.executable, "-m", "cosmonaut.cli", "status", "--state-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert status.returncode == 0, status.stdout
+        assert first.name in status.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    assert events[:2] == ["metrics", "started"]
+    assert "reconciled" in events
+    assert events[-1] == "stopping"
+
+
+def scrape(port: int) -> str | None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        text: str = response.read().decode()
+    return text if "cosmonaut_reloads_total 1" in text else None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_time_budget_of_one_start(host: DockerHost) -> None:
+    """A single start is routed well under a second (the benchmark measures p50/p95)."""
+    haproxy = host.haproxy()
+    with RunningDaemon(reconciler(host, haproxy)):
+        started = time.monotonic()
+        web = host.service("web", labels=WEB)
+        eventually(lambda: haproxy.get(host="web.example").body == short(web), interval=0.01)
+        assert time.monotonic() - started < 3.0

@@ -1,0 +1,101 @@
+"""Service settings from labels and environment variables (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cosmonaut.settings import (
+    Problem,
+    ServiceSettings,
+    is_managed,
+    parse_environment,
+    read_settings,
+)
+
+WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "Web.Example.org", "cosmonaut.port": "80"}
+
+
+def test_labels() -> None:
+    assert read_settings("c1", {**WEB, "cosmonaut.cookie": "SID"}, {}) == ServiceSettings(
+        "web", "host", "web.example.org", "SID", 80
+    )
+
+
+def test_environment_of_the_original() -> None:
+    env = {"SERVICE_NAME": "api", "CONFIG_MODE": "Path", "PREDICATE": "api/", "PORT": "8080"}
+    assert read_settings("c1", {}, env) == ServiceSettings("api", "path", "/api", None, 8080)
+
+
+def test_labels_win_setting_by_setting() -> None:
+    env = {"SERVICE_NAME": "env", "PREDICATE": "env.example", "PORT": "1", "COOKIE": "E"}
+    labels = {"cosmonaut.service": "label", "cosmonaut.port": "8080"}
+    assert read_settings("c1", labels, env) == ServiceSettings(
+        "label", "host", "env.example", "E", 8080
+    )
+
+
+def test_mode_defaults_to_host_and_empty_cookie_means_none() -> None:
+    settings = read_settings("c1", {**WEB, "cosmonaut.mode": "", "cosmonaut.cookie": " "}, {})
+    assert settings == ServiceSettings("web", "host", "web.example.org", None, 80)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        pytest.param(
+            {"cosmonaut.service": "web"},
+            [
+                Problem("c1", "cosmonaut.predicate / PREDICATE", "missing (required)"),
+                Problem("c1", "cosmonaut.port / PORT", "missing (required)"),
+            ],
+            id="missing",
+        ),
+        pytest.param(
+            {**WEB, "cosmonaut.port": "0"},
+            [Problem("c1", "cosmonaut.port", "'0' is not a port number (1 to 65535)")],
+            id="port-zero",
+        ),
+        pytest.param(
+            {**WEB, "cosmonaut.service": ""},
+            [Problem("c1", "cosmonaut.service", "is empty")],
+            id="empty-service",
+        ),
+        pytest.param(
+            {**WEB, "cosmonaut.mode": "tcp", "cosmonaut.predicate": "/x"},
+            [Problem("c1", "cosmonaut.mode", "Input should be 'host' or 'path'")],
+            id="bad-mode-only",
+        ),
+    ],
+)
+def test_problems(labels: dict[str, str], expected: list[Problem]) -> None:
+    assert read_settings("c1", labels, {}) == tuple(expected)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "fragment"),
+    [
+        ("cosmonaut.service", "a b", "not a valid HAProxy name"),
+        ("cosmonaut.service", "if", "reserved word"),
+        ("cosmonaut.predicate", "x\nbind :81", "not a valid host name"),
+        ("cosmonaut.cookie", "a;b", "not a valid cookie name"),
+    ],
+)
+def test_injection_is_refused_with_the_setting_named(
+    setting: str, value: str, fragment: str
+) -> None:
+    problems = read_settings("c1", {**WEB, setting: value}, {})
+    assert isinstance(problems, tuple)
+    assert [p.setting for p in problems] == [setting]
+    assert fragment in problems[0].reason
+    assert str(problems[0]).startswith(f"c1: {setting}: ")
+
+
+def test_what_is_managed() -> None:
+    assert is_managed({"cosmonaut.port": "80"}, {})
+    assert is_managed({}, {"SERVICE_NAME": "x"})
+    assert not is_managed({"other": "x"}, {"PORT": "8080", "PATH": "/bin"})
+
+
+def test_parse_environment() -> None:
+    assert parse_environment(["A=1", "B=x=y", "C", "A=2"]) == {"A": "2", "B": "x=y"}
+    assert parse_environment(None) == {}
