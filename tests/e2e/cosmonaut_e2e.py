@@ -51,8 +51,15 @@ def ensure_engine() -> str:
             _unavailable("DOCKER_HOST is unset and no container-engine tool was found")
         assert tool is not None
         try:
+            # From "/": the API service it starts keeps this as its working directory, and
+            # conmon fails every container start once that directory is gone.
             done = subprocess.run(
-                [str(tool), "up"], capture_output=True, text=True, timeout=900, check=False
+                [str(tool), "up"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+                cwd="/",
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             _unavailable(f"{tool} up: {error}")

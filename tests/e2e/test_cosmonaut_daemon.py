@@ -188,7 +188,8 @@ def test_docker_api_restart_reconnects_and_resyncs(host: DockerHost, client: Any
         restart = threading.Thread(
             target=subprocess.run,
             args=([str(tool), "restart-api"],),
-            kwargs={"capture_output": True, "timeout": 120, "check": False},
+            # cwd "/": the restarted service keeps it (see cosmonaut_e2e.ensure_engine).
+            kwargs={"capture_output": True, "timeout": 120, "check": False, "cwd": "/"},
         )
         restart.start()
         # Once Cosmonaut has lost the API, start a container without it (Podman needs no
@@ -222,7 +223,7 @@ def api_back(tool: Path) -> None:
         time.sleep(0.2)
     else:
         return  # stayed up
-    subprocess.run([str(tool), "up"], capture_output=True, timeout=300, check=False)
+    subprocess.run([str(tool), "up"], capture_output=True, timeout=300, check=False, cwd="/")
     eventually(up, timeout=30, what="the API to be back")
 
 
