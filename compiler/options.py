@@ -90,3 +90,21 @@ class RenderOptions(_Options):
         "roundrobin"
     )
     health_check: HealthCheck = HealthCheck()
+
+
+def parse_render_options(raw: str | bytes, *, file: str) -> RenderOptions:
+    """Render options from JSON text; the first error is reported with ``file`` and its path."""
+    from pydantic import ValidationError
+
+    from compiler.errors import OptionsError
+    from compiler.payload import json_path
+
+    try:
+        return RenderOptions.model_validate_json(raw)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        raise OptionsError(
+            f"{first['msg']} ({error.error_count()} error(s))",
+            file=file,
+            json_path=json_path(first["loc"]),
+        ) from None

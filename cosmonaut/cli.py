@@ -25,11 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from compiler.errors import LocatedError, OptionsError
-from compiler.options import RenderOptions
-from compiler.payload import json_path
+from compiler.errors import LocatedError
 from cosmonaut import logs
 from cosmonaut.apply import Applier
 from cosmonaut.discovery import Discoverer
@@ -41,7 +37,7 @@ from cosmonaut.metrics import Metrics, MetricsServer
 from cosmonaut.reconcile import Reconciler
 from cosmonaut.registry import LocalRegistry, Registry, RemoteRegistry
 from cosmonaut.state import History, default_state_dir, read_status
-from runtime.files import read_input
+from runtime.config import load_render_options
 from runtime.stores import open_store
 
 EXIT_OK = 0
@@ -397,24 +393,7 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> Registry:
             args.registry_url, timeout=args.registry_timeout, retries=args.registry_retries
         )
     store = open_store(args.store or f"sqlite:{state_dir / 'registry.db'}")
-    return LocalRegistry(store, _options(args.options, args.compat))
-
-
-def _options(path: str | None, compat: str | None) -> RenderOptions:
-    options = RenderOptions()
-    if path:
-        try:
-            options = RenderOptions.model_validate_json(read_input(path))
-        except ValidationError as error:
-            first = error.errors(include_url=False)[0]
-            raise OptionsError(
-                f"{first['msg']} ({error.error_count()} error(s))",
-                file=path,
-                json_path=json_path(first["loc"]),
-            ) from None
-    if compat:
-        options = options.model_copy(update={"compat": compat})
-    return options
+    return LocalRegistry(store, load_render_options(args.options, args.compat))
 
 
 def _host_table(engine: Engine, *, wait: threading.Event | None) -> str:

@@ -17,13 +17,12 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from compiler.errors import Diagnostic, InternalError, LocatedError, OptionsError
+from compiler.errors import Diagnostic, InternalError, LocatedError
 from runtime.lint_cli import add_lint_commands
 from runtime.serve import add_serve_command
 from runtime.state_cli import add_state_commands, store_from_args
 
 if TYPE_CHECKING:
-    from compiler.options import RenderOptions
     from runtime.stores import Store
 
 # Modules a command needs (pydantic models, the compile pipeline, stores) are imported when
@@ -97,10 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_compile(args: argparse.Namespace) -> int:
+    from runtime.config import load_render_options
     from runtime.files import read_input, write_atomic
     from runtime.pipeline import compile_payload
 
-    options = _load_options(args.options, args.compat)
+    options = load_render_options(args.options, args.compat)
     store = _open_store(args.store)
     source = "<stdin>" if args.payload == "-" else args.payload
     result = compile_payload(
@@ -133,29 +133,6 @@ def _haproxy_accepts(text: str) -> None:
         return
     if not check.ok:
         raise CheckFailedError(check.output)
-
-
-def _load_options(path: str | None, compat: str | None) -> RenderOptions:
-    from pydantic import ValidationError
-
-    from compiler.options import RenderOptions
-    from compiler.payload import json_path
-    from runtime.files import read_input
-
-    options = RenderOptions()
-    if path:
-        raw = read_input(path)
-        try:
-            options = RenderOptions.model_validate_json(raw)
-        except ValidationError as error:
-            first = error.errors(include_url=False)[0]
-            where = json_path(first["loc"])
-            raise OptionsError(
-                f"{first['msg']} ({error.error_count()} error(s))", file=path, json_path=where
-            ) from None
-    if compat:
-        options = options.model_copy(update={"compat": compat})
-    return options
 
 
 def _open_store(spec: str | None) -> Store:

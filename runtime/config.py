@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from compiler.errors import OptionsError
-from compiler.options import RenderOptions
+from compiler.options import RenderOptions, parse_render_options
+from runtime.files import read_input
 from runtime.stores import STORE_ENV, StoreSpec, parse_store_spec
 
 CREATE_TABLES_ENV = "LAMBDA_REGISTRY_CREATE_TABLES"
@@ -86,10 +87,6 @@ class HandlerConfig:
 
 def load_options_env(environ: Mapping[str, str]) -> RenderOptions:
     """Render options from ``LAMBDA_REGISTRY_OPTIONS`` (JSON) or ``..._OPTIONS_FILE``."""
-    from pydantic import ValidationError
-
-    from compiler.payload import json_path
-
     text = environ.get(OPTIONS_ENV)
     path = environ.get(OPTIONS_FILE_ENV)
     if text and path:
@@ -106,15 +103,15 @@ def load_options_env(environ: Mapping[str, str]) -> RenderOptions:
             ) from None
     if not text:
         return RenderOptions()
-    try:
-        return RenderOptions.model_validate_json(text)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        raise OptionsError(
-            f"{first['msg']} ({error.error_count()} error(s))",
-            file=source,
-            json_path=json_path(first["loc"]),
-        ) from None
+    return parse_render_options(text, file=source)
+
+
+def load_render_options(path: str | None, compat: str | None) -> RenderOptions:
+    """``--options FILE`` (JSON) with ``--compat`` on top; the defaults when neither is given."""
+    options = parse_render_options(read_input(path), file=path) if path else RenderOptions()
+    if compat:
+        options = options.model_copy(update={"compat": compat})
+    return options
 
 
 def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
