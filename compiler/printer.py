@@ -25,7 +25,6 @@ from compiler.ast import (
     Config,
     Directive,
     Line,
-    Section,
     Source,
     section_header_words,
 )
@@ -171,7 +170,3 @@ def _lossless_body(out: list[str], body: Sequence[Line]) -> None:
 
 def _lossless_line(out: list[str], src: Source | None, words: Sequence[str], indent: str) -> None:
     out.append(src.text if src is not None else _words_line(words, None, indent))
-
-
-def section_name(section: Section) -> str:
-    return " ".join(section_header_words(section)[:2])
