@@ -14,39 +14,21 @@ recorded yet.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import os
-import re
-import signal
 import sys
-import threading
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from compiler.errors import LocatedError
 from cosmonaut import logs
-from cosmonaut.apply import Applier
-from cosmonaut.discovery import Discoverer
-from cosmonaut.engine import Engine, EngineError, EngineUnavailable
-from cosmonaut.errors import UsageError
-from cosmonaut.haproxy import HaproxyTarget
-from cosmonaut.loop import Backoff, Daemon
-from cosmonaut.metrics import Metrics, MetricsServer
-from cosmonaut.reconcile import Reconciler
-from cosmonaut.registry import LocalRegistry, Registry, RemoteRegistry
-from cosmonaut.state import History, default_state_dir, read_status
-from runtime.config import load_render_options
-from runtime.stores import open_store
+from cosmonaut.errors import UnavailableError
+from cosmonaut.state import default_state_dir, read_status, status_text
+from runtime.cli.errors import COMMON_EXITS, guarded
+from runtime.cli.exits import Exit
 
-EXIT_OK = 0
-EXIT_NOT_APPLIED = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
-EXIT_UNAVAILABLE = 4
-
-_TABLE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
+DEBUG_ENV = "COSMONAUT_DEBUG"
+INSTALL_HINT = "pip install 'lambda-registry[cosmonaut]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,11 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
     )
-    run.set_defaults(handler=run_daemon)
+    run.set_defaults(handler=_docker_command("run_daemon"))
 
     once = commands.add_parser("once", help="one reconcile, then exit (for cron and CI)")
     _add_common(once)
-    once.set_defaults(handler=run_once)
+    once.set_defaults(handler=_docker_command("run_once"))
 
     status = commands.add_parser("status", help="what the last pass routed, and its result")
     status.add_argument("--state-dir", type=Path, help="where run/once keep their state")
@@ -224,116 +206,39 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(sys.stderr, getattr(args, "log_level", "info"))
-    try:
-        code: int = args.handler(args)
-        return code
-    except (EngineUnavailable, EngineError) as error:
+    return guarded(
+        lambda: int(args.handler(args)),
+        prog="cosmonaut",
+        debug_env=DEBUG_ENV,
+        report=_report,
+        exits=((UnavailableError, Exit.UNAVAILABLE), *COMMON_EXITS),
+    )
+
+
+def _report(error: LocatedError) -> None:
+    if isinstance(error, UnavailableError):
         logs.error("docker unavailable", error=str(error))
-        return EXIT_UNAVAILABLE
-    except LocatedError as error:
-        logs.error("usage error", error=str(error))
-        print(f"cosmonaut: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except Exception as error:
-        print(f"cosmonaut: internal error: {type(error).__name__}: {error}", file=sys.stderr)
-        if os.environ.get("COSMONAUT_DEBUG"):
-            traceback.print_exc()
-        return EXIT_INTERNAL
+        return
+    logs.error("usage error", error=str(error))
+    print(f"cosmonaut: {error}", file=sys.stderr)
 
 
-class _Parts:
-    """Everything ``run`` and ``once`` share, built from the flags."""
+def _docker_command(name: str) -> Callable[[argparse.Namespace], int]:
+    """``run`` and ``once`` need the Docker SDK: without it, say how to install it."""
 
-    def __init__(
-        self, args: argparse.Namespace, *, wait_for_docker: threading.Event | None
-    ) -> None:
-        self.state_dir: Path = args.state_dir or default_state_dir()
-        self.engine = Engine(timeout=args.docker_timeout)
-        self.metrics = Metrics()
-        self.discoverer = Discoverer(
-            self.engine,
-            haproxy_container=args.haproxy_container,
-            network=args.network,
-            keyword=args.keyword,
-            config_path=args.haproxy_config,
-        )
-        self.registry = _registry(args, self.state_dir)
-        self.target = HaproxyTarget(
-            self.engine, self.discoverer, reload_timeout=args.reload_timeout
-        )
-        history = None if args.dry_run else History(self.state_dir / "history", args.keep)
-        self.applier = Applier(self.target, history, dry_run=args.dry_run)
-        table = args.table or _host_table(self.engine, wait=wait_for_docker)
-        self.reconciler = Reconciler(
-            self.discoverer,
-            self.registry,
-            self.applier,
-            table=table,
-            metrics=self.metrics,
-            status_path=None if args.dry_run else self.state_dir / "status.json",
-        )
+    def run(args: argparse.Namespace) -> int:
+        if importlib.util.find_spec("docker") is None:
+            print(
+                f"cosmonaut: the Docker SDK for Python is not installed: {INSTALL_HINT}",
+                file=sys.stderr,
+            )
+            return Exit.BAD_INPUT
+        from cosmonaut import commands
 
+        command: Callable[[argparse.Namespace], int] = getattr(commands, name)
+        return command(args)
 
-def run_once(args: argparse.Namespace) -> int:
-    parts = _Parts(args, wait_for_docker=None)
-    result = parts.reconciler.reconcile(("once",))
-    applied = result.applied
-    if applied is not None and applied.outcome == "dry-run" and applied.diff:
-        sys.stdout.write(applied.diff)
-    if result.failure in ("docker", "registry", "haproxy"):
-        return EXIT_UNAVAILABLE
-    if result.failure == "internal":
-        return EXIT_INTERNAL
-    return EXIT_OK if result.ok else EXIT_NOT_APPLIED
-
-
-def run_daemon(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    server: MetricsServer | None = None
-    holder: dict[str, Daemon] = {}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        logs.info("stopping", signal=signal.Signals(signum).name)
-        stop.set()
-        daemon = holder.get("daemon")
-        if daemon is not None:
-            daemon.stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        parts = _Parts(args, wait_for_docker=stop)
-        if stop.is_set():
-            return EXIT_OK
-        if args.metrics_address:
-            server = MetricsServer(parts.metrics, args.metrics_address)
-            server.start()
-            logs.info("metrics", address=f"http://{args.metrics_address}/metrics")
-        daemon = Daemon(
-            parts.engine,
-            parts.reconciler,
-            debounce_min=args.debounce_min,
-            debounce_max=args.debounce_max,
-            resync_interval=args.resync_interval,
-        )
-        holder["daemon"] = daemon
-        logs.info(
-            "started",
-            haproxy_container=args.haproxy_container,
-            table=parts.reconciler.table,
-            registry=parts.registry.label,
-            state_dir=str(parts.state_dir),
-            dry_run=args.dry_run,
-        )
-        if not stop.is_set():
-            daemon.run()
-        return EXIT_OK
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if server is not None:
-            server.stop()
+    return run
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -341,81 +246,13 @@ def run_status(args: argparse.Namespace) -> int:
     status = read_status(state_dir / "status.json")
     if status is None:
         print(f"cosmonaut: no status in {state_dir} yet (run 'cosmonaut once' or 'run')")
-        return 2
+        return Exit.BAD_INPUT
     last = status.get("last_pass") or {}
     if args.format == "json":
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
-        print(_status_text(status))
-    return EXIT_OK if last.get("ok") else EXIT_NOT_APPLIED
-
-
-def _status_text(status: dict[str, Any]) -> str:
-    last = status.get("last_pass") or {}
-    applied = last.get("apply") or {}
-    lines = [
-        f"table:      {status.get('table')}",
-        f"registry:   {status.get('registry')}",
-        f"haproxy:    {status.get('haproxy_container')}",
-        f"last pass:  {last.get('time')}  {'ok' if last.get('ok') else 'FAILED'}"
-        + (f"  {applied.get('outcome')}" if applied else "")
-        + (f"  ({last.get('failure')}: {last.get('error')})" if last.get("failure") else ""),
-    ]
-    if applied and not last.get("ok"):
-        lines.append(f"            {applied.get('message')}")
-    success = status.get("last_success") or {}
-    lines.append(f"last ok:    {success.get('time', 'never')}")
-    routed = status.get("routed") or []
-    lines.append(f"routed:     {len(routed)} container(s)")
-    for item in routed:
-        lines.append(
-            f"  {item['name']:<24} {item['service']:<16} {item['mode']} {item['predicate']}"
-            f"  -> {item['address']}" + (f"  cookie {item['cookie']}" if item.get("cookie") else "")
-        )
-    for problem in status.get("problems") or []:
-        lines.append(
-            f"  left out: {problem['container']}: {problem['setting']}: {problem['reason']}"
-        )
-    for item in status.get("excluded") or []:
-        lines.append(f"  out of rotation: {item['container']}: {item['reason']}")
-    return "\n".join(lines)
-
-
-def _registry(args: argparse.Namespace, state_dir: Path) -> Registry:
-    if args.registry_url:
-        if args.store or args.options or args.compat:
-            raise UsageError(
-                "--store, --options and --compat configure the in-process registry; the remote "
-                "registry is configured where it runs",
-                file="--registry-url",
-            )
-        return RemoteRegistry(
-            args.registry_url, timeout=args.registry_timeout, retries=args.registry_retries
-        )
-    store = open_store(args.store or f"sqlite:{state_dir / 'registry.db'}")
-    return LocalRegistry(store, load_render_options(args.options, args.compat))
-
-
-def _host_table(engine: Engine, *, wait: threading.Event | None) -> str:
-    """The Docker host's name as a table name: other characters become '-', and a name
-    shorter than three characters is prefixed with 'host-'.
-
-    With ``wait`` (an event that is set to give up), wait for Docker with backoff.
-    """
-    backoff = Backoff(0.2, 10.0)
-    while True:
-        try:
-            name = str(engine.info().get("Name") or "")
-            break
-        except EngineUnavailable as error:
-            if wait is None:
-                raise
-            delay = backoff.next()
-            logs.warning("docker unavailable", error=str(error), retry_in=round(delay, 2))
-            if wait.wait(delay):
-                raise
-    table = _TABLE_CHARACTERS.sub("-", name)[:255] or "host"
-    return table if len(table) >= 3 else f"host-{table}"
+        print(status_text(status))
+    return Exit.OK if last.get("ok") else Exit.FAILED
 
 
 if __name__ == "__main__":

@@ -22,16 +22,16 @@ import docker  # type: ignore[import-untyped,unused-ignore]
 import docker.errors  # type: ignore[import-untyped,unused-ignore]
 import requests  # type: ignore[import-untyped,unused-ignore]
 
-from compiler.errors import LocatedError
+from cosmonaut.errors import UnavailableError
 
 JSON = dict[str, Any]
 
 
-class EngineUnavailable(LocatedError):
+class EngineUnavailable(UnavailableError):
     """The Docker Engine API cannot be reached."""
 
 
-class EngineError(LocatedError):
+class EngineError(UnavailableError):
     """The Docker Engine API answered with an error."""
 
 

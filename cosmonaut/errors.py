@@ -9,6 +9,10 @@ class CosmonautError(LocatedError):
     """Base class of the errors below."""
 
 
+class UnavailableError(CosmonautError):
+    """Docker (or another service Cosmonaut needs) could not be reached or answered an error."""
+
+
 class UsageError(CosmonautError):
     """A flag or an environment setting is invalid."""
 

@@ -15,16 +15,16 @@ The measurements behind the defaults are in the README's Cosmonaut section.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cosmonaut import logs
 from cosmonaut.engine import JSON, Engine, EngineError, EngineUnavailable, EventStream
 from cosmonaut.metrics import Metrics
-from cosmonaut.reconcile import PassResult, Reconciler
+from cosmonaut.sync import PassResult, Syncer
+from runtime.backoff import Backoff
 
 # Container actions that can change what is routed. Docker says "destroy", Podman "remove";
 # health events are "health_status: healthy" (Docker) or "health_status" (Podman). "kill" is
@@ -60,21 +60,6 @@ def relevant(event: JSON, keyword: str | None = None, haproxy: str | None = None
         container = str(attributes.get("container", ""))[:12]
         return f"network {action} {container}"
     return None
-
-
-@dataclass(slots=True)
-class Backoff:
-    initial: float = 0.1
-    maximum: float = 10.0
-    factor: float = 2.0
-    current: float = field(default=0.0)
-
-    def next(self) -> float:
-        self.current = self.initial if not self.current else min(self.maximum, self.current * 2)
-        return self.current * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,12 +207,12 @@ class Watcher:
 
 
 class Daemon:
-    """``cosmonaut run``: the watcher thread feeds batches to the reconciler."""
+    """``cosmonaut run``: the watcher thread feeds batches to the syncer."""
 
     def __init__(
         self,
         engine: Engine,
-        reconciler: Reconciler,
+        syncer: Syncer,
         *,
         debounce_min: float = 0.02,
         debounce_max: float = 2.0,
@@ -236,18 +221,18 @@ class Daemon:
         on_pass: Callable[[PassResult], None] | None = None,
     ) -> None:
         self.engine = engine
-        self.reconciler = reconciler
+        self.syncer = syncer
         self.debounce_min = debounce_min
         self.debounce_max = max(debounce_max, debounce_min)
         self.resync_interval = resync_interval
         self.retry = retry_backoff or Backoff(0.25, 5.0)
         self.on_pass = on_pass
         self.trigger = Trigger()
-        discoverer = reconciler.discoverer
+        discoverer = syncer.discoverer
         self.watcher = Watcher(
             engine.clone(),
             self.trigger,
-            metrics=reconciler.metrics,
+            metrics=syncer.metrics,
             keyword=discoverer.keyword,
             haproxy=discoverer.haproxy_name,
         )
@@ -256,8 +241,8 @@ class Daemon:
 
     def stop(self) -> None:
         self.trigger.stop()
-        self.reconciler.applier.target.stop()
-        self.reconciler.registry.close()
+        self.syncer.applier.target.stop()
+        self.syncer.registry.close()
 
     def run(self) -> None:
         self.watcher.start()
@@ -284,7 +269,7 @@ class Daemon:
                 reasons = ("retry",)
             else:
                 reasons = ("resync",)
-            result = self.reconciler.reconcile(_summary(reasons))
+            result = self.syncer.sync(_summary(reasons))
             self.passes += 1
             if batch is not None:
                 self._adapt(batch)

@@ -21,6 +21,7 @@ from compiler.errors import Diagnostic
 from cosmonaut.discovery import ManagedContainer
 from cosmonaut.settings import LABELS, Problem, ServiceSettings
 
+_TABLE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
 _CANDIDATE_PATH = re.compile(r"\$\.candidates\[(\d+)\](?:\.containers\[(\d+)\])?")
 _RUNNING_PATH = re.compile(r"\$\.running\[(\d+)\]")
 
@@ -102,3 +103,10 @@ def build_payload(table: str, containers: Iterable[ManagedContainer]) -> Payload
 
 def _routing(settings: ServiceSettings) -> tuple[str, str, str | None]:
     return (settings.mode, settings.predicate, settings.cookie)
+
+
+def table_for_host(name: str) -> str:
+    """The default table of a Docker host: its name as a table name. Other characters become
+    '-', and a name shorter than three characters is prefixed with 'host-'."""
+    table = _TABLE_CHARACTERS.sub("-", name)[:255] or "host"
+    return table if len(table) >= 3 else f"host-{table}"

@@ -2,13 +2,9 @@
 
 ``LocalRegistry`` calls the library (``runtime.pipeline.compile_payload``) with a store.
 ``RemoteRegistry`` POSTs the payload to an HTTP endpoint that runs the same handler (the API
-Gateway in front of the Lambda function, or ``lambda-registry serve``), following its contract:
-
-* request: ``POST`` the payload as JSON, ``Accept: application/json``;
-* 200: ``{"config", "diagnostics": [{"path", "message", "severity"}], ...}``; a plain-text
-  body is accepted too, with the diagnostics in the ``Lambda-Registry-Diagnostics-Detail``
-  header;
-* errors: ``application/problem+json`` (RFC 9457) with a ``diagnostics`` extension member.
+Gateway in front of the Lambda function, or ``lambda-registry serve``) and reads the answer
+as the registry's HTTP contract says (``runtime.contract``): JSON or plain text on a 200, a
+problem document with diagnostics otherwise.
 
 Timeouts, connection failures, 5xx and 429 are retried with exponential backoff; 4xx are not
 (the payload itself was refused).
@@ -17,31 +13,27 @@ Timeouts, connection failures, 5xx and 429 are retried with exponential backoff;
 from __future__ import annotations
 
 import json
-import random
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from compiler.errors import Diagnostic, LocatedError
+from compiler.errors import LocatedError
 from compiler.options import RenderOptions
 from cosmonaut.errors import RegistryError
+from runtime import contract
+from runtime.backoff import Backoff
+from runtime.contract import RegistryResult
 from runtime.pipeline import compile_payload
 from runtime.stores import Store
 
-DETAIL_HEADER = "Lambda-Registry-Diagnostics-Detail"
 USER_AGENT = "cosmonaut/0.1"
 
 
-@dataclass(frozen=True, slots=True)
-class RegistryResult:
-    text: str
-    diagnostics: tuple[Diagnostic, ...]
+class RegistryClient(Protocol):
+    """Where Cosmonaut gets its configs: in process or over HTTP."""
 
-
-class Registry(Protocol):
     label: str
 
     def compile(self, payload: dict[str, Any]) -> RegistryResult: ...
@@ -93,8 +85,7 @@ class RemoteRegistry:
         self.label = f"remote ({url})"
         self.timeout = timeout
         self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.backoff = Backoff(backoff, max_backoff)
         self._closed = threading.Event()
         self._sleep = sleep or self._closed.wait
         self.attempts = 0  # of the last call
@@ -105,8 +96,7 @@ class RemoteRegistry:
         self.attempts = 0
         for attempt in range(self.retries + 1):
             if attempt:
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                self._sleep(delay * random.uniform(0.8, 1.2))
+                self._sleep(self.backoff.jittered(self.backoff.delay(attempt)))
                 if self._closed.is_set():
                     break
             self.attempts += 1
@@ -129,20 +119,19 @@ class RemoteRegistry:
             method="POST",
             headers={
                 "Content-Type": "application/json",
-                "Accept": "application/json, text/plain;q=0.5",
+                "Accept": contract.ACCEPT,
                 "User-Agent": USER_AGENT,
             },
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status = response.status
-                content_type = response.headers.get("Content-Type", "")
-                detail = response.headers.get(DETAIL_HEADER)
+                headers = dict(response.headers.items())
                 data = response.read()
         except urllib.error.HTTPError as error:
             data = error.read() if error.fp is not None else b""
             content_type = error.headers.get("Content-Type", "") if error.headers else ""
-            message, diagnostics = _problem(data, content_type, error.code)
+            message, diagnostics = contract.decode_problem(error.code, content_type, data)
             if error.code >= 500 or error.code in (408, 429):
                 raise _Retryable(f"HTTP {error.code}: {message}") from None
             raise RegistryError(
@@ -155,57 +144,11 @@ class RemoteRegistry:
             raise _Retryable(f"unreachable: {reason}") from None
         if status != 200:
             raise _Retryable(f"unexpected HTTP {status}")
-        if "json" in content_type:
-            try:
-                document = json.loads(data)
-                text = document["config"]
-                diagnostics = _diagnostics(document.get("diagnostics"))
-            except (ValueError, KeyError, TypeError):
-                raise RegistryError(
-                    f"{self.url}: a 200 answer without a 'config' member", file="registry"
-                ) from None
-            if not isinstance(text, str):
-                raise RegistryError(f"{self.url}: 'config' is not text", file="registry")
-            return RegistryResult(text, diagnostics)
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RegistryError(f"{self.url}: the config is not UTF-8", file="registry") from None
-        parsed: Any = None
-        if detail:
-            try:
-                parsed = json.loads(detail)
-            except ValueError:
-                parsed = None
-        return RegistryResult(text, _diagnostics(parsed))
+            return contract.decode_result(headers, data)
+        except contract.ContractError as error:
+            raise RegistryError(f"{self.url}: {error}", file="registry") from None
 
 
 class _Retryable(Exception):
     pass
-
-
-def _problem(data: bytes, content_type: str, status: int) -> tuple[str, tuple[Diagnostic, ...]]:
-    if "json" in content_type:
-        try:
-            document = json.loads(data)
-        except ValueError:
-            document = None
-        if isinstance(document, dict):
-            message = str(document.get("detail") or document.get("title") or f"HTTP {status}")
-            return message, _diagnostics(document.get("diagnostics"))
-    text = data.decode("utf-8", "replace").strip()
-    return (text[:300] or f"HTTP {status}"), ()
-
-
-def _diagnostics(value: Any) -> tuple[Diagnostic, ...]:
-    if not isinstance(value, list):
-        return ()
-    found = []
-    for item in value:
-        if isinstance(item, dict) and isinstance(item.get("message"), str):
-            path = str(item.get("path", "$"))
-            if item.get("severity") == "warning":
-                found.append(Diagnostic(path, item["message"], "warning"))
-            else:
-                found.append(Diagnostic(path, item["message"]))
-    return tuple(found)

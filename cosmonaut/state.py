@@ -81,3 +81,35 @@ def read_status(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) else None
+
+
+def status_text(status: dict[str, Any]) -> str:
+    """``cosmonaut status`` as text: what ``status.json`` says, for a person."""
+    last = status.get("last_pass") or {}
+    applied = last.get("apply") or {}
+    lines = [
+        f"table:      {status.get('table')}",
+        f"registry:   {status.get('registry')}",
+        f"haproxy:    {status.get('haproxy_container')}",
+        f"last pass:  {last.get('time')}  {'ok' if last.get('ok') else 'FAILED'}"
+        + (f"  {applied.get('outcome')}" if applied else "")
+        + (f"  ({last.get('failure')}: {last.get('error')})" if last.get("failure") else ""),
+    ]
+    if applied and not last.get("ok"):
+        lines.append(f"            {applied.get('message')}")
+    success = status.get("last_success") or {}
+    lines.append(f"last ok:    {success.get('time', 'never')}")
+    routed = status.get("routed") or []
+    lines.append(f"routed:     {len(routed)} container(s)")
+    for item in routed:
+        lines.append(
+            f"  {item['name']:<24} {item['service']:<16} {item['mode']} {item['predicate']}"
+            f"  -> {item['address']}" + (f"  cookie {item['cookie']}" if item.get("cookie") else "")
+        )
+    for problem in status.get("problems") or []:
+        lines.append(
+            f"  left out: {problem['container']}: {problem['setting']}: {problem['reason']}"
+        )
+    for item in status.get("excluded") or []:
+        lines.append(f"  out of rotation: {item['container']}: {item['reason']}")
+    return "\n".join(lines)

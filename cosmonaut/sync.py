@@ -1,6 +1,6 @@
 """One reconcile pass: list the host, build one payload, ask the registry, apply the config.
 
-``Reconciler.reconcile()`` never raises for the expected failures (Docker or the registry
+``Syncer.sync()`` never raises for the expected failures (Docker or the registry
 unavailable, HAProxy missing, a refused config): it returns a ``PassResult`` saying what
 happened, and logs it. ``cosmonaut once`` is one pass; ``cosmonaut run`` calls it per batch
 of events.
@@ -22,7 +22,7 @@ from cosmonaut.engine import EngineError, EngineUnavailable
 from cosmonaut.errors import HaproxyContainerError, RegistryError
 from cosmonaut.metrics import Metrics
 from cosmonaut.payload import PayloadPlan, build_payload
-from cosmonaut.registry import Registry
+from cosmonaut.registry import RegistryClient
 from cosmonaut.settings import Problem
 from cosmonaut.state import write_status
 
@@ -68,11 +68,11 @@ class PassResult:
         }
 
 
-class Reconciler:
+class Syncer:
     def __init__(
         self,
         discoverer: Discoverer,
-        registry: Registry,
+        registry: RegistryClient,
         applier: Applier,
         *,
         table: str,
@@ -89,7 +89,7 @@ class Reconciler:
         self.last_success: PassResult | None = None
         self._reported: set[tuple[str, str, str]] = set()
 
-    def reconcile(self, reasons: tuple[str, ...] = ("manual",)) -> PassResult:
+    def sync(self, reasons: tuple[str, ...] = ("manual",)) -> PassResult:
         started, clock = time.time(), time.monotonic()
         discovery: Discovery | None = None
         plan: PayloadPlan | None = None

@@ -12,8 +12,8 @@ The package holds what the handler imports and nothing else:
 * bytecode for every module, compiled with ``--invalidation-mode unchecked-hash``. Lambda's
   ``/var/task`` is read-only, so a missing or stale ``.pyc`` would mean compiling on every
   cold start;
-* ``.lark-cache/``: the Lark parser's cache. The handler copies it to ``/tmp`` before it
-  builds the parser, so the LALR tables are not rebuilt in every new sandbox.
+* ``.lark-cache/``: the Lark parser's cache, which the handler loads the parser from (read
+  only), so the LALR tables are not rebuilt in every new sandbox.
 
 The target is the template's runtime (``--python-version``, default 3.13, as ``Runtime:
 python3.13`` in ``deploy/template.yaml``). The bytecode and the parser cache are made by an
@@ -187,25 +187,26 @@ def install_dependencies(
 
 
 def write_parser_cache(out: Path, interpreter: str) -> None:
-    """Let ``grammar.parser`` build its Lark parser once, with the cache going into the
-    package (``.lark-cache/``); the handler copies it to the temp dir at import."""
+    """Build the Lark parser once, its cache going into the package at the path the handler
+    loads it from (``runtime.handler.SHIPPED_PARSER_CACHE``)."""
     cache = out / ".lark-cache"
     cache.mkdir()
+    target = cache / ".lark_cache_haproxy.tmp"  # Lark's own naming
     with tempfile.TemporaryDirectory() as scratch:
-        env = {**os.environ, "TMPDIR": str(cache), "HOME": scratch}
         subprocess.run(
             [
                 interpreter,
                 "-I",
                 "-S",
                 "-c",
-                f"import sys; sys.path.insert(0, {str(out)!r}); import grammar.parser",
+                f"import sys; sys.path.insert(0, {str(out)!r}); "
+                f"import grammar.parser; grammar.parser.load_parser({str(target)!r})",
             ],
             check=True,
-            env=env,
+            env={**os.environ, "HOME": scratch},
             cwd=scratch,
         )
-    if not any(cache.glob(".lark_cache_*.tmp")):
+    if not target.is_file():
         raise SystemExit("error: building the parser wrote no Lark cache")
 
 

@@ -167,19 +167,31 @@ class _Builder(Transformer[Token, _Document]):
         return document
 
 
-_PARSER = Lark(
-    _GRAMMAR.read_text(encoding="utf-8"),
-    parser="lalr",
-    lexer=_LineLexer,
-    transformer=_Builder(),
-    cache=True,
-)
+_PARSER: Lark | None = None
+
+
+def load_parser(cache: str | bool = True) -> Lark:
+    """The LALR parser, built at its first use; the first call's ``cache`` wins.
+
+    ``cache=True`` keeps Lark's cache of the tables in the temp dir; a path reads the cache
+    from that file (a read-only one included: Lark then only fails to refresh it).
+    """
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = Lark(
+            _GRAMMAR.read_text(encoding="utf-8"),
+            parser="lalr",
+            lexer=_LineLexer,
+            transformer=_Builder(),
+            cache=cache,
+        )
+    return _PARSER
 
 
 def parse_lines(lines: list[LexedLine], *, file: str | None = None) -> Config:
     """Group already lexed lines into a ``Config``."""
     try:
-        document = cast(_Document, _PARSER.parse(lines))
+        document = cast(_Document, (_PARSER or load_parser()).parse(lines))
     except UnexpectedInput as error:
         raise _parse_error(error, lines, file) from None
     return Config(tuple(document.sections), tuple(document.preamble))

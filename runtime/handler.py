@@ -17,20 +17,16 @@ Accepted events:
   | 503 | the state store failed (unreachable, read-only, ...) | problem+json |
   | 500 | anything else, without internal details | problem+json |
 
-  Errors are ``application/problem+json`` (RFC 9457) with the diagnostics as an extension
-  member. On a 200, the entries that were left out are reported in two headers:
-  ``Lambda-Registry-Diagnostics`` (their count) and ``Lambda-Registry-Diagnostics-Detail``
-  (a JSON array, cut to 4 KiB). A client that sends ``Accept: application/json`` gets
-  ``{"config", "diagnostics", ...}`` as the body instead.
+  The bodies and headers follow the registry's HTTP contract, ``runtime.contract``.
 
 Configuration is read from the environment once, at the first call (see
 ``runtime.config``). Each call writes one JSON log line to stdout with the request id, the
 table, the counts and the duration.
 
 Cold start: importing this module loads pydantic, lark and the compiler (every call needs
-them) and builds the Lark parser from its cache. The deployment package ships that cache,
-and it is copied to the temp dir before the parser is built. boto3 is imported only when the
-configured store is DynamoDB, and its client is created once, at the first call.
+them), and boto3 when the configured store is DynamoDB (its client is made at the first
+call). Nothing else happens at import: the first call reads the configuration and loads the
+Lark parser from the cache the deployment package ships (``SHIPPED_PARSER_CACHE``).
 """
 
 from __future__ import annotations
@@ -43,62 +39,30 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.errors import InternalError, LocatedError, PayloadError
+from compiler.payload import parse_payload_text
+from grammar.parser import load_parser
+from runtime import contract
+from runtime.config import HandlerConfig
+from runtime.pipeline import CompileResult, compile_payload
+from runtime.stores import ConflictError, Store, StoreError
+from runtime.stores.select import LAMBDA_ENV, STORE_ENV, chosen_spec, open_store
 
-def _seed_parser_cache() -> None:
-    """Copy the Lark parser cache shipped in the package to the temp dir, if missing.
+if chosen_spec()[0] == "dynamodb":
+    # Every call needs it: pay for the import in Lambda's (boosted) init phase, not the first
+    # call. Only the import: the client is made at the first call.
+    import runtime.stores.dynamodb  # noqa: F401
 
-    ``grammar.parser`` builds its parser with ``cache=True``, i.e. from
-    ``$TMPDIR/.lark_cache_<user>_<hash>_<py>.tmp``. Each new Lambda sandbox has an empty
-    ``/tmp``, so without this step every cold start would build the LALR tables again. Lark
-    checks the hash inside the file, so a stale copy is simply ignored.
-    """
-    shipped = Path(__file__).resolve().parent.parent / ".lark-cache"
-    if not shipped.is_dir():
-        return
-    import getpass
-    import shutil
-    import tempfile
-
-    try:
-        user = getpass.getuser()
-    except Exception:  # as Lark does: any failure means "unknown"
-        user = "unknown"
-    for source in shipped.glob(".lark_cache_*.tmp"):
-        # .lark_cache_<user>_<sha256>_<major>_<minor>.tmp; the user part may hold '_'.
-        parts = source.name.removesuffix(".tmp").split("_")
-        if len(parts) < 6:  # .lark, cache, <user...>, sha, major, minor
-            continue
-        sha, major, minor = parts[-3:]
-        target = Path(tempfile.gettempdir()) / f".lark_cache_{user}_{sha}_{major}_{minor}.tmp"
-        if not target.exists():
-            try:
-                shutil.copyfile(source, target)
-            except OSError:
-                return
-
-
-_seed_parser_cache()
-
-from compiler.errors import Diagnostic, InternalError, LocatedError, PayloadError  # noqa: E402
-from compiler.payload import parse_payload_text  # noqa: E402
-from runtime.config import LAMBDA_ENV, HandlerConfig, default_store_spec  # noqa: E402
-from runtime.pipeline import CompileResult, compile_payload  # noqa: E402
-from runtime.reconcile import Reconciled  # noqa: E402
-from runtime.stores import ConflictError, Decide, Store, StoreError, open_store  # noqa: E402
-
-if default_store_spec() == "dynamodb":
-    # Every call needs it: pay for the import during the init phase, not the first call.
-    import runtime.dynamodb_store  # noqa: F401
-
-PROBLEM_TYPE = "urn:lambda-registry:problem:"
-DIAGNOSTICS_HEADER = "Lambda-Registry-Diagnostics"
-DETAIL_HEADER = "Lambda-Registry-Diagnostics-Detail"
-DETAIL_LIMIT = 4096
+# The deployment package ships the Lark parser's cache here (deploy/build.py): each new
+# sandbox then loads the LALR tables instead of building them.
+SHIPPED_PARSER_CACHE = (
+    Path(__file__).resolve().parents[1] / ".lark-cache" / ".lark_cache_haproxy.tmp"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,42 +75,17 @@ class HttpRequest:
     request_id: str | None
 
 
-class _CountingStore:
-    """Counts how many times a store runs ``decide`` (conflict retries show up in logs)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.attempts = 0
-
-    @property
-    def label(self) -> str:
-        return self.store.label
-
-    def update(self, table: str, decide: Decide) -> Reconciled:
-        def counted(stored: Any) -> Reconciled:
-            self.attempts += 1
-            return decide(stored)
-
-        return self.store.update(table, counted)
-
-    def services(self, table: str) -> dict[str, Any]:
-        return self.store.services(table)
-
-    def clear(self, table: str) -> int:
-        return self.store.clear(table)
-
-
-class Registry:
-    """The handler's state across invocations: configuration, store, render options."""
+class RegistryApp:
+    """The registry as an app: configuration, store and render options kept across
+    invocations; ``handle`` answers one event."""
 
     def __init__(self, config: HandlerConfig, store: Store | None = None) -> None:
         self.config = config
-        self.store = store or open_store(
-            config.store, settings=config.settings, source="LAMBDA_REGISTRY_STORE"
-        )
+        self.store = store or open_store(config.store, settings=config.settings, source=STORE_ENV)
+        load_parser(str(SHIPPED_PARSER_CACHE) if SHIPPED_PARSER_CACHE.is_file() else True)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Registry:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RegistryApp:
         return cls(HandlerConfig.from_env(environ))
 
     def handle(self, event: Any, context: Any = None) -> Any:
@@ -212,19 +151,16 @@ class Registry:
         except Exception as error:
             log.update(error=type(error).__name__, traceback=_traceback())
             return _problem(500, "internal-error", "Internal error", _internal(log), log)
-        diagnostics = [d.as_dict() for d in result.diagnostics]
-        headers = {DIAGNOSTICS_HEADER: str(len(diagnostics))}
-        if diagnostics:
-            headers[DETAIL_HEADER] = _detail_header(diagnostics)
-        if "application/json" in request.headers.get("accept", ""):
-            document = {
-                "table": log.get("table"),
-                "config": result.text,
-                "diagnostics": diagnostics,
-                "services": [s.name for s in result.services],
-            }
-            return _response(200, json.dumps(document), "application/json", headers)
-        return _response(200, result.text, "text/plain; charset=utf-8", headers)
+        encoded = contract.encode_result(
+            contract.RegistryResult(
+                result.text,
+                result.diagnostics,
+                log.get("table"),
+                tuple(service.name for service in result.services),
+            ),
+            as_json=contract.wants_json(request.headers.get("accept", "")),
+        )
+        return _response(200, encoded)
 
     # -- both --------------------------------------------------------------------------------
 
@@ -233,13 +169,10 @@ class Registry:
             payload = parse_payload_text(payload, file=file)  # once, here: the log wants the table
         if isinstance(payload, dict) and isinstance(payload.get("table"), str):
             log["table"] = payload["table"][:255]  # validated later; never log a huge value
-        store = _CountingStore(self.store)
-        try:
-            result = compile_payload(payload, options=self.config.options, store=store, file=file)
-        finally:
-            log["attempts"] = store.attempts
+        result = compile_payload(payload, options=self.config.options, store=self.store, file=file)
         reconciled = result.reconciled
         log.update(
+            attempts=result.attempts,
             rendered=len(reconciled.render),
             stored=len(reconciled.store),
             deleted=len(reconciled.delete),
@@ -248,15 +181,15 @@ class Registry:
         return result
 
 
-_REGISTRY: Registry | None = None
+_APP: RegistryApp | None = None
 
 
 def handler(event: Any, context: Any = None) -> Any:
     """The Lambda entry point. Configuration is read once per process (sandbox)."""
-    global _REGISTRY
-    if _REGISTRY is None:
+    global _APP
+    if _APP is None:
         try:
-            _REGISTRY = Registry.from_env()
+            _APP = RegistryApp.from_env()
         except LocatedError as error:
             # A misconfigured function: say which variable, once per call, in the logs.
             _log({"level": "error", "message": "misconfigured", "detail": str(error)})
@@ -269,13 +202,13 @@ def handler(event: Any, context: Any = None) -> Any:
                 "the function is misconfigured; see its logs",
                 {"request_id": getattr(context, "aws_request_id", None)},
             )
-    return _REGISTRY.handle(event, context)
+    return _APP.handle(event, context)
 
 
 def reset() -> None:
     """Forget the configuration and store (tests, or after changing the environment)."""
-    global _REGISTRY
-    _REGISTRY = None
+    global _APP
+    _APP = None
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -329,13 +262,11 @@ def _decode_body(request: HttpRequest) -> bytes:
 # -- responses --------------------------------------------------------------------------------
 
 
-def _response(
-    status: int, body: str, content_type: str, headers: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+def _response(status: int, encoded: contract.Encoded) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": content_type, **(headers or {})},
-        "body": body,
+        "headers": encoded.headers,
+        "body": encoded.body,
         "isBase64Encoded": False,
     }
 
@@ -349,41 +280,29 @@ def _problem(
     error: LocatedError | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An RFC 9457 problem document."""
-    problem: dict[str, Any] = {
-        "type": PROBLEM_TYPE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if log.get("request_id"):
-        problem["instance"] = (
-            f"urn:uuid:{log['request_id']}"
-            if _is_uuid(log["request_id"])
-            else (f"urn:lambda-registry:request:{log['request_id']}")
+    """An RFC 9457 problem response; the log line records what went wrong."""
+    request_id = log.get("request_id")
+    instance = None
+    if request_id:
+        instance = (
+            f"urn:uuid:{request_id}"
+            if _is_uuid(request_id)
+            else f"urn:lambda-registry:request:{request_id}"
         )
-    diagnostics: Sequence[Diagnostic] = error.diagnostics if error is not None else ()
-    if status != 500:
-        problem["diagnostics"] = [d.as_dict() for d in diagnostics]
+    encoded = contract.encode_problem(
+        status,
+        slug,
+        title,
+        detail,
+        diagnostics=error.diagnostics if error is not None else (),
+        instance=instance,
+    )
+    encoded.headers.update(headers or {})
     if error is not None:
         log.setdefault("error", type(error).__name__)
     log.setdefault("detail", str(error) if error is not None else detail)
     log.setdefault("level", "error" if status >= 500 else "warning")
-    extra = dict(headers or {})
-    if status == 409:
-        extra.setdefault("Retry-After", "1")
-    return _response(status, json.dumps(problem), "application/problem+json", extra)
-
-
-def _detail_header(diagnostics: list[dict[str, str]]) -> str:
-    """The diagnostics as ASCII JSON, whole entries only, at most ``DETAIL_LIMIT`` bytes."""
-    kept: list[dict[str, str]] = []
-    for entry in diagnostics:
-        candidate = json.dumps([*kept, entry], ensure_ascii=True, separators=(",", ":"))
-        if len(candidate) > DETAIL_LIMIT:
-            break
-        kept.append(entry)
-    return json.dumps(kept, ensure_ascii=True, separators=(",", ":"))
+    return _response(status, encoded)
 
 
 def _internal(log: dict[str, Any]) -> str:

@@ -19,8 +19,9 @@ from compiler.options import RenderOptions
 from compiler.payload import load_payload, parse_payload_text
 from compiler.perf import paused_gc
 from grammar.roundtrip import print_verified
-from runtime.reconcile import Reconciled, reconcile
-from runtime.stores import MemoryStore, Store
+from runtime.merge import Reconciled, reconcile
+from runtime.stores import Store
+from runtime.stores.memory import MemoryStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class CompileResult:
     services: tuple[Service, ...]
     diagnostics: tuple[Diagnostic, ...]
     reconciled: Reconciled
+    attempts: int  # how many times the store ran the decision (more than 1 after conflicts)
 
 
 def compile_payload(
@@ -75,8 +77,11 @@ def _compile(
     options = options or RenderOptions()
 
     produced: list[tuple[Config, str]] = []  # the last attempt's output (stores may retry)
+    attempts = 0
 
     def decide(stored: Mapping[str, Service]) -> Reconciled:
+        nonlocal attempts
+        attempts += 1
         result = reconcile(stored, model)
         if strict:
             _refuse_diagnostics(result.diagnostics, file)
@@ -97,6 +102,7 @@ def _compile(
         services=reconciled.render,
         diagnostics=entry_diagnostics + reconciled.diagnostics,
         reconciled=reconciled,
+        attempts=attempts,
     )
 
 

@@ -15,9 +15,9 @@ import pytest
 from cosmonaut.errors import RegistryError
 from cosmonaut.registry import LocalRegistry, RemoteRegistry
 from runtime.config import HandlerConfig
-from runtime.handler import Registry as HandlerRegistry
-from runtime.serve import RegistryServer
-from runtime.stores import MemoryStore
+from runtime.handler import RegistryApp
+from runtime.server import RegistryServer
+from runtime.stores.memory import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def payload() -> dict[str, Any]:
 
 @pytest.fixture
 def server() -> Iterator[RegistryServer]:
-    registry = HandlerRegistry(HandlerConfig.from_env({"LAMBDA_REGISTRY_STORE": "memory"}))
+    registry = RegistryApp(HandlerConfig.from_env({"LAMBDA_REGISTRY_STORE": "memory"}))
     running = RegistryServer("127.0.0.1", 0, registry).start()
     try:
         yield running
@@ -137,7 +137,7 @@ def test_serve_command_over_http(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     env = {**os.environ, "LAMBDA_REGISTRY_STORE": f"sqlite:{tmp_path / 'state.db'}"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "runtime.serve", "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "runtime.cli", "serve", "--listen", f"127.0.0.1:{port}"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

@@ -26,10 +26,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from compiler.errors import InternalError
 from compiler.models import Service
 from compiler.options import RenderOptions
-from runtime.dynamodb_store import VERSION_KEY, DynamoDBStore
+from runtime.merge import Reconciled
 from runtime.pipeline import compile_payload
-from runtime.reconcile import Reconciled
 from runtime.stores import ConflictError, StoreError
+from runtime.stores.dynamodb import VERSION_KEY, DynamoDBStore
 from tests.conftest import FIXTURES, ROOT
 from tests.test_stores import (
     SECOND_SERVERS,
@@ -394,7 +394,7 @@ def test_unreadable_item_is_a_clear_error(
 
 
 def test_client_is_created_once(dynamodb: MotoServer) -> None:
-    from runtime.dynamodb_store import dynamodb_client
+    from runtime.stores.dynamodb import dynamodb_client
 
     assert dynamodb_client() is dynamodb_client()
     assert DynamoDBStore().client is DynamoDBStore().client

@@ -17,10 +17,12 @@ import pytest
 
 import runtime.handler as lambda_handler
 from compiler.errors import InternalError, PayloadError
+from runtime import contract
 from runtime.config import HandlerConfig
-from runtime.handler import Registry
-from runtime.reconcile import Reconciled
-from runtime.stores import MemoryStore, StoreSpec
+from runtime.handler import RegistryApp
+from runtime.merge import Reconciled
+from runtime.stores.memory import MemoryStore
+from runtime.stores.select import StoreSpec
 from tests.conftest import FIXTURES, ROOT
 from tests.test_dynamodb import MotoServer, aws_env, moto_server  # noqa: F401  (fixture)
 from tests.test_stores import lock_held_by_another_process, statements
@@ -202,7 +204,7 @@ def test_store_down_is_503_and_changes_nothing(
     assert "nothing was changed" in document["detail"]
     assert "Traceback" not in response["body"]
 
-    from runtime.dynamodb_store import DynamoDBStore
+    from runtime.stores.dynamodb import DynamoDBStore
 
     server = MotoServer(server.port).start()  # moto keeps its data in this process
     try:
@@ -220,7 +222,7 @@ class BrokenStore(MemoryStore):
 def test_anything_else_is_500_without_internal_details(
     capsys: pytest.CaptureFixture[str], seed_payload: dict[str, Any]
 ) -> None:
-    registry = Registry(HandlerConfig(store=StoreSpec("memory")), store=BrokenStore())
+    registry = RegistryApp(HandlerConfig(store=StoreSpec("memory")), store=BrokenStore())
     response = registry.handle(load_event(EVENTS[2], seed_payload), Context("r-500"))
     assert response["statusCode"] == 500
     document = problem(response)
@@ -294,7 +296,7 @@ def test_detail_header_is_bounded(invoke: Callable[..., Any]) -> None:
     response = invoke(event)
     assert response["headers"]["Lambda-Registry-Diagnostics"] == "200"
     detail = response["headers"]["Lambda-Registry-Diagnostics-Detail"]
-    assert len(detail) <= lambda_handler.DETAIL_LIMIT
+    assert len(detail) <= contract.DETAIL_LIMIT
     assert 0 < len(json.loads(detail)) < 200
 
 
@@ -320,7 +322,7 @@ def test_one_json_log_line_per_call(
 
 
 def test_event_kinds_are_told_apart(capsys: pytest.CaptureFixture[str]) -> None:
-    registry = Registry(HandlerConfig(store=StoreSpec("memory")))
+    registry = RegistryApp(HandlerConfig(store=StoreSpec("memory")))
     kinds = []
     for path in EVENTS:
         registry.handle(set_method(load_event(path), "GET"), Context())
@@ -389,7 +391,7 @@ def test_inside_lambda_with_no_store_configured_uses_dynamodb(
     assert "server jk3243j54jl" in response["body"]
     assert not (isolated_state / "lambda-registry").exists()  # nothing went to SQLite
 
-    from runtime.dynamodb_store import DynamoDBStore
+    from runtime.stores.dynamodb import DynamoDBStore
 
     assert sorted(DynamoDBStore().services("handler-default")) == ["app1", "app2"]
 

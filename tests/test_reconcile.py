@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from compiler.models import ContainerRef, Payload, Service
-from runtime.reconcile import reconcile
+from runtime.merge import reconcile
 
 
 def servers(service: Service) -> list[str]:

@@ -38,8 +38,9 @@ from hypothesis.stateful import (
 
 from compiler.models import Service
 from runtime.pipeline import compile_payload
-from runtime.sqlite_store import SQLiteStore
-from runtime.stores import MemoryStore, Store
+from runtime.stores import Store
+from runtime.stores.memory import MemoryStore
+from runtime.stores.sqlite import SQLiteStore
 from tests.test_dynamodb import MotoServer, aws_env, moto_server  # noqa: F401  (fixture)
 
 TABLE = "model"
@@ -200,7 +201,7 @@ def test_dynamodb_agrees_with_the_model(
     moto_server: MotoServer,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runtime.dynamodb_store import DynamoDBStore
+    from runtime.stores.dynamodb import DynamoDBStore
 
     aws_env(monkeypatch, moto_server.endpoint)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime.sqlite_store import SQLiteStore
+from runtime.stores.sqlite import SQLiteStore
 from tests.conftest import EXAMPLES, FIXTURES, run_cli
 from tests.test_stores import SECOND_SERVERS, SEED_SERVERS, servers, statements
 

@@ -28,7 +28,6 @@ reused.
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import uuid
@@ -51,8 +50,8 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from compiler.models import Service
-from runtime.reconcile import Reconciled
-from runtime.stores import Changes, ConflictError, Decide, StoreError, changes
+from runtime.backoff import Backoff
+from runtime.stores import Changes, ConflictError, D, Decide, StoreError, changes
 
 HASH_KEY = "serviceName"
 VERSION_KEY = "#lambda-registry"
@@ -158,7 +157,7 @@ class DynamoDBStore:
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def update(self, table: str, decide: Decide) -> Reconciled:
+    def update(self, table: str, decide: Decide[D]) -> D:
         with self._errors(table, "cannot update"):
             self._ensure_table(table)
             for attempt in range(1, self.max_attempts + 1):
@@ -386,7 +385,9 @@ class DynamoDBStore:
     # -- helpers -----------------------------------------------------------------------------
 
     def _sleep(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt)))
+        # Full jitter: many writers racing for one table spread out instead of colliding again.
+        retry = Backoff(self.backoff, self.max_backoff, jitter="full")
+        time.sleep(retry.jittered(retry.delay(attempt + 1)))
 
     def _errors(self, table: str, doing: str) -> _ErrorMapper:
         return _ErrorMapper(self, table, doing)

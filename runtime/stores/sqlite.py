@@ -27,8 +27,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from compiler.models import Service
-from runtime.reconcile import Reconciled
-from runtime.stores import ConflictError, Decide, StoreError, changes
+from runtime.stores import ConflictError, D, Decide, StoreError, changes
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -52,7 +51,7 @@ class SQLiteStore:
     def label(self) -> str:
         return f"sqlite:{self.path}"
 
-    def update(self, table: str, decide: Decide) -> Reconciled:
+    def update(self, table: str, decide: Decide[D]) -> D:
         connection = self._connect(create=True)
         try:
             self._begin(connection)
@@ -112,21 +111,6 @@ class SQLiteStore:
                 raise
         except sqlite3.Error as error:
             raise self._error(error, "cannot clear table " + repr(table)) from None
-        finally:
-            connection.close()
-
-    def tables(self) -> list[str]:
-        """The tables that hold at least one service."""
-        if not self.path.exists():
-            return []
-        connection = self._connect(create=False)
-        try:
-            if not self._has_schema(connection):
-                return []
-            rows = connection.execute("SELECT DISTINCT tbl FROM services ORDER BY tbl")
-            return [row[0] for row in rows]
-        except sqlite3.Error as error:
-            raise self._error(error, "cannot list tables") from None
         finally:
             connection.close()
 

@@ -278,17 +278,17 @@ def reconciler(
     from cosmonaut.discovery import Discoverer
     from cosmonaut.engine import Engine
     from cosmonaut.haproxy import HaproxyTarget
-    from cosmonaut.reconcile import Reconciler
     from cosmonaut.registry import LocalRegistry
     from cosmonaut.state import History
-    from runtime.stores import MemoryStore
+    from cosmonaut.sync import Syncer
+    from runtime.stores.memory import MemoryStore
 
     engine = Engine()
     discoverer = Discoverer(engine, haproxy_container=haproxy.name, keyword=host.prefix)
     target = HaproxyTarget(engine, discoverer, reload_timeout=reload_timeout)
     history = History(state_dir / "history", 3) if state_dir else None
     applier = Applier(target, history, dry_run=dry_run)
-    return Reconciler(
+    return Syncer(
         discoverer,
         registry or LocalRegistry(MemoryStore()),
         applier,
@@ -300,12 +300,12 @@ def reconciler(
 class RunningDaemon:
     """``cosmonaut run`` in a thread of the test process, stopped at exit."""
 
-    def __init__(self, reconciler: Any, **options: Any) -> None:
+    def __init__(self, syncer: Any, **options: Any) -> None:
         from cosmonaut.loop import Daemon
 
         self.passes: list[Any] = []
         self.daemon = Daemon(
-            reconciler.applier.target.engine, reconciler, on_pass=self.passes.append, **options
+            syncer.applier.target.engine, syncer, on_pass=self.passes.append, **options
         )
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
 

@@ -30,9 +30,9 @@ from cosmonaut_e2e import (
 
 from cosmonaut.registry import LocalRegistry, RegistryResult, RemoteRegistry
 from runtime.config import HandlerConfig
-from runtime.handler import Registry as HandlerRegistry
-from runtime.serve import RegistryServer
-from runtime.stores import MemoryStore
+from runtime.handler import RegistryApp
+from runtime.server import RegistryServer
+from runtime.stores.memory import MemoryStore
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 
@@ -143,7 +143,7 @@ def test_a_config_haproxy_rejects_is_not_applied(host: DockerHost) -> None:
 
 
 def handler_server(port: int = 0) -> RegistryServer:
-    registry = HandlerRegistry(HandlerConfig.from_env({"LAMBDA_REGISTRY_STORE": "memory"}))
+    registry = RegistryApp(HandlerConfig.from_env({"LAMBDA_REGISTRY_STORE": "memory"}))
     return RegistryServer("127.0.0.1", port, registry).start()
 
 

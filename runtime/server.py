@@ -1,6 +1,6 @@
-"""``lambda-registry serve``: the Lambda handler over plain HTTP, for on-premises use and tests.
+"""The Lambda handler over plain HTTP (``lambda-registry serve``), for on-premises use and tests.
 
-Each HTTP request becomes an API Gateway HTTP API (v2) event for ``runtime.handler.Registry``,
+Each HTTP request becomes an API Gateway HTTP API (v2) event for ``runtime.handler.RegistryApp``,
 and its response becomes the HTTP response, so the contract is exactly the Lambda's: ``POST``
 the payload as JSON; 200 with the config as ``text/plain`` (or ``{"config", "diagnostics"}``
 with ``Accept: application/json``) and the diagnostics in the ``Lambda-Registry-Diagnostics*``
@@ -12,10 +12,7 @@ per connection, HTTP/1.1 keep-alive); the handler's store serialises concurrent 
 
 from __future__ import annotations
 
-import argparse
 import base64
-import json
-import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,9 +28,9 @@ class RegistryServer:
     ``start`` (a daemon thread) and ``stop``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, registry: Any = None) -> None:
-        from runtime.handler import Registry
+        from runtime.handler import RegistryApp
 
-        self.registry = registry if registry is not None else Registry.from_env()
+        self.registry = registry if registry is not None else RegistryApp.from_env()
         handler = _handler_class(self.registry)
         try:
             self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -128,50 +125,3 @@ def _handler_class(registry: Any) -> type[BaseHTTPRequestHandler]:
             pass  # the handler logs one JSON line per request
 
     return Handler
-
-
-def add_serve_command(commands: Any) -> None:
-    """Register ``serve`` on the ``lambda-registry`` command line."""
-    serve = commands.add_parser(
-        "serve",
-        help="serve the registry over HTTP (the Lambda handler's contract)",
-        description="Serve the registry's HTTP contract (POST a payload, get a config).",
-    )
-    serve.add_argument(
-        "--listen",
-        default="127.0.0.1:8080",
-        metavar="HOST:PORT",
-        help="address to listen on (default 127.0.0.1:8080)",
-    )
-    serve.set_defaults(run=run_serve)
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    host, _, port_text = str(args.listen).rpartition(":")
-    if not port_text.isdigit():
-        raise OptionsError(f"{args.listen!r}: expected HOST:PORT", file="--listen")
-    server = RegistryServer(host.strip("[]") or "0.0.0.0", int(port_text))
-    print(json.dumps({"event": "listening", "url": server.url}), file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.httpd.server_close()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.serve``: the same command until ``lambda-registry`` registers it."""
-    parser = argparse.ArgumentParser(prog="lambda-registry")
-    add_serve_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run_serve(args)
-    except OptionsError as error:
-        print(f"lambda-registry: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

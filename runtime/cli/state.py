@@ -5,7 +5,7 @@ What the registry remembers, for an operator: ``show`` prints the stored service
 to run without ``--yes``. Both take the same ``--store`` as ``compile`` (default
 ``$LAMBDA_REGISTRY_STORE``, else the embedded SQLite file).
 
-Exit codes follow ``runtime.cli``: 0 done, 2 bad arguments, a refused ``clear`` or a store
+Exit codes (``runtime.cli.exits``): 0 done, 2 bad arguments, a refused ``clear`` or a store
 error.
 """
 
@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from compiler.errors import OptionsError
-from runtime.stores import STORE_ENV, Store, open_store
+from runtime.cli.exits import Exit
 
 if TYPE_CHECKING:
     from compiler.models import Service
-
-EXIT_OK = 0
-EXIT_REFUSED = 2
 
 
 def add_state_commands(commands: Any) -> None:
@@ -53,23 +49,15 @@ def _add_store_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         default=None,
-        help=f"memory, sqlite (default), sqlite:PATH or dynamodb; default ${STORE_ENV}",
+        help="memory, sqlite (default), sqlite:PATH or dynamodb; default $LAMBDA_REGISTRY_STORE",
     )
-
-
-def store_from_args(spec: str | None) -> Store:
-    """The ``--store`` value, else ``$LAMBDA_REGISTRY_STORE``, else the SQLite default."""
-    if spec:
-        return open_store(spec, source="--store")
-    env_spec = os.environ.get(STORE_ENV)
-    if env_spec:
-        return open_store(env_spec, source=STORE_ENV)
-    return open_store("sqlite", source="--store")
 
 
 def run_show(args: argparse.Namespace) -> int:
     table = _checked_table(args.table)
-    store = store_from_args(args.store)
+    from runtime.stores.select import choose_store
+
+    store = choose_store(args.store)
     services = sorted(store.services(table).values(), key=lambda s: s.name)
     if args.format == "json":
         document = {
@@ -78,19 +66,21 @@ def run_show(args: argparse.Namespace) -> int:
             "services": [service.model_dump(mode="json") for service in services],
         }
         print(json.dumps(document, indent=2))
-        return EXIT_OK
+        return Exit.OK
     if not services:
         print(f"table {table!r} in {store.label} holds no services")
-        return EXIT_OK
+        return Exit.OK
     print(f"table {table!r} in {store.label}: {len(services)} service(s)")
     for service in services:
         print(_describe(service))
-    return EXIT_OK
+    return Exit.OK
 
 
 def run_clear(args: argparse.Namespace) -> int:
     table = _checked_table(args.table)
-    store = store_from_args(args.store)
+    from runtime.stores.select import choose_store
+
+    store = choose_store(args.store)
     if not args.yes:
         count = len(store.services(table))
         print(
@@ -98,10 +88,10 @@ def run_clear(args: argparse.Namespace) -> int:
             "without --yes",
             file=sys.stderr,
         )
-        return EXIT_REFUSED
+        return Exit.BAD_INPUT
     removed = store.clear(table)
     print(f"cleared table {table!r} in {store.label}: {removed} service(s) forgotten")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _checked_table(table: str) -> str:

@@ -1,0 +1,155 @@
+"""What ``cosmonaut run`` and ``once`` do: build the parts from the flags and run them.
+
+Imported only by those two commands, since it needs the Docker SDK (``cosmonaut status``
+does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from cosmonaut import logs
+from cosmonaut.apply import Applier
+from cosmonaut.discovery import Discoverer
+from cosmonaut.engine import Engine, EngineUnavailable
+from cosmonaut.errors import UsageError
+from cosmonaut.haproxy import HaproxyTarget
+from cosmonaut.loop import Daemon
+from cosmonaut.metrics import Metrics, MetricsServer
+from cosmonaut.payload import table_for_host
+from cosmonaut.registry import LocalRegistry, RegistryClient, RemoteRegistry
+from cosmonaut.state import History, default_state_dir
+from cosmonaut.sync import Syncer
+from runtime.backoff import Backoff
+from runtime.cli.exits import Exit
+from runtime.config import load_render_options
+from runtime.stores.select import choose_store
+
+
+class _Parts:
+    """Everything ``run`` and ``once`` share, built from the flags."""
+
+    def __init__(
+        self, args: argparse.Namespace, *, wait_for_docker: threading.Event | None
+    ) -> None:
+        self.state_dir: Path = args.state_dir or default_state_dir()
+        self.engine = Engine(timeout=args.docker_timeout)
+        self.metrics = Metrics()
+        self.discoverer = Discoverer(
+            self.engine,
+            haproxy_container=args.haproxy_container,
+            network=args.network,
+            keyword=args.keyword,
+            config_path=args.haproxy_config,
+        )
+        self.registry = _registry(args, self.state_dir)
+        self.target = HaproxyTarget(
+            self.engine, self.discoverer, reload_timeout=args.reload_timeout
+        )
+        history = None if args.dry_run else History(self.state_dir / "history", args.keep)
+        self.applier = Applier(self.target, history, dry_run=args.dry_run)
+        table = args.table or table_for_host(_host_name(self.engine, wait=wait_for_docker))
+        self.syncer = Syncer(
+            self.discoverer,
+            self.registry,
+            self.applier,
+            table=table,
+            metrics=self.metrics,
+            status_path=None if args.dry_run else self.state_dir / "status.json",
+        )
+
+
+def run_once(args: argparse.Namespace) -> int:
+    parts = _Parts(args, wait_for_docker=None)
+    result = parts.syncer.sync(("once",))
+    applied = result.applied
+    if applied is not None and applied.outcome == "dry-run" and applied.diff:
+        sys.stdout.write(applied.diff)
+    if result.failure in ("docker", "registry", "haproxy"):
+        return Exit.UNAVAILABLE
+    if result.failure == "internal":
+        return Exit.INTERNAL
+    return Exit.OK if result.ok else Exit.FAILED
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    server: MetricsServer | None = None
+    holder: dict[str, Daemon] = {}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logs.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+        daemon = holder.get("daemon")
+        if daemon is not None:
+            daemon.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        parts = _Parts(args, wait_for_docker=stop)
+        if stop.is_set():
+            return Exit.OK
+        if args.metrics_address:
+            server = MetricsServer(parts.metrics, args.metrics_address)
+            server.start()
+            logs.info("metrics", address=f"http://{args.metrics_address}/metrics")
+        daemon = Daemon(
+            parts.engine,
+            parts.syncer,
+            debounce_min=args.debounce_min,
+            debounce_max=args.debounce_max,
+            resync_interval=args.resync_interval,
+        )
+        holder["daemon"] = daemon
+        logs.info(
+            "started",
+            haproxy_container=args.haproxy_container,
+            table=parts.syncer.table,
+            registry=parts.registry.label,
+            state_dir=str(parts.state_dir),
+            dry_run=args.dry_run,
+        )
+        if not stop.is_set():
+            daemon.run()
+        return Exit.OK
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if server is not None:
+            server.stop()
+
+
+def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
+    if args.registry_url:
+        if args.store or args.options or args.compat:
+            raise UsageError(
+                "--store, --options and --compat configure the in-process registry; the remote "
+                "registry is configured where it runs",
+                file="--registry-url",
+            )
+        return RemoteRegistry(
+            args.registry_url, timeout=args.registry_timeout, retries=args.registry_retries
+        )
+    store = choose_store(args.store, local_default=f"sqlite:{state_dir / 'registry.db'}")
+    return LocalRegistry(store, load_render_options(args.options, args.compat))
+
+
+def _host_name(engine: Engine, *, wait: threading.Event | None) -> str:
+    """The Docker host's name. With ``wait`` (an event that is set to give up), wait for
+    Docker with backoff."""
+    backoff = Backoff(0.2, 10.0)
+    while True:
+        try:
+            return str(engine.info().get("Name") or "")
+        except EngineUnavailable as error:
+            if wait is None:
+                raise
+            delay = backoff.next()
+            logs.warning("docker unavailable", error=str(error), retry_in=round(delay, 2))
+            if wait.wait(delay):
+                raise

@@ -1,0 +1,50 @@
+"""``lambda-registry``: the command line. One ``main``, one error funnel
+(``runtime.cli.errors``), one exit-code table (``runtime.cli.exits``), and one module per
+command family, each registering itself on the parser:
+
+* ``compile`` (``runtime.cli.compile``): payload -> verified haproxy.cfg;
+* ``lint``, ``fmt`` (``runtime.lint_cli``): check and format existing configs;
+* ``state`` (``runtime.cli.state``): see or reset what the registry remembers;
+* ``serve`` (``runtime.cli.serve``): the registry over HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from runtime.cli.compile import add_compile_command
+from runtime.cli.errors import guarded, report_error
+from runtime.cli.serve import add_serve_command
+from runtime.cli.state import add_state_commands
+from runtime.lint_cli import add_lint_commands
+
+DEBUG_ENV = "LAMBDA_REGISTRY_DEBUG"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lambda-registry",
+        description="Compile container payloads into verified haproxy.cfg files.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_compile_command(commands)
+    add_lint_commands(commands)
+    add_state_commands(commands)
+    add_serve_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return guarded(
+        lambda: int(args.run(args)),
+        prog="lambda-registry",
+        debug_env=DEBUG_ENV,
+        report=lambda error: report_error(args, error),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

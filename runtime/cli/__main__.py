@@ -1,0 +1,7 @@
+"""``python -m runtime.cli``: the same as ``lambda-registry``."""
+
+import sys
+
+from runtime.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""``lambda-registry compile``: a payload in, a verified haproxy.cfg out.
+
+Exit codes (``runtime.cli.exits``): 0 compiled (diagnostics, if any, on stderr); 1 ``--check``
+failed (``haproxy -c`` refused the config); 2 bad input, any diagnostic with ``--strict``, or
+a store error (the stored state is as it was); 3 internal error (nothing was written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from runtime.cli.errors import CheckFailedError, report
+from runtime.cli.exits import Exit
+
+# Modules a command needs (pydantic models, the compile pipeline, stores) are imported when
+# it runs: `lambda-registry lint` should not pay for `compile`'s imports.
+
+
+def add_compile_command(commands: Any) -> None:
+    compile_ = commands.add_parser(
+        "compile", help="payload JSON -> haproxy.cfg", description="Compile a payload."
+    )
+    compile_.add_argument("payload", nargs="?", default="-", help="payload file, or - for stdin")
+    compile_.add_argument("-o", "--output", help="write the config here (atomically)")
+    compile_.add_argument("--compat", choices=["none", "seed"], help="reproduce the seed's output")
+    compile_.add_argument("--options", help="render options (JSON file)")
+    compile_.add_argument("--check", action="store_true", help="also run haproxy -c on it")
+    compile_.add_argument("--strict", action="store_true", help="any diagnostic is fatal")
+    compile_.add_argument(
+        "--format", choices=["text", "json"], default="text", help="diagnostics format on stderr"
+    )
+    compile_.add_argument(
+        "--store",
+        default=None,
+        help="state store: sqlite (the default, $XDG_STATE_HOME/lambda-registry/state.db), "
+        "sqlite:PATH, dynamodb, or memory (nothing is remembered); default "
+        "$LAMBDA_REGISTRY_STORE",
+    )
+    compile_.set_defaults(run=run_compile)
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    from runtime.config import load_render_options
+    from runtime.files import read_input, write_atomic
+    from runtime.pipeline import compile_payload
+    from runtime.stores.select import choose_store
+
+    options = load_render_options(args.options, args.compat)
+    store = choose_store(args.store)
+    source = "<stdin>" if args.payload == "-" else args.payload
+    result = compile_payload(
+        read_input(args.payload),
+        options=options,
+        store=store,
+        file=source,
+        strict=args.strict,
+        before_commit=_haproxy_accepts if args.check else None,
+    )
+    report(args, diagnostics=result.diagnostics)
+    if args.output:
+        write_atomic(args.output, result.text)
+    else:
+        sys.stdout.write(result.text)
+    return Exit.OK
+
+
+def _haproxy_accepts(text: str) -> None:
+    from runtime.haproxy_check import check_config
+
+    try:
+        check = check_config(text)
+    except FileNotFoundError:
+        print("lambda-registry: haproxy not installed; --check skipped", file=sys.stderr)
+        return
+    if not check.ok:
+        raise CheckFailedError(check.output)

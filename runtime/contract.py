@@ -1,0 +1,175 @@
+"""The registry's HTTP contract, both directions in one place.
+
+The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote registry decodes.
+
+* request: ``POST`` the payload as JSON; ``Accept: application/json`` asks for a JSON body;
+* 200: the config as ``text/plain``, the left-out entries counted in
+  ``Lambda-Registry-Diagnostics`` and listed (JSON, cut to whole entries within 4 KiB) in
+  ``Lambda-Registry-Diagnostics-Detail``; with ``Accept: application/json`` the body is
+  ``{"table", "config", "diagnostics": [{"path", "message", "severity"}], "services"}``;
+* errors: ``application/problem+json`` (RFC 9457) whose ``type`` is
+  ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member.
+
+``encode_result``/``decode_result`` and ``encode_problem``/``decode_problem`` are inverses;
+a test holds them to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.errors import Diagnostic
+
+PROBLEM_TYPE = "urn:lambda-registry:problem:"
+DIAGNOSTICS_HEADER = "Lambda-Registry-Diagnostics"
+DETAIL_HEADER = "Lambda-Registry-Diagnostics-Detail"
+DETAIL_LIMIT = 4096
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+ACCEPT = "application/json, text/plain;q=0.5"  # what the client asks for
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryResult:
+    """A compiled config as the contract carries it."""
+
+    text: str
+    diagnostics: tuple[Diagnostic, ...]
+    table: str | None = None
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A response body with its headers (``Content-Type`` included)."""
+
+    headers: dict[str, str]
+    body: str
+
+
+class ContractError(ValueError):
+    """A 200 answer that does not follow the contract."""
+
+
+def wants_json(accept: str) -> bool:
+    return JSON_TYPE in accept
+
+
+def encode_result(result: RegistryResult, *, as_json: bool) -> Encoded:
+    diagnostics = [d.as_dict() for d in result.diagnostics]
+    headers = {DIAGNOSTICS_HEADER: str(len(diagnostics))}
+    if diagnostics:
+        headers[DETAIL_HEADER] = _detail_header(diagnostics)
+    if as_json:
+        document = {
+            "table": result.table,
+            "config": result.text,
+            "diagnostics": diagnostics,
+            "services": list(result.services),
+        }
+        return Encoded({"Content-Type": JSON_TYPE, **headers}, json.dumps(document))
+    return Encoded({"Content-Type": TEXT_TYPE, **headers}, result.text)
+
+
+def decode_result(headers: Mapping[str, str], body: bytes) -> RegistryResult:
+    """A 200 answer; ``headers`` is looked up case-insensitively (lower-cased names)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if "json" in lowered.get("content-type", ""):
+        try:
+            document = json.loads(body)
+            text = document["config"]
+        except (ValueError, KeyError, TypeError):
+            raise ContractError("a 200 answer without a 'config' member") from None
+        if not isinstance(text, str):
+            raise ContractError("'config' is not text")
+        table = document.get("table")
+        services = document.get("services")
+        return RegistryResult(
+            text,
+            diagnostics_from_json(document.get("diagnostics")),
+            table if isinstance(table, str) else None,
+            tuple(s for s in services if isinstance(s, str)) if isinstance(services, list) else (),
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ContractError("the config is not UTF-8") from None
+    detail: Any = None
+    if lowered.get(DETAIL_HEADER.lower()):
+        try:
+            detail = json.loads(lowered[DETAIL_HEADER.lower()])
+        except ValueError:
+            detail = None
+    return RegistryResult(text, diagnostics_from_json(detail))
+
+
+def encode_problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    diagnostics: Sequence[Diagnostic] = (),
+    instance: str | None = None,
+) -> Encoded:
+    """An RFC 9457 problem document. A 500 never carries diagnostics (no internals leak)."""
+    problem: dict[str, Any] = {
+        "type": PROBLEM_TYPE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        problem["instance"] = instance
+    if status != 500:
+        problem["diagnostics"] = [d.as_dict() for d in diagnostics]
+    headers = {"Content-Type": PROBLEM_CONTENT_TYPE}
+    if status == 409:
+        headers["Retry-After"] = "1"
+    return Encoded(headers, json.dumps(problem))
+
+
+def decode_problem(
+    status: int, content_type: str, body: bytes
+) -> tuple[str, tuple[Diagnostic, ...]]:
+    """The message and diagnostics of an error answer (any body: problem+json or not)."""
+    if "json" in content_type:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            message = str(document.get("detail") or document.get("title") or f"HTTP {status}")
+            return message, diagnostics_from_json(document.get("diagnostics"))
+    text = body.decode("utf-8", "replace").strip()
+    return (text[:300] or f"HTTP {status}"), ()
+
+
+def diagnostics_from_json(value: Any) -> tuple[Diagnostic, ...]:
+    """Diagnostics as ``Diagnostic.as_dict`` wrote them; malformed entries are skipped."""
+    if not isinstance(value, list):
+        return ()
+    found = []
+    for item in value:
+        if isinstance(item, dict) and isinstance(item.get("message"), str):
+            path = str(item.get("path", "$"))
+            if item.get("severity") == "warning":
+                found.append(Diagnostic(path, item["message"], "warning"))
+            else:
+                found.append(Diagnostic(path, item["message"]))
+    return tuple(found)
+
+
+def _detail_header(diagnostics: list[dict[str, str]]) -> str:
+    """The diagnostics as ASCII JSON, whole entries only, at most ``DETAIL_LIMIT`` bytes."""
+    kept: list[dict[str, str]] = []
+    for entry in diagnostics:
+        candidate = json.dumps([*kept, entry], ensure_ascii=True, separators=(",", ":"))
+        if len(candidate) > DETAIL_LIMIT:
+            break
+        kept.append(entry)
+    return json.dumps(kept, ensure_ascii=True, separators=(",", ":"))
