@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from cosmonaut.engine import JSON, Engine, NotFound
-from cosmonaut.settings import Problem, ServiceSettings, is_managed, parse_environment
+from cosmonaut.settings import ContainerProblem, ServiceSettings, is_managed, parse_environment
 from cosmonaut.settings import read_settings as read_service_settings
 
 DEFAULT_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
@@ -83,7 +83,7 @@ class HaproxyContainer:
 @dataclass(frozen=True, slots=True)
 class Discovery:
     containers: tuple[ManagedContainer, ...]
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[ContainerProblem, ...] = ()
     excluded: tuple[Excluded, ...] = ()
     haproxy: HaproxyContainer | None = None
     networks: tuple[str, ...] = field(default=())  # where addresses were looked up
@@ -152,7 +152,7 @@ class Discoverer:
             networks = ()
         seen: set[str] = set()
         managed: list[ManagedContainer] = []
-        problems: list[Problem] = []
+        problems: list[ContainerProblem] = []
         excluded: list[Excluded] = []
         for summary in sorted(listed, key=_name):
             container_id = str(summary.get("Id", ""))
@@ -178,7 +178,7 @@ class Discoverer:
                 continue
             found = _address(summary, networks)
             if isinstance(found, str):
-                problems.append(Problem(name, "network", found))
+                problems.append(ContainerProblem(name, "network", found))
                 continue
             network, ip = found
             managed.append(

@@ -19,7 +19,7 @@ from typing import Any
 
 from compiler.errors import Diagnostic
 from cosmonaut.discovery import ManagedContainer
-from cosmonaut.settings import LABELS, Problem, ServiceSettings
+from cosmonaut.settings import LABELS, ContainerProblem, ServiceSettings
 
 _TABLE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
 _CANDIDATE_PATH = re.compile(r"\$\.candidates\[(\d+)\](?:\.containers\[(\d+)\])?")
@@ -30,7 +30,7 @@ _RUNNING_PATH = re.compile(r"\$\.running\[(\d+)\]")
 class PayloadPlan:
     payload: dict[str, Any]
     routed: tuple[ManagedContainer, ...]
-    problems: tuple[Problem, ...]
+    problems: tuple[ContainerProblem, ...]
     candidates: tuple[tuple[ManagedContainer, ...], ...]  # by candidate index
 
     def containers_of(self, diagnostic: Diagnostic) -> tuple[str, ...]:
@@ -55,7 +55,7 @@ def build_payload(table: str, containers: Iterable[ManagedContainer]) -> Payload
     by_service: dict[str, list[ManagedContainer]] = defaultdict(list)
     for container in containers:
         by_service[container.settings.service].append(container)
-    problems: list[Problem] = []
+    problems: list[ContainerProblem] = []
     candidates: list[dict[str, Any]] = []
     members: list[tuple[ManagedContainer, ...]] = []
     for service in sorted(by_service):
@@ -72,7 +72,7 @@ def build_payload(table: str, containers: Iterable[ManagedContainer]) -> Payload
                 if getattr(container.settings, name) != getattr(settings, name)
             )
             problems.append(
-                Problem(
+                ContainerProblem(
                     container.name,
                     differing,
                     f"differs from the newest container of service {service!r} "

@@ -61,7 +61,7 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class ContainerProblem:
     """Why a container is left out: its name, the label or variable at fault, and the reason."""
 
     container: str
@@ -94,7 +94,7 @@ def is_managed(labels: Mapping[str, str], environment: Mapping[str, str]) -> boo
 
 def read_settings(
     container: str, labels: Mapping[str, str], environment: Mapping[str, str]
-) -> ServiceSettings | tuple[Problem, ...]:
+) -> ServiceSettings | tuple[ContainerProblem, ...]:
     """The container's settings, or every problem found with them (never an exception)."""
     raw: dict[SettingName, tuple[str, str]] = {}  # setting -> (where, value)
     for setting, label in LABELS.items():
@@ -106,15 +106,15 @@ def read_settings(
     def where(setting: SettingName) -> str:
         return raw[setting][0] if setting in raw else f"{LABELS[setting]} / {ENVIRONMENT[setting]}"
 
-    problems: list[Problem] = []
+    problems: list[ContainerProblem] = []
     for setting in REQUIRED:
         if setting not in raw:
-            problems.append(Problem(container, where(setting), "missing (required)"))
+            problems.append(ContainerProblem(container, where(setting), "missing (required)"))
         elif not raw[setting][1].strip():
-            problems.append(Problem(container, where(setting), "is empty"))
+            problems.append(ContainerProblem(container, where(setting), "is empty"))
     port = _port(raw.get("port"))
     if isinstance(port, str) and "port" in raw and raw["port"][1].strip():
-        problems.append(Problem(container, where("port"), port))
+        problems.append(ContainerProblem(container, where("port"), port))
 
     document: dict[str, object] = {"containers": []}
     if "service" in raw and raw["service"][1].strip():
@@ -136,9 +136,11 @@ def read_settings(
             setting = _MODEL_FIELDS[field]
             if setting == "predicate" and any(p.setting == where("mode") for p in problems):
                 continue  # validated against the wrong mode: only the mode is wrong for sure
-            problems.append(Problem(container, where(setting), _reason(detail["msg"], setting)))
+            problems.append(
+                ContainerProblem(container, where(setting), _reason(detail["msg"], setting))
+            )
     if problems or candidate is None or not isinstance(port, int):
-        return tuple(problems) or (Problem(container, "settings", "invalid"),)
+        return tuple(problems) or (ContainerProblem(container, "settings", "invalid"),)
     return ServiceSettings(
         service=candidate.service_name,
         mode=candidate.config_mode,

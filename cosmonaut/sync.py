@@ -23,7 +23,7 @@ from cosmonaut.errors import HaproxyContainerError, RegistryError
 from cosmonaut.metrics import Metrics
 from cosmonaut.payload import PayloadPlan, build_payload
 from cosmonaut.registry import RegistryClient
-from cosmonaut.settings import Problem
+from cosmonaut.settings import ContainerProblem
 from cosmonaut.state import write_status
 
 FailureKind = Literal["docker", "registry", "haproxy", "apply", "internal"]
@@ -40,7 +40,7 @@ class PassResult:
     applied: ApplyResult | None = None
     failure: FailureKind | None = None
     error: str | None = None
-    problems: tuple[Problem, ...] = field(default=())
+    problems: tuple[ContainerProblem, ...] = field(default=())
     timings: dict[str, float] = field(default_factory=dict)  # discover, registry (seconds)
 
     @property
@@ -137,7 +137,7 @@ class Syncer:
         self._record(result)
         return result
 
-    def _report_problems(self, problems: tuple[Problem, ...]) -> None:
+    def _report_problems(self, problems: tuple[ContainerProblem, ...]) -> None:
         """Log each problem when it first appears (not at every pass), and when it is gone."""
         current = {(p.container, p.setting, p.reason) for p in problems}
         for container, setting, reason in sorted(current - self._reported):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cosmonaut.settings import (
-    Problem,
+    ContainerProblem,
     ServiceSettings,
     is_managed,
     parse_environment,
@@ -45,29 +45,29 @@ def test_mode_defaults_to_host_and_empty_cookie_means_none() -> None:
         pytest.param(
             {"cosmonaut.service": "web"},
             [
-                Problem("c1", "cosmonaut.predicate / PREDICATE", "missing (required)"),
-                Problem("c1", "cosmonaut.port / PORT", "missing (required)"),
+                ContainerProblem("c1", "cosmonaut.predicate / PREDICATE", "missing (required)"),
+                ContainerProblem("c1", "cosmonaut.port / PORT", "missing (required)"),
             ],
             id="missing",
         ),
         pytest.param(
             {**WEB, "cosmonaut.port": "0"},
-            [Problem("c1", "cosmonaut.port", "'0' is not a port number (1 to 65535)")],
+            [ContainerProblem("c1", "cosmonaut.port", "'0' is not a port number (1 to 65535)")],
             id="port-zero",
         ),
         pytest.param(
             {**WEB, "cosmonaut.service": ""},
-            [Problem("c1", "cosmonaut.service", "is empty")],
+            [ContainerProblem("c1", "cosmonaut.service", "is empty")],
             id="empty-service",
         ),
         pytest.param(
             {**WEB, "cosmonaut.mode": "tcp", "cosmonaut.predicate": "/x"},
-            [Problem("c1", "cosmonaut.mode", "Input should be 'host' or 'path'")],
+            [ContainerProblem("c1", "cosmonaut.mode", "Input should be 'host' or 'path'")],
             id="bad-mode-only",
         ),
     ],
 )
-def test_problems(labels: dict[str, str], expected: list[Problem]) -> None:
+def test_problems(labels: dict[str, str], expected: list[ContainerProblem]) -> None:
     assert read_settings("c1", labels, {}) == tuple(expected)
 
 

@@ -10,7 +10,7 @@ from cosmonaut_e2e import DockerHost, eventually, ip_of, podman_healthcheck, sho
 from cosmonaut.discovery import Discoverer
 from cosmonaut.engine import Engine
 from cosmonaut.payload import build_payload
-from cosmonaut.settings import Problem
+from cosmonaut.settings import ContainerProblem
 from runtime.pipeline import compile_payload
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
@@ -79,9 +79,9 @@ def test_bad_settings_are_reported_with_container_and_setting(host: DockerHost) 
     found = discoverer(host).discover()
     assert [c.name for c in found.containers] == [good.name]
     assert set(found.problems) == {
-        Problem(bad.name, "cosmonaut.predicate / PREDICATE", "missing (required)"),
-        Problem(bad.name, "PORT", "'http' is not a port number (1 to 65535)"),
-        Problem(bad.name, "CONFIG_MODE", "Input should be 'host' or 'path'"),
+        ContainerProblem(bad.name, "cosmonaut.predicate / PREDICATE", "missing (required)"),
+        ContainerProblem(bad.name, "PORT", "'http' is not a port number (1 to 65535)"),
+        ContainerProblem(bad.name, "CONFIG_MODE", "Input should be 'host' or 'path'"),
     }
     assert unrelated.name not in {p.container for p in found.problems}
 
