@@ -125,9 +125,9 @@ def main() -> int:
                 text = output.read_text()
                 check_output(text, count, CONTAINERS)
                 configs[shape] = text
-                # -q prints nothing on success; a refusal fails here with haproxy's messages.
+                # Not -q: a refusal then fails here with haproxy's alerts in the message.
                 check_s, check_kib, _ = best(
-                    [haproxy, "-c", "-q", "-f", str(output)], args.repeat, directory
+                    [haproxy, "-c", "-f", str(output)], args.repeat, directory
                 )
                 print(
                     f"{count:>9} {entries if entries else 'empty':>8} {text.count(chr(10)):>8} "
