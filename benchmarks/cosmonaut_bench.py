@@ -4,18 +4,25 @@
 
 Needs the engine named by ``DOCKER_HOST`` (or the sandbox's ``container-engine``, brought up
 as the tests do) and the images localhost/haproxy:local and localhost/busybox:latest. It runs
-``cosmonaut run`` as a subprocess against a fresh HAProxy container, exactly as deployed, and
-measures from the outside:
+``cosmonaut run`` as a subprocess against a fresh HAProxy container, exactly as deployed, for
+the whole run, and measures from the outside:
 
 1. reaction time: from ``start`` of a service container (created beforehand) to the first
    200 that HAProxy answers from it, over N starts one after the other (each a new service,
    so the first 200 for its host name is from that container); p50 and p95;
 2. a burst: N containers started at once (16 threads); how many reloads Cosmonaut made and
    the time until HAProxy routes to all of them;
-3. reloads under load: N reloads of HAProxy through Cosmonaut's apply path (two configs in
-   turn) while two clients send requests continuously on fresh connections; failed requests.
+3. reloads under load: N reloads made by the daemon, each caused by starting or stopping a
+   container of another service (one change at a time, the next once the daemon has recorded
+   the reload), while two clients send requests continuously, each on a fresh connection, to
+   a service of two containers that stays up; failed requests, and the apply time of each
+   reload as the daemon logged it.
 
-Every container it starts is removed at the end.
+What happened is read from the daemon itself: its ``/metrics`` (served on a port it binds,
+``--metrics-address 127.0.0.1:0``, named in its ``metrics`` log line) and its JSON log lines.
+The benchmark fails (exit 1, with the reason on stderr) when the daemon exits, records a
+failed pass or a rollback, does not reload as expected within a deadline, or when HAProxy
+does not route what the phase needs. Every container it starts is removed at the end.
 """
 
 from __future__ import annotations
@@ -31,21 +38,27 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
+import pytest  # noqa: E402  (the e2e helpers report an unavailable engine as pytest outcomes)
 from cosmonaut_e2e import (  # noqa: E402  (the tests' helpers: engine, containers, requests)
     DockerHost,
     ensure_engine,
-    ip_of,
     request,
     short,
 )
+
+from benchmarks.measure import BenchmarkFailed, run_benchmark  # noqa: E402
+
+T = TypeVar("T")
+COUNTERS = ("cosmonaut_reloads_total", "cosmonaut_rollbacks_total", "cosmonaut_failures_total")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -54,17 +67,26 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.005) -> float:
-    """Seconds until ``check()`` holds (polled every ``interval``); raises on timeout."""
-    started = time.monotonic()
+def wait_for(
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.005
+) -> T:
+    """The first truthy ``check()``, polled every ``interval``; ``BenchmarkFailed`` after
+    ``timeout`` seconds. ``OSError`` counts as not yet (HAProxy not listening, say)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
     while True:
         try:
-            if check():
-                return time.monotonic() - started
-        except OSError:
-            pass
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"not within {timeout} s")
+            value = check()
+        except OSError as error:
+            last = error
+        else:
+            if value:
+                return value
+            last = value
+        if time.monotonic() > deadline:
+            raise BenchmarkFailed(
+                f"timed out after {timeout} s waiting for {what} (last: {last!r})"
+            )
         time.sleep(interval)
 
 
@@ -76,21 +98,89 @@ def labels(service: str) -> dict[str, str]:
     }
 
 
-def metric(port: int, name: str) -> float:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(f"{name} "):
-                return float(line.split()[1])
-    return 0.0
+class CosmonautRun:
+    """``cosmonaut run`` as a subprocess: its JSON log lines and its ``/metrics``."""
 
+    def __init__(self, command: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log: IO[str] = open(log_path, "w")  # noqa: SIM115  (closed in stop())
+        self.process = subprocess.Popen(command, stderr=self._log, cwd=ROOT)
+        line = wait_for(lambda: self._line("metrics"), 60, "the daemon's 'metrics' log line")
+        self.metrics_url = str(line["address"])
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-def free_port() -> int:
-    import socket
+    def lines(self, since: int = 0) -> list[dict[str, Any]]:
+        """The complete log lines from index ``since`` on."""
+        text = self.log_path.read_text(encoding="utf-8")
+        complete = text[: text.rfind("\n") + 1].splitlines()
+        return [json.loads(line) for line in complete[since:] if line.startswith("{")]
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    def mark(self) -> int:
+        return len(self.lines())
+
+    def _line(self, event: str) -> dict[str, Any] | None:
+        self.alive()
+        return next((line for line in self.lines() if line.get("event") == event), None)
+
+    def alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise BenchmarkFailed(f"cosmonaut run exited {code}; log:\n{self.tail()}")
+
+    def tail(self, count: int = 15) -> str:
+        lines = self.log_path.read_text(encoding="utf-8").splitlines()[-count:]
+        return "\n".join(f"    {line[:400]}" for line in lines)
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample by name; samples with labels are summed under their name."""
+        self.alive()
+        with self._opener.open(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                name = name.split("{", 1)[0]
+                values[name] = values.get(name, 0.0) + float(value)
+        return values
+
+    def counters(self) -> dict[str, float]:
+        values = self.metrics()
+        return {name: values.get(name, 0.0) for name in COUNTERS}
+
+    def require_clean(self, before: dict[str, float], phase: str) -> dict[str, float]:
+        """The counters now; fails when a rollback or a failed pass happened since ``before``."""
+        now = self.counters()
+        for name in ("cosmonaut_rollbacks_total", "cosmonaut_failures_total"):
+            if now[name] != before[name]:
+                failed = [
+                    f"    {line.get('failure')}: {str(line.get('error'))[:300]}"
+                    for line in self.lines()
+                    if line.get("event") == "reconcile failed"
+                ][-5:]
+                raise BenchmarkFailed(
+                    f"{phase}: {name} went from {before[name]:g} to {now[name]:g}; the last "
+                    "failed passes:\n" + "\n".join(failed)
+                )
+        return now
+
+    def applied(self, since: int) -> list[dict[str, Any]]:
+        """The 'reconciled' lines from ``since`` on whose pass applied a new config."""
+        return [
+            line
+            for line in self.lines(since)
+            if line.get("event") == "reconciled" and line.get("outcome") == "applied"
+        ]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        self._log.close()
 
 
 def routed_to(ip: str, service: str, container: Any) -> Callable[[], bool]:
@@ -98,12 +188,15 @@ def routed_to(ip: str, service: str, container: Any) -> Callable[[], bool]:
 
     def check() -> bool:
         reply = request(ip, host=f"{service}.bench", timeout=2)
-        return reply.status == 200 and reply.body == expected
+        return bool(reply.status == 200 and reply.body == expected)
 
     return check
 
 
-def reaction(host: DockerHost, haproxy_ip: str, starts: int) -> dict[str, Any]:
+def reaction(
+    host: DockerHost, haproxy_ip: str, starts: int, daemon: CosmonautRun
+) -> dict[str, Any]:
+    before = daemon.counters()
     times = []
     after_start = []  # from the moment the engine's start call returned (container running)
     for index in range(starts):
@@ -112,9 +205,17 @@ def reaction(host: DockerHost, haproxy_ip: str, starts: int) -> dict[str, Any]:
         started = time.monotonic()
         container.start()
         running = time.monotonic()
-        wait_for(routed_to(haproxy_ip, service, container), timeout=30)
+        wait_for(routed_to(haproxy_ip, service, container), 30, f"HAProxy to route {service}")
         times.append(time.monotonic() - started)
         after_start.append(time.monotonic() - running)
+    # Each start is a new service, so each needs its own reload; all are routed, so all are
+    # recorded or about to be.
+    wait_for(
+        lambda: daemon.counters()["cosmonaut_reloads_total"] >= before[COUNTERS[0]] + starts,
+        30,
+        f"the daemon to record {starts} reloads",
+    )
+    daemon.require_clean(before, "reaction")
     return {
         "starts": starts,
         "p50_s": round(statistics.median(times), 3),
@@ -127,31 +228,47 @@ def reaction(host: DockerHost, haproxy_ip: str, starts: int) -> dict[str, Any]:
     }
 
 
-def burst(host: DockerHost, haproxy_ip: str, count: int, metrics_port: int) -> dict[str, Any]:
+def burst(
+    host: DockerHost, haproxy_ip: str, count: int, daemon: CosmonautRun, routed_before: int
+) -> dict[str, Any]:
     containers = [
         (f"burst{i}", host.service(f"burst{i}", labels=labels(f"burst{i}"), start=False))
         for i in range(count)
     ]
-    before = metric(metrics_port, "cosmonaut_reloads_total")
+    before = daemon.counters()
+    mark = daemon.mark()
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda pair: pair[1].start(), containers))
     all_started = time.monotonic() - started
     pending = dict(containers)
-    while pending:
+
+    def all_routed() -> bool:
         for service, container in list(pending.items()):
             try:
                 if routed_to(haproxy_ip, service, container)():
                     del pending[service]
             except OSError:
                 pass
-        if time.monotonic() - started > 120:
-            raise TimeoutError(f"{len(pending)} containers not routed after 120 s")
-        time.sleep(0.01)
+        return not pending
+
+    wait_for(all_routed, 120, f"HAProxy to route all {count} burst containers", interval=0.01)
     routed = time.monotonic() - started
-    # Let the last pass finish before reading the counter.
-    time.sleep(1.0)
-    reloads = metric(metrics_port, "cosmonaut_reloads_total") - before
+    # The pass that routed the last container is recorded (its counters counted) before it
+    # logs 'reconciled' with every container routed: wait for that line, then read.
+    expected = routed_before + count
+    wait_for(
+        lambda: any(
+            line.get("event") == "reconciled" and line.get("routed") == expected
+            for line in daemon.lines(mark)
+        ),
+        30,
+        f"the daemon to log a pass routing {expected} containers",
+    )
+    after = daemon.require_clean(before, "burst")
+    reloads = after["cosmonaut_reloads_total"] - before["cosmonaut_reloads_total"]
+    if reloads < 1:
+        raise BenchmarkFailed(f"burst: all {count} routed, yet the daemon counted no reload")
     return {
         "containers": count,
         "engine_start_all_s": round(all_started, 2),
@@ -160,67 +277,96 @@ def burst(host: DockerHost, haproxy_ip: str, count: int, metrics_port: int) -> d
     }
 
 
-def reloads_under_load(host: DockerHost, haproxy_name: str, count: int) -> dict[str, Any]:
-    from cosmonaut.apply import Applier
-    from cosmonaut.discovery import Discoverer
-    from cosmonaut.engine import Engine
-    from cosmonaut.haproxy import HaproxyTarget
-    from runtime.pipeline import compile_payload
-
-    a = host.service("load-a", labels=labels("load"))
-    b = host.service("load-b", labels=labels("load"))
-    configs = []
-    for members in ([a], [a, b]):
-        containers = [{"id": short(c), "ip": f"{ip_of(c)}:8080"} for c in members]
-        payload = {
-            "table": "bench",
-            "running": [],
-            "candidates": [
-                {"serviceName": "load", "predicate": "load.bench", "containers": containers}
-            ],
-        }
-        configs.append(compile_payload(payload).text)
-    engine = Engine()
-    discoverer = Discoverer(engine, haproxy_container=haproxy_name)
-    applier = Applier(HaproxyTarget(engine, discoverer))
-    haproxy_ip = ip_of(host.client.containers.get(haproxy_name))
-    applier.apply(configs[0])
-    wait_for(lambda: request(haproxy_ip, host="load.bench").status == 200, timeout=30)
-
+@contextmanager
+def clients(ip: str, host_name: str, bodies: set[str], count: int = 2) -> Iterator[list[str]]:
+    """``count`` threads sending requests on fresh connections; each result is ``ok`` (a 200
+    from one of ``bodies``) or what went wrong."""
     stop = threading.Event()
     results: list[str] = []
 
     def client() -> None:
         while not stop.is_set():
             try:
-                reply = request(haproxy_ip, host="load.bench", timeout=5)
-                results.append("ok" if reply.status == 200 else f"HTTP {reply.status}")
+                reply = request(ip, host=host_name, timeout=5)
+                if reply.status != 200:
+                    results.append(f"HTTP {reply.status}")
+                elif reply.body not in bodies:
+                    results.append(f"answered by {reply.body[:40]!r}")
+                else:
+                    results.append("ok")
             except Exception as error:
                 results.append(f"{type(error).__name__}: {error}")
 
-    clients = [threading.Thread(target=client) for _ in range(2)]
-    for thread in clients:
+    threads = [threading.Thread(target=client) for _ in range(count)]
+    for thread in threads:
         thread.start()
-    durations = []
-    outcomes: dict[str, int] = {}
     try:
-        for index in range(count):
-            result = applier.apply(configs[(index + 1) % 2])
-            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-            durations.append(result.seconds)
+        yield results
     finally:
         stop.set()
-        for thread in clients:
+        for thread in threads:
             thread.join()
+
+
+def reloads_under_load(
+    host: DockerHost, haproxy_ip: str, count: int, daemon: CosmonautRun, routed_before: int
+) -> dict[str, Any]:
+    load = [host.service(f"load-{x}", labels=labels("load")) for x in "ab"]
+    bodies = {short(c) for c in load}
+    flip = host.service("flip", labels=labels("flip"), start=False)
+    for container in load:
+        wait_for(routed_to(haproxy_ip, "load", container), 30, "HAProxy to route load-a and -b")
+    settled = routed_before + len(load)
+    wait_for(
+        lambda: any(
+            line.get("event") == "reconciled" and line.get("routed") == settled
+            for line in daemon.lines()
+        ),
+        30,
+        f"the daemon to log a pass routing {settled} containers",
+    )
+    before = daemon.counters()
+    mark = daemon.mark()
+    toggles: list[float] = []  # from the start/stop call to the reload counted
+    with clients(haproxy_ip, "load.bench", bodies) as results:
+        started = time.monotonic()
+        for index in range(count):
+            begun = time.monotonic()
+            if index % 2 == 0:
+                flip.start()
+            else:
+                flip.stop(timeout=10)
+            target = before["cosmonaut_reloads_total"] + index + 1
+
+            def reloaded(target: float = target) -> bool:
+                return daemon.require_clean(before, "reloads")[COUNTERS[0]] >= target
+
+            wait_for(reloaded, 30, f"reload {index + 1} of {count}", interval=0.02)
+            toggles.append(time.monotonic() - begun)
+        elapsed = time.monotonic() - started
+        after = daemon.require_clean(before, "reloads")
+    reloads = int(after["cosmonaut_reloads_total"] - before["cosmonaut_reloads_total"])
+    applied = daemon.applied(mark)
+    if len(applied) != reloads:
+        raise BenchmarkFailed(
+            f"reloads: /metrics counted {reloads} reloads, the log {len(applied)} applied passes"
+        )
+    if not results:
+        raise BenchmarkFailed("reloads: the clients sent no request")
+    durations = [float(line["apply"]["seconds"]) for line in applied]
     failures = [r for r in results if r != "ok"]
     return {
-        "reloads": count,
-        "outcomes": outcomes,
+        "reloads": reloads,
+        "changes": count,
+        "routed_containers": settled,
+        "seconds": round(elapsed, 1),
         "requests": len(results),
         "failed_requests": len(failures),
         "failure_samples": sorted(set(failures))[:5],
         "apply_p50_s": round(statistics.median(durations), 3),
         "apply_p95_s": round(percentile(durations, 0.95), 3),
+        "change_to_reload_p50_s": round(statistics.median(toggles), 3),
+        "change_to_reload_p95_s": round(percentile(toggles, 0.95), 3),
     }
 
 
@@ -238,17 +384,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("CI", "")
+    try:
+        figures = measure_all(args)
+    except (pytest.skip.Exception, pytest.fail.Exception) as outcome:
+        raise BenchmarkFailed(str(outcome)) from None
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    report(figures)
+    return 0
+
+
+def measure_all(args: argparse.Namespace) -> dict[str, Any]:
     ensure_engine()
     import docker
 
     host = DockerHost(docker.from_env(timeout=120), f"bench{uuid.uuid4().hex[:6]}-")
     figures: dict[str, Any] = {}
-    process = None
+    daemon = None
     try:
         haproxy = host.haproxy()
-        metrics_port = free_port()
         state = tempfile.mkdtemp(prefix="cosmonaut-bench-")
-        log = open(Path(state) / "cosmonaut.log", "w")  # noqa: SIM115
         command = [
             sys.executable,
             "-m",
@@ -263,29 +419,32 @@ def main(argv: list[str] | None = None) -> int:
             "--state-dir",
             state,
             "--metrics-address",
-            f"127.0.0.1:{metrics_port}",
+            "127.0.0.1:0",
             *args.cosmonaut_arg,
         ]
-        process = subprocess.Popen(command, stderr=log, cwd=ROOT)
-        wait_for(lambda: metric(metrics_port, "cosmonaut_reconciles_total") >= 1, timeout=60)
+        daemon = CosmonautRun(command, Path(state) / "cosmonaut.log")
+        figures["log"] = str(daemon.log_path)
+        wait_for(lambda: daemon.metrics()["cosmonaut_reconciles_total"] >= 1, 60, "the first pass")
+        daemon.require_clean(dict.fromkeys(COUNTERS, 0.0), "start-up")
+        routed = 0
         if args.starts:
-            figures["reaction"] = reaction(host, haproxy.ip, args.starts)
+            figures["reaction"] = reaction(host, haproxy.ip, args.starts, daemon)
+            routed += args.starts
         if args.burst:
-            figures["burst"] = burst(host, haproxy.ip, args.burst, metrics_port)
-        process.terminate()
-        process.wait(timeout=30)
-        process = None
+            figures["burst"] = burst(host, haproxy.ip, args.burst, daemon, routed)
+            routed += args.burst
         if args.reloads:
-            figures["reloads_under_load"] = reloads_under_load(host, haproxy.name, args.reloads)
-        figures["log"] = log.name
+            figures["reloads_under_load"] = reloads_under_load(
+                host, haproxy.ip, args.reloads, daemon, routed
+            )
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+        if daemon is not None:
+            daemon.stop()
         host.cleanup()
-    if args.json:
-        print(json.dumps(figures, indent=2))
-        return 0
+    return figures
+
+
+def report(figures: dict[str, Any]) -> None:
     if "reaction" in figures:
         r = figures["reaction"]
         print(
@@ -306,15 +465,19 @@ def main(argv: list[str] | None = None) -> int:
     if "reloads_under_load" in figures:
         u = figures["reloads_under_load"]
         print(
-            f"{u['reloads']} reloads under load: {u['failed_requests']} failed of "
-            f"{u['requests']} requests (target 0); apply p50 {u['apply_p50_s']} s, "
-            f"p95 {u['apply_p95_s']} s; outcomes {u['outcomes']}"
+            f"{u['reloads']} reloads by the daemon ({u['changes']} container starts/stops, "
+            f"{u['routed_containers']} more containers routed) in {u['seconds']} s under load: "
+            f"{u['failed_requests']} failed of {u['requests']} requests (target 0)"
+        )
+        print(
+            f"  apply p50 {u['apply_p50_s']} s, p95 {u['apply_p95_s']} s (daemon's log); "
+            f"start/stop call -> reload counted p50 {u['change_to_reload_p50_s']} s, "
+            f"p95 {u['change_to_reload_p95_s']} s"
         )
         for sample in u["failure_samples"]:
             print(f"  failure: {sample}")
     print(f"cosmonaut log: {figures.get('log')}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark("cosmonaut_bench", main))

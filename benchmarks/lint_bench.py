@@ -11,6 +11,10 @@ interpreter start-up, reading, parsing, and every rule.
 Three commands are timed: ``haproxy -c``, ``lambda-registry lint`` (the installed CLI, which
 also imports the compiler), and ``python -m runtime.lint_cli lint`` (the lint command alone).
 An in-process breakdown (import, parse, lint) follows.
+
+It fails (exit 1, with the reason on stderr) when ``haproxy -c`` or either lint run exits
+non-zero, when a lint run does not report one file checked, or when the in-process parse does
+not find every backend and server of the generated config.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import best  # noqa: E402
+from benchmarks.measure import BenchmarkFailed, best, run_benchmark  # noqa: E402
 from runtime.haproxy_check import haproxy_binary  # noqa: E402
 
 
@@ -51,7 +55,7 @@ def make_config(backends: int, servers: int = 5) -> str:
     return "".join(out)
 
 
-def breakdown(path: str) -> str:
+def breakdown(path: str, backends: int, servers: int = 5) -> str:
     """Import, parse and lint times inside one fresh interpreter."""
     code = "\n".join(
         [
@@ -65,14 +69,28 @@ def breakdown(path: str) -> str:
             "t2 = time.perf_counter()",
             "findings = lint_config(config, text=text)",
             "t3 = time.perf_counter()",
+            "sections = len(config.sections)",
+            "found = sum(type(s).__name__ == 'Server' for x in config.sections for s in x.body)",
+            "print(f'{sections} {found}')",
             "print(f'import {t1 - t0:.2f} s, read+parse {t2 - t1:.2f} s, '",
             "      f'lint {t3 - t2:.2f} s, {len(findings)} findings')",
         ]
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, path], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, path], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    return result.stdout.strip()
+    if result.returncode != 0:
+        raise BenchmarkFailed(
+            f"the in-process breakdown exited {result.returncode}:\n{result.stderr.strip()[-2000:]}"
+        )
+    counts, figures = result.stdout.strip().splitlines()
+    sections, found = map(int, counts.split())
+    if sections != backends + 3 or found != backends * servers:
+        raise BenchmarkFailed(
+            f"the parse found {sections} sections and {found} servers; expected "
+            f"{backends + 3} and {backends * servers}"
+        )
+    return figures
 
 
 def main() -> int:
@@ -82,8 +100,7 @@ def main() -> int:
     args = parser.parse_args()
     haproxy = haproxy_binary()
     if haproxy is None:
-        print("haproxy is not installed", file=sys.stderr)
-        return 2
+        raise BenchmarkFailed("haproxy is not installed (set LAMBDA_REGISTRY_HAPROXY)")
     text = make_config(args.backends)
     with tempfile.TemporaryDirectory(prefix="lint-bench-") as directory:
         path = os.path.join(directory, "haproxy.cfg")
@@ -99,7 +116,10 @@ def main() -> int:
         results = {}
         for name, argv in commands.items():
             cwd = str(ROOT) if argv[0] == python else directory
-            results[name] = best(argv, args.repeat, cwd)
+            seconds, memory, runs = best(argv, args.repeat, cwd)
+            if name != "haproxy -c" and not all("1 file checked" in r.stderr for r in runs):
+                raise BenchmarkFailed(f"{name} did not report 1 file checked:\n{runs[-1].stderr}")
+            results[name] = (seconds, memory, runs[-1].exit_code)
         print(f"{args.backends} backends x 5 servers, {lines} lines, best of {args.repeat}")
         header = ("command", "seconds", "MiB", "exit", "time ratio", "mem ratio")
         print("{:<24} {:>8} {:>8} {:>5} {:>11} {:>10}".format(*header))
@@ -109,9 +129,9 @@ def main() -> int:
                 f"{name:<24} {seconds:>8.2f} {memory / 1024:>8.1f} {code:>5} "
                 f"{seconds / base_time:>11.2f} {memory / base_memory:>10.2f}"
             )
-        print("in-process:", breakdown(path))
+        print("in-process:", breakdown(path, args.backends))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark("lint_bench", main))

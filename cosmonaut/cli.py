@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument(
         "--metrics-address",
         metavar="HOST:PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off); with port "
+        "0, a free port, which the 'metrics' log line names",
     )
     run.set_defaults(handler=_docker_command("run_daemon"))
 

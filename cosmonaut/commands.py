@@ -97,7 +97,8 @@ def run_daemon(args: argparse.Namespace) -> int:
         if args.metrics_address:
             server = MetricsServer(parts.metrics, args.metrics_address)
             server.start()
-            logs.info("metrics", address=f"http://{args.metrics_address}/metrics")
+            host = args.metrics_address.rpartition(":")[0]
+            logs.info("metrics", address=f"http://{host}:{server.port}/metrics")  # port 0: bound
         daemon = Daemon(
             parts.engine,
             parts.syncer,
