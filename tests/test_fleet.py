@@ -352,3 +352,100 @@ def test_created_must_be_an_rfc3339_time(table: str) -> None:
 def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("LAMBDA_REGISTRY_HOST_TTL", raising=False)
     yield
+
+
+# -- reading over HTTP, and the operator's commands -----------------------------------------
+
+
+def _get(app: Any, table: str, **headers: str) -> dict[str, Any]:
+    event = {
+        "version": "2.0",
+        "rawPath": "/",
+        "rawQueryString": f"table={table}",
+        "headers": headers,
+        "requestContext": {"http": {"method": "GET", "path": "/"}, "requestId": "r-get"},
+    }
+    response: dict[str, Any] = app.handle(event)
+    return response
+
+
+def test_get_answers_the_config_with_an_etag_and_304_when_unchanged(table: str) -> None:
+    from runtime.config import HandlerConfig
+    from runtime.handler import RegistryApp
+    from runtime.stores.select import StoreSpec
+
+    clock = Clock()
+    store = MemoryStore()
+    app = RegistryApp(HandlerConfig(store=StoreSpec("memory")), store=store, clock=clock)
+    compile_payload(
+        report(table, "host-a", {"web": ("web.example.com", [container("a1", "10.0.1.1:80")])}),
+        store=store,
+        clock=clock,
+    )
+    first = _get(app, table)
+    assert first["statusCode"] == 200
+    assert servers(first["body"]) == {"web": ["a1 10.0.1.1:80"]}
+    etag = first["headers"]["ETag"]
+    again = _get(app, table, **{"if-none-match": etag})
+    assert again["statusCode"] == 304 and again["body"] == ""
+    assert store.hosts(table)["host-a"].seq == 1  # nothing was written
+
+    clock.now += TTL + 1  # the only host expires: the config changes, so does the tag
+    expired = _get(app, table, **{"if-none-match": etag})
+    assert expired["statusCode"] == 200 and expired["headers"]["ETag"] != etag
+    assert servers(expired["body"]) == {}
+
+    unknown = _get(app, f"{table}-nope")
+    assert unknown["statusCode"] == 404
+    assert "unknown-table" in unknown["body"]
+    assert _get(app, "x")["statusCode"] == 400
+
+
+def test_a_payload_for_the_wrong_kind_of_table_is_a_400_problem(table: str) -> None:
+    import json
+
+    from runtime.config import HandlerConfig
+    from runtime.handler import RegistryApp
+    from runtime.stores.select import StoreSpec
+
+    store = MemoryStore()
+    app = RegistryApp(HandlerConfig(store=StoreSpec("memory")), store=store)
+    compile_payload(report(table, "host-a", {}), store=store)
+    event = {
+        "version": "2.0",
+        "headers": {},
+        "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r-post"},
+        "body": json.dumps({"table": table, "running": []}),
+    }
+    response = app.handle(event)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["type"].endswith(":table-mode")
+
+
+def test_state_show_lists_hosts_and_forget_host_removes_one(tmp_path: Path, table: str) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    spec = f"sqlite:{tmp_path / 'state.db'}"
+    store = SQLiteStore(tmp_path / "state.db")
+    for host, ip in (("host-a", "10.0.1.1:80"), ("host-b", "10.0.2.1:80")):
+        compile_payload(
+            report(table, host, {"web": ("web.example.com", [container(host, ip)])}), store=store
+        )
+    shown = run_cli("state", "show", table, "--store", spec, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert [(h["host"], h["containers"], h["expired"]) for h in document["hosts"]] == [
+        ("host-a", 1, False),
+        ("host-b", 1, False),
+    ]
+    assert "host-a: 1 container(s)" in run_cli("state", "show", table, "--store", spec).stdout
+
+    refused = run_cli("state", "forget-host", table, "host-a", "--store", spec)
+    assert refused.returncode == 2 and "without --yes" in refused.stderr
+    done = run_cli("state", "forget-host", table, "host-a", "--yes", "--store", spec)
+    assert done.returncode == 0, done.stderr
+    assert sorted(store.hosts(table)) == ["host-b"]
+    missing = run_cli("state", "forget-host", table, "host-a", "--yes", "--store", spec)
+    assert missing.returncode == 2 and "no host 'host-a'" in missing.stderr
