@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
@@ -198,6 +199,22 @@ def _address(value: str) -> str:
     )
 
 
+def _created(value: str) -> str:
+    """An RFC 3339 time, normalised to UTC (``2026-12-01T20:32:52.000000Z``) so that later
+    times sort after earlier ones as text."""
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or len(value) > 64:
+        raise PydanticCustomError(
+            "created",
+            "{value} is not an RFC 3339 time with a time zone, e.g. 2026-12-01T20:32:52Z",
+            {"value": _preview(value)},
+        )
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _lower_mode(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -212,6 +229,7 @@ ServiceName = Annotated[str, AfterValidator(_service_name)]
 TableName = Annotated[str, AfterValidator(_table_name)]
 CookieName = Annotated[str, AfterValidator(_cookie_name)]
 Address = Annotated[str, AfterValidator(_address)]
+Created = Annotated[str, AfterValidator(_created)]
 ConfigMode = Annotated[ConfigModeName, BeforeValidator(_lower_mode)]
 
 
@@ -226,6 +244,13 @@ class ContainerRef(_Strict):
 
     id: Identifier
     ip: Address
+
+
+class CandidateContainer(ContainerRef):
+    """A container as a candidate lists it; ``created`` (RFC 3339), when known, says which
+    deployment of a service is the newest across hosts."""
+
+    created: Created | None = None
 
 
 class RunningContainer(_Strict):
@@ -243,15 +268,20 @@ class Candidate(_Strict):
     config_mode: ConfigMode = Field(default="host", alias="configMode")
     predicate: str
     cookie: CookieName | None = None
-    containers: list[ContainerRef] = Field(default_factory=list)
+    containers: list[CandidateContainer] = Field(default_factory=list)
 
     _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
 
 
 class Payload(_Strict):
-    """What Cosmonaut sends: the state table, what runs, and what is new."""
+    """What Cosmonaut sends: the state table, what runs, and what is new.
+
+    With ``host``, the payload is that host's report: ``running`` and ``candidates`` describe
+    its containers only, and the table keeps one report per host (fleet mode).
+    """
 
     table: TableName
+    host: Identifier | None = None
     running: list[RunningContainer]
     candidates: list[Candidate] = Field(default_factory=list)
 
@@ -272,3 +302,24 @@ class Service(_Strict):
     def route_key(self) -> tuple[str, str]:
         """What two services must not share: the same host, or the same path."""
         return (self.mode, self.predicate)
+
+
+class HostReport(_Strict):
+    """A host's last report, as a fleet table keeps it: its containers and their settings.
+
+    ``reported_at`` is the registry's clock (seconds since the epoch) when it arrived; ``seq``
+    counts the host's reports, so that a store writes each host's report only over the one it
+    read (the only thing two writers can race on is one host's own report).
+    """
+
+    host: Identifier
+    reported_at: float
+    seq: int = Field(ge=1)
+    running: tuple[RunningContainer, ...] = Field(default=(), strict=False)
+    candidates: tuple[Candidate, ...] = Field(default=(), strict=False)
+
+    @property
+    def container_count(self) -> int:
+        ids = {c.id for c in self.running}
+        ids.update(c.id for candidate in self.candidates for c in candidate.containers)
+        return len(ids)

@@ -22,10 +22,10 @@ from compiler.models import Payload
 Loc = tuple[int | str, ...]
 
 _FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
-    "payload": ("table", "running", "candidates"),
+    "payload": ("table", "host", "running", "candidates"),
     "running": ("serviceName", "id", "ip"),
     "candidate": ("serviceName", "configMode", "predicate", "cookie", "containers"),
-    "container": ("id", "ip"),
+    "container": ("id", "ip", "created"),
 }
 _MAX_PASSES = 4
 _EXPECTED = {

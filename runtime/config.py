@@ -3,7 +3,9 @@
 * the store: ``LAMBDA_REGISTRY_STORE`` and the store settings, chosen as
   ``runtime.stores.select`` says (DynamoDB inside Lambda, SQLite elsewhere);
 * ``LAMBDA_REGISTRY_OPTIONS`` / ``LAMBDA_REGISTRY_OPTIONS_FILE``: render options as JSON
-  text, or as a JSON file (not both).
+  text, or as a JSON file (not both);
+* ``LAMBDA_REGISTRY_HOST_TTL``: fleet mode; seconds after which a silent host's containers
+  leave the config (default 90).
 
 DynamoDB itself is configured the usual AWS way (``AWS_REGION``, ``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL_DYNAMODB``, ...).
@@ -18,10 +20,18 @@ from dataclasses import dataclass, field
 from compiler.errors import OptionsError
 from compiler.options import RenderOptions, parse_render_options
 from runtime.files import read_input
-from runtime.stores.select import StoreSettings, StoreSpec, chosen_spec, parse_store_spec
+from runtime.fleet import DEFAULT_TTL
+from runtime.stores.select import (
+    StoreSettings,
+    StoreSpec,
+    chosen_spec,
+    number_setting,
+    parse_store_spec,
+)
 
 OPTIONS_ENV = "LAMBDA_REGISTRY_OPTIONS"
 OPTIONS_FILE_ENV = "LAMBDA_REGISTRY_OPTIONS_FILE"
+HOST_TTL_ENV = "LAMBDA_REGISTRY_HOST_TTL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,7 @@ class HandlerConfig:
     store: StoreSpec
     settings: StoreSettings = field(default_factory=StoreSettings)
     options: RenderOptions = field(default_factory=RenderOptions)
+    host_ttl: float = DEFAULT_TTL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HandlerConfig:
@@ -40,6 +51,7 @@ class HandlerConfig:
             store=parse_store_spec(spec, source=source, environ=env),
             settings=StoreSettings.from_env(env),
             options=load_options_env(env),
+            host_ttl=number_setting(env, HOST_TTL_ENV, default=DEFAULT_TTL, minimum=1.0),
         )
 
 

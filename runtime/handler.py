@@ -35,12 +35,14 @@ import base64
 import binascii
 import json
 import os
+import re
 import sys
 import time
 import traceback
+import urllib.parse
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,8 @@ from compiler.payload import parse_payload_text
 from grammar.parser import load_parser
 from runtime import contract
 from runtime.config import HandlerConfig
-from runtime.pipeline import CompileResult, compile_payload
-from runtime.stores import ConflictError, Store, StoreError
+from runtime.pipeline import CompileResult, compile_payload, render_table
+from runtime.stores import ConflictError, Store, StoreError, TableModeError
 from runtime.stores.select import LAMBDA_ENV, STORE_ENV, chosen_spec, open_store
 
 if chosen_spec()[0] == "dynamodb":
@@ -60,6 +62,7 @@ if chosen_spec()[0] == "dynamodb":
 
 # The deployment package ships the Lark parser's cache here (deploy/build.py): each new
 # sandbox then loads the LALR tables instead of building them.
+TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # compiler.models.TableName's rule
 SHIPPED_PARSER_CACHE = (
     Path(__file__).resolve().parents[1] / ".lark-cache" / ".lark_cache_haproxy.tmp"
 )
@@ -73,14 +76,21 @@ class HttpRequest:
     body: str | None
     base64: bool
     request_id: str | None
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 class RegistryApp:
     """The registry as an app: configuration, store and render options kept across
     invocations; ``handle`` answers one event."""
 
-    def __init__(self, config: HandlerConfig, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        config: HandlerConfig,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self.clock = clock
         self.store = store or open_store(config.store, settings=config.settings, source=STORE_ENV)
         load_parser(str(SHIPPED_PARSER_CACHE) if SHIPPED_PARSER_CACHE.is_file() else True)
 
@@ -127,18 +137,22 @@ class RegistryApp:
     # -- HTTP events -------------------------------------------------------------------------
 
     def _http(self, request: HttpRequest, log: dict[str, Any]) -> dict[str, Any]:
+        if request.method == "GET":
+            return self._read(request, log)
         if request.method != "POST":
             return _problem(
                 405,
                 "method-not-allowed",
                 "Method not allowed",
-                f"send the payload with POST, not {request.method}",
+                f"send the payload with POST (or GET ?table=NAME), not {request.method}",
                 log,
-                headers={"Allow": "POST"},
+                headers={"Allow": "GET, POST"},
             )
         try:
             body = _decode_body(request)
             result = self._compile(body, "<body>", log)
+        except TableModeError as error:
+            return _problem(400, "table-mode", "Wrong kind of table", str(error), log, error)
         except ConflictError as error:
             return _problem(409, "conflict", "Concurrent updates", str(error), log, error)
         except StoreError as error:
@@ -162,6 +176,42 @@ class RegistryApp:
         )
         return _response(200, encoded)
 
+    def _read(self, request: HttpRequest, log: dict[str, Any]) -> dict[str, Any]:
+        """``GET ?table=NAME``: the table's config now (leases applied, nothing written)."""
+        table = request.query.get("table", "")
+        log["table"] = table[:255]
+        if not TABLE_NAME.fullmatch(table):
+            detail = "give the table as ?table=NAME (3 to 255 of letters, digits, '_', '-', '.')"
+            return _problem(400, "invalid-request", "Invalid request", detail, log)
+        try:
+            rendered = render_table(
+                self.store,
+                table,
+                options=self.config.options,
+                clock=self.clock,
+                host_ttl=self.config.host_ttl,
+            )
+        except StoreError as error:
+            return _problem(503, "store-unavailable", "State store failed", str(error), log, error)
+        except Exception as error:
+            log.update(error=type(error).__name__, traceback=_traceback())
+            return _problem(500, "internal-error", "Internal error", _internal(log), log)
+        if rendered is None:
+            detail = f"table {table!r} holds no services and no host reports"
+            return _problem(404, "unknown-table", "Unknown table", detail, log)
+        log.update(rendered=len(rendered.services), hosts=rendered.hosts)
+        cache = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
+        if _etag_matches(request.headers.get("if-none-match", ""), rendered.etag):
+            return _response(304, contract.Encoded(cache, ""))
+        encoded = contract.encode_result(
+            contract.RegistryResult(
+                rendered.text, (), table, tuple(service.name for service in rendered.services)
+            ),
+            as_json=contract.wants_json(request.headers.get("accept", "")),
+        )
+        encoded.headers.update(cache)
+        return _response(200, encoded)
+
     # -- both --------------------------------------------------------------------------------
 
     def _compile(self, payload: Any, file: str | None, log: dict[str, Any]) -> CompileResult:
@@ -169,7 +219,14 @@ class RegistryApp:
             payload = parse_payload_text(payload, file=file)  # once, here: the log wants the table
         if isinstance(payload, dict) and isinstance(payload.get("table"), str):
             log["table"] = payload["table"][:255]  # validated later; never log a huge value
-        result = compile_payload(payload, options=self.config.options, store=self.store, file=file)
+        result = compile_payload(
+            payload,
+            options=self.config.options,
+            store=self.store,
+            file=file,
+            clock=self.clock,
+            host_ttl=self.config.host_ttl,
+        )
         reconciled = result.reconciled
         log.update(
             attempts=result.attempts,
@@ -236,6 +293,9 @@ def _http_request(event: Any) -> HttpRequest | None:
     else:
         return None
     request_id = context.get("requestId")
+    query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items() if v}
+    if not query and isinstance(event.get("rawQueryString"), str):
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(event["rawQueryString"]).items()}
     return HttpRequest(
         kind,
         method,
@@ -243,7 +303,14 @@ def _http_request(event: Any) -> HttpRequest | None:
         body if isinstance(body, str) else None,
         base64_encoded,
         str(request_id) if request_id else None,
+        query,
     )
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110's weak comparison for ``If-None-Match`` (a list, ``*``, ``W/`` prefixes)."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 def _decode_body(request: HttpRequest) -> bytes:

@@ -79,7 +79,8 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
         for index in indexes:
             for position, container in enumerate(payload.candidates[index].containers):
                 origin = f"$.candidates[{index}].containers[{position}]"
-                draft.containers.setdefault((container.id, container.ip), (origin, container))
+                ref = ContainerRef.model_construct(id=container.id, ip=container.ip)
+                draft.containers.setdefault((container.id, container.ip), (origin, ref))
     for index, running in enumerate(payload.running):
         key = (running.id, running.ip)
         if running.service_name in survivors and key not in drafts[running.service_name].containers:

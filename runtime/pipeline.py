@@ -1,12 +1,16 @@
 """The library call: payload in, verified haproxy.cfg out.
 
 ``compile_payload`` validates the payload (bad entries are left out and reported), reconciles
-it with the store, lowers the services to the AST, prints it and proves the text parses back
-to the same AST before returning it.
+it with the store (a host-less payload as the seed did; a payload with a ``host`` as that
+host's report, in fleet mode), lowers the services to the AST, prints it and proves the text
+parses back to the same AST before returning it. ``render_table`` renders what a table holds
+now, writing nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +18,12 @@ from typing import Any
 from compiler.ast import Config
 from compiler.errors import Diagnostic, PayloadError
 from compiler.lower import lower
-from compiler.models import Payload, Service
+from compiler.models import HostReport, Payload, Service
 from compiler.options import RenderOptions
 from compiler.payload import load_payload, parse_payload_text
 from compiler.perf import paused_gc
 from grammar.roundtrip import print_verified
+from runtime.fleet import DEFAULT_TTL, FleetResult, live, render, report_and_render
 from runtime.merge import Reconciled, reconcile
 from runtime.stores import Store
 from runtime.stores.memory import MemoryStore
@@ -30,7 +35,7 @@ class CompileResult:
     config: Config
     services: tuple[Service, ...]
     diagnostics: tuple[Diagnostic, ...]
-    reconciled: Reconciled
+    reconciled: Reconciled | FleetResult
     attempts: int  # how many times the store ran the decision (more than 1 after conflicts)
 
 
@@ -42,6 +47,8 @@ def compile_payload(
     file: str | None = None,
     strict: bool = False,
     before_commit: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    host_ttl: float = DEFAULT_TTL,
 ) -> CompileResult:
     """Compile a payload (JSON text, decoded JSON, or a ``Payload``) into a verified config.
 
@@ -49,10 +56,12 @@ def compile_payload(
     Raises ``PayloadError`` for a malformed envelope and ``InternalError`` when the round trip
     fails; bad entries are reported in ``diagnostics`` instead, unless ``strict``, which makes
     any of them a ``PayloadError``. ``before_commit`` sees the config text before the store
-    commits (``haproxy -c``, say); whatever it raises leaves the store unchanged.
+    commits (``haproxy -c``, say); whatever it raises leaves the store unchanged. ``clock``
+    and ``host_ttl`` are fleet mode's: a host silent for longer than ``host_ttl`` seconds of
+    ``clock`` is expired.
     """
     with paused_gc():
-        return _compile(payload, options, store, file, strict, before_commit)
+        return _compile(payload, options, store, file, strict, before_commit, clock, host_ttl)
 
 
 def _compile(
@@ -62,6 +71,8 @@ def _compile(
     file: str | None,
     strict: bool,
     before_commit: Callable[[str], None] | None,
+    clock: Callable[[], float],
+    host_ttl: float,
 ) -> CompileResult:
     entry_diagnostics: tuple[Diagnostic, ...] = ()
     if isinstance(payload, Payload):
@@ -94,7 +105,24 @@ def _compile(
         produced.append((config, text))
         return result
 
-    reconciled = store.update(model.table, decide)
+    def decide_hosts(reports: Mapping[str, HostReport]) -> FleetResult:
+        nonlocal attempts
+        attempts += 1
+        result = report_and_render(reports, model, clock(), host_ttl)
+        if strict:
+            _refuse_diagnostics(result.diagnostics, file)
+        config = lower(result.render, options)
+        text = print_verified(config)
+        if before_commit is not None:
+            before_commit(text)
+        produced.append((config, text))
+        return result
+
+    reconciled: Reconciled | FleetResult
+    if model.host is None:
+        reconciled = store.update(model.table, decide)
+    else:
+        reconciled = store.update_hosts(model.table, decide_hosts)
     config, text = produced[-1]
     return CompileResult(
         text=text,
@@ -114,3 +142,42 @@ def _refuse_diagnostics(diagnostics: tuple[Diagnostic, ...], file: str | None) -
             file=file,
             diagnostics=diagnostics,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TableConfig:
+    """What a table renders now; ``etag`` names the text (an HTTP entity tag)."""
+
+    text: str
+    services: tuple[Service, ...]
+    hosts: int  # live host reports (0 for a host-less table)
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:32] + '"'
+
+
+def render_table(
+    store: Store,
+    table: str,
+    *,
+    options: RenderOptions | None = None,
+    clock: Callable[[], float] = time.time,
+    host_ttl: float = DEFAULT_TTL,
+) -> TableConfig | None:
+    """The config a table gives now (leases applied, nothing written); ``None`` when the
+    table holds nothing at all."""
+    options = options or RenderOptions()
+    with paused_gc():
+        reports = store.hosts(table)
+        if reports:
+            current = live(reports, clock(), host_ttl)
+            services = render(current).render
+            count = len(current)
+        else:
+            stored = store.services(table)
+            if not stored:
+                return None
+            services = tuple(stored[name] for name in sorted(stored))
+            count = 0
+        return TableConfig(print_verified(lower(services, options)), services, count)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from compiler.errors import LocatedError
 
 if TYPE_CHECKING:
-    from compiler.models import Service
+    from compiler.models import HostReport, Service
 
 
 class StoreError(LocatedError):
@@ -40,6 +40,24 @@ class StoreError(LocatedError):
 
 class ConflictError(StoreError):
     """Concurrent calls on the same table kept winning until the retries ran out."""
+
+
+class TableModeError(StoreError):
+    """A host-less payload on a table of host reports, or the reverse. Nothing was changed."""
+
+    @classmethod
+    def for_table(cls, table: str, *, has_hosts: bool, label: str) -> TableModeError:
+        if has_hosts:
+            message = (
+                f"table {table!r} holds host reports (fleet mode): send payloads with a "
+                "'host', or use another table"
+            )
+        else:
+            message = (
+                f"table {table!r} holds services from host-less payloads: a payload with a "
+                "'host' needs a table of its own (or clear this one first)"
+            )
+        return cls(message + "; nothing was changed", file=label)
 
 
 class Decision(Protocol):
@@ -55,6 +73,21 @@ class Decision(Protocol):
 
 D = TypeVar("D", bound=Decision)
 Decide = Callable[[Mapping[str, "Service"]], D]
+
+
+class HostDecision(Protocol):
+    """What a fleet ``decide`` returns: the reporting host's new report (written only over the
+    report it was given) and the expired hosts to remove."""
+
+    @property
+    def report(self) -> HostReport | None: ...
+
+    @property
+    def delete(self) -> Sequence[str]: ...
+
+
+H = TypeVar("H", bound=HostDecision)
+HostDecide = Callable[[Mapping[str, "HostReport"]], H]
 
 
 class Store(Protocol):
@@ -74,7 +107,21 @@ class Store(Protocol):
         ...
 
     def clear(self, table: str) -> int:
-        """Forget every service of ``table``; return how many there were."""
+        """Forget every service (or host report) of ``table``; return how many there were."""
+        ...
+
+    def update_hosts(self, table: str, decide: HostDecide[H]) -> H:
+        """Fleet mode: hand ``decide`` every host report of ``table`` and write the new report
+        it returns, conditional on that host's report being the one ``decide`` saw (so
+        reports of different hosts never conflict); remove ``delete``'s hosts."""
+        ...
+
+    def hosts(self, table: str) -> dict[str, HostReport]:
+        """Every host report of ``table``, expired or not."""
+        ...
+
+    def forget_host(self, table: str, host: str) -> bool:
+        """Remove one host's report at once; ``False`` when there was none."""
         ...
 
 

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,11 +47,23 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoRegionError,
     ReadTimeoutError,
 )
-from pydantic import ValidationError
 
 from compiler.models import Service
 from runtime.backoff import Backoff
-from runtime.stores import Changes, ConflictError, D, Decide, StoreError, changes
+from runtime.stores import (
+    Changes,
+    ConflictError,
+    D,
+    Decide,
+    StoreError,
+    TableModeError,
+    changes,
+)
+from runtime.stores.dynamodb_fleet import Conflict as _Conflict
+from runtime.stores.dynamodb_fleet import FleetItems
+from runtime.stores.dynamodb_items import is_host_item
+from runtime.stores.dynamodb_items import service_from_item as _service
+from runtime.stores.dynamodb_items import service_item as _item
 
 HASH_KEY = "serviceName"
 VERSION_KEY = "#lambda-registry"
@@ -111,11 +123,7 @@ def dynamodb_client(*, region_name: str | None = None, endpoint_url: str | None 
         return client
 
 
-class _Conflict(Exception):
-    """Another writer committed between our read and our write (internal)."""
-
-
-class DynamoDBStore:
+class DynamoDBStore(FleetItems):
     """Services of each table in the DynamoDB table of the same name."""
 
     def __init__(
@@ -161,7 +169,9 @@ class DynamoDBStore:
         with self._errors(table, "cannot update"):
             self._ensure_table(table)
             for attempt in range(1, self.max_attempts + 1):
-                version, current = self._snapshot(table)
+                version, current, host_items = self._read(table)
+                if host_items:
+                    raise TableModeError.for_table(table, has_hosts=True, label=self.label)
                 result = decide(dict(current))
                 todo = changes(current, result)
                 try:
@@ -194,6 +204,14 @@ class DynamoDBStore:
         """Delete every service; more than 99 are deleted in several transactions."""
         with self._errors(table, "cannot clear"):
             removed = 0
+            try:
+                hosts = self._hosts_once(table)
+            except ClientError as error:
+                if _code(error) == "ResourceNotFoundException":
+                    return 0
+                raise
+            for host in hosts or {}:
+                removed += self._forget(table, host)
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     version, current = self._snapshot(table)
@@ -222,15 +240,24 @@ class DynamoDBStore:
 
     def _snapshot(self, table: str) -> tuple[int, dict[str, Service]]:
         """The table's version (read first), then its services (a consistent scan)."""
+        version, services, _ = self._read(table)
+        return version, services
+
+    def _read(self, table: str) -> tuple[int, dict[str, Service], list[dict[str, Any]]]:
+        """The version, the services, and the host report items (fleet mode)."""
         version = self._version(table)
         services: dict[str, Service] = {}
+        host_items: list[dict[str, Any]] = []
         for item in self._scan(table):
             name = item.get(HASH_KEY, {}).get("S")
             if name == VERSION_KEY:
                 continue
+            if is_host_item(item):
+                host_items.append(item)
+                continue
             service = _service(item, table)
             services[service.name] = service
-        return version, services
+        return version, services, host_items
 
     def _version(self, table: str) -> int:
         response = self.client.get_item(
@@ -440,41 +467,3 @@ def _describe(error: BotoCoreError | ClientError, store: DynamoDBStore) -> str:
 def _code(error: ClientError) -> str:
     code: str = error.response.get("Error", {}).get("Code", "")
     return code
-
-
-def _item(service: Service, version: int) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        HASH_KEY: {"S": service.name},
-        "configMode": {"S": service.mode},
-        "predicate": {"S": service.predicate},
-        "containers": {
-            "L": [{"M": {"id": {"S": c.id}, "ip": {"S": c.ip}}} for c in service.containers]
-        },
-        "version": {"N": str(version)},
-    }
-    if service.cookie is not None:
-        item["cookie"] = {"S": service.cookie}
-    return item
-
-
-def _service(item: Mapping[str, Any], table: str) -> Service:
-    try:
-        data: dict[str, Any] = {
-            "name": item[HASH_KEY]["S"],
-            "mode": item["configMode"]["S"],
-            "predicate": item["predicate"]["S"],
-            "cookie": item["cookie"]["S"] if "cookie" in item else None,
-            "containers": [
-                {"id": c["M"]["id"]["S"], "ip": c["M"]["ip"]["S"]}
-                for c in item.get("containers", {}).get("L", [])
-            ],
-        }
-        return Service.model_validate(data)
-    except (KeyError, TypeError, ValidationError) as error:
-        name = item.get(HASH_KEY, {}).get("S", "?")
-        reason = str(error).splitlines()[0] if isinstance(error, ValidationError) else repr(error)
-        raise StoreError(
-            f"item {name!r} of table {table!r} is not a registry service ({reason}); repair it "
-            f"or clear the table (lambda-registry state clear {table} --yes --store dynamodb)",
-            file="dynamodb",
-        ) from None

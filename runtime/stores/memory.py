@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from runtime.stores import D, Decide, apply
+from runtime.stores import D, Decide, H, HostDecide, TableModeError, apply
 
 if TYPE_CHECKING:
-    from compiler.models import Service
+    from compiler.models import HostReport, Service
 
 
 class MemoryStore:
@@ -20,6 +20,7 @@ class MemoryStore:
 
     def __init__(self, *, ephemeral: bool = False) -> None:
         self._tables: dict[str, dict[str, Service]] = {}
+        self._hosts: dict[str, dict[str, HostReport]] = {}
         self._ephemeral = ephemeral
         self._lock = threading.Lock()
 
@@ -29,6 +30,8 @@ class MemoryStore:
 
     def update(self, table: str, decide: Decide[D]) -> D:
         with self._lock:
+            if self._hosts.get(table):
+                raise TableModeError.for_table(table, has_hosts=True, label=self.label)
             current = {} if self._ephemeral else self._tables.get(table, {})
             decision = decide(dict(current))
             if not self._ephemeral:
@@ -41,4 +44,25 @@ class MemoryStore:
 
     def clear(self, table: str) -> int:
         with self._lock:
-            return len(self._tables.pop(table, {}))
+            return len(self._tables.pop(table, {})) + len(self._hosts.pop(table, {}))
+
+    def update_hosts(self, table: str, decide: HostDecide[H]) -> H:
+        with self._lock:
+            if self._tables.get(table):
+                raise TableModeError.for_table(table, has_hosts=False, label=self.label)
+            current = {} if self._ephemeral else self._hosts.get(table, {})
+            decision = decide(dict(current))
+            if not self._ephemeral:
+                hosts = {h: r for h, r in current.items() if h not in decision.delete}
+                if decision.report is not None:
+                    hosts[decision.report.host] = decision.report
+                self._hosts[table] = hosts
+            return decision
+
+    def hosts(self, table: str) -> dict[str, HostReport]:
+        with self._lock:
+            return dict(self._hosts.get(table, {}))
+
+    def forget_host(self, table: str, host: str) -> bool:
+        with self._lock:
+            return self._hosts.get(table, {}).pop(host, None) is not None

@@ -66,8 +66,10 @@ class StoreSettings:
     def from_env(cls, environ: Mapping[str, str]) -> StoreSettings:
         return cls(
             create_tables=_flag(environ, CREATE_TABLES_ENV, default=True),
-            max_attempts=int(_number(environ, MAX_ATTEMPTS_ENV, default=10, minimum=1, whole=True)),
-            sqlite_timeout=_number(environ, SQLITE_TIMEOUT_ENV, default=30.0, minimum=0.0),
+            max_attempts=int(
+                number_setting(environ, MAX_ATTEMPTS_ENV, default=10, minimum=1, whole=True)
+            ),
+            sqlite_timeout=number_setting(environ, SQLITE_TIMEOUT_ENV, default=30.0, minimum=0.0),
         )
 
 
@@ -176,7 +178,7 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     raise OptionsError(f"expected true or false, got {value!r}", file=name)
 
 
-def _number(
+def number_setting(
     environ: Mapping[str, str], name: str, *, default: float, minimum: float, whole: bool = False
 ) -> float:
     value = environ.get(name, "").strip()

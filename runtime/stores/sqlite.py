@@ -26,18 +26,38 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from compiler.models import Service
-from runtime.stores import ConflictError, D, Decide, StoreError, changes
+from compiler.models import HostReport, Service
+from runtime.stores import (
+    ConflictError,
+    D,
+    Decide,
+    H,
+    HostDecide,
+    StoreError,
+    TableModeError,
+    changes,
+)
+from runtime.stores.reports import dump_report, load_report
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+SCHEMA_VERSION = 2  # 2: host reports (fleet mode)
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS services (
     tbl TEXT NOT NULL,
     name TEXT NOT NULL,
     service TEXT NOT NULL,
     PRIMARY KEY (tbl, name)
 ) WITHOUT ROWID
-"""
+""",
+    """
+CREATE TABLE IF NOT EXISTS host_reports (
+    tbl TEXT NOT NULL,
+    host TEXT NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (tbl, host)
+) WITHOUT ROWID
+""",
+)
 
 
 class SQLiteStore:
@@ -57,6 +77,8 @@ class SQLiteStore:
             self._begin(connection)
             try:
                 self._ensure_schema(connection)
+                if self._load_hosts(connection, table):
+                    raise TableModeError.for_table(table, has_hosts=True, label=self.label)
                 current = self._load(connection, table)
                 result = decide(dict(current))
                 todo = changes(current, result)
@@ -103,8 +125,12 @@ class SQLiteStore:
                     connection.execute("ROLLBACK")
                     return 0
                 cursor = connection.execute("DELETE FROM services WHERE tbl = ?", (table,))
+                removed = cursor.rowcount
+                if self._has_hosts_table(connection):
+                    cursor = connection.execute("DELETE FROM host_reports WHERE tbl = ?", (table,))
+                    removed += cursor.rowcount
                 connection.execute("COMMIT")
-                return cursor.rowcount
+                return removed
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
@@ -113,6 +139,80 @@ class SQLiteStore:
             raise self._error(error, "cannot clear table " + repr(table)) from None
         finally:
             connection.close()
+
+    # -- fleet mode --------------------------------------------------------------------------
+
+    def update_hosts(self, table: str, decide: HostDecide[H]) -> H:
+        connection = self._connect(create=True)
+        try:
+            self._begin(connection)  # the write lock: reports of one table are serialised
+            try:
+                self._ensure_schema(connection)
+                if self._load(connection, table):
+                    raise TableModeError.for_table(table, has_hosts=False, label=self.label)
+                decision = decide(self._load_hosts(connection, table))
+                connection.executemany(
+                    "DELETE FROM host_reports WHERE tbl = ? AND host = ?",
+                    [(table, host) for host in decision.delete],
+                )
+                if decision.report is not None:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO host_reports (tbl, host, report) VALUES (?, ?, ?)",
+                        (table, decision.report.host, dump_report(decision.report)),
+                    )
+                connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot update table " + repr(table)) from None
+        finally:
+            connection.close()
+        return decision
+
+    def hosts(self, table: str) -> dict[str, HostReport]:
+        if not self.path.exists():
+            return {}
+        connection = self._connect(create=False)
+        try:
+            return self._load_hosts(connection, table)
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot read table " + repr(table)) from None
+        finally:
+            connection.close()
+
+    def forget_host(self, table: str, host: str) -> bool:
+        if not self.path.exists():
+            return False
+        connection = self._connect(create=False, read_only=False)
+        try:
+            if not self._has_hosts_table(connection):
+                return False
+            cursor = connection.execute(
+                "DELETE FROM host_reports WHERE tbl = ? AND host = ?", (table, host)
+            )
+            return cursor.rowcount > 0
+        except sqlite3.Error as error:
+            raise self._error(error, "cannot forget a host of table " + repr(table)) from None
+        finally:
+            connection.close()
+
+    def _has_hosts_table(self, connection: sqlite3.Connection) -> bool:
+        row = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'host_reports'"
+        ).fetchone()
+        return row is not None
+
+    def _load_hosts(self, connection: sqlite3.Connection, table: str) -> dict[str, HostReport]:
+        if not self._has_hosts_table(connection):
+            return {}
+        rows = connection.execute(
+            "SELECT host, report FROM host_reports WHERE tbl = ? ORDER BY host", (table,)
+        ).fetchall()
+        return {
+            host: load_report(text, table=table, host=host, label=self.label) for host, text in rows
+        }
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -151,7 +251,8 @@ class SQLiteStore:
                 file=self.label,
             )
         if version < SCHEMA_VERSION:
-            connection.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _has_schema(self, connection: sqlite3.Connection) -> bool:

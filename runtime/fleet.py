@@ -1,0 +1,221 @@
+"""Fleet mode: the live hosts' reports -> the services to render (pure; see
+``reference/semantics.md``, "Fleet mode").
+
+* A report replaces its own host's previous report and touches nothing else.
+* A host silent for longer than the lease (``ttl``) is expired: its containers leave the
+  config, and the store removes its record at the next write.
+* The rendered config is the union of the live hosts' containers: a service exists while a
+  live host reports a candidate of it.
+* One service reported with different routing settings: the newest deployment decides, by
+  the containers' ``created`` time (ties broken by the settings themselves, so the choice
+  depends only on what the live reports say, never on the order they came in). Containers
+  whose settings differ from the winner's are left out and reported.
+* Two services claiming one route: the one deployed first (its oldest container's
+  ``created``) keeps it; when that cannot be told, every claimant is left out and reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from compiler.errors import Diagnostic
+from compiler.models import Candidate, ConfigModeName, ContainerRef, HostReport, Payload, Service
+
+DEFAULT_TTL = 90.0  # seconds: three of Cosmonaut's default 30 s resyncs
+UNKNOWN = "~"  # sorts after every RFC 3339 time: "not known to be old"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetResult:
+    """What a fleet call renders; ``report`` (the reporting host's new report) and
+    ``delete`` (expired hosts) are what its store writes."""
+
+    render: tuple[Service, ...]
+    report: HostReport | None = None
+    delete: tuple[str, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = field(default=())
+
+    # The seed-mode ``Decision`` shape, so that results read the same way in logs.
+    @property
+    def store(self) -> tuple[Service, ...]:
+        return ()
+
+
+def live(reports: Mapping[str, HostReport], now: float, ttl: float) -> dict[str, HostReport]:
+    return {host: r for host, r in reports.items() if now - r.reported_at <= ttl}
+
+
+def expired(reports: Mapping[str, HostReport], now: float, ttl: float) -> tuple[str, ...]:
+    return tuple(sorted(host for host, r in reports.items() if now - r.reported_at > ttl))
+
+
+def new_report(payload: Payload, previous: HostReport | None, now: float) -> HostReport:
+    assert payload.host is not None
+    return HostReport.model_construct(
+        host=payload.host,
+        reported_at=now,
+        seq=(previous.seq + 1) if previous is not None else 1,
+        running=tuple(payload.running),
+        candidates=tuple(payload.candidates),
+    )
+
+
+def report_and_render(
+    reports: Mapping[str, HostReport], payload: Payload, now: float, ttl: float
+) -> FleetResult:
+    """The reporting host's new report, and the fleet's services with it in place."""
+    assert payload.host is not None
+    report = new_report(payload, reports.get(payload.host), now)
+    others = {h: r for h, r in reports.items() if h != payload.host}
+    current = {**live(others, now, ttl), payload.host: report}
+    result = render(current, reporting=payload.host)
+    return FleetResult(result.render, report, expired(others, now, ttl), result.diagnostics)
+
+
+def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -> FleetResult:
+    """The services the (live) reports give."""
+    diagnostics: list[Diagnostic] = []
+
+    def where(host: str, index: int, position: int | None = None) -> str:
+        base = "$" if host == reporting else f"host '{host}': $"
+        tail = "" if position is None else f".containers[{position}]"
+        return f"{base}.candidates[{index}]{tail}"
+
+    entries: dict[str, list[tuple[str, int, Candidate]]] = defaultdict(list)
+    for host in sorted(reports):
+        for index, candidate in enumerate(reports[host].candidates):
+            entries[candidate.service_name].append((host, index, candidate))
+
+    winners: dict[str, tuple[ConfigModeName, str, str | None]] = {}
+    for name, claims in entries.items():
+        best = max(claims, key=lambda claim: (_newest(claim[2]), _settings_key(claim[2])))
+        winners[name] = _settings(best[2])
+        for host, index, candidate in claims:
+            if _settings(candidate) != winners[name]:
+                diagnostics.append(
+                    Diagnostic(
+                        where(host, index),
+                        f"service '{name}' is routed with the settings of its newest "
+                        f"deployment (host '{best[0]}'); these containers differ and are left "
+                        "out",
+                    )
+                )
+
+    kept = _routable(winners, entries, diagnostics, where)
+    listed_ids = {
+        host: {c.id for candidate in r.candidates for c in candidate.containers}
+        for host, r in reports.items()
+    }
+    services = []
+    for name in sorted(kept):
+        mode, predicate, cookie = winners[name]
+        containers: dict[str, ContainerRef] = {}
+        for host, index, candidate in entries[name]:
+            if _settings(candidate) != winners[name]:
+                continue
+            for position, container in enumerate(candidate.containers):
+                _add(containers, container, name, where(host, index, position), diagnostics)
+        for host in sorted(reports):
+            # A running container its host also lists as a candidate was decided above.
+            listed = listed_ids[host]
+            for running in reports[host].running:
+                if running.service_name == name and running.id not in listed:
+                    _add(containers, running, name, f"host '{host}': $.running", diagnostics)
+        services.append(
+            Service.model_construct(
+                name=name,
+                mode=mode,
+                predicate=predicate,
+                cookie=cookie,
+                containers=tuple(sorted(containers.values(), key=lambda c: (c.id, c.ip))),
+            )
+        )
+    return FleetResult(tuple(services), diagnostics=tuple(diagnostics))
+
+
+def _add(
+    containers: dict[str, ContainerRef],
+    container: ContainerRef | object,
+    service: str,
+    origin: str,
+    diagnostics: list[Diagnostic],
+) -> None:
+    container_id: str = getattr(container, "id")  # noqa: B009
+    ip: str = getattr(container, "ip")  # noqa: B009
+    known = containers.get(container_id)
+    if known is None:
+        containers[container_id] = ContainerRef.model_construct(id=container_id, ip=ip)
+    elif known.ip != ip:
+        diagnostics.append(
+            Diagnostic(
+                origin,
+                f"container '{container_id}' of service '{service}' is listed with two "
+                f"addresses ({known.ip} and {ip}); {ip} is left out",
+            )
+        )
+
+
+def _routable(
+    winners: dict[str, tuple[ConfigModeName, str, str | None]],
+    entries: Mapping[str, list[tuple[str, int, Candidate]]],
+    diagnostics: list[Diagnostic],
+    where: Callable[[str, int], str],
+) -> set[str]:
+    """Services whose route no other service claims; of claimants, the first deployed."""
+    claims: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for name, settings in winners.items():
+        claims[(settings[0], settings[1])].append(name)
+    kept: set[str] = set()
+    for (mode, predicate), names in claims.items():
+        if len(names) == 1:
+            kept.add(names[0])
+            continue
+        firsts = sorted((_oldest(entries[n], winners[n]), n) for n in names)
+        holder = firsts[0][1] if firsts[0][0] < min(UNKNOWN, firsts[1][0]) else None
+        if holder is not None:
+            kept.add(holder)
+        for name in names:
+            if name == holder:
+                continue
+            others = ", ".join(f"'{other}'" for other in sorted(names) if other != name)
+            why = (
+                f"service '{holder}' already routes it"
+                if holder
+                else f"service {others} claims it too"
+            )
+            host, index, _ = entries[name][0]
+            path = where(host, index) + ".predicate"
+            diagnostics.append(
+                Diagnostic(
+                    path,
+                    f"{mode} '{predicate}' of service '{name}' conflicts: {why}; "
+                    f"'{name}' is left out",
+                )
+            )
+    return kept
+
+
+def _settings(candidate: Candidate) -> tuple[ConfigModeName, str, str | None]:
+    return (candidate.config_mode, candidate.predicate, candidate.cookie)
+
+
+def _settings_key(candidate: Candidate) -> tuple[str, str, str]:
+    return (candidate.config_mode, candidate.predicate, candidate.cookie or "")
+
+
+def _newest(candidate: Candidate) -> str:
+    return max((c.created or "" for c in candidate.containers), default="")
+
+
+def _oldest(
+    claims: list[tuple[str, int, Candidate]], settings: tuple[ConfigModeName, str, str | None]
+) -> str:
+    times = [
+        c.created or UNKNOWN
+        for _, _, candidate in claims
+        if _settings(candidate) == settings
+        for c in candidate.containers
+    ]
+    return min(times, default=UNKNOWN)

@@ -1,0 +1,451 @@
+"""Fleet mode: payloads with a ``host`` are that host's report; the config is the union of the
+live hosts' containers. Every behaviour runs on all three stores (DynamoDB on moto's server
+over real HTTP), and is read from the emitted config."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compiler.errors import Diagnostic
+from runtime.pipeline import CompileResult, compile_payload, render_table
+from runtime.stores import Store, TableModeError
+from runtime.stores.memory import MemoryStore
+from runtime.stores.sqlite import SQLiteStore
+from tests.test_dynamodb import MotoServer, aws_env, moto_server  # noqa: F401  (fixture)
+
+TTL = 90.0
+LONG_TTL = 3600.0
+
+
+class Clock:
+    """The registry's clock, set by the test."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "state.db")
+    server: MotoServer = request.getfixturevalue("moto_server")
+    aws_env(monkeypatch, server.endpoint)
+    from runtime.stores.dynamodb import DynamoDBStore
+
+    return DynamoDBStore()
+
+
+@pytest.fixture
+def table() -> str:
+    return f"fleet-{uuid.uuid4().hex[:10]}"
+
+
+def container(cid: str, ip: str, created: str | None = None) -> dict[str, Any]:
+    entry = {"id": cid, "ip": ip}
+    if created:
+        entry["created"] = created
+    return entry
+
+
+def report(
+    table: str,
+    host: str,
+    services: dict[str, tuple[str, list[dict[str, Any]]]],
+    *,
+    cookie: str | None = None,
+) -> dict[str, Any]:
+    """A host's payload as Cosmonaut sends it: every container in running and candidates."""
+    candidates = []
+    for name, (predicate, containers) in services.items():
+        candidate: dict[str, Any] = {
+            "serviceName": name,
+            "predicate": predicate,
+            "containers": containers,
+        }
+        if cookie:
+            candidate["cookie"] = cookie
+        candidates.append(candidate)
+    return {
+        "table": table,
+        "host": host,
+        "running": [
+            {"serviceName": name, "id": c["id"], "ip": c["ip"]}
+            for name, (_, containers) in services.items()
+            for c in containers
+        ],
+        "candidates": candidates,
+    }
+
+
+def servers(text: str) -> dict[str, list[str]]:
+    """backend -> its 'server' lines' names and addresses, from the emitted config."""
+    found: dict[str, list[str]] = {}
+    backend = None
+    for line in text.splitlines():
+        if line.startswith("backend "):
+            backend = line.split()[1]
+            found[backend] = []
+        elif backend and line.strip().startswith("server "):
+            words = line.split()
+            found[backend].append(f"{words[1]} {words[2]}")
+    return found
+
+
+def compile_as(store: Store, clock: Clock) -> Callable[[dict[str, Any]], CompileResult]:
+    def run(payload: dict[str, Any]) -> CompileResult:
+        return compile_payload(payload, store=store, clock=clock, host_ttl=TTL)
+
+    return run
+
+
+def test_hosts_share_a_service_and_one_host_leaving_keeps_the_others(
+    store: Store, table: str, assert_haproxy_accepts: Callable[[str], None]
+) -> None:
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"web": ("web.example.com", [container("a1", "10.0.1.1:80")])}))
+    result = run(
+        report(table, "host-b", {"web": ("web.example.com", [container("b1", "10.0.2.1:80")])})
+    )
+    assert servers(result.text) == {"web": ["a1 10.0.1.1:80", "b1 10.0.2.1:80"]}
+    assert_haproxy_accepts(result.text)
+
+    emptied = run(report(table, "host-a", {}))
+    assert servers(emptied.text) == {"web": ["b1 10.0.2.1:80"]}
+    assert "hdr(host)" in emptied.text and "use_backend web" in emptied.text
+
+
+def test_a_report_never_changes_another_hosts_containers(store: Store, table: str) -> None:
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
+    run(report(table, "host-b", {"web": ("web.example.com", [container("b1", "10.0.2.1:80")])}))
+    for step in range(3):
+        clock.now += 10
+        ip = f"10.0.2.{step + 2}:80"
+        result = run(
+            report(table, "host-b", {"web": ("web.example.com", [container(f"b{step}", ip)])})
+        )
+        assert servers(result.text)["api"] == ["a1 10.0.1.1:80"]
+    assert sorted(store.hosts(table)) == ["host-a", "host-b"]
+    assert store.hosts(table)["host-a"].seq == 1
+    assert store.hosts(table)["host-b"].seq == 4
+
+
+def test_a_silent_host_expires_after_the_ttl(store: Store, table: str) -> None:
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
+    run(report(table, "host-b", {"web": ("web.example.com", [container("b1", "10.0.2.1:80")])}))
+
+    clock.now += TTL  # exactly the lease: still alive
+    rendered = render_table(store, table, clock=clock, host_ttl=TTL)
+    assert rendered is not None and set(servers(rendered.text)) == {"api", "web"}
+
+    clock.now += 1  # host-a is now silent for longer than the lease; host-b reports again
+    result = run(
+        report(table, "host-b", {"web": ("web.example.com", [container("b1", "10.0.2.1:80")])})
+    )
+    assert set(servers(result.text)) == {"web"}
+    assert sorted(store.hosts(table)) == ["host-b"]  # the expired record is removed
+
+
+def test_reading_a_table_applies_leases_and_writes_nothing(store: Store, table: str) -> None:
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
+    first = render_table(store, table, clock=clock, host_ttl=TTL)
+    assert first is not None and first.hosts == 1
+    assert first.etag == render_table(store, table, clock=clock, host_ttl=TTL).etag  # type: ignore[union-attr]
+    clock.now += TTL + 1
+    gone = render_table(store, table, clock=clock, host_ttl=TTL)
+    assert gone is not None and servers(gone.text) == {} and gone.hosts == 0
+    assert gone.etag != first.etag
+    assert sorted(store.hosts(table)) == ["host-a"]  # a read never removes anything
+    assert render_table(store, f"{table}-unknown", clock=clock) is None
+
+
+def test_host_and_host_less_payloads_never_share_a_table(store: Store, table: str) -> None:
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
+    seedish = {
+        "table": table,
+        "running": [{"serviceName": "x", "id": "x1", "ip": "10.0.9.1:80"}],
+        "candidates": [
+            {
+                "serviceName": "x",
+                "predicate": "x.example.com",
+                "containers": [container("x1", "10.0.9.1:80")],
+            }
+        ],
+    }
+    with pytest.raises(TableModeError, match=r"holds host reports.*nothing was changed"):
+        run(seedish)
+    assert sorted(store.hosts(table)) == ["host-a"] and store.services(table) == {}
+
+    other = f"{table}-seed"
+    run({**seedish, "table": other})
+    with pytest.raises(TableModeError, match=r"host-less payloads.*nothing was changed"):
+        run(report(other, "host-a", {}))
+    assert store.hosts(other) == {} and sorted(store.services(other)) == ["x"]
+
+
+def test_different_settings_across_hosts_give_one_stable_route(store: Store, table: str) -> None:
+    """A rolling deployment changes the predicate: the newest containers win, however the
+    hosts take turns, and the older containers are reported."""
+    clock = Clock()
+    run = compile_as(store, clock)
+    old = report(
+        table,
+        "host-a",
+        {"web": ("old.example.com", [container("a1", "10.0.1.1:80", "2026-11-30T10:00:00Z")])},
+    )
+    new = report(
+        table,
+        "host-b",
+        {"web": ("new.example.com", [container("b1", "10.0.2.1:80", "2026-12-01T10:00:00Z")])},
+    )
+    texts = []
+    diagnostics: list[Diagnostic] = []
+    for payload in (old, new, old, new, old):
+        clock.now += 5
+        result = run(payload)
+        texts.append(result.text)
+        diagnostics.extend(result.diagnostics)
+    assert len(set(texts[1:])) == 1  # from the moment both reported: one route, no flapping
+    assert "new.example.com" in texts[-1] and "old.example.com" not in texts[-1]
+    assert servers(texts[-1]) == {"web": ["b1 10.0.2.1:80"]}
+    assert any("newest deployment (host 'host-b')" in d.message for d in diagnostics)
+
+
+def test_route_conflicts_between_services_go_to_the_first_deployed(
+    store: Store, table: str
+) -> None:
+    clock = Clock()
+    run = compile_as(store, clock)
+    first = {
+        "api": ("shared.example.com", [container("a1", "10.0.1.1:80", "2026-01-01T00:00:00Z")])
+    }
+    run(report(table, "host-a", first))
+    later = {
+        "web": ("shared.example.com", [container("b1", "10.0.2.1:80", "2026-06-01T00:00:00Z")])
+    }
+    result = run(report(table, "host-b", later))
+    assert servers(result.text) == {"api": ["a1 10.0.1.1:80"]}
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.path == "$.candidates[0].predicate"
+    assert "service 'api' already routes it" in diagnostic.message
+
+
+def test_forget_host_removes_it_at_once(store: Store, table: str) -> None:
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
+    assert store.forget_host(table, "host-a") is True
+    assert store.forget_host(table, "host-a") is False
+    assert render_table(store, table, clock=clock) is None
+
+
+def test_a_host_with_2000_containers_fits(store: Store, table: str) -> None:
+    """DynamoDB items hold 400 KB; the report is compressed (and split if needed)."""
+    clock = Clock()
+    services = {
+        f"svc{s}": (
+            f"svc{s}.example.com",
+            [
+                container(
+                    f"c{s}x{i}", f"10.{s}.{i // 250}.{i % 250 + 1}:8080", "2026-12-01T10:00:00Z"
+                )
+                for i in range(20)
+            ],
+        )
+        for s in range(100)
+    }
+    result = compile_payload(report(table, "big", services), store=store, clock=clock)
+    assert sum(len(v) for v in servers(result.text).values()) == 2000
+    assert store.hosts(table)["big"].container_count == 2000
+
+
+def _report_once(spec: tuple[str, str, str, int]) -> tuple[int, int]:
+    """One simulated host's report (in a worker process or thread): (attempts, servers)."""
+    kind, where, table, host_number = spec
+    if kind == "sqlite":
+        target: Store = SQLiteStore(where)
+    else:
+        from runtime.stores.dynamodb import DynamoDBStore
+
+        target = DynamoDBStore()
+    host = f"host{host_number:03d}"
+    services = {
+        f"h{host_number}s{s}": (
+            f"h{host_number}s{s}.example.com",
+            [container(f"{host}-{s}", f"10.{host_number}.{s}.1:80")],
+        )
+        for s in range(20)
+    }
+    # A long lease: this test is about concurrency, not expiry (it takes a while on 2 cores).
+    result = compile_payload(report(table, host, services), store=target, host_ttl=LONG_TTL)
+    return result.attempts, len(servers(result.text))
+
+
+def _final_servers(store: Store, table: str) -> int:
+    rendered = render_table(store, table, host_ttl=LONG_TTL)
+    assert rendered is not None
+    return sum(len(v) for v in servers(rendered.text).values())
+
+
+def test_100_hosts_report_at_once_on_sqlite_processes(tmp_path: Path, table: str) -> None:
+    path = str(tmp_path / "state.db")
+    SQLiteStore(path).update_hosts(table, lambda reports: _Nothing())  # create the schema
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
+        outcomes = list(pool.map(_report_once, [("sqlite", path, table, n) for n in range(100)]))
+    assert all(attempts == 1 for attempts, _ in outcomes)
+    assert _final_servers(SQLiteStore(path), table) == 100 * 20
+
+
+def test_100_hosts_report_at_once_on_dynamodb_threads(
+    moto_server: MotoServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    table: str,
+) -> None:
+    aws_env(monkeypatch, moto_server.endpoint)
+    from runtime.stores.dynamodb import DynamoDBStore
+
+    DynamoDBStore().hosts(table)  # nothing yet
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(_report_once, [("dynamodb", "", table, n) for n in range(100)]))
+    retries = sum(attempts - 1 for attempts, _ in outcomes)
+    assert retries == 0, f"{retries} retries: hosts must never conflict with each other"
+    assert _final_servers(DynamoDBStore(), table) == 100 * 20
+
+
+class _Nothing:
+    report = None
+    delete: tuple[str, ...] = ()
+
+
+def test_created_must_be_an_rfc3339_time(table: str) -> None:
+    payload = report(
+        table, "h1", {"web": ("web.example.com", [container("a1", "10.0.0.1:80", "yesterday")])}
+    )
+    result = compile_payload(payload)
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.path == "$.candidates[0].containers[0].created"
+    assert re.search(r"'yesterday' is not an RFC 3339 time", diagnostic.message)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("LAMBDA_REGISTRY_HOST_TTL", raising=False)
+    yield
+
+
+# -- reading over HTTP, and the operator's commands -----------------------------------------
+
+
+def _get(app: Any, table: str, **headers: str) -> dict[str, Any]:
+    event = {
+        "version": "2.0",
+        "rawPath": "/",
+        "rawQueryString": f"table={table}",
+        "headers": headers,
+        "requestContext": {"http": {"method": "GET", "path": "/"}, "requestId": "r-get"},
+    }
+    response: dict[str, Any] = app.handle(event)
+    return response
+
+
+def test_get_answers_the_config_with_an_etag_and_304_when_unchanged(table: str) -> None:
+    from runtime.config import HandlerConfig
+    from runtime.handler import RegistryApp
+    from runtime.stores.select import StoreSpec
+
+    clock = Clock()
+    store = MemoryStore()
+    app = RegistryApp(HandlerConfig(store=StoreSpec("memory")), store=store, clock=clock)
+    compile_payload(
+        report(table, "host-a", {"web": ("web.example.com", [container("a1", "10.0.1.1:80")])}),
+        store=store,
+        clock=clock,
+    )
+    first = _get(app, table)
+    assert first["statusCode"] == 200
+    assert servers(first["body"]) == {"web": ["a1 10.0.1.1:80"]}
+    etag = first["headers"]["ETag"]
+    again = _get(app, table, **{"if-none-match": etag})
+    assert again["statusCode"] == 304 and again["body"] == ""
+    assert store.hosts(table)["host-a"].seq == 1  # nothing was written
+
+    clock.now += TTL + 1  # the only host expires: the config changes, so does the tag
+    expired = _get(app, table, **{"if-none-match": etag})
+    assert expired["statusCode"] == 200 and expired["headers"]["ETag"] != etag
+    assert servers(expired["body"]) == {}
+
+    unknown = _get(app, f"{table}-nope")
+    assert unknown["statusCode"] == 404
+    assert "unknown-table" in unknown["body"]
+    assert _get(app, "x")["statusCode"] == 400
+
+
+def test_a_payload_for_the_wrong_kind_of_table_is_a_400_problem(table: str) -> None:
+    import json
+
+    from runtime.config import HandlerConfig
+    from runtime.handler import RegistryApp
+    from runtime.stores.select import StoreSpec
+
+    store = MemoryStore()
+    app = RegistryApp(HandlerConfig(store=StoreSpec("memory")), store=store)
+    compile_payload(report(table, "host-a", {}), store=store)
+    event = {
+        "version": "2.0",
+        "headers": {},
+        "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r-post"},
+        "body": json.dumps({"table": table, "running": []}),
+    }
+    response = app.handle(event)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["type"].endswith(":table-mode")
+
+
+def test_state_show_lists_hosts_and_forget_host_removes_one(tmp_path: Path, table: str) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    spec = f"sqlite:{tmp_path / 'state.db'}"
+    store = SQLiteStore(tmp_path / "state.db")
+    for host, ip in (("host-a", "10.0.1.1:80"), ("host-b", "10.0.2.1:80")):
+        compile_payload(
+            report(table, host, {"web": ("web.example.com", [container(host, ip)])}), store=store
+        )
+    shown = run_cli("state", "show", table, "--store", spec, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert [(h["host"], h["containers"], h["expired"]) for h in document["hosts"]] == [
+        ("host-a", 1, False),
+        ("host-b", 1, False),
+    ]
+    assert "host-a: 1 container(s)" in run_cli("state", "show", table, "--store", spec).stdout
+
+    refused = run_cli("state", "forget-host", table, "host-a", "--store", spec)
+    assert refused.returncode == 2 and "without --yes" in refused.stderr
+    done = run_cli("state", "forget-host", table, "host-a", "--yes", "--store", spec)
+    assert done.returncode == 0, done.stderr
+    assert sorted(store.hosts(table)) == ["host-b"]
+    missing = run_cli("state", "forget-host", table, "host-a", "--yes", "--store", spec)
+    assert missing.returncode == 2 and "no host 'host-a'" in missing.stderr
