@@ -24,9 +24,10 @@ import grammar.lint_rules  # noqa: F401  (registers the rules)
 from compiler.ast import Comment, Config, Line, Source
 from compiler.errors import ParseError
 from compiler.perf import paused_gc
-from grammar.keywords import DEFAULT_TARGET, Version
+from grammar.keywords import DEFAULT_TARGET
 from grammar.lint_rules_base import RULES, Finding, LintContext, Problem, Rule, rule
 from grammar.parser import parse
+from grammar.sections import Version
 
 __all__ = ["RULES", "Finding", "LintOptions", "lint_config", "lint_text", "select_rules"]
 

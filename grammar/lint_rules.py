@@ -21,7 +21,7 @@ from compiler.ast import (
     Source,
     UseBackend,
 )
-from grammar.keywords import KEYWORDS, PROXY_KINDS, SECTION_SPECS, check_section, check_words
+from grammar.keywords import KEYWORDS, check_section, check_words
 from grammar.lint_rules_base import (
     PREDEFINED_ACLS,
     LintContext,
@@ -34,6 +34,7 @@ from grammar.lint_rules_base import (
     split_condition,
     tokens,
 )
+from grammar.sections import PROXY_KINDS, SECTION_SPECS
 
 # --- the file and its structure ----------------------------------------------------------
 

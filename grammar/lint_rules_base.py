@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from compiler.ast import (
     Blank,
@@ -27,9 +27,10 @@ from compiler.ast import (
     UseBackend,
     section_header_words,
 )
-from compiler.errors import ConditionError
-from compiler.statements import CONDITION_KEYWORDS, parse_condition, statement_words
-from grammar.keywords import DEFAULT_TARGET, PROXY_KINDS, Version
+from compiler.errors import ConditionError, Severity
+from compiler.statements import CONDITION_KEYWORDS, PREFIXES, parse_condition, statement_words
+from grammar.keywords import DEFAULT_TARGET
+from grammar.sections import PROXY_KINDS, Version
 
 __all__ = [
     "PREDEFINED_ACLS",
@@ -40,13 +41,10 @@ __all__ = [
     "Proxy",
     "Rule",
     "SectionInfo",
-    "Severity",
     "Stmt",
     "rule",
     "split_condition",
 ]
-
-Severity = Literal["error", "warning"]
 
 # HAProxy's pre-defined ACLs (configuration manual, 7.4); usable everywhere without `acl`.
 PREDEFINED_ACLS: frozenset[str] = frozenset(
@@ -396,7 +394,6 @@ class LintContext:
 
 
 _new_stmt = tuple.__new__
-_PREFIX_WORDS = frozenset({"no", "default"})
 
 
 def _stmt(line: Line) -> Stmt:
@@ -404,7 +401,7 @@ def _stmt(line: Line) -> Stmt:
     # A parsed line's values are its words (the printer relies on the same identity).
     words = src.values if src is not None else statement_words(line)  # type: ignore[arg-type]
     first = words[0]
-    if first in _PREFIX_WORDS and len(words) > 1:
+    if first in PREFIXES and len(words) > 1:
         return _new_stmt(Stmt, (line, words, words[1], first))
     return _new_stmt(Stmt, (line, words, first, None))
 
