@@ -28,8 +28,8 @@ from urllib.parse import quote
 from compiler.errors import LocatedError, ParseError
 from compiler.perf import paused_gc
 from grammar.format import UnsafeFormatError, format_text
-from grammar.keywords import DEFAULT_TARGET, format_version, parse_version
 from grammar.lint import RULES, Finding, LintOptions, UnknownRuleError, lint_text, select_rules
+from grammar.lint.keywords import DEFAULT_TARGET, format_version, parse_version
 from runtime.files import InputError, read_input, write_atomic
 
 EXIT_OK = 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grammar.keywords import (
+from grammar.lint.keywords import (
     DEFAULT_TARGET,
     KEYWORDS,
     KeywordSpec,

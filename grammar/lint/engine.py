@@ -1,7 +1,7 @@
 """Lint an HAProxy configuration: parse it, run every selected rule, drop suppressed findings.
 
 Pure: text in, findings out (``lint_text``), or an already parsed ``Config`` (``lint_config``).
-Rules live in ``grammar.lint_rules`` and are documented in ``docs/lint-rules.md``.
+Rules live in ``grammar.lint.rules`` and are documented in ``docs/lint-rules.md``.
 
 Selection works like ruff's: ``select`` and ``ignore`` take codes (``HAP020``), code prefixes
 (``HAP02``) or rule names (``undefined-backend``). Findings can be suppressed in the file:
@@ -20,12 +20,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import grammar.lint_rules  # noqa: F401  (registers the rules)
+import grammar.lint.rules  # noqa: F401  (registers the rules)
 from compiler.ast import Comment, Config, Line, Source
 from compiler.errors import ParseError
 from compiler.perf import paused_gc
-from grammar.keywords import DEFAULT_TARGET
-from grammar.lint_rules_base import RULES, Finding, LintContext, Problem, Rule, rule
+from grammar.lint.keywords import DEFAULT_TARGET
+from grammar.lint.model import RULES, Finding, LintContext, Problem, Rule, rule
 from grammar.parser import parse
 from grammar.sections import Version
 

@@ -29,7 +29,7 @@ from compiler.ast import (
 )
 from compiler.errors import ConditionError, Severity
 from compiler.statements import CONDITION_KEYWORDS, PREFIXES, parse_condition, statement_words
-from grammar.keywords import DEFAULT_TARGET
+from grammar.lint.keywords import DEFAULT_TARGET
 from grammar.sections import PROXY_KINDS, Version
 
 __all__ = [
