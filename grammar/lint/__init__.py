@@ -12,7 +12,7 @@ from grammar.lint.engine import (
     lint_text,
     select_rules,
 )
-from grammar.lint.model import RULES, Finding, Rule
+from grammar.lint.registry import RULES, Finding, Rule
 
 __all__ = [
     "RULES",

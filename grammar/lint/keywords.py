@@ -329,8 +329,8 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "stick": _s("backend listen", ignored="frontend", min_args=1),
         "stick-table": _s(_NOT_DEFAULTS, min_args=1),
         "tcp-check": _s(_BE, ignored="frontend", min_args=1),
-        "tcp-request": _s(_ALL, min_args=1),
-        "tcp-response": _s(_ALL, min_args=1),
+        "tcp-request": _s(_ALL, min_args=1, named_defaults_only=True),
+        "tcp-response": _s(_ALL, min_args=1, named_defaults_only=True),
         "timeout": _s(
             _ALL + " mailers resolvers ring log-forward", min_args=2, max_args=2, subkeywords=True
         ),

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from compiler.ast import AclRef, Condition
-from grammar.lint.model import (
-    PREDEFINED_ACLS,
-    LintContext,
-    Problem,
-    SectionInfo,
-    Stmt,
-    rule,
-    split_condition,
-    tokens,
-)
+from grammar.lint.model import LintContext
+from grammar.lint.registry import Problem, rule
+from grammar.lint.statements import Stmt, tokens
 
-# --- ACLs --------------------------------------------------------------------------------
-
-_ACL_SECTIONS = frozenset({"frontend", "backend", "listen", "defaults", "fcgi-app"})
+# HAProxy's pre-defined ACLs (configuration manual, 7.4); usable everywhere without `acl`.
+PREDEFINED_ACLS: frozenset[str] = frozenset(
+    {
+        "FALSE", "HTTP", "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_3.0", "HTTP_CONTENT",
+        "HTTP_URL_ABS", "HTTP_URL_SLASH", "HTTP_URL_STAR", "LOCALHOST", "METH_CONNECT",
+        "METH_DELETE", "METH_GET", "METH_HEAD", "METH_OPTIONS", "METH_POST", "METH_PUT",
+        "METH_TRACE", "RDP_COOKIE", "REQ_CONTENT", "TRUE", "WAIT_END",
+    }
+)  # fmt: skip
 
 
 def _acl_flags(args: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
@@ -39,65 +36,9 @@ def _acl_flags(args: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     return criterion, tuple(flags)
 
 
-@dataclass(slots=True)
-class _AclUse:
-    stmt: Stmt
-    ref: AclRef
-    index: int
-
-
-def _condition_refs(condition: Condition, start: int) -> Iterator[tuple[AclRef, int]]:
-    """The named ACLs of a condition with a best-effort word index (for the column)."""
-    for alternative in condition.alternatives:
-        for term in alternative.terms:
-            if isinstance(term, AclRef):
-                yield term, start
-
-
-@dataclass(slots=True)
-class _AclTable:
-    definitions: dict[str, list[Stmt]]
-    uses: list[_AclUse]
-    order: dict[int, int]
-
-
-def _acl_tables(ctx: LintContext) -> list[tuple[SectionInfo, _AclTable]]:
-    cached: list[tuple[SectionInfo, _AclTable]] | None = getattr(ctx, "_acl_cache", None)
-    if cached is not None:
-        return cached
-    tables: list[tuple[SectionInfo, _AclTable]] = []
-    for info in ctx.sections:
-        if info.kind not in _ACL_SECTIONS:
-            continue
-        definitions: dict[str, list[Stmt]] = {}
-        uses: list[_AclUse] = []
-        order: dict[int, int] = {}
-        for position, stmt in enumerate(info.statements):
-            if stmt.keyword == "acl" and not stmt.prefix and stmt.args:
-                definitions.setdefault(stmt.args[0], []).append(stmt)
-                order.setdefault(id(stmt.node), position)
-                continue
-            condition, start = split_condition(stmt)
-            if condition is None:
-                continue
-            order[id(stmt.node)] = position
-            for ref, index in _condition_refs(condition, start):
-                uses.append(_AclUse(stmt, ref, _word_index(stmt, ref.name, index)))
-        tables.append((info, _AclTable(definitions, uses, order)))
-    ctx._acl_cache = tables  # type: ignore[attr-defined]
-    return tables
-
-
-def _word_index(stmt: Stmt, name: str, start: int) -> int:
-    for index in range(max(start, 0), len(stmt.words)):
-        if stmt.words[index].lstrip("!") == name:
-            return index
-    return max(start, 0)
-
-
 @rule("HAP030", "undefined-acl", "error", "a condition names an ACL not defined before it")
 def undefined_acl(ctx: LintContext) -> Iterator[Problem]:
-    for info, table in _acl_tables(ctx):
+    for info, table in ctx.acl_tables:
         for use in table.uses:
             name = use.ref.name
             if name in PREDEFINED_ACLS:
@@ -120,7 +61,7 @@ def undefined_acl(ctx: LintContext) -> Iterator[Problem]:
 
 @rule("HAP031", "unused-acl", "warning", "an ACL no condition uses")
 def unused_acl(ctx: LintContext) -> Iterator[Problem]:
-    for info, table in _acl_tables(ctx):
+    for info, table in ctx.acl_tables:
         if not table.definitions:
             continue
         used = {use.ref.name for use in table.uses}
@@ -140,7 +81,7 @@ def unused_acl(ctx: LintContext) -> Iterator[Problem]:
 
 @rule("HAP032", "acl-conflicting-flags", "warning", "one ACL name, one criterion, other flags")
 def acl_conflicting_flags(ctx: LintContext) -> Iterator[Problem]:
-    for _, table in _acl_tables(ctx):
+    for _, table in ctx.acl_tables:
         for name, definitions in table.definitions.items():
             if len(definitions) < 2:
                 continue

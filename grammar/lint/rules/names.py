@@ -4,64 +4,16 @@ server names (HAP020-HAP024)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from compiler.ast import DefaultBackend, Server, UseBackend
-from grammar.lint.model import (
-    LintContext,
-    Problem,
-    Proxy,
-    SectionInfo,
-    Stmt,
-    is_dynamic,
-    rule,
-    tokens,
-)
-
-# --- names: backends, duplicates ---------------------------------------------------------
-
-
-def _backends(ctx: LintContext) -> dict[str, Proxy]:
-    """Proxies with the backend capability, by name (the first one of a duplicate)."""
-    found: dict[str, Proxy] = {}
-    for proxy in ctx.proxies:
-        if proxy.backend and proxy.name is not None:
-            found.setdefault(proxy.name, proxy)
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """A use_backend or default_backend statement of a proxy."""
-
-    proxy: Proxy
-    stmt: Stmt
-    backend: str
-    conditional: bool
-
-
-def _routes(ctx: LintContext) -> list[_Route]:
-    cached: list[_Route] | None = getattr(ctx, "_routes_cache", None)
-    if cached is not None:
-        return cached
-    routes: list[_Route] = []
-    for proxy in ctx.proxies:
-        for stmt in proxy.info.statements:
-            node = stmt.node
-            if isinstance(node, UseBackend):
-                routes.append(_Route(proxy, stmt, node.backend, node.condition is not None))
-            elif isinstance(node, DefaultBackend):
-                routes.append(_Route(proxy, stmt, node.backend, False))
-            elif stmt.keyword in ("use_backend", "default_backend") and stmt.args:
-                routes.append(_Route(proxy, stmt, stmt.args[0], True))
-    ctx._routes_cache = routes  # type: ignore[attr-defined]
-    return routes
+from grammar.lint.model import LintContext, SectionInfo
+from grammar.lint.registry import Problem, rule
+from grammar.lint.statements import Stmt, is_dynamic, tokens
 
 
 @rule("HAP020", "undefined-backend", "error", "use_backend/default_backend names no backend")
 def undefined_backend(ctx: LintContext) -> Iterator[Problem]:
-    backends = _backends(ctx)
-    for route in _routes(ctx):
+    backends = ctx.backends
+    for route in ctx.routes:
         if route.stmt.prefix or is_dynamic(route.backend) or route.backend in backends:
             continue
         if route.proxy.kind == "backend":
@@ -77,7 +29,7 @@ def undefined_backend(ctx: LintContext) -> Iterator[Problem]:
 
 @rule("HAP021", "unused-backend", "warning", "a backend nothing routes to or refers to")
 def unused_backend(ctx: LintContext) -> Iterator[Problem]:
-    routes = _routes(ctx)
+    routes = ctx.routes
     if any(is_dynamic(route.backend) for route in routes):
         return  # any backend may be chosen at run time
     used = {route.backend for route in routes}
@@ -185,17 +137,13 @@ def ignored_duplicate_name(ctx: LintContext) -> Iterator[Problem]:
             )
 
 
-def _servers(info: SectionInfo) -> list[tuple[Stmt, Server]]:
-    return info.servers
-
-
 @rule("HAP023", "duplicate-server-name", "error", "two servers with one name in a backend")
 def duplicate_server_name(ctx: LintContext) -> Iterator[Problem]:
     for proxy in ctx.proxies:
         if not proxy.backend:
             continue
         seen: dict[str, Stmt] = {}
-        for stmt, server in _servers(proxy.info):
+        for stmt, server in proxy.info.servers:
             first = seen.get(server.name)
             if first is not None and not ctx.exclusive(first.node, stmt.node):
                 line = first.src.line if first.src else 0

@@ -7,16 +7,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from compiler.ast import AnonymousAcl, Condition, DefaultBackend, UseBackend
-from grammar.lint.model import LintContext, Problem, Stmt, is_dynamic, rule
-from grammar.lint.rules.names import _backends, _routes, _servers
-
-# --- routing -----------------------------------------------------------------------------
+from grammar.lint.model import LintContext
+from grammar.lint.registry import Problem, rule
+from grammar.lint.statements import Stmt, is_dynamic
 
 
 @rule("HAP050", "mode-mismatch", "error", "an http frontend routes to a tcp backend")
 def mode_mismatch(ctx: LintContext) -> Iterator[Problem]:
-    backends = _backends(ctx)
-    for route in _routes(ctx):
+    backends = ctx.backends
+    for route in ctx.routes:
         proxy = route.proxy
         if not proxy.frontend or route.stmt.prefix:
             continue
@@ -57,7 +56,7 @@ def missing_timeouts(ctx: LintContext) -> Iterator[Problem]:
         missing: list[str] = []
         if proxy.frontend and proxy.lookup("timeout client") is None:
             missing.append("client")
-        if proxy.backend and any(True for _ in _servers(proxy.info)):
+        if proxy.backend and any(True for _ in proxy.info.servers):
             if proxy.lookup("timeout connect") is None:
                 missing.append("connect")
             if proxy.lookup("timeout server") is None and (

@@ -8,10 +8,9 @@ import re
 from collections.abc import Iterator
 
 from compiler.ast import Server
-from grammar.lint.model import LintContext, Problem, Proxy, Stmt, is_dynamic, rule
-from grammar.lint.rules.names import _servers
-
-# --- servers and persistence -------------------------------------------------------------
+from grammar.lint.model import LintContext, Proxy
+from grammar.lint.registry import Problem, rule
+from grammar.lint.statements import Stmt, is_dynamic
 
 
 def _param(params: tuple[str, ...], name: str) -> str | None:
@@ -26,7 +25,7 @@ def server_cookie_without_cookie(ctx: LintContext) -> Iterator[Problem]:
     for proxy in ctx.proxies:
         if not proxy.backend or proxy.lookup("cookie") is not None:
             continue
-        for stmt, server in _servers(proxy.info):
+        for stmt, server in proxy.info.servers:
             if _param(server.params, "cookie") is not None:
                 yield Problem(
                     stmt.src,
@@ -42,7 +41,7 @@ def duplicate_server_cookie(ctx: LintContext) -> Iterator[Problem]:
         if not proxy.backend:
             continue
         seen: dict[str, tuple[Stmt, Server]] = {}
-        for stmt, server in _servers(proxy.info):
+        for stmt, server in proxy.info.servers:
             value = _param(server.params, "cookie")
             if value is None:
                 continue
@@ -150,7 +149,7 @@ def server_hostname(ctx: LintContext) -> Iterator[Problem]:
                         fallback = allowed
             chain = chain.defaults
             defaults_seen += 1
-        for stmt, server in _servers(proxy.info):
+        for stmt, server in proxy.info.servers:
             host = _host(server.address)
             if host is None:
                 continue

@@ -7,10 +7,18 @@ import re
 from collections.abc import Iterator
 
 from compiler.ast import Source
-from grammar.lint.model import LintContext, Problem, is_dynamic, rule
+from grammar.lint.model import LintContext
+from grammar.lint.registry import Problem, rule
+from grammar.lint.statements import is_dynamic
 from grammar.sections import PROXY_KINDS, SECTION_SPECS
 
-# --- the file and its structure ----------------------------------------------------------
+
+@rule("HAP001", "parse-error", "error", "a line HAProxy cannot split into words")
+def parse_error(ctx: LintContext) -> Iterator[Problem]:
+    """The text could not be parsed (then the config is empty and only HAP002 also applies)."""
+    error = ctx.parse_error
+    if error is not None:
+        yield Problem(None, error.message, line=error.line or 1, col=error.col or 1)
 
 
 @rule("HAP002", "missing-final-newline", "error", "the last line does not end with a newline")
