@@ -40,16 +40,9 @@ from compiler.errors import ParseError
 from compiler.perf import paused_gc
 from compiler.statements import build_statement
 from grammar.lexer import LexedLine, lex
+from grammar.sections import SECTION_KEYWORDS
 
-__all__ = ["SECTION_KEYWORDS", "parse", "parse_file", "parse_lines"]
-
-SECTION_KEYWORDS: frozenset[str] = frozenset(
-    {
-        "global", "defaults", "frontend", "backend", "listen", "resolvers", "peers",
-        "userlist", "mailers", "cache", "program", "http-errors", "ring", "log-forward",
-        "fcgi-app", "crt-store", "traces", "acme", "log-profile", "healthcheck",
-    }
-)  # fmt: skip
+__all__ = ["parse", "parse_file", "parse_lines"]
 
 _GRAMMAR = Path(__file__).with_name("haproxy.lark")
 _SET = object.__setattr__  # nodes are frozen; the builder sets ``src`` once, right after creation

@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import os
 import sys
 import traceback
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote
 
 from compiler.errors import LocatedError, ParseError
 from compiler.perf import paused_gc
 from grammar.format import UnsafeFormatError, format_text
-from grammar.keywords import DEFAULT_TARGET, format_version, parse_version
-from grammar.lint import RULES, Finding, LintOptions, UnknownRuleError, lint_text, select_rules
+from grammar.lint import Finding, LintOptions, UnknownRuleError, lint_text, select_rules
+from grammar.lint.keywords import DEFAULT_TARGET, format_version, parse_version
+from grammar.lint.reporters import FORMATS, printable, report
 from runtime.files import InputError, read_input, write_atomic
 
 EXIT_OK = 0
@@ -37,7 +36,6 @@ EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 
-DOCS_PAGE = "docs/lint-rules.md"
 CONFIG_SUFFIXES = (".cfg", ".conf", ".config")
 
 
@@ -49,7 +47,7 @@ def add_lint_commands(commands: Any) -> None:
         description="Lint HAProxy configuration files (rules: docs/lint-rules.md).",
     )
     lint.add_argument("files", nargs="*", metavar="FILE", help="files or directories; - = stdin")
-    lint.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    lint.add_argument("--format", choices=list(FORMATS), default="text")
     lint.add_argument(
         "--select", action="append", default=[], metavar="CODES", help="only these rules"
     )
@@ -79,13 +77,12 @@ def add_lint_commands(commands: Any) -> None:
 # --- shared ------------------------------------------------------------------------------
 
 
-def _safe(text: str) -> str:
-    """Text that any output stream can take (undecodable bytes shown as escapes)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 def _say(stream: TextIO, text: str) -> None:
-    stream.write(_safe(text))
+    stream.write(printable(text))
     stream.flush()
 
 
@@ -113,14 +110,45 @@ def _patterns(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-# --- lint --------------------------------------------------------------------------------
+# --- lint ---------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
-class _LintRun:
-    findings: list[Finding]
-    unreadable: list[str]
-    files: int
+class LintReport:
+    """What a lint run found; owns the counts, the summary line and the exit code."""
+
+    files: int = 0
+    errors: int = 0
+    warnings: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def checked(self, findings: Sequence[Finding]) -> None:
+        """One more file linted, with its findings."""
+        self.files += 1
+        self.findings.extend(findings)
+        errors = sum(1 for finding in findings if finding.severity == "error")
+        self.errors += errors
+        self.warnings += len(findings) - errors
+
+    def failed(self, problem: str) -> None:
+        """An input that could not be read."""
+        self.unreadable.append(problem)
+
+    def counts(self) -> dict[str, int]:
+        return {"files": self.files, "errors": self.errors, "warnings": self.warnings}
+
+    def summary(self) -> str:
+        return (
+            f"{_plural(self.files, 'file')} checked: {_plural(self.errors, 'error')}, "
+            f"{_plural(self.warnings, 'warning')}"
+        )
+
+    @property
+    def exit_code(self) -> int:
+        if self.unreadable:
+            return EXIT_BAD_INPUT
+        return EXIT_FINDINGS if self.errors else EXIT_OK
 
 
 def run_lint(args: argparse.Namespace) -> int:
@@ -139,120 +167,65 @@ def run_lint(args: argparse.Namespace) -> int:
         _say(sys.stderr, "lambda-registry lint: no FILE given (use - for stdin)\n")
         return EXIT_BAD_INPUT
     options = LintOptions(tuple(select), tuple(ignore), target)
-    run = _LintRun([], [], 0)
+    result = LintReport()
     with paused_gc(freeze=True):
         for name in _inputs(args.files):
             display = "<stdin>" if name == "-" else name
             try:
                 text = _read(name)
             except InputError as error:
-                run.unreadable.append(str(error))
+                result.failed(str(error))
                 continue
-            run.files += 1
-            run.findings.extend(lint_text(text, file=display, options=options))
-    _report_lint(args.format, run, rules)
-    if run.unreadable:
-        return EXIT_BAD_INPUT
-    if any(finding.severity == "error" for finding in run.findings):
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-def _report_lint(form: str, run: _LintRun, rules: Sequence[Any]) -> None:
-    errors = sum(1 for finding in run.findings if finding.severity == "error")
-    warnings = len(run.findings) - errors
-    for problem in run.unreadable:
+            result.checked(lint_text(text, file=display, options=options))
+    for problem in result.unreadable:
         _say(sys.stderr, f"error: {problem}\n")
-    if form == "json":
-        document = {
-            "findings": [finding.as_dict() for finding in run.findings],
-            "unreadable": run.unreadable,
-            "summary": {"files": run.files, "errors": errors, "warnings": warnings},
-        }
-        _say(sys.stdout, json.dumps(document, indent=2) + "\n")
-    elif form == "sarif":
-        _say(sys.stdout, json.dumps(sarif(run.findings, rules, run.unreadable), indent=2) + "\n")
-    else:
-        for finding in run.findings:
-            _say(sys.stdout, f"{finding}\n")
-    _say(
-        sys.stderr,
-        f"{run.files} file{'s' if run.files != 1 else ''} checked: {errors} error"
-        f"{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}\n",
+    document = report(
+        args.format,
+        result.findings,
+        rules=rules,
+        unreadable=result.unreadable,
+        summary=result.counts(),
     )
-
-
-def _uri(path: str) -> str:
-    return quote(path.replace("\\", "/"), safe="/:@-._~")
-
-
-def sarif(
-    findings: Sequence[Finding], rules: Sequence[Any], unreadable: Sequence[str] = ()
-) -> dict[str, Any]:
-    """A SARIF 2.1.0 log with one run (for code-scanning UIs)."""
-    ordered = sorted(rules, key=lambda rule_: rule_.code)
-    index = {rule_.code: position for position, rule_ in enumerate(ordered)}
-    results = []
-    for finding in findings:
-        results.append(
-            {
-                "ruleId": finding.code,
-                "ruleIndex": index.get(finding.code, 0),
-                "level": "error" if finding.severity == "error" else "warning",
-                "message": {"text": _safe(finding.message)},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": _uri(_safe(finding.file))},
-                            "region": {"startLine": finding.line, "startColumn": finding.col},
-                        }
-                    }
-                ],
-            }
-        )
-    notifications = [
-        {"level": "error", "message": {"text": _safe(problem)}} for problem in unreadable
-    ]
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "lambda-registry lint",
-                        "rules": [
-                            {
-                                "id": rule_.code,
-                                "name": rule_.name,
-                                "shortDescription": {"text": rule_.summary},
-                                "help": {"text": f"See {DOCS_PAGE}, section {rule_.code}."},
-                                "defaultConfiguration": {
-                                    "level": "error" if rule_.severity == "error" else "warning"
-                                },
-                            }
-                            for rule_ in ordered
-                        ],
-                    }
-                },
-                "invocations": [
-                    {
-                        "executionSuccessful": not unreadable,
-                        "toolExecutionNotifications": notifications,
-                    }
-                ],
-                "results": results,
-            }
-        ],
-    }
+    _say(sys.stdout, document)
+    _say(sys.stderr, result.summary() + "\n")
+    return result.exit_code
 
 
 # --- fmt ---------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class FmtReport:
+    """What a fmt run did; owns the counts, the summary line and the exit code (as black's)."""
+
+    check: bool = False
+    diff: bool = False
+    changed: int = 0
+    unchanged: int = 0
+    worst: int = EXIT_OK  # the gravest failure so far: EXIT_BAD_INPUT or EXIT_INTERNAL
+
+    def done(self, changed: bool) -> None:
+        """One more file formatted (``changed``: the canonical layout differs)."""
+        if changed:
+            self.changed += 1
+        else:
+            self.unchanged += 1
+
+    def failed(self, code: int) -> None:
+        self.worst = max(self.worst, code)
+
+    def summary(self) -> str:
+        verb = "would be reformatted" if self.check or self.diff else "reformatted"
+        return f"{_plural(self.changed, 'file')} {verb}, {self.unchanged} unchanged"
+
+    @property
+    def exit_code(self) -> int:
+        would_change = EXIT_FINDINGS if self.check and self.changed else EXIT_OK
+        return max(self.worst, would_change)
+
+
 def run_fmt(args: argparse.Namespace) -> int:
-    code = EXIT_OK
-    changed = unchanged = 0
+    result = FmtReport(check=args.check, diff=args.diff)
     for name in _inputs(args.files):
         display = "<stdin>" if name == "-" else name
         try:
@@ -261,25 +234,22 @@ def run_fmt(args: argparse.Namespace) -> int:
             _encodable(formatted, display)
         except UnsafeFormatError as error:
             _say(sys.stderr, f"error: cannot format {display}: {error.message}\n")
-            code = max(code, EXIT_INTERNAL)
+            result.failed(EXIT_INTERNAL)
             continue
         except (ParseError, InputError) as error:
             _say(sys.stderr, f"error: cannot format: {error}\n")
-            code = max(code, EXIT_BAD_INPUT)
+            result.failed(EXIT_BAD_INPUT)
             continue
         except LocatedError as error:
             _say(sys.stderr, f"error: cannot format: {error}\n")
-            code = max(code, EXIT_BAD_INPUT)
+            result.failed(EXIT_BAD_INPUT)
             continue
+        result.done(formatted != text)
         if name == "-" and not (args.check or args.diff):
             sys.stdout.write(formatted)
-            changed += formatted != text
-            unchanged += formatted == text
             continue
         if formatted == text:
-            unchanged += 1
             continue
-        changed += 1
         if args.diff:
             diff = difflib.unified_diff(
                 text.splitlines(keepends=True),
@@ -290,19 +260,16 @@ def run_fmt(args: argparse.Namespace) -> int:
             _say(sys.stdout, "".join(_terminated(diff)))
         if args.check or args.diff:
             _say(sys.stderr, f"would reformat {display}\n")
-            if args.check:
-                code = max(code, EXIT_FINDINGS)
             continue
         try:
             write_atomic(name, formatted)
         except InputError as error:
             _say(sys.stderr, f"error: {error}\n")
-            code = max(code, EXIT_BAD_INPUT)
+            result.failed(EXIT_BAD_INPUT)
             continue
         _say(sys.stderr, f"reformatted {display}\n")
-    verb = "would be reformatted" if args.check or args.diff else "reformatted"
-    _say(sys.stderr, f"{changed} file{'s' if changed != 1 else ''} {verb}, {unchanged} unchanged\n")
-    return code
+    _say(sys.stderr, result.summary() + "\n")
+    return result.exit_code
 
 
 def _terminated(lines: Iterable[str]) -> Iterable[str]:
@@ -340,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-__all__ = ["RULES", "add_lint_commands", "main", "run_fmt", "run_lint", "sarif"]
+__all__ = ["FmtReport", "LintReport", "add_lint_commands", "main", "run_fmt", "run_lint"]
 
 if __name__ == "__main__":
     sys.exit(main())

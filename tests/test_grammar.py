@@ -35,7 +35,8 @@ from compiler.ast import (
 from compiler.errors import ParseError
 from grammar import lexer as lexer_module
 from grammar.lexer import LexedLine, lex, lex_line
-from grammar.parser import SECTION_KEYWORDS, _parse_error, parse, parse_file
+from grammar.parser import _parse_error, parse, parse_file
+from grammar.sections import SECTION_KEYWORDS
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
 CORPUS_FILES = sorted(CORPUS.glob("*.cfg")) if CORPUS.is_dir() else []

@@ -19,7 +19,9 @@ import pytest
 
 from compiler.ast import AclRef, AllOf, Condition
 from grammar.lint import LintOptions, UnknownRuleError, lint_config, lint_text, select_rules
-from grammar.lint_rules_base import RULES, LintContext, split_condition
+from grammar.lint.model import LintContext
+from grammar.lint.registry import RULES
+from grammar.lint.statements import split_condition
 from grammar.parser import parse
 from runtime.haproxy_check import check_config
 from tests.conftest import run_cli

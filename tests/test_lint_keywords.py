@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from grammar.keywords import (
+from grammar.lint.keywords import (
     DEFAULT_TARGET,
     KEYWORDS,
-    SECTION_SPECS,
     KeywordSpec,
     check_section,
     check_words,
     parse_version,
 )
+from grammar.sections import SECTION_SPECS
 
 
 def kinds_of_26() -> list[str]:

@@ -23,22 +23,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from grammar.sections import SECTION_SPECS, Version
+
 __all__ = [
     "DEFAULT_TARGET",
     "KEYWORDS",
-    "PROXY_KINDS",
-    "SECTION_SPECS",
     "KeywordProblem",
     "KeywordSpec",
-    "SectionSpec",
-    "Version",
     "check_section",
     "check_words",
     "format_version",
     "parse_version",
 ]
 
-Version = tuple[int, int]
 DEFAULT_TARGET: Version = (2, 6)
 
 ProblemKind = Literal[
@@ -70,15 +67,6 @@ class KeywordSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class SectionSpec:
-    """A section kind: the version that added it and whether its header needs a name."""
-
-    since: Version | None = None
-    needs_name: bool = True
-    removed_in: Version | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class KeywordProblem:
     """One problem with one line; ``index`` is the offending word (0 = the keyword)."""
 
@@ -100,8 +88,6 @@ def format_version(version: Version) -> str:
 
 
 # --- the table ---------------------------------------------------------------------------
-
-PROXY_KINDS: frozenset[str] = frozenset({"defaults", "frontend", "backend", "listen"})
 
 _ALL = "defaults frontend backend listen"
 _FE = "defaults frontend listen"  # frontend capability
@@ -343,8 +329,8 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "stick": _s("backend listen", ignored="frontend", min_args=1),
         "stick-table": _s(_NOT_DEFAULTS, min_args=1),
         "tcp-check": _s(_BE, ignored="frontend", min_args=1),
-        "tcp-request": _s(_ALL, min_args=1),
-        "tcp-response": _s(_ALL, min_args=1),
+        "tcp-request": _s(_ALL, min_args=1, named_defaults_only=True),
+        "tcp-response": _s(_ALL, min_args=1, named_defaults_only=True),
         "timeout": _s(
             _ALL + " mailers resolvers ring log-forward", min_args=2, max_args=2, subkeywords=True
         ),
@@ -545,29 +531,6 @@ _EXTRA_SECTIONS: dict[str, tuple[str, str]] = {
     "http-check": ("healthcheck", "3.3"),
     "tcp-check": ("healthcheck", "3.3"),
     "option": ("log-forward", "3.1"),
-}
-
-SECTION_SPECS: dict[str, SectionSpec] = {
-    "global": SectionSpec(needs_name=False),
-    "defaults": SectionSpec(needs_name=False),
-    "frontend": SectionSpec(),
-    "backend": SectionSpec(),
-    "listen": SectionSpec(),
-    "resolvers": SectionSpec(),
-    "peers": SectionSpec(),
-    "userlist": SectionSpec(),
-    "mailers": SectionSpec(),
-    "cache": SectionSpec(),
-    "program": SectionSpec(),
-    "http-errors": SectionSpec(),
-    "ring": SectionSpec(),
-    "log-forward": SectionSpec(),
-    "fcgi-app": SectionSpec(),
-    "crt-store": SectionSpec(since=(3, 0), needs_name=False),
-    "traces": SectionSpec(since=(3, 1), needs_name=False),
-    "log-profile": SectionSpec(since=(3, 1)),
-    "acme": SectionSpec(since=(3, 2)),
-    "healthcheck": SectionSpec(since=(3, 3)),
 }
 
 # Section kinds whose keywords the table does not cover completely: unknown keywords there

@@ -1,7 +1,7 @@
 """Lint an HAProxy configuration: parse it, run every selected rule, drop suppressed findings.
 
 Pure: text in, findings out (``lint_text``), or an already parsed ``Config`` (``lint_config``).
-Rules live in ``grammar.lint_rules`` and are documented in ``docs/lint-rules.md``.
+Rules live in ``grammar.lint.rules`` and are documented in ``docs/lint-rules.md``.
 
 Selection works like ruff's: ``select`` and ``ignore`` take codes (``HAP020``), code prefixes
 (``HAP02``) or rule names (``undefined-backend``). Findings can be suppressed in the file:
@@ -17,24 +17,20 @@ cannot be suppressed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import grammar.lint_rules  # noqa: F401  (registers the rules)
+import grammar.lint.rules  # noqa: F401  (registers the rules)
 from compiler.ast import Comment, Config, Line, Source
 from compiler.errors import ParseError
 from compiler.perf import paused_gc
-from grammar.keywords import DEFAULT_TARGET, Version
-from grammar.lint_rules_base import RULES, Finding, LintContext, Problem, Rule, rule
+from grammar.lint.keywords import DEFAULT_TARGET
+from grammar.lint.model import LintContext
+from grammar.lint.registry import RULES, Finding, Problem, Rule
 from grammar.parser import parse
+from grammar.sections import Version
 
-__all__ = ["RULES", "Finding", "LintOptions", "lint_config", "lint_text", "select_rules"]
-
-
-@rule("HAP001", "parse-error", "error", "a line HAProxy cannot split into words")
-def _parse_error(ctx: LintContext) -> Iterable[Problem]:
-    """Reported by ``lint_text`` when the parser raises; nothing to check on a parsed file."""
-    return ()
+__all__ = ["LintOptions", "UnknownRuleError", "lint_config", "lint_text", "select_rules"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +157,20 @@ def lint_config(
     file: str = "<input>",
     text: str | None = None,
     options: LintOptions | None = None,
+    parse_error: ParseError | None = None,
 ) -> list[Finding]:
-    """Run the selected rules on a parsed config; findings sorted by position, then code."""
+    """Run the selected rules on a parsed config; findings sorted by position, then code.
+
+    ``parse_error`` says why ``text`` could not be parsed (``config`` is then empty): HAP001
+    reports it, and only rules that read the text itself (HAP002) find anything else.
+    """
     options = options or LintOptions()
     rules = select_rules(options.select, options.ignore)
     findings: list[Finding] = []
     with paused_gc():  # the model is acyclic: see compiler.perf
-        context = LintContext(config, file=file, text=text, target=options.target)
+        context = LintContext(
+            config, file=file, text=text, target=options.target, parse_error=parse_error
+        )
         if text is not None and "haplint" not in text:
             suppressions = _Suppressions({}, set())
         else:
@@ -188,32 +191,8 @@ def lint_text(
     text: str, *, file: str = "<input>", options: LintOptions | None = None
 ) -> list[Finding]:
     """Parse and lint. A file that cannot be parsed gives one HAP001 finding (and HAP002)."""
-    options = options or LintOptions()
     try:
         config = parse(text, file=file)
     except ParseError as error:
-        rules = {rule_.code for rule_ in select_rules(options.select, options.ignore)}
-        findings = []
-        if "HAP001" in rules:
-            findings.append(
-                Finding(
-                    "HAP001",
-                    "error",
-                    error.message,
-                    file,
-                    error.line or 1,
-                    error.col or 1,
-                    "parse-error",
-                )
-            )
-        if "HAP002" in rules:
-            context = LintContext(Config(), file=file, text=text, target=options.target)
-            for problem in RULES["HAP002"].check(context):
-                line, col = _location(problem)
-                findings.append(
-                    Finding(
-                        "HAP002", "error", problem.message, file, line, col, "missing-final-newline"
-                    )
-                )
-        return findings
+        return lint_config(Config(), file=file, text=text, options=options, parse_error=error)
     return lint_config(config, file=file, text=text, options=options)

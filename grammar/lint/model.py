@@ -1,24 +1,26 @@
-"""What lint rules are made of: findings, the rule registry, and a read-only model of a config.
+"""The semantic model of one config, built once per file and read by every lint rule.
 
-A rule is a pure function from a ``LintContext`` to ``Problem`` objects; ``rule()`` registers
-it under a stable code (``HAP020``), a name, a severity and a one-line summary. The context
-is built once per file and indexes what several rules need: the statements of every section
-with their words, the proxies and the ``defaults`` section each inherits from, the branch of
-``.if`` blocks every line sits in, and the conditions of rule statements.
+``LintContext`` indexes what several rules need: the statements of every section with their
+words (``grammar.lint.statements.Stmt``), the proxies and the ``defaults`` section each
+inherits from, the branch of ``.if`` blocks every line sits in, the backends and the routes to
+them, the ACLs of each section and where conditions use them, and what the keyword table says
+about every line. What is derived is computed on first use and kept (``cached_property``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from functools import cached_property
 
 from compiler.ast import (
+    AclRef,
     Blank,
     Comment,
     Condition,
     Config,
+    DefaultBackend,
     Directive,
     Line,
     Section,
@@ -27,143 +29,13 @@ from compiler.ast import (
     UseBackend,
     section_header_words,
 )
-from compiler.errors import ConditionError
-from compiler.statements import CONDITION_KEYWORDS, parse_condition, statement_words
-from grammar.keywords import DEFAULT_TARGET, PROXY_KINDS, Version
+from compiler.errors import ParseError
+from grammar.lint.keywords import DEFAULT_TARGET, KEYWORDS, ProblemKind, check_section, check_words
+from grammar.lint.registry import Problem
+from grammar.lint.statements import Stmt, split_condition, to_stmt
+from grammar.sections import PROXY_KINDS, Version
 
-__all__ = [
-    "PREDEFINED_ACLS",
-    "RULES",
-    "Finding",
-    "LintContext",
-    "Problem",
-    "Proxy",
-    "Rule",
-    "SectionInfo",
-    "Severity",
-    "Stmt",
-    "rule",
-    "split_condition",
-]
-
-Severity = Literal["error", "warning"]
-
-# HAProxy's pre-defined ACLs (configuration manual, 7.4); usable everywhere without `acl`.
-PREDEFINED_ACLS: frozenset[str] = frozenset(
-    {
-        "FALSE", "HTTP", "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_3.0", "HTTP_CONTENT",
-        "HTTP_URL_ABS", "HTTP_URL_SLASH", "HTTP_URL_STAR", "LOCALHOST", "METH_CONNECT",
-        "METH_DELETE", "METH_GET", "METH_HEAD", "METH_OPTIONS", "METH_POST", "METH_PUT",
-        "METH_TRACE", "RDP_COOKIE", "REQ_CONTENT", "TRUE", "WAIT_END",
-    }
-)  # fmt: skip
-
-# Keywords whose statements may end with `if <cond>` / `unless <cond>`.
-CONDITIONAL_KEYWORDS: frozenset[str] = frozenset(
-    {
-        "use_backend", "use-server", "http-request", "http-response", "http-after-response",
-        "tcp-request", "tcp-response", "redirect", "force-persist", "ignore-persist", "stick",
-        "monitor", "block", "stats", "errorloc", "quic-initial",
-    }
-)  # fmt: skip
-
-
-# ... and those among them whose condition comes right after the keyword.
-_CONDITION_FIRST: frozenset[str] = frozenset({"force-persist", "ignore-persist", "block"})
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One diagnostic: a rule's code and severity, a one-line message, and where."""
-
-    code: str
-    severity: Severity
-    message: str
-    file: str
-    line: int
-    col: int
-    name: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.severity} {self.code} {self.message}"
-
-    def as_dict(self) -> dict[str, str | int]:
-        return {
-            "code": self.code,
-            "name": self.name,
-            "severity": self.severity,
-            "message": self.message,
-            "file": self.file,
-            "line": self.line,
-            "col": self.col,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """What a rule reports: a message about a line (``src``), pointing at word ``index``."""
-
-    src: Source | None
-    message: str
-    index: int = 0
-    line: int | None = None
-    col: int | None = None
-
-
-Check = Callable[["LintContext"], Iterable[Problem]]
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    code: str
-    name: str
-    severity: Severity
-    summary: str
-    check: Check
-
-
-RULES: dict[str, Rule] = {}
-
-
-def rule(code: str, name: str, severity: Severity, summary: str) -> Callable[[Check], Check]:
-    """Register a rule function under a stable code."""
-
-    def register(check: Check) -> Check:
-        if code in RULES:
-            raise ValueError(f"rule code {code} registered twice")
-        RULES[code] = Rule(code, name, severity, summary, check)
-        return check
-
-    return register
-
-
-# --- the model ---------------------------------------------------------------------------
-
-
-class Stmt(NamedTuple):
-    """A statement with its words: ``words`` as HAProxy reads them (prefix included).
-
-    A tuple, because a config has one per line and tuples are the cheapest to build.
-    """
-
-    node: Line
-    words: tuple[str, ...]
-    keyword: str
-    prefix: str | None
-
-    @property
-    def args(self) -> tuple[str, ...]:
-        """The words after the keyword."""
-        return self.words[2:] if self.prefix else self.words[1:]
-
-    @property
-    def src(self) -> Source | None:
-        return self.node.src
-
-    @property
-    def offset(self) -> int:
-        """Index of the keyword in ``words`` (1 after a ``no``/``default`` prefix)."""
-        return 1 if self.prefix else 0
+__all__ = ["AclTable", "AclUse", "LintContext", "Proxy", "Route", "SectionInfo"]
 
 
 @dataclass(slots=True)
@@ -255,8 +127,10 @@ class LintContext:
         file: str = "<input>",
         text: str | None = None,
         target: Version = DEFAULT_TARGET,
+        parse_error: ParseError | None = None,
     ) -> None:
         self.config = config
+        self.parse_error = parse_error  # why the text could not be parsed (config is empty)
         self.file = file
         self.text = text
         self.target = target
@@ -321,7 +195,7 @@ class LintContext:
                     continue
                 if branch:
                     branches[id(line)] = branch
-                into.append(_stmt(line))
+                into.append(to_stmt(line))
 
         def index_section(info: SectionInfo) -> None:
             servers = info.servers
@@ -368,6 +242,98 @@ class LintContext:
                 if info.name is not None:
                     self.named_defaults[info.name] = proxy
 
+    # --- derived, on first use ---------------------------------------------------------
+
+    @cached_property
+    def backends(self) -> dict[str, Proxy]:
+        """Proxies with the backend capability, by name (the first one of a duplicate)."""
+        found: dict[str, Proxy] = {}
+        for proxy in self.proxies:
+            if proxy.backend and proxy.name is not None:
+                found.setdefault(proxy.name, proxy)
+        return found
+
+    @cached_property
+    def routes(self) -> list[Route]:
+        """Every use_backend and default_backend statement of every proxy."""
+        routes: list[Route] = []
+        for proxy in self.proxies:
+            for stmt in proxy.info.statements:
+                node = stmt.node
+                if isinstance(node, UseBackend):
+                    routes.append(Route(proxy, stmt, node.backend, node.condition is not None))
+                elif isinstance(node, DefaultBackend):
+                    routes.append(Route(proxy, stmt, node.backend, False))
+                elif stmt.keyword in ("use_backend", "default_backend") and stmt.args:
+                    routes.append(Route(proxy, stmt, stmt.args[0], True))
+        return routes
+
+    @cached_property
+    def acl_tables(self) -> list[tuple[SectionInfo, AclTable]]:
+        """The ACLs defined in each section that may hold them, and where conditions use them."""
+        tables: list[tuple[SectionInfo, AclTable]] = []
+        for info in self.sections:
+            if info.kind not in _ACL_SECTIONS:
+                continue
+            definitions: dict[str, list[Stmt]] = {}
+            uses: list[AclUse] = []
+            order: dict[int, int] = {}
+            for position, stmt in enumerate(info.statements):
+                if stmt.keyword == "acl" and not stmt.prefix and stmt.args:
+                    definitions.setdefault(stmt.args[0], []).append(stmt)
+                    order.setdefault(id(stmt.node), position)
+                    continue
+                condition, start = split_condition(stmt)
+                if condition is None:
+                    continue
+                order[id(stmt.node)] = position
+                for ref, index in _condition_refs(condition, start):
+                    uses.append(AclUse(stmt, ref, _word_index(stmt, ref.name, index)))
+            tables.append((info, AclTable(definitions, uses, order)))
+        return tables
+
+    @cached_property
+    def keyword_problems(self) -> dict[ProblemKind, list[Problem]]:
+        """What the keyword table says about every section and line, by kind of problem.
+
+        Lines in a version-guarded ``.if`` block are not judged (see ``version_guarded``).
+        """
+        found: dict[ProblemKind, list[Problem]] = {}
+        target = self.target
+        # The table's answer depends on the section kind, the keyword (and option name), the
+        # argument count, the prefix and whether a defaults section is named: cache on those.
+        seen: dict[tuple[str, str, str, int, bool, bool], list[tuple[ProblemKind, str, int]]]
+        seen = {}
+        guarded = bool(self.guarded_blocks)
+        for info in self.sections:
+            section_problem = check_section(info.kind, target)
+            if section_problem is not None and not self.version_guarded(info.section):
+                problem = Problem(info.src, section_problem.message)
+                found.setdefault(section_problem.kind, []).append(problem)
+            named = info.name is not None
+            kind = info.kind
+            for stmt in info.statements:
+                if guarded and self.version_guarded(stmt.node):
+                    continue
+                prefixed = stmt.prefix is not None
+                words = stmt.words[1:] if prefixed else stmt.words
+                keyword = stmt.keyword
+                option = words[1] if keyword in _SUBKEYWORDS and len(words) > 1 else ""
+                cache_key = (kind, keyword, option, len(words), prefixed, named)
+                answers = seen.get(cache_key)
+                if answers is None:
+                    answers = [
+                        (problem.kind, problem.message, problem.index)
+                        for problem in check_words(
+                            kind, words, target=target, named_defaults=named, prefixed=prefixed
+                        )
+                    ]
+                    seen[cache_key] = answers
+                for problem_kind, message, index in answers:
+                    problem = Problem(stmt.src, message, index + stmt.offset)
+                    found.setdefault(problem_kind, []).append(problem)
+        return found
+
     # --- queries -------------------------------------------------------------------------
 
     def branch(self, node: object) -> Branch:
@@ -395,18 +361,8 @@ class LintContext:
                 yield info, stmt
 
 
-_new_stmt = tuple.__new__
-_PREFIX_WORDS = frozenset({"no", "default"})
-
-
-def _stmt(line: Line) -> Stmt:
-    src = line.src
-    # A parsed line's values are its words (the printer relies on the same identity).
-    words = src.values if src is not None else statement_words(line)  # type: ignore[arg-type]
-    first = words[0]
-    if first in _PREFIX_WORDS and len(words) > 1:
-        return _new_stmt(Stmt, (line, words, words[1], first))
-    return _new_stmt(Stmt, (line, words, first, None))
+_SUBKEYWORDS = frozenset(name for name, spec in KEYWORDS.items() if spec.subkeywords)
+_VERSION_TEST = re.compile(r"version_|feature\(|ssllib|openssl_version|enabled\(")
 
 
 def _header_name(section: Section) -> tuple[str | None, str | None]:
@@ -421,45 +377,47 @@ def _header_name(section: Section) -> tuple[str | None, str | None]:
     return (words[0] if words else None), from_name
 
 
-def split_condition(stmt: Stmt) -> tuple[Condition | None, int]:
-    """The ``if``/``unless`` condition ending a rule statement, and the index of its first word.
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A use_backend or default_backend statement of a proxy."""
 
-    The condition starts at the first ``if`` or ``unless`` after the keyword's first argument
-    (an action name such as ``deny``), and is parsed with HAProxy's rules
-    (``compiler.statements.parse_condition``). Returns ``(None, -1)`` when there is none, or
-    when the words after ``if`` do not form a condition.
-    """
-    node = stmt.node
-    if isinstance(node, UseBackend):
-        if node.condition is None:
-            return None, -1
-        return node.condition, 2
-    if stmt.keyword not in CONDITIONAL_KEYWORDS:
-        return None, -1
-    words = stmt.words
-    start = stmt.offset + (1 if stmt.keyword in _CONDITION_FIRST else 2)
-    for index in range(start, len(words)):
-        if words[index] in CONDITION_KEYWORDS:
-            try:
-                return parse_condition(words[index:]), index
-            except ConditionError:
-                return None, -1
-    return None, -1
+    proxy: Proxy
+    stmt: Stmt
+    backend: str
+    conditional: bool
 
 
-def is_dynamic(name: str) -> bool:
-    """A name built at run time (a sample expression or an environment variable)."""
-    return "%[" in name or "$" in name
+_ACL_SECTIONS = frozenset({"frontend", "backend", "listen", "defaults", "fcgi-app"})
 
 
-_IDENT = re.compile(r"[A-Za-z0-9_.:-]+")
-_VERSION_TEST = re.compile(r"version_|feature\(|ssllib|openssl_version|enabled\(")
+@dataclass(slots=True)
+class AclUse:
+    """A named ACL in a condition, and the index of its word (for the column)."""
+
+    stmt: Stmt
+    ref: AclRef
+    index: int
 
 
-def tokens(words: Iterable[str]) -> set[str]:
-    """Every identifier-like piece of ``words`` (used to find names referred to anywhere)."""
-    found: set[str] = set()
-    for word in words:
-        found.update(_IDENT.findall(word))
-        found.update(piece for piece in re.split(r"[,()/\s]", word) if piece)
-    return found
+@dataclass(slots=True)
+class AclTable:
+    """A section's ACL definitions by name, their uses, and each statement's position."""
+
+    definitions: dict[str, list[Stmt]]
+    uses: list[AclUse]
+    order: dict[int, int]
+
+
+def _condition_refs(condition: Condition, start: int) -> Iterator[tuple[AclRef, int]]:
+    """The named ACLs of a condition with a best-effort word index (for the column)."""
+    for alternative in condition.alternatives:
+        for term in alternative.terms:
+            if isinstance(term, AclRef):
+                yield term, start
+
+
+def _word_index(stmt: Stmt, name: str, start: int) -> int:
+    for index in range(max(start, 0), len(stmt.words)):
+        if stmt.words[index].lstrip("!") == name:
+            return index
+    return max(start, 0)
