@@ -6,6 +6,8 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from compiler.errors import LocatedError
 
@@ -23,6 +25,28 @@ def read_input(path: str) -> bytes:
             return handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror or error}", file=path) from None
+
+
+CONFIG_SUFFIXES = (".cfg", ".conf", ".config")
+
+
+def config_inputs(names: Sequence[str]) -> Iterable[str]:
+    """Files named, and the config files under named directories (sorted); ``-`` is stdin."""
+    for name in names:
+        path = Path(name)
+        if name != "-" and path.is_dir():
+            yield from sorted(
+                str(child)
+                for child in path.rglob("*")
+                if child.is_file() and child.name.endswith(CONFIG_SUFFIXES)
+            )
+        else:
+            yield name
+
+
+def read_text(name: str) -> str:
+    """A config file (or stdin) as text; bytes that are not UTF-8 are kept (surrogateescape)."""
+    return read_input(name).decode("utf-8", "surrogateescape")
 
 
 def write_atomic(path: str, text: str) -> None:

@@ -3,7 +3,8 @@
 command family, each registering itself on the parser:
 
 * ``compile`` (``runtime.cli.compile``): payload -> verified haproxy.cfg;
-* ``lint``, ``fmt`` (``runtime.lint_cli``): check and format existing configs;
+* ``lint`` (``runtime.cli.lint``), ``fmt`` (``runtime.cli.fmt``): check and format
+  existing configs;
 * ``state`` (``runtime.cli.state``): see or reset what the registry remembers;
 * ``serve`` (``runtime.cli.serve``): the registry over HTTP.
 """
@@ -16,9 +17,10 @@ from collections.abc import Sequence
 
 from runtime.cli.compile import add_compile_command
 from runtime.cli.errors import guarded, report_error
+from runtime.cli.fmt import add_fmt_command
+from runtime.cli.lint import add_lint_command
 from runtime.cli.serve import add_serve_command
 from runtime.cli.state import add_state_commands
-from runtime.lint_cli import add_lint_commands
 
 DEBUG_ENV = "LAMBDA_REGISTRY_DEBUG"
 
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_compile_command(commands)
-    add_lint_commands(commands)
+    add_lint_command(commands)
+    add_fmt_command(commands)
     add_state_commands(commands)
     add_serve_command(commands)
     return parser
