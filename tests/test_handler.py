@@ -158,9 +158,10 @@ def test_malformed_body_is_400(
 
 @pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])
 def test_other_methods_are_405(path: Path, invoke: Callable[..., Any]) -> None:
-    response = invoke(set_method(load_event(path), "GET"))
+    # GET reads a table (fleet mode: GET ?table=NAME); anything but GET and POST is refused.
+    response = invoke(set_method(load_event(path), "PUT"))
     assert response["statusCode"] == 405
-    assert response["headers"]["Allow"] == "POST"
+    assert response["headers"]["Allow"] == "GET, POST"
     assert problem(response)["title"] == "Method not allowed"
 
 
