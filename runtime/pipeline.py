@@ -13,7 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from compiler.ast import Config
 from compiler.errors import Diagnostic, PayloadError
@@ -27,6 +27,8 @@ from runtime.fleet import DEFAULT_TTL, FleetResult, live, render, report_and_ren
 from runtime.merge import Reconciled, reconcile
 from runtime.stores import Store
 from runtime.stores.memory import MemoryStore
+
+R = TypeVar("R", Reconciled, FleetResult)  # what a store's decide returns, by mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +92,13 @@ def _compile(
     produced: list[tuple[Config, str]] = []  # the last attempt's output (stores may retry)
     attempts = 0
 
-    def decide(stored: Mapping[str, Service]) -> Reconciled:
+    def produce(result: R) -> R:
+        """Lower and verify inside the transaction: a config that cannot be produced (or that
+        ``before_commit`` refuses) must not leave the store changed."""
         nonlocal attempts
         attempts += 1
-        result = reconcile(stored, model)
         if strict:
             _refuse_diagnostics(result.diagnostics, file)
-        # Lower and verify inside the transaction: a config that cannot be produced (or that
-        # `before_commit` refuses) must not leave the store changed.
         config = lower(result.render, options)
         text = print_verified(config)
         if before_commit is not None:
@@ -105,18 +106,11 @@ def _compile(
         produced.append((config, text))
         return result
 
+    def decide(stored: Mapping[str, Service]) -> Reconciled:
+        return produce(reconcile(stored, model))
+
     def decide_hosts(reports: Mapping[str, HostReport]) -> FleetResult:
-        nonlocal attempts
-        attempts += 1
-        result = report_and_render(reports, model, clock(), host_ttl)
-        if strict:
-            _refuse_diagnostics(result.diagnostics, file)
-        config = lower(result.render, options)
-        text = print_verified(config)
-        if before_commit is not None:
-            before_commit(text)
-        produced.append((config, text))
-        return result
+        return produce(report_and_render(reports, model, clock(), host_ttl))
 
     reconciled: Reconciled | FleetResult
     if model.host is None:

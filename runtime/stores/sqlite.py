@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -72,34 +73,42 @@ class SQLiteStore:
         return f"sqlite:{self.path}"
 
     def update(self, table: str, decide: Decide[D]) -> D:
+        with self._transaction("cannot update table " + repr(table)) as connection:
+            if self._load_hosts(connection, table):
+                raise TableModeError.for_table(table, has_hosts=True, label=self.label)
+            current = self._load(connection, table)
+            result = decide(dict(current))
+            todo = changes(current, result)
+            connection.executemany(
+                "DELETE FROM services WHERE tbl = ? AND name = ?",
+                [(table, name) for name in todo.delete],
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO services (tbl, name, service) VALUES (?, ?, ?)",
+                [(table, service.name, _dump(service)) for service in todo.put],
+            )
+        return result
+
+    @contextlib.contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction: ``BEGIN IMMEDIATE`` (the database's write lock, so concurrent
+        calls queue), the schema made current, ``COMMIT`` at the end, ``ROLLBACK`` on any
+        error (``decide`` raising included)."""
         connection = self._connect(create=True)
         try:
             self._begin(connection)
             try:
                 self._ensure_schema(connection)
-                if self._load_hosts(connection, table):
-                    raise TableModeError.for_table(table, has_hosts=True, label=self.label)
-                current = self._load(connection, table)
-                result = decide(dict(current))
-                todo = changes(current, result)
-                connection.executemany(
-                    "DELETE FROM services WHERE tbl = ? AND name = ?",
-                    [(table, name) for name in todo.delete],
-                )
-                connection.executemany(
-                    "INSERT OR REPLACE INTO services (tbl, name, service) VALUES (?, ?, ?)",
-                    [(table, service.name, _dump(service)) for service in todo.put],
-                )
+                yield connection
                 connection.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
                 raise
         except sqlite3.Error as error:
-            raise self._error(error, "cannot update table " + repr(table)) from None
+            raise self._error(error, doing) from None
         finally:
             connection.close()
-        return result
 
     def services(self, table: str) -> dict[str, Service]:
         if not self.path.exists():
@@ -143,32 +152,20 @@ class SQLiteStore:
     # -- fleet mode --------------------------------------------------------------------------
 
     def update_hosts(self, table: str, decide: HostDecide[H]) -> H:
-        connection = self._connect(create=True)
-        try:
-            self._begin(connection)  # the write lock: reports of one table are serialised
-            try:
-                self._ensure_schema(connection)
-                if self._load(connection, table):
-                    raise TableModeError.for_table(table, has_hosts=False, label=self.label)
-                decision = decide(self._load_hosts(connection, table))
-                connection.executemany(
-                    "DELETE FROM host_reports WHERE tbl = ? AND host = ?",
-                    [(table, host) for host in decision.delete],
+        # The write lock serialises the reports of one table; each writes its own row.
+        with self._transaction("cannot update table " + repr(table)) as connection:
+            if self._load(connection, table):
+                raise TableModeError.for_table(table, has_hosts=False, label=self.label)
+            decision = decide(self._load_hosts(connection, table))
+            connection.executemany(
+                "DELETE FROM host_reports WHERE tbl = ? AND host = ?",
+                [(table, host) for host in decision.delete],
+            )
+            if decision.report is not None:
+                connection.execute(
+                    "INSERT OR REPLACE INTO host_reports (tbl, host, report) VALUES (?, ?, ?)",
+                    (table, decision.report.host, dump_report(decision.report)),
                 )
-                if decision.report is not None:
-                    connection.execute(
-                        "INSERT OR REPLACE INTO host_reports (tbl, host, report) VALUES (?, ?, ?)",
-                        (table, decision.report.host, dump_report(decision.report)),
-                    )
-                connection.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as error:
-            raise self._error(error, "cannot update table " + repr(table)) from None
-        finally:
-            connection.close()
         return decision
 
     def hosts(self, table: str) -> dict[str, HostReport]:
