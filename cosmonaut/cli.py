@@ -14,7 +14,6 @@ recorded yet.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -228,13 +227,16 @@ def _docker_command(name: str) -> Callable[[argparse.Namespace], int]:
     """``run`` and ``once`` need the Docker SDK: without it, say how to install it."""
 
     def run(args: argparse.Namespace) -> int:
-        if importlib.util.find_spec("docker") is None:
+        try:
+            from cosmonaut import commands
+        except ImportError as error:
+            if error.name != "docker" and not str(error).startswith("import of docker"):
+                raise
             print(
                 f"cosmonaut: the Docker SDK for Python is not installed: {INSTALL_HINT}",
                 file=sys.stderr,
             )
             return Exit.BAD_INPUT
-        from cosmonaut import commands
 
         command: Callable[[argparse.Namespace], int] = getattr(commands, name)
         return command(args)

@@ -109,3 +109,17 @@ def test_usage_errors() -> None:
     done = cli("once", "--registry-url", "http://x/", "--store", "memory")
     assert done.returncode == 2
     assert "configure the in-process registry" in done.stderr
+
+
+def test_without_the_docker_sdk_run_says_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['docker'] = None\n"  # as if the extra were not installed
+        "from cosmonaut.cli import main\n"
+        f"sys.exit(main(['once', '--state-dir', {str(tmp_path)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert "pip install 'lambda-registry[cosmonaut]'" in done.stderr
+    assert "Traceback" not in done.stderr
