@@ -7,7 +7,10 @@ as the registry's HTTP contract says (``runtime.contract``): JSON or plain text 
 problem document with diagnostics otherwise.
 
 Timeouts, connection failures, 5xx and 429 are retried with exponential backoff; 4xx are not
-(the payload itself was refused).
+(the payload itself was refused, or the request was not authorised).
+
+Authentication: ``BearerToken`` sends ``Authorization: Bearer <token>``
+(``lambda-registry serve --token-file``).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from compiler.errors import LocatedError
 from compiler.options import RenderOptions
-from cosmonaut.errors import RegistryError
+from cosmonaut.errors import RegistryError, UsageError
 from runtime import contract
 from runtime.backoff import Backoff
 from runtime.contract import RegistryResult
@@ -68,7 +72,47 @@ class LocalRegistry:
         pass
 
 
+# -- authentication ---------------------------------------------------------------------------
+
+
+class RequestAuth(Protocol):
+    """Adds credentials to one attempt of a request (called again for every retry)."""
+
+    label: str
+
+    def headers(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> dict[str, str]:
+        """The headers to add to ``headers`` for sending ``body`` to ``url``."""
+        ...
+
+
+class BearerToken:
+    label = "bearer"
+
+    def __init__(self, token: str) -> None:
+        if not token or not (token.isascii() and token.isprintable()) or " " in token:
+            raise UsageError(
+                "the registry token must be printable ASCII without spaces",
+                file="--registry-token-file",
+            )
+        self._value = contract.bearer_credentials(token)
+
+    def __repr__(self) -> str:
+        return "BearerToken(***)"
+
+    def headers(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> dict[str, str]:
+        return {contract.AUTHORIZATION_HEADER: self._value}
+
+
+# -- over HTTP --------------------------------------------------------------------------------
+
+
 class RemoteRegistry:
+    """POSTs to ``url``, with ``auth`` on every attempt."""
+
     def __init__(
         self,
         url: str,
@@ -78,11 +122,13 @@ class RemoteRegistry:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         sleep: Callable[[float], object] | None = None,
+        auth: RequestAuth | None = None,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
+        if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
             raise RegistryError(f"{url!r} is not an http(s) URL", file="--registry-url")
         self.url = url
-        self.label = f"remote ({url})"
+        self.auth = auth
+        self.label = f"remote ({url}, {auth.label})" if auth else f"remote ({url})"
         self.timeout = timeout
         self.retries = retries
         self.backoff = Backoff(backoff, max_backoff)
@@ -113,16 +159,14 @@ class RemoteRegistry:
         self._closed.set()
 
     def _post(self, body: bytes) -> RegistryResult:
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Accept": contract.ACCEPT,
-                "User-Agent": USER_AGENT,
-            },
-        )
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": contract.ACCEPT,
+            "User-Agent": USER_AGENT,
+        }
+        if self.auth is not None:
+            headers.update(self.auth.headers("POST", self.url, headers, body))
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status = response.status
