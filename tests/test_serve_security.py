@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -240,7 +241,8 @@ def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: P
         RemoteRegistry(url, auth=BearerToken(TOKEN)).compile(payload())
         assert _stored(store) != []
     finally:
-        process.terminate()
+        # Ctrl-C: serve closes, waiting for its connections' threads (and their log lines).
+        process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
     requests = [json.loads(line) for line in process.stderr.read().splitlines()]
     assert [r["status"] for r in requests if r.get("event") == "request"] == [401, 401, 200]
@@ -529,6 +531,7 @@ def test_one_json_log_line_per_request_without_secrets(
             payload()
         )
     RemoteRegistry(guarded.url, auth=BearerToken(TOKEN)).compile(payload())
+    guarded.stop()  # the line is written once the answer is sent: wait for the threads
     lines = log_lines(log)
     assert [line["status"] for line in lines] == [401, 200]
     for line in lines:
