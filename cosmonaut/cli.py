@@ -125,6 +125,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "instead of compiling in process",
     )
     registry.add_argument(
+        "--registry-auth",
+        choices=["sigv4", "bearer", "none"],
+        help="how to authenticate to --registry-url: sigv4 signs with the AWS credential "
+        "chain (the default for API Gateway and Lambda function URLs), bearer sends "
+        "--registry-token-file or $COSMONAUT_REGISTRY_TOKEN, none (the default otherwise)",
+    )
+    registry.add_argument(
+        "--registry-token-file",
+        type=Path,
+        metavar="PATH",
+        help="the bearer token (first line of PATH) for --registry-auth bearer",
+    )
+    registry.add_argument(
         "--registry-timeout",
         type=_seconds,
         default=10.0,

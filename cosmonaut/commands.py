@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cosmonaut import logs
 from cosmonaut.apply import Applier
@@ -22,7 +23,13 @@ from cosmonaut.haproxy import HaproxyTarget
 from cosmonaut.loop import Daemon
 from cosmonaut.metrics import Metrics, MetricsServer
 from cosmonaut.payload import table_for_host
-from cosmonaut.registry import LocalRegistry, RegistryClient, RemoteRegistry
+from cosmonaut.registry import (
+    BearerToken,
+    LocalRegistry,
+    RegistryClient,
+    RemoteRegistry,
+    registry_auth,
+)
 from cosmonaut.state import History, default_state_dir
 from cosmonaut.sync import Syncer
 from runtime.backoff import Backoff
@@ -133,11 +140,32 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
                 "registry is configured where it runs",
                 file="--registry-url",
             )
+        auth = registry_auth(
+            args.registry_auth, args.registry_url, token_file=args.registry_token_file
+        )
+        if isinstance(auth, BearerToken) and _in_clear(args.registry_url):
+            logs.warning("the registry token travels unencrypted", url=args.registry_url)
         return RemoteRegistry(
-            args.registry_url, timeout=args.registry_timeout, retries=args.registry_retries
+            args.registry_url,
+            timeout=args.registry_timeout,
+            retries=args.registry_retries,
+            auth=auth,
+        )
+    if args.registry_auth or args.registry_token_file:
+        raise UsageError(
+            "--registry-auth and --registry-token-file are for a remote registry (--registry-url)",
+            file="--registry-auth",
         )
     store = choose_store(args.store, local_default=f"sqlite:{state_dir / 'registry.db'}")
     return LocalRegistry(store, load_render_options(args.options, args.compat))
+
+
+def _in_clear(url: str) -> bool:
+    """Plain HTTP to a host other than this one."""
+    from runtime.server import is_loopback
+
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback(parts.hostname or "")
 
 
 def _host_name(engine: Engine, *, wait: threading.Event | None) -> str:

@@ -8,10 +8,14 @@ The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote regi
   ``Lambda-Registry-Diagnostics-Detail``; with ``Accept: application/json`` the body is
   ``{"table", "config", "diagnostics": [{"path", "message", "severity"}], "services"}``;
 * errors: ``application/problem+json`` (RFC 9457) whose ``type`` is
-  ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member.
+  ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member;
+* authentication to ``lambda-registry serve``: ``Authorization: Bearer <token>``; without it,
+  or with another token, a 401 ``unauthorized`` problem with ``WWW-Authenticate: Bearer``.
+  The server answers a few problems itself, before the handler sees the request
+  (``SERVER_PROBLEMS``: 401, 413 beyond the size limit, malformed requests).
 
-``encode_result``/``decode_result`` and ``encode_problem``/``decode_problem`` are inverses;
-a test holds them to it.
+``encode_result``/``decode_result``, ``encode_problem``/``decode_problem`` and
+``bearer_credentials``/``bearer_token`` are inverses; tests hold them to it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,21 @@ JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 ACCEPT = "application/json, text/plain;q=0.5"  # what the client asks for
+AUTHORIZATION_HEADER = "Authorization"
+AUTHENTICATE_HEADER = "WWW-Authenticate"
+BEARER_CHALLENGE = 'Bearer realm="lambda-registry"'
+BEARER_INVALID = BEARER_CHALLENGE + ', error="invalid_token"'  # RFC 6750: a token, not this one
+
+# The problems ``lambda-registry serve`` answers itself: status -> (slug, title).
+SERVER_PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    413: ("payload-too-large", "Payload too large"),
+    414: ("uri-too-long", "URI too long"),
+    431: ("headers-too-large", "Request header fields too large"),
+    501: ("not-implemented", "Not implemented"),
+    505: ("http-version-not-supported", "HTTP version not supported"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +152,31 @@ def encode_problem(
     return Encoded(headers, json.dumps(problem))
 
 
+def server_problem(status: int, detail: str) -> Encoded:
+    """A problem the HTTP server answers itself (``SERVER_PROBLEMS``); a 401 carries the
+    bearer challenge."""
+    slug, title = SERVER_PROBLEMS.get(status, SERVER_PROBLEMS[400 if status < 500 else 501])
+    encoded = encode_problem(status, slug, title, detail)
+    if status == 401:
+        encoded.headers[AUTHENTICATE_HEADER] = BEARER_CHALLENGE
+    return encoded
+
+
+def bearer_credentials(token: str) -> str:
+    """The ``Authorization`` value that carries ``token``."""
+    return f"Bearer {token}"
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (the scheme is
+    case-insensitive), else ``None``."""
+    scheme, _, token = (value or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token
+
+
 def decode_problem(
     status: int, content_type: str, body: bytes
 ) -> tuple[str, tuple[Diagnostic, ...]]:
@@ -143,7 +187,13 @@ def decode_problem(
         except ValueError:
             document = None
         if isinstance(document, dict):
-            message = str(document.get("detail") or document.get("title") or f"HTTP {status}")
+            # ``message``: how API Gateway and Function URLs word their own errors (403 ...).
+            message = str(
+                document.get("detail")
+                or document.get("title")
+                or document.get("message")
+                or f"HTTP {status}"
+            )
             return message, diagnostics_from_json(document.get("diagnostics"))
     text = body.decode("utf-8", "replace").strip()
     return (text[:300] or f"HTTP {status}"), ()

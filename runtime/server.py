@@ -8,37 +8,153 @@ headers; errors as ``application/problem+json``.
 
 HTTP is handled by the standard library's ``http.server`` (``ThreadingHTTPServer``, one thread
 per connection, HTTP/1.1 keep-alive); the handler's store serialises concurrent updates.
+
+Fit for a private network (``runtime.contract`` has the header names and problem slugs):
+
+* **Authentication.** With a token, a request without ``Authorization: Bearer <token>``
+  (compared in constant time) gets a 401 problem and never reaches the handler; its body is
+  not read. Without a token the server only listens on loopback (``is_loopback``).
+* **TLS** with a certificate and key (PEM), or any server-side ``ssl.SSLContext``. The
+  handshake runs in the connection's thread, so a slow one never blocks the accept loop.
+* **Limits.** A body larger than ``max_body`` bytes gets a 413 problem from its
+  ``Content-Length`` alone, before anything is read (chunked bodies are counted as they come,
+  and cut at the limit). ``timeout`` seconds is the time a client has for the TLS handshake,
+  and then for each whole request (line, headers and body, however slowly it drips in), and
+  for reading the answer; an idle keep-alive connection is closed after it too. At most
+  ``max_connections`` connections are served at once; more are closed at once.
+* **Logs.** One JSON line per request on stderr (time, method, path, status, bytes out,
+  duration, client address); never a header's value or the body.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
+import io
+import ipaddress
+import json
+import re
+import socket
+import ssl
+import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from compiler.errors import OptionsError
+from runtime import contract
 
-MAX_BODY = 64 * 1024 * 1024
+DEFAULT_MAX_BODY = 6 * 1024 * 1024  # Lambda's own limit on a synchronous request
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 100
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_MAX_TRAILERS = 32
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1 (also as an IPv4-mapped address)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name other than localhost could resolve to anything
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def tls_context(cert: Path | str, key: Path | str) -> ssl.SSLContext:
+    """A server-side context (TLS 1.2 or later) from PEM files, or an ``OptionsError`` that
+    names the flag at fault."""
+    for path, flag in ((cert, "--tls-cert"), (key, "--tls-key")):
+        try:
+            Path(path).read_bytes()
+        except OSError as error:
+            raise OptionsError(
+                f"cannot read {path}: {error.strerror or error}", file=flag
+            ) from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except ssl.SSLError as error:
+        raise OptionsError(
+            f"{cert} and {key} are not a PEM certificate and its private key "
+            f"({error.reason or error})",
+            file="--tls-cert",
+        ) from None
+    return context
 
 
 class RegistryServer:
     """The handler on ``host:port`` (port 0 picks a free one); ``serve_forever`` or
-    ``start`` (a daemon thread) and ``stop``."""
+    ``start`` (a daemon thread) and ``stop``.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, registry: Any = None) -> None:
-        from runtime.handler import RegistryApp
+    ``token``: the bearer token every request must carry (required unless ``host`` is a
+    loopback address). TLS: ``ssl_context``, or ``tls_cert`` and ``tls_key`` (PEM paths).
+    ``log``: where the request log lines go (default: stderr, as it is at each line)."""
 
-        self.registry = registry if registry is not None else RegistryApp.from_env()
-        handler = _handler_class(self.registry)
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        registry: Any = None,
+        *,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        tls_cert: Path | str | None = None,
+        tls_key: Path | str | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        log: TextIO | None = None,
+    ) -> None:
+        if token is not None:
+            _check_token(token)
+        elif not is_loopback(host):
+            raise OptionsError(
+                f"{host or '0.0.0.0'} is not a loopback address: without a token anyone who "
+                "can reach it could rewrite every config; give --token-file (or "
+                "LAMBDA_REGISTRY_TOKEN), or listen on 127.0.0.1",
+                file="--listen",
+            )
+        if (tls_cert is None) != (tls_key is None):
+            missing = "--tls-key" if tls_key is None else "--tls-cert"
+            raise OptionsError("--tls-cert and --tls-key go together", file=missing)
+        if tls_cert is not None and tls_key is not None:
+            ssl_context = tls_context(tls_cert, tls_key)
+        if max_body < 0 or timeout <= 0 or max_connections < 1:
+            raise ValueError("max_body >= 0, timeout > 0 and max_connections >= 1")
+        if registry is None:
+            from runtime.handler import RegistryApp
+
+            registry = RegistryApp.from_env()
+        self.registry = registry
+        self.tls = ssl_context is not None
+        self._log = _LogWriter(log)
+        handler = _handler_class(
+            registry, token=token, max_body=max_body, timeout=timeout, log=self._log
+        )
+        server_class = _server_class(":" in host)
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            self.httpd = server_class((host, port), handler)
         except OSError as error:
             raise OptionsError(
                 f"cannot listen on {host}:{port}: {error.strerror or error}", file="--listen"
             ) from None
-        self.httpd.daemon_threads = True
+        self.httpd.slots = threading.BoundedSemaphore(max_connections)
+        self.httpd.log = self._log
+        if ssl_context is not None:
+            # No handshake in accept(): the connection's thread does it, under the timeout.
+            self.httpd.socket = ssl_context.wrap_socket(
+                self.httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread: threading.Thread | None = None
 
     @property
@@ -49,7 +165,8 @@ class RegistryServer:
     @property
     def url(self) -> str:
         host, port = self.address
-        return f"http://{host}:{port}/"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{shown}:{port}/"
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever(poll_interval=0.2)
@@ -68,32 +185,185 @@ class RegistryServer:
             self._thread.join(timeout=10)
 
 
-def _handler_class(registry: Any) -> type[BaseHTTPRequestHandler]:
+def _check_token(token: str) -> None:
+    if not token:
+        raise OptionsError("the token is empty", file="--token-file")
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise OptionsError(
+            "the token must be printable ASCII without spaces (it travels in a header)",
+            file="--token-file",
+        )
+
+
+class _LogWriter:
+    """One JSON line per record, whole lines even from many threads."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        line = json.dumps({"time": stamp, **record}, ensure_ascii=True)
+        stream = self.stream if self.stream is not None else sys.stderr
+        with self._lock:
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed stderr must not take a request down
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    slots: threading.BoundedSemaphore
+    log: _LogWriter
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.log({"event": "refused", "client": str(client_address[0]), "reason": "busy"})
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A failed TLS handshake, a reset connection: one line, not a traceback.
+        error = sys.exc_info()[1]
+        self.log(
+            {
+                "event": "connection-error",
+                "client": str(client_address[0]),
+                "error": f"{type(error).__name__}: {error}",
+            }
+        )
+
+
+def _server_class(ipv6: bool) -> type[_Server]:
+    if not ipv6:
+        return _Server
+
+    class _Server6(_Server):
+        address_family = socket.AF_INET6
+
+    return _Server6
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reading side with one deadline for a whole request: each ``recv`` waits at
+    most until ``deadline``, so a client that drips bytes is cut off as surely as a silent
+    one."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline = float("inf")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request took longer than the timeout")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
+
+
+class _SocketWriter(io.BufferedIOBase):
+    """The writing side: ``sendall``, bounded as a whole by the socket's timeout."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sock.sendall(data)
+        return len(data)
+
+
+class _Refused(Exception):
+    """A request answered with a problem before the handler; the connection closes."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _handler_class(
+    registry: Any,
+    *,
+    token: str | None,
+    max_body: int,
+    timeout: float,
+    log: Callable[[dict[str, Any]], None],
+) -> type[BaseHTTPRequestHandler]:
+    expected = token.encode("ascii") if token is not None else None
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "lambda-registry"
 
+        def setup(self) -> None:
+            self.connection = self.request
+            self.connection.settimeout(timeout)
+            if isinstance(self.connection, ssl.SSLSocket):
+                self.connection.do_handshake()  # bounded by the timeout as a whole
+            self.reader = _DeadlineReader(self.connection)
+            self.rfile = io.BufferedReader(self.reader)
+            self.wfile = _SocketWriter(self.connection)
+            self.started = time.perf_counter()
+            self.expect_continue = False
+
+        def handle_one_request(self) -> None:
+            # The deadline covers waiting for the request too: idle connections close.
+            self.reader.deadline = time.monotonic() + timeout
+            self.expect_continue = False
+            super().handle_one_request()
+
+        def parse_request(self) -> bool:
+            self.started = time.perf_counter()
+            return super().parse_request()
+
+        def handle_expect_100(self) -> bool:
+            # ``100 Continue`` only once the request is authorised and small enough.
+            self.expect_continue = True
+            return True
+
         def _handle(self) -> None:
-            length_text = self.headers.get("Content-Length", "0") or "0"
             try:
-                length = int(length_text)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY:
-                self.send_error(413 if length > MAX_BODY else 400, "bad Content-Length")
+                self._authorise()
+                raw = self._read_body()
+            except _Refused as refused:
+                self._problem(refused.status, refused.detail)
                 return
-            raw = self.rfile.read(length) if length else b""
+            if raw is None:  # the client went away mid-body
+                self.close_connection = True
+                return
             try:
                 body, encoded = raw.decode("utf-8"), False
             except UnicodeDecodeError:
                 body, encoded = base64.b64encode(raw).decode("ascii"), True
             path, _, query = self.path.partition("?")
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            headers.pop("authorization", None)  # checked here; the handler never sees it
             event = {
                 "version": "2.0",
                 "routeKey": "$default",
                 "rawPath": path,
                 "rawQueryString": query,
-                "headers": {name.lower(): value for name, value in self.headers.items()},
+                "headers": headers,
                 "requestContext": {
                     "http": {"method": self.command, "path": path},
                     "requestId": str(uuid.uuid4()),
@@ -108,20 +378,134 @@ def _handler_class(registry: Any) -> type[BaseHTTPRequestHandler]:
                 if response.get("isBase64Encoded")
                 else str(payload).encode("utf-8")
             )
-            self.send_response(int(response.get("statusCode", 500)))
-            for name, value in (response.get("headers") or {}).items():
-                self.send_header(str(name), str(value))
+            answer = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
+            self._answer(int(response.get("statusCode", 500)), answer, data)
+
+        def _authorise(self) -> None:
+            if expected is None:
+                return
+            value = self.headers.get(contract.AUTHORIZATION_HEADER)
+            presented = contract.bearer_token(value)
+            if presented is None:
+                raise _Refused(401, "this registry needs 'Authorization: Bearer <token>'")
+            if not hmac.compare_digest(presented.encode("utf-8", "replace"), expected):
+                raise _Refused(401, "the bearer token is not accepted")
+
+        def _read_body(self) -> bytes | None:
+            coding = self.headers.get("Transfer-Encoding")
+            if coding is not None:
+                if [c.strip().lower() for c in coding.split(",")] != ["chunked"]:
+                    raise _Refused(501, f"Transfer-Encoding {coding!r} is not supported")
+                self._continue()
+                return self._read_chunked()
+            lengths = {
+                value.strip()
+                for header in self.headers.get_all("Content-Length") or ()
+                for value in header.split(",")
+            }
+            if not lengths:
+                return b""  # no length, no body (RFC 9112 6.3)
+            text = lengths.pop()
+            if lengths or not (text.isascii() and text.isdigit()):
+                raise _Refused(400, "the Content-Length header is not one whole number")
+            length = int(text)
+            if length > max_body:
+                raise _Refused(413, f"the body is {length} bytes; the limit is {max_body}")
+            self._continue()
+            raw = self.rfile.read(length) if length else b""
+            return raw if len(raw) == length else None
+
+        def _read_chunked(self) -> bytes | None:
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                line = self.rfile.readline(1024)
+                if not line:
+                    return None
+                size_text = line.split(b";", 1)[0].strip()
+                if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(size_text):
+                    raise _Refused(400, "malformed chunked body")
+                size = int(size_text, 16)
+                if size == 0:
+                    break
+                total += size
+                if total > max_body:
+                    raise _Refused(413, f"the body is over the limit of {max_body} bytes")
+                data = self.rfile.read(size)
+                if len(data) != size:
+                    return None
+                if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise _Refused(400, "malformed chunked body")
+                chunks.append(data)
+            for _ in range(_MAX_TRAILERS):
+                line = self.rfile.readline(8192)
+                if line in (b"\r\n", b"\n", b""):
+                    return b"".join(chunks)
+            raise _Refused(400, "too many trailer fields")
+
+        def _continue(self) -> None:
+            if self.expect_continue:
+                self.expect_continue = False
+                self.send_response_only(100)
+                self.end_headers()
+
+        def _problem(self, status: int, detail: str) -> None:
+            encoded = contract.server_problem(status, detail)
+            headers = getattr(self, "headers", None)
+            presented = headers.get(contract.AUTHORIZATION_HEADER) if headers else None
+            if status == 401 and contract.bearer_token(presented) is not None:
+                encoded.headers[contract.AUTHENTICATE_HEADER] = contract.BEARER_INVALID
+            # The body (if any) is not read: the connection cannot carry another request.
+            self._answer(status, {**encoded.headers, "Connection": "close"}, encoded.body.encode())
+
+        def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
+            self.connection.settimeout(timeout)  # for the whole answer (``sendall``)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            sent = 0
+            if self.command != "HEAD":
+                self.wfile.write(data)
+                sent = len(data)
+            path = str(getattr(self, "path", "") or "").partition("?")[0]
+            log(
+                {
+                    "event": "request",
+                    "method": self.command,
+                    "path": path[:512],
+                    "status": status,
+                    "bytes_out": sent,
+                    "duration_ms": round((time.perf_counter() - self.started) * 1000, 1),
+                    "client": str(self.client_address[0]),
+                }
+            )
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            # Requests http.server refuses itself (a malformed line, headers too large, an
+            # unknown method) get a problem document and a log line like any other.
+            self.close_connection = True
+            if getattr(self, "command", None) is None:
+                self.command = ""
+            self._problem(code, message or explain or f"HTTP {code}")
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass  # ``_answer`` logs one JSON line per request
+
+        def log_error(self, format: str, *args: Any) -> None:
+            if args and isinstance(args[0], TimeoutError):
+                log({"event": "timeout", "client": str(self.client_address[0])})
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
 
         do_POST = _handle
         do_GET = _handle
         do_PUT = _handle
         do_DELETE = _handle
         do_PATCH = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # the handler logs one JSON line per request
 
     return Handler

@@ -1,19 +1,30 @@
 """``lambda-registry serve``: the registry's HTTP contract on a local address
-(``runtime.server``)."""
+(``runtime.server``).
+
+The bearer token comes from ``--token-file`` (its first line), else ``$LAMBDA_REGISTRY_TOKEN``;
+without one, only a loopback ``--listen`` address is accepted. Every refusal (no token on a
+public address, an unreadable TLS file, an address in use) is a user mistake: one line, exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from compiler.errors import OptionsError
 from runtime.cli.exits import Exit
 
+TOKEN_ENV = "LAMBDA_REGISTRY_TOKEN"
+
 
 def add_serve_command(commands: Any) -> None:
-    """Register ``serve`` on the ``lambda-registry`` command line."""
+    """Register ``serve`` on the ``lambda-registry`` command line. The limits' defaults are
+    ``runtime.server``'s (not imported here: other commands do not need ``http.server``)."""
     serve = commands.add_parser(
         "serve",
         help="serve the registry over HTTP (the Lambda handler's contract)",
@@ -23,7 +34,40 @@ def add_serve_command(commands: Any) -> None:
         "--listen",
         default="127.0.0.1:8080",
         metavar="HOST:PORT",
-        help="address to listen on (default 127.0.0.1:8080)",
+        help="address to listen on (default 127.0.0.1:8080; port 0 picks a free one); "
+        "an address other than loopback needs a token",
+    )
+    serve.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help=f"require 'Authorization: Bearer <token>' with the token in PATH "
+        f"(default ${TOKEN_ENV})",
+    )
+    serve.add_argument(
+        "--tls-cert", type=Path, metavar="PATH", help="serve HTTPS: certificate (PEM)"
+    )
+    serve.add_argument(
+        "--tls-key", type=Path, metavar="PATH", help="serve HTTPS: private key (PEM)"
+    )
+    serve.add_argument(
+        "--max-body",
+        type=_whole,
+        metavar="BYTES",
+        help="larger request bodies get 413, unread (default 6291456, Lambda's own limit)",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="time a client has to send a whole request, or to read the answer; idle "
+        "connections close after it (default 30)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_whole,
+        metavar="N",
+        help="connections served at once; more are closed at once (default 100)",
     )
     serve.set_defaults(run=run_serve)
 
@@ -32,10 +76,30 @@ def run_serve(args: argparse.Namespace) -> int:
     host, _, port_text = str(args.listen).rpartition(":")
     if not port_text.isdigit():
         raise OptionsError(f"{args.listen!r}: expected HOST:PORT", file="--listen")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise OptionsError("must be at least 1", file="--max-connections")
     from runtime.server import RegistryServer
 
-    server = RegistryServer(host.strip("[]") or "0.0.0.0", int(port_text))
-    print(json.dumps({"event": "listening", "url": server.url}), file=sys.stderr, flush=True)
+    token = read_token(args.token_file, os.environ)
+    limits = {
+        name: getattr(args, name)
+        for name in ("max_body", "timeout", "max_connections")
+        if getattr(args, name) is not None
+    }
+    server = RegistryServer(
+        host.strip("[]") or "0.0.0.0",
+        int(port_text),
+        token=token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        **limits,
+    )
+    announced = {
+        "event": "listening",
+        "url": server.url,
+        "auth": "bearer" if token is not None else "none",
+    }
+    print(json.dumps(announced), file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -43,3 +107,34 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         server.httpd.server_close()
     return Exit.OK
+
+
+def read_token(path: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The token: the first line of ``path``, else the environment variable, else ``None``."""
+    if path is None:
+        return (environ.get(TOKEN_ENV) or "").strip() or None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise OptionsError(f"cannot read {path}: {reason}", file="--token-file") from None
+    token = text.splitlines()[0].strip() if text.strip() else ""
+    if not token:
+        raise OptionsError(f"{path} holds no token", file="--token-file")
+    return token
+
+
+def _whole(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+    return value

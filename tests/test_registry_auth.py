@@ -1,0 +1,385 @@
+"""Cosmonaut's authentication to the registry: SigV4 (botocore's signer) and bearer tokens.
+
+The SigV4 checks run against a local HTTPS server that verifies signatures as AWS does, with
+botocore and known test credentials: it rebuilds the request from what it received (method,
+path, the signed headers, the body), signs it again with the secret it knows and the
+``X-Amz-Date`` it was sent, and compares. The requests are addressed to real API Gateway and
+function URL host names (what the signature covers) and delivered to loopback
+(``RemoteRegistry(connect_to=...)``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hmac
+import json
+import re
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from cosmonaut.cli import main as cosmonaut_main
+from cosmonaut.errors import RegistryError, UsageError
+from cosmonaut.registry import (
+    AwsEndpoint,
+    BearerToken,
+    RemoteRegistry,
+    SigV4Signer,
+    aws_endpoint,
+    registry_auth,
+)
+from tests.test_serve_security import make_cert
+
+ACCESS_KEY = "AKIDEXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+API_URL = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod/registry"
+FUNCTION_URL = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-2.on.aws/"
+PAYLOAD = {"table": "web-eu-1", "running": [], "candidates": []}
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<day>\d{8})/(?P<region>[^/]+)/"
+    r"(?P<service>[^/]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "
+    r"Signature=(?P<signature>[0-9a-f]{64})"
+)
+
+
+def verify_sigv4(
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secret: str,
+    service: str,
+    region: str,
+) -> str | None:
+    """``None`` if the request is signed by ``ACCESS_KEY`` with ``secret`` for ``service`` in
+    ``region``, else why not. ``headers`` have lower-cased names."""
+    match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
+    if match is None:
+        return "no SigV4 Authorization header"
+    if match["key"] != ACCESS_KEY:
+        return "unknown access key"
+    if (match["region"], match["service"]) != (region, service):
+        return f"scope {match['region']}/{match['service']}, expected {region}/{service}"
+    stamp = headers.get("x-amz-date", "")
+    try:
+        when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return "no X-Amz-Date"
+    if (
+        stamp[:8] != match["day"]
+        or abs((datetime.datetime.now(datetime.UTC) - when).total_seconds()) > 300
+    ):
+        return "stale or inconsistent date"
+    names = match["signed"].split(";")
+    if "host" not in names or "x-amz-date" not in names or not set(names) <= set(headers):
+        return f"signed headers {names} do not cover what they must"
+    request = AWSRequest(
+        method=method,
+        url=f"https://{headers['host']}{path}",
+        data=body,
+        headers={name: headers[name] for name in names},
+    )
+    request.context["timestamp"] = stamp
+    signer = SigV4Auth(Credentials(ACCESS_KEY, secret), service, region)
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    if not hmac.compare_digest(expected, match["signature"]):
+        return "signature mismatch"
+    return None
+
+
+class SigV4Endpoint:
+    """An HTTPS server on loopback that answers 200 to correctly signed requests and 403
+    (as API Gateway words it) to the rest; ``fail_first`` correctly signed requests get 503
+    first. ``seen`` records each request's headers and verdict."""
+
+    def __init__(self, cert: Path, key: Path, *, service: str, region: str) -> None:
+        self.service, self.region = service, region
+        self.fail_first = 0
+        self.seen: list[dict[str, Any]] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                verdict = verify_sigv4(
+                    "POST", self.path, headers, body, secret=SECRET, service=service, region=region
+                )
+                endpoint.seen.append({"headers": headers, "verdict": verdict, "body": body})
+                if verdict is not None:
+                    status, kind = 403, "application/json"
+                    answer = json.dumps({"message": f"Forbidden: {verdict}"}).encode()
+                elif endpoint.fail_first > 0:
+                    endpoint.fail_first -= 1
+                    status, kind, answer = 503, "application/json", b'{"message": "busy"}'
+                else:
+                    status, kind, answer = 200, "text/plain; charset=utf-8", b"global\n"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """The AWS credential chain sees the test credentials and nothing of this machine."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    return monkeypatch
+
+
+@pytest.fixture
+def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    cert, key = make_cert(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts it, the standard way
+    return cert, key
+
+
+def _endpoint(certificate: tuple[Path, Path], url: str) -> Iterator[SigV4Endpoint]:
+    found = aws_endpoint(url)
+    assert found is not None and found.region is not None
+    server = SigV4Endpoint(*certificate, service=found.service, region=found.region)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def api_gateway(certificate: tuple[Path, Path]) -> Iterator[SigV4Endpoint]:
+    yield from _endpoint(certificate, API_URL)
+
+
+@pytest.fixture
+def function_url(certificate: tuple[Path, Path]) -> Iterator[SigV4Endpoint]:
+    yield from _endpoint(certificate, FUNCTION_URL)
+
+
+def _remote(url: str, endpoint: SigV4Endpoint, **options: Any) -> RemoteRegistry:
+    """Cosmonaut's client as ``--registry-url URL`` builds it (default auth), delivering to
+    the local endpoint."""
+    auth = registry_auth(None, url)
+    return RemoteRegistry(url, auth=auth, connect_to=("127.0.0.1", endpoint.port), **options)
+
+
+# -- which service, which region ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "service", "region"),
+    [
+        (API_URL, "execute-api", "eu-west-1"),
+        ("https://abc123.execute-api.us-gov-west-1.amazonaws.com/", "execute-api", "us-gov-west-1"),
+        ("https://abc123.execute-api.cn-north-1.amazonaws.com.cn/x", "execute-api", "cn-north-1"),
+        (
+            "https://a1-vpce-0a1b2c.execute-api.eu-central-1.amazonaws.com/",
+            "execute-api",
+            "eu-central-1",
+        ),
+        ("HTTPS://ABC123.EXECUTE-API.EU-WEST-1.AMAZONAWS.COM/", "execute-api", "eu-west-1"),
+        (FUNCTION_URL, "lambda", "us-east-2"),
+        ("https://registry.example.com/", None, None),
+        ("http://127.0.0.1:8080/", None, None),
+        ("https://execute-api.eu-west-1.amazonaws.com.evil.example/", None, None),
+        ("https://abc.lambda-url.eu-west-1.on.aws.evil.example/", None, None),
+    ],
+)
+def test_aws_endpoint_from_the_url(url: str, service: str | None, region: str | None) -> None:
+    expected = AwsEndpoint(service, region) if service else None
+    assert aws_endpoint(url) == expected
+
+
+# -- SigV4 ------------------------------------------------------------------------------------
+
+
+def test_sigv4_is_the_default_for_an_api_gateway_url_and_verifies(
+    aws: pytest.MonkeyPatch, api_gateway: SigV4Endpoint
+) -> None:
+    remote = _remote(API_URL, api_gateway)
+    assert isinstance(remote.auth, SigV4Signer)
+    assert remote.compile(PAYLOAD).text == "global\n"
+    [seen] = api_gateway.seen
+    assert seen["verdict"] is None
+    assert seen["headers"]["host"] == "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
+    assert "/eu-west-1/execute-api/aws4_request" in seen["headers"]["authorization"]
+    assert json.loads(seen["body"]) == PAYLOAD  # the exact bytes whose hash was signed
+
+
+def test_sigv4_is_the_default_for_a_function_url_and_verifies(
+    aws: pytest.MonkeyPatch, function_url: SigV4Endpoint
+) -> None:
+    assert _remote(FUNCTION_URL, function_url).compile(PAYLOAD).text == "global\n"
+    [seen] = function_url.seen
+    assert seen["verdict"] is None
+    assert "/us-east-2/lambda/aws4_request" in seen["headers"]["authorization"]
+
+
+def test_sigv4_with_a_wrong_secret_fails_and_is_not_retried(
+    aws: pytest.MonkeyPatch, api_gateway: SigV4Endpoint
+) -> None:
+    aws.setenv("AWS_SECRET_ACCESS_KEY", "not-" + SECRET)
+    remote = _remote(API_URL, api_gateway, retries=3, backoff=0.01)
+    with pytest.raises(RegistryError, match="HTTP 403: Forbidden: signature mismatch"):
+        remote.compile(PAYLOAD)
+    assert remote.attempts == 1
+    assert [seen["verdict"] for seen in api_gateway.seen] == ["signature mismatch"]
+
+
+def test_the_verifier_refuses_what_the_signature_does_not_cover(
+    aws: pytest.MonkeyPatch, api_gateway: SigV4Endpoint
+) -> None:
+    """The same signed request, checked again with one thing changed: it must fail."""
+    _remote(API_URL, api_gateway).compile(PAYLOAD)
+    [seen] = api_gateway.seen
+    headers, body = seen["headers"], seen["body"]
+    path = "/prod/registry"
+    check = {"secret": SECRET, "service": "execute-api", "region": "eu-west-1"}
+    assert verify_sigv4("POST", path, headers, body, **check) is None
+    assert verify_sigv4("POST", path, headers, body + b" ", **check) == "signature mismatch"
+    assert verify_sigv4("POST", "/prod/other", headers, body, **check) == "signature mismatch"
+    other_host = {**headers, "host": "other.execute-api.eu-west-1.amazonaws.com"}
+    assert verify_sigv4("POST", path, other_host, body, **check) == "signature mismatch"
+    assert verify_sigv4("POST", path, headers, body, **{**check, "secret": "x"}) == (
+        "signature mismatch"
+    )
+
+
+def test_sigv4_signs_every_retry_anew(aws: pytest.MonkeyPatch, api_gateway: SigV4Endpoint) -> None:
+    api_gateway.fail_first = 1
+    # Over a second between the attempts, so that X-Amz-Date (whole seconds) must change.
+    remote = _remote(API_URL, api_gateway, retries=1, sleep=lambda _: time.sleep(1.1))
+    assert remote.compile(PAYLOAD).text == "global\n"
+    first, second = api_gateway.seen
+    assert first["verdict"] is None and second["verdict"] is None
+    assert first["headers"]["x-amz-date"] != second["headers"]["x-amz-date"]
+    assert first["headers"]["authorization"] != second["headers"]["authorization"]
+
+
+def test_sigv4_carries_a_session_token(aws: pytest.MonkeyPatch, api_gateway: SigV4Endpoint) -> None:
+    aws.setenv("AWS_SESSION_TOKEN", "the-session-token")
+    _remote(API_URL, api_gateway).compile(PAYLOAD)
+    [seen] = api_gateway.seen
+    assert seen["verdict"] is None
+    assert seen["headers"]["x-amz-security-token"] == "the-session-token"
+    assert "x-amz-security-token" in seen["headers"]["authorization"]  # signed
+
+
+def test_sigv4_on_another_url_takes_the_region_from_the_environment(
+    aws: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(UsageError, match="AWS_REGION"):
+        registry_auth("sigv4", "https://registry.example.com/")
+    aws.setenv("AWS_REGION", "ap-south-1")
+    signer = registry_auth("sigv4", "https://registry.example.com/")
+    assert isinstance(signer, SigV4Signer)
+    assert (signer.service, signer.region) == ("execute-api", "ap-south-1")  # a custom domain
+    aws.delenv("AWS_REGION")
+    aws.setenv("AWS_DEFAULT_REGION", "sa-east-1")
+    signer = registry_auth("sigv4", "https://registry.example.com/")
+    assert isinstance(signer, SigV4Signer) and signer.region == "sa-east-1"
+    # The URL's own region wins over the environment.
+    signer = registry_auth(None, FUNCTION_URL)
+    assert isinstance(signer, SigV4Signer) and signer.region == "us-east-2"
+
+
+def test_missing_credentials_are_a_usage_error(aws: pytest.MonkeyPatch) -> None:
+    aws.delenv("AWS_ACCESS_KEY_ID")
+    aws.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(UsageError, match="no AWS credentials"):
+        registry_auth(None, API_URL)
+    assert registry_auth("none", API_URL) is None  # unless asked not to sign
+
+
+def test_cosmonaut_without_credentials_stops_at_start_up(
+    aws: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.delenv("AWS_ACCESS_KEY_ID")
+    aws.delenv("AWS_SECRET_ACCESS_KEY")
+    argv = ["once", "--registry-url", API_URL, "--state-dir", str(tmp_path)]
+    assert cosmonaut_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--registry-auth: sigv4: no AWS credentials found" in err
+    assert "Traceback" not in err
+
+
+# -- bearer -----------------------------------------------------------------------------------
+
+
+def test_bearer_comes_from_the_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COSMONAUT_REGISTRY_TOKEN", raising=False)
+    url = "https://registry.internal:8443/"
+    with pytest.raises(UsageError, match="--registry-token-file or set COSMONAUT_REGISTRY_TOKEN"):
+        registry_auth("bearer", url)
+    monkeypatch.setenv("COSMONAUT_REGISTRY_TOKEN", "from-env\n")
+    auth = registry_auth("bearer", url)
+    assert auth is not None
+    assert auth.headers("POST", url, {}, b"") == {"Authorization": "Bearer from-env"}
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    auth = registry_auth("bearer", url, token_file=token_file)
+    assert auth is not None
+    assert auth.headers("POST", url, {}, b"") == {"Authorization": "Bearer from-file"}
+    assert "from-file" not in repr(auth)
+    with pytest.raises(UsageError, match="cannot read"):
+        registry_auth("bearer", url, token_file=tmp_path / "missing")
+    with pytest.raises(UsageError, match="for --registry-auth bearer, not none"):
+        registry_auth(None, url, token_file=token_file)
+    with pytest.raises(UsageError, match="printable ASCII"):
+        BearerToken("two words")
+
+
+def test_cosmonaut_bearer_without_a_token_stops_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("COSMONAUT_REGISTRY_TOKEN", raising=False)
+    argv = ["once", "--registry-url", "http://127.0.0.1:9/", "--registry-auth", "bearer"]
+    assert cosmonaut_main([*argv, "--state-dir", str(tmp_path)]) == 2
+    assert "COSMONAUT_REGISTRY_TOKEN" in capsys.readouterr().err
+    assert cosmonaut_main(["once", "--registry-auth", "bearer", "--state-dir", str(tmp_path)]) == 2
+    assert "for a remote registry" in capsys.readouterr().err

@@ -1,0 +1,548 @@
+"""``lambda-registry serve`` on a private network: bearer tokens, loopback-only without one,
+TLS, the body limit, timeouts against slow clients, the connection limit and the request log.
+
+Real servers on loopback ports the kernel picks (port 0); clients are raw sockets where the
+test needs to misbehave, Cosmonaut's ``RemoteRegistry`` otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import ipaddress
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cosmonaut.errors import RegistryError
+from cosmonaut.registry import BearerToken, RemoteRegistry
+from runtime import contract
+from runtime.cli import main as registry_main
+from runtime.config import HandlerConfig
+from runtime.handler import RegistryApp
+from runtime.server import RegistryServer, is_loopback
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "s3cret-Token_0123456789"
+SERVE = (sys.executable, "-m", "runtime.cli", "serve")
+
+
+def payload() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / "examples" / "mixed.json").read_text())
+    return data
+
+
+class Spy:
+    """The real handler, counting what reaches it."""
+
+    def __init__(self) -> None:
+        self.app = RegistryApp(HandlerConfig.from_env({"LAMBDA_REGISTRY_STORE": "memory"}))
+        self.calls = 0
+
+    def handle(self, event: Any, context: Any = None) -> Any:
+        self.calls += 1
+        return self.app.handle(event, context)
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, and its key (PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lambda-registry test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def spy() -> Spy:
+    return Spy()
+
+
+@pytest.fixture
+def log() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
+def guarded(spy: Spy, log: io.StringIO) -> Iterator[RegistryServer]:
+    """A server with a token, small limits and a short timeout."""
+    server = RegistryServer(
+        "127.0.0.1", 0, spy, token=TOKEN, max_body=64 * 1024, timeout=0.5, log=log
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def connect(server: RegistryServer) -> socket.socket:
+    return socket.create_connection(server.address, timeout=10)
+
+
+def until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a test failure, by
+    timeout, if it never does)."""
+    received = b""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            return received
+        if not data:
+            return received
+        received += data
+
+
+def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def problem_slug(body: bytes) -> str:
+    document = json.loads(body)
+    assert document["type"].startswith(contract.PROBLEM_TYPE)
+    return str(document["type"][len(contract.PROBLEM_TYPE) :])
+
+
+def log_lines(log: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.getvalue().splitlines()]
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("authorization", "challenge"),
+    [
+        pytest.param(None, contract.BEARER_CHALLENGE, id="none"),
+        pytest.param("Bearer wrong-token", contract.BEARER_INVALID, id="wrong"),
+        pytest.param(f"Bearer {TOKEN}x", contract.BEARER_INVALID, id="longer"),
+        pytest.param(f"Basic {TOKEN}", contract.BEARER_CHALLENGE, id="basic"),
+    ],
+)
+def test_a_request_without_the_token_gets_401_and_reaches_nothing(
+    guarded: RegistryServer, spy: Spy, authorization: str | None, challenge: str
+) -> None:
+    body = json.dumps(payload()).encode()
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+    if authorization:
+        head += f"Authorization: {authorization}\r\n"
+    with connect(guarded) as sock:
+        sock.sendall(head.encode() + b"\r\n")  # the body is never needed
+        status, headers, answer = parse(until_closed(sock))
+    assert status == 401
+    assert headers["content-type"] == contract.PROBLEM_CONTENT_TYPE
+    assert headers["www-authenticate"] == challenge
+    assert problem_slug(answer) == "unauthorized"
+    assert spy.calls == 0
+
+
+def test_the_right_token_passes_and_the_handler_never_sees_it(
+    guarded: RegistryServer, spy: Spy
+) -> None:
+    seen: list[dict[str, str]] = []
+    handle = spy.handle
+
+    def recording(event: Any, context: Any = None) -> Any:
+        seen.append(event["headers"])
+        return handle(event, context)
+
+    spy.handle = recording  # type: ignore[method-assign]
+    result = RemoteRegistry(guarded.url, auth=BearerToken(TOKEN)).compile(payload())
+    assert "frontend http" in result.text
+    assert spy.calls == 1
+    assert "authorization" not in seen[0]
+
+
+def test_remote_registry_without_or_with_a_wrong_token_is_refused_once(
+    guarded: RegistryServer, spy: Spy
+) -> None:
+    for auth in (None, BearerToken("not-the-token")):
+        remote = RemoteRegistry(guarded.url, auth=auth, retries=3, backoff=0.01)
+        with pytest.raises(RegistryError, match="HTTP 401"):
+            remote.compile(payload())
+        assert remote.attempts == 1  # a 401 is not retried
+    assert spy.calls == 0
+
+
+def test_bearer_credentials_and_bearer_token_are_inverses() -> None:
+    assert contract.bearer_token(contract.bearer_credentials(TOKEN)) == TOKEN
+    assert contract.bearer_token(f"bearer   {TOKEN}  ") == TOKEN  # scheme case-insensitive
+    for value in (None, "", "Bearer", "Bearer ", f"Basic {TOKEN}", "Bearer a b"):
+        assert contract.bearer_token(value) is None
+
+
+def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'state.db'}"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    env = {**os.environ, "LAMBDA_REGISTRY_STORE": store}
+    env.pop("LAMBDA_REGISTRY_TOKEN", None)
+    process = subprocess.Popen(
+        [*SERVE, "--listen", "127.0.0.1:0", "--token-file", str(token_file)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        announced = json.loads(process.stderr.readline())
+        assert announced["auth"] == "bearer"
+        url = announced["url"]
+        for auth in (None, BearerToken("wrong")):
+            with pytest.raises(RegistryError, match="HTTP 401"):
+                RemoteRegistry(url, auth=auth, retries=0).compile(payload())
+        assert _stored(store) == []
+        RemoteRegistry(url, auth=BearerToken(TOKEN)).compile(payload())
+        assert _stored(store) != []
+    finally:
+        # Ctrl-C: serve closes, waiting for its connections' threads (and their log lines).
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    requests = [json.loads(line) for line in process.stderr.read().splitlines()]
+    assert [r["status"] for r in requests if r.get("event") == "request"] == [401, 401, 200]
+    assert TOKEN not in json.dumps(requests)
+
+
+def _stored(store: str) -> list[str]:
+    import contextlib
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert (
+            registry_main(["state", "show", "web-eu-1", "--store", store, "--format", "json"]) == 0
+        )
+    return [service["name"] for service in json.loads(out.getvalue())["services"]]
+
+
+# -- refusing to start ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def never_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` must stop before serving: if it gets that far, the test fails at once."""
+    monkeypatch.delenv("LAMBDA_REGISTRY_TOKEN", raising=False)
+
+    def fail(self: RegistryServer) -> None:
+        raise AssertionError(f"serve started on {self.url}")
+
+    monkeypatch.setattr(RegistryServer, "serve_forever", fail)
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        pytest.param("0.0.0.0:0", id="any-ipv4"),
+        pytest.param(":0", id="empty-host"),
+        pytest.param("[::]:0", id="any-ipv6"),
+        pytest.param("192.0.2.10:0", id="public"),
+        pytest.param("registry.example:0", id="name"),
+    ],
+)
+def test_serve_refuses_a_public_address_without_a_token(
+    never_serves: None, capsys: pytest.CaptureFixture[str], listen: str
+) -> None:
+    assert registry_main(["serve", "--listen", listen]) == 2
+    err = capsys.readouterr().err
+    assert "--listen" in err
+    assert "--token-file" in err
+    assert "LAMBDA_REGISTRY_TOKEN" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.3.4.5", True),
+        ("localhost", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.1", False),
+        ("localhost.example", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "words"),
+    [
+        pytest.param(
+            ["--tls-cert", "{missing}", "--tls-key", "{key}"], "--tls-cert", "cannot read",
+            id="missing-cert",
+        ),
+        pytest.param(
+            ["--tls-cert", "{cert}", "--tls-key", "{missing}"], "--tls-key", "cannot read",
+            id="missing-key",
+        ),
+        pytest.param(["--tls-cert", "{cert}"], "--tls-key", "go together", id="cert-alone"),
+        pytest.param(
+            ["--tls-cert", "{garbage}", "--tls-key", "{key}"], "--tls-cert", "not a PEM",
+            id="garbage",
+        ),
+        pytest.param(
+            ["--tls-cert", "{cert}", "--tls-key", "{other_key}"], "--tls-cert", "not a PEM",
+            id="wrong-key",
+        ),
+        pytest.param(["--token-file", "{missing}"], "--token-file", "cannot read", id="no-token"),
+        pytest.param(["--token-file", "{empty}"], "--token-file", "holds no token", id="empty"),
+    ],
+)  # fmt: skip
+def test_serve_refuses_bad_tls_and_token_files(
+    never_serves: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    args: list[str],
+    flag: str,
+    words: str,
+) -> None:
+    cert, key = make_cert(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    files = {
+        "cert": cert,
+        "key": key,
+        "other_key": make_cert(other)[1],
+        "missing": tmp_path / "missing.pem",
+        "garbage": tmp_path / "garbage.pem",
+        "empty": tmp_path / "empty",
+    }
+    files["garbage"].write_text("not a certificate\n")
+    files["empty"].write_text("\n")
+    argv = ["serve", "--listen", "127.0.0.1:0", *(a.format(**files) for a in args)]
+    assert registry_main(argv) == 2
+    err = capsys.readouterr().err
+    assert flag in err
+    assert words in err
+    assert "Traceback" not in err
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+def test_tls_serve_answers_over_https(
+    tmp_path: Path, spy: Spy, log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = make_cert(tmp_path)
+    server = RegistryServer(
+        "127.0.0.1", 0, spy, token=TOKEN, tls_cert=cert, tls_key=key, log=log, timeout=5
+    ).start()
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        # Cosmonaut trusts the self-signed certificate the standard way.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        result = RemoteRegistry(server.url, auth=BearerToken(TOKEN)).compile(payload())
+        assert "frontend http" in result.text
+        # Plain HTTP on the TLS port: the handshake fails, the server logs one line and
+        # goes on serving.
+        with connect(server) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"HTTP/1.1" not in until_closed(sock)
+    finally:
+        server.stop()
+    assert spy.calls == 1
+    events = [line["event"] for line in log_lines(log)]
+    assert events.count("request") == 1
+    assert "connection-error" in events
+
+
+# -- limits -------------------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_gets_413_without_being_read(
+    guarded: RegistryServer, spy: Spy
+) -> None:
+    with connect(guarded) as sock:
+        # A gigabyte announced, and not one byte of it sent: the answer cannot wait for it.
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        raw = until_closed(sock)
+    assert raw.startswith(b"HTTP/1.1 413 ")  # no "100 Continue" first
+    _, headers, body = parse(raw)
+    assert headers["connection"] == "close"
+    assert problem_slug(body) == "payload-too-large"
+    assert json.loads(body)["detail"] == "the body is 1000000000 bytes; the limit is 65536"
+    assert spy.calls == 0
+
+
+def test_a_chunked_body_is_counted_and_cut_at_the_limit(guarded: RegistryServer, spy: Spy) -> None:
+    head = (
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+    with connect(guarded) as sock:
+        sock.sendall(head + b"%x\r\n" % (1 << 30))  # a 1 GiB chunk announced, never sent
+        status, _, body = parse(until_closed(sock))
+    assert (status, problem_slug(body)) == (413, "payload-too-large")
+    assert spy.calls == 0
+
+    data = json.dumps(payload()).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (data[:100], data[100:]))
+    with connect(guarded) as sock:
+        sock.sendall(head + chunked + b"0\r\n\r\n")
+        response = _read_one(sock)
+    assert response.status == 200
+    assert "frontend http" in json.loads(response.read())["config"]
+    assert spy.calls == 1
+
+
+def _read_one(sock: socket.socket) -> Any:
+    import http.client
+
+    response = http.client.HTTPResponse(sock, method="POST")
+    response.begin()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "slug"),
+    [
+        pytest.param(b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 501, "not-implemented", id="method"),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12, 13\r\n",
+            400,
+            "bad-request",
+            id="two-lengths",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n",
+            501,
+            "not-implemented",
+            id="gzip",
+        ),
+    ],
+)
+def test_malformed_requests_get_a_problem_and_a_closed_connection(
+    guarded: RegistryServer, spy: Spy, request_head: bytes, status: int, slug: str
+) -> None:
+    if b"Content-Length: 12" in request_head or b"gzip" in request_head:
+        request_head += f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+    with connect(guarded) as sock:
+        sock.sendall(request_head)
+        got, headers, body = parse(until_closed(sock))
+    assert (got, problem_slug(body)) == (status, slug)
+    assert headers["content-type"] == contract.PROBLEM_CONTENT_TYPE
+    assert spy.calls == 0
+
+
+def test_a_slow_client_is_cut_off(guarded: RegistryServer, log: io.StringIO) -> None:
+    """Each byte comes well within the socket timeout (0.5 s); only the request's deadline
+    as a whole stops it."""
+    with connect(guarded) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        closed = False
+        for _ in range(400):  # up to 20 s of dripping, 40 times the timeout
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                closed = True
+                break
+            readable, _, _ = select.select([sock], [], [], 0.05)
+            if readable:
+                closed = until_closed(sock) == b""
+                break
+    assert closed, "the server kept a dripping client"
+    assert any(line["event"] == "timeout" for line in log_lines(log))
+    # and the server goes on serving
+    assert RemoteRegistry(guarded.url, auth=BearerToken(TOKEN)).compile(payload()).text
+
+
+def test_an_idle_connection_is_closed(guarded: RegistryServer) -> None:
+    with connect(guarded) as sock:
+        assert until_closed(sock) == b""  # nothing sent: closed after the timeout
+
+
+def test_connections_beyond_the_limit_are_closed(spy: Spy, log: io.StringIO) -> None:
+    server = RegistryServer("127.0.0.1", 0, spy, max_connections=1, timeout=5, log=log).start()
+    try:
+        with connect(server) as first, connect(server) as second:
+            assert until_closed(second) == b""  # closed at once, the first one still open
+            body = json.dumps(payload()).encode()
+            first.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            assert parse(until_closed(first))[0] == 200
+    finally:
+        server.stop()
+    assert [line["event"] for line in log_lines(log)] == ["refused", "request"]
+
+
+# -- the request log ----------------------------------------------------------------------------
+
+
+def test_one_json_log_line_per_request_without_secrets(
+    guarded: RegistryServer, log: io.StringIO
+) -> None:
+    with pytest.raises(RegistryError):
+        RemoteRegistry(guarded.url + "?table=x", auth=BearerToken("wrong-" + TOKEN)).compile(
+            payload()
+        )
+    RemoteRegistry(guarded.url, auth=BearerToken(TOKEN)).compile(payload())
+    guarded.stop()  # the line is written once the answer is sent: wait for the threads
+    lines = log_lines(log)
+    assert [line["status"] for line in lines] == [401, 200]
+    for line in lines:
+        assert set(line) == {
+            "time", "event", "method", "path", "status", "bytes_out", "duration_ms", "client"
+        }  # fmt: skip
+        assert line["time"].endswith("Z")
+        assert (line["event"], line["method"], line["path"]) == ("request", "POST", "/")
+        assert line["client"] == "127.0.0.1"
+        assert line["bytes_out"] > 0
+        assert line["duration_ms"] >= 0
+    text = log.getvalue()
+    assert TOKEN not in text
+    assert "web-eu-1" not in text  # nor anything of the body
