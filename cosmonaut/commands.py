@@ -162,7 +162,7 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
 
 def _in_clear(url: str) -> bool:
     """Plain HTTP to a host other than this one."""
-    from runtime.server import is_loopback
+    from runtime.server_io import is_loopback
 
     parts = urlsplit(url)
     return parts.scheme == "http" and not is_loopback(parts.hostname or "")

@@ -31,65 +31,32 @@ from __future__ import annotations
 import base64
 import hmac
 import io
-import ipaddress
-import json
 import re
-import socket
 import ssl
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TextIO
 
 from compiler.errors import OptionsError
 from runtime import contract
+from runtime.server_io import (
+    DeadlineReader,
+    LogWriter,
+    SocketWriter,
+    is_loopback,
+    server_class,
+    tls_context,
+)
 
 DEFAULT_MAX_BODY = 6 * 1024 * 1024  # Lambda's own limit on a synchronous request
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 100
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _MAX_TRAILERS = 32
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ::1 (also as an IPv4-mapped address)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # a name other than localhost could resolve to anything
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
-def tls_context(cert: Path | str, key: Path | str) -> ssl.SSLContext:
-    """A server-side context (TLS 1.2 or later) from PEM files, or an ``OptionsError`` that
-    names the flag at fault."""
-    for path, flag in ((cert, "--tls-cert"), (key, "--tls-key")):
-        try:
-            Path(path).read_bytes()
-        except OSError as error:
-            raise OptionsError(
-                f"cannot read {path}: {error.strerror or error}", file=flag
-            ) from None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(str(cert), str(key))
-    except ssl.SSLError as error:
-        raise OptionsError(
-            f"{cert} and {key} are not a PEM certificate and its private key "
-            f"({error.reason or error})",
-            file="--tls-cert",
-        ) from None
-    return context
 
 
 class RegistryServer:
@@ -137,13 +104,13 @@ class RegistryServer:
             registry = RegistryApp.from_env()
         self.registry = registry
         self.tls = ssl_context is not None
-        self._log = _LogWriter(log)
+        self._log = LogWriter(log)
         handler = _handler_class(
             registry, token=token, max_body=max_body, timeout=timeout, log=self._log
         )
-        server_class = _server_class(":" in host)
+        kind = server_class(":" in host)
         try:
-            self.httpd = server_class((host, port), handler)
+            self.httpd = kind((host, port), handler)
         except OSError as error:
             raise OptionsError(
                 f"cannot listen on {host}:{port}: {error.strerror or error}", file="--listen"
@@ -195,103 +162,6 @@ def _check_token(token: str) -> None:
         )
 
 
-class _LogWriter:
-    """One JSON line per record, whole lines even from many threads."""
-
-    def __init__(self, stream: TextIO | None) -> None:
-        self.stream = stream
-        self._lock = threading.Lock()
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        line = json.dumps({"time": stamp, **record}, ensure_ascii=True)
-        stream = self.stream if self.stream is not None else sys.stderr
-        with self._lock:
-            try:
-                stream.write(line + "\n")
-                stream.flush()
-            except (OSError, ValueError):
-                pass  # a closed stderr must not take a request down
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    slots: threading.BoundedSemaphore
-    log: _LogWriter
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            self.log({"event": "refused", "client": str(client_address[0]), "reason": "busy"})
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A failed TLS handshake, a reset connection: one line, not a traceback.
-        error = sys.exc_info()[1]
-        self.log(
-            {
-                "event": "connection-error",
-                "client": str(client_address[0]),
-                "error": f"{type(error).__name__}: {error}",
-            }
-        )
-
-
-def _server_class(ipv6: bool) -> type[_Server]:
-    if not ipv6:
-        return _Server
-
-    class _Server6(_Server):
-        address_family = socket.AF_INET6
-
-    return _Server6
-
-
-class _DeadlineReader(io.RawIOBase):
-    """A socket's reading side with one deadline for a whole request: each ``recv`` waits at
-    most until ``deadline``, so a client that drips bytes is cut off as surely as a silent
-    one."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.deadline = float("inf")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the request took longer than the timeout")
-        self.sock.settimeout(remaining)
-        return self.sock.recv_into(buffer)
-
-
-class _SocketWriter(io.BufferedIOBase):
-    """The writing side: ``sendall``, bounded as a whole by the socket's timeout."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.sock.sendall(data)
-        return len(data)
-
-
 class _Refused(Exception):
     """A request answered with a problem before the handler; the connection closes."""
 
@@ -320,9 +190,9 @@ def _handler_class(
             self.connection.settimeout(timeout)
             if isinstance(self.connection, ssl.SSLSocket):
                 self.connection.do_handshake()  # bounded by the timeout as a whole
-            self.reader = _DeadlineReader(self.connection)
+            self.reader = DeadlineReader(self.connection)
             self.rfile = io.BufferedReader(self.reader)
-            self.wfile = _SocketWriter(self.connection)
+            self.wfile = SocketWriter(self.connection)
             self.started = time.perf_counter()
             self.expect_continue = False
 

@@ -29,7 +29,8 @@ from runtime import contract
 from runtime.cli import main as registry_main
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
-from runtime.server import RegistryServer, is_loopback
+from runtime.server import RegistryServer
+from runtime.server_io import is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-Token_0123456789"
