@@ -15,6 +15,12 @@ first version known to refuse the keyword; where the manual does not say, it is 
 version we checked that refuses it. Keywords that depend on how HAProxy was built (51Degrees,
 DeviceAtlas, WURFL, QUIC, the OpenSSL engine API) are known, with ``build_option`` set, and
 never reported as unknown.
+
+Arity: ``min_args``/``max_args`` are checked against 2.6 at both bounds and one past them
+(``tests/test_lint_arity.py``). A count outside them is an error (HAP015) only where 2.6
+refuses the line; ``extra_args_ignored_in`` and ``missing_args_accepted_in`` list the kinds
+where 2.6 takes it anyway (extra arguments ignored, a missing one defaulted), and there it is
+a warning (HAP018).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from grammar.sections import SECTION_SPECS, Version
 __all__ = [
     "DEFAULT_TARGET",
     "KEYWORDS",
-    "KeywordProblem",
+    "KeywordVerdict",
     "KeywordSpec",
     "check_section",
     "check_words",
@@ -46,6 +52,7 @@ ProblemKind = Literal[
     "deprecated",  # still accepted by the target version, removed later
     "too-new",  # added after the target version
     "arity",  # too few or too many arguments
+    "arity-accepted",  # too few or too many, but the target accepts the line (see KeywordSpec)
     "anonymous-defaults",  # only allowed in a named defaults section
 ]
 
@@ -64,11 +71,16 @@ class KeywordSpec:
     named_defaults_only: bool = False
     subkeywords: bool = False
     build_option: str | None = None
+    # Section kinds where HAProxy 2.6 accepts the line anyway: it ignores the arguments past
+    # ``max_args``, or takes the line with fewer than ``min_args`` (a warning, not an error).
+    extra_args_ignored_in: frozenset[str] = frozenset()
+    missing_args_accepted_in: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
-class KeywordProblem:
-    """One problem with one line; ``index`` is the offending word (0 = the keyword)."""
+class KeywordVerdict:
+    """What the table says is wrong with one line (the rules turn it into findings);
+    ``index`` is the offending word (0 = the keyword)."""
 
     kind: ProblemKind
     message: str
@@ -107,10 +119,19 @@ def _s(
     named_defaults_only: bool = False,
     subkeywords: bool = False,
     build_option: str | None = None,
+    extra_ignored: str = "",
+    missing_ok: str = "",
 ) -> KeywordSpec:
+    """A spec from space-separated section kinds; ``"*"`` in ``extra_ignored`` or
+    ``missing_ok`` stands for every kind the keyword is allowed in."""
     ignored_in = frozenset(ignored.split())
+    every = frozenset(sections.split()) | ignored_in
+
+    def kinds(spec: str) -> frozenset[str]:
+        return every if spec == "*" else frozenset(spec.split())
+
     return KeywordSpec(
-        sections=frozenset(sections.split()) | ignored_in,
+        sections=every,
         min_args=min_args,
         max_args=max_args,
         since=parse_version(since) if since else None,
@@ -120,6 +141,8 @@ def _s(
         named_defaults_only=named_defaults_only,
         subkeywords=subkeywords,
         build_option=build_option,
+        extra_args_ignored_in=kinds(extra_ignored),
+        missing_args_accepted_in=kinds(missing_ok),
     )
 
 
@@ -129,14 +152,23 @@ def _global(*names: str, **kwargs: str) -> dict[str, KeywordSpec]:
     return {name: _s("global", since=since, build_option=build) for name in names}
 
 
-def _flag(sections: str, ignored: str = "") -> KeywordSpec:
+def _flag(sections: str, ignored: str = "", extra_ignored: str = "") -> KeywordSpec:
     """A keyword that takes no argument."""
-    return _s(sections, ignored=ignored, max_args=0)
+    return _s(sections, ignored=ignored, max_args=0, extra_ignored=extra_ignored)
 
 
-def _one(sections: str, ignored: str = "", since: str | None = None) -> KeywordSpec:
+def _one(
+    sections: str,
+    ignored: str = "",
+    since: str | None = None,
+    extra_ignored: str = "",
+    missing_ok: str = "",
+) -> KeywordSpec:
     """A keyword that takes exactly one argument."""
-    return _s(sections, ignored=ignored, min_args=1, max_args=1, since=since)
+    return _s(
+        sections, ignored=ignored, min_args=1, max_args=1, since=since,
+        extra_ignored=extra_ignored, missing_ok=missing_ok,
+    )  # fmt: skip
 
 
 def _merge(*parts: dict[str, KeywordSpec]) -> dict[str, KeywordSpec]:
@@ -266,19 +298,19 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "bind": _s("frontend listen log-forward peers", ignored="backend"),
         "bind-process": _s(_ALL, removed_in="2.7", replacement="thread groups ('bind ... thread')"),
         "capture": _s(_FE, ignored="backend", min_args=1),
-        "clitcpka-cnt": _one(_ALL),
-        "clitcpka-idle": _one(_ALL),
-        "clitcpka-intvl": _one(_ALL),
+        "clitcpka-cnt": _one(_ALL, extra_ignored="*"),
+        "clitcpka-idle": _one(_ALL, extra_ignored="*"),
+        "clitcpka-intvl": _one(_ALL, extra_ignored="*"),
         "compression": _s(_ALL, min_args=1),
         "cookie": _s(_BE, ignored="frontend", min_args=1),
         "declare": _s("frontend listen", min_args=1),
         "default-server": _s(_BE + " peers"),
         "default_backend": _one(_FE, ignored="backend"),
         "description": _s("global frontend backend listen ring", min_args=1),
-        "disabled": _flag(_ALL + " peers"),
-        "enabled": _flag(_ALL + " peers"),
+        "disabled": _flag(_ALL + " peers", extra_ignored="peers"),
+        "enabled": _flag(_ALL + " peers", extra_ignored="peers"),
         "dispatch": _one("backend listen", ignored="frontend"),
-        "dynamic-cookie-key": _one(_BE, ignored="frontend"),
+        "dynamic-cookie-key": _one(_BE, ignored="frontend", extra_ignored="*"),
         "email-alert": _s(_ALL, min_args=1),
         "error-log-format": _one(_ALL),
         "errorfile": _s(_ALL + " http-errors", min_args=2),
@@ -288,9 +320,9 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "errorloc303": _s(_ALL, min_args=2),
         "external-check": _s(_ALL + " global"),
         "filter": _s(_NOT_DEFAULTS, min_args=1),
-        "force-persist": _s("backend listen", ignored="frontend", min_args=2),
+        "force-persist": _s("backend listen", ignored="frontend", min_args=2, missing_ok="*"),
         "fullconn": _one(_BE, ignored="frontend"),
-        "hash-balance-factor": _one(_ALL),
+        "hash-balance-factor": _one(_ALL, extra_ignored="*"),
         "hash-type": _s(_BE, ignored="frontend", min_args=1),
         "http-after-response": _s(_ALL, min_args=1, named_defaults_only=True),
         "http-check": _s(_BE, ignored="frontend", min_args=1),
@@ -300,14 +332,14 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "http-reuse": _s(_BE, ignored="frontend", min_args=1),
         "http-send-name-header": _s(_BE, ignored="frontend", min_args=1),
         "id": _one(_NOT_DEFAULTS),
-        "ignore-persist": _s("backend listen", ignored="frontend", min_args=2),
+        "ignore-persist": _s("backend listen", ignored="frontend", min_args=2, missing_ok="*"),
         "load-server-state-from-file": _s(_BE, ignored="frontend", min_args=1),
         "log": _s(_ALL + " global log-forward peers", min_args=1),
         "log-format": _one(_ALL),
         "log-format-sd": _one(_ALL),
         "log-tag": _s(_ALL + " global", min_args=1),
-        "max-keep-alive-queue": _one(_ALL),
-        "max-session-srv-conns": _one(_FE, ignored="backend"),
+        "max-keep-alive-queue": _one(_ALL, extra_ignored="*"),
+        "max-session-srv-conns": _one(_FE, ignored="backend", extra_ignored="*"),
         "maxconn": _one(_FE + " global log-forward", ignored="backend"),
         "mode": _one(_ALL),
         "monitor": _s("frontend listen", ignored="backend", min_args=1),
@@ -322,22 +354,21 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "server-state-file-name": _s(_BE, ignored="frontend"),
         "server-template": _s("backend listen", min_args=3),
         "source": _s(_BE, ignored="frontend", min_args=1),
-        "srvtcpka-cnt": _one(_ALL),
-        "srvtcpka-idle": _one(_ALL),
-        "srvtcpka-intvl": _one(_ALL),
+        "srvtcpka-cnt": _one(_ALL, extra_ignored="*"),
+        "srvtcpka-idle": _one(_ALL, extra_ignored="*"),
+        "srvtcpka-intvl": _one(_ALL, extra_ignored="*"),
         "stats": _s(_ALL + " global", min_args=1),
-        "stick": _s("backend listen", ignored="frontend", min_args=1),
+        "stick": _s("backend listen", ignored="frontend", min_args=1, missing_ok="frontend"),
         "stick-table": _s(_NOT_DEFAULTS, min_args=1),
         "tcp-check": _s(_BE, ignored="frontend", min_args=1),
         "tcp-request": _s(_ALL, min_args=1, named_defaults_only=True),
         "tcp-response": _s(_ALL, min_args=1, named_defaults_only=True),
-        "timeout": _s(
-            _ALL + " mailers resolvers ring log-forward", min_args=2, max_args=2, subkeywords=True
-        ),
+        "timeout": _s(_ALL + " mailers resolvers ring log-forward", min_args=2, max_args=2,
+                      subkeywords=True, missing_ok="ring"),
         "transparent": _s(_ALL, removed_in="2.7", replacement="option transparent"),
         "unique-id-format": _one(_ALL),
-        "unique-id-header": _one(_ALL),
-        "use-fcgi-app": _one("backend listen"),
+        "unique-id-header": _one(_ALL, extra_ignored="*"),
+        "use-fcgi-app": _one("backend listen", extra_ignored="*"),
         "use-server": _s("backend listen", ignored="frontend", min_args=1),
         "use_backend": _s("frontend listen", ignored="backend", min_args=1),
         # removed proxy keywords
@@ -419,7 +450,7 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "option pgsql-check": _s(_BE, ignored="frontend", min_args=2),
         "option prefer-last-server": _flag(_BE, ignored="frontend"),
         "option redis-check": _flag(_BE, ignored="frontend"),
-        "option redispatch": _s(_BE, ignored="frontend", max_args=1),
+        "option redispatch": _s(_BE, ignored="frontend", max_args=1, extra_ignored="*"),
         "option smtpchk": _s(_BE, ignored="frontend"),
         "option socket-stats": _flag(_FE, ignored="backend"),
         "option splice-auto": _flag(_ALL),
@@ -460,21 +491,23 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "option dont-parse-log": _s("log-forward", since="3.1"),
         "option assume-rfc6587-ntf": _s("log-forward", since="3.1"),
         # --- timeout <event> ------------------------------------------------------------------
-        "timeout client": _one(_FE + " log-forward", ignored="backend"),
+        "timeout client": _one(
+            _FE + " log-forward", ignored="backend", extra_ignored="log-forward"
+        ),
         "timeout client-fin": _one(_FE, ignored="backend"),
         "timeout http-request": _one(_ALL),
         "timeout http-keep-alive": _one(_ALL),
         "timeout tarpit": _one(_ALL),
-        "timeout connect": _one(_BE + " ring", ignored="frontend"),
-        "timeout server": _one(_BE + " ring", ignored="frontend"),
+        "timeout connect": _one(_BE + " ring", ignored="frontend", extra_ignored="ring"),
+        "timeout server": _one(_BE + " ring", ignored="frontend", extra_ignored="ring"),
         "timeout server-fin": _one(_BE, ignored="frontend"),
         "timeout queue": _one(_BE, ignored="frontend"),
         "timeout tunnel": _one(_BE, ignored="frontend"),
         "timeout check": _one(_BE, ignored="frontend"),
         "timeout client-hs": _one(_FE, ignored="backend", since="2.8"),
-        "timeout resolve": _one("resolvers"),
-        "timeout retry": _one("resolvers"),
-        "timeout mail": _one("mailers"),
+        "timeout resolve": _one("resolvers", extra_ignored="*"),
+        "timeout retry": _one("resolvers", extra_ignored="*"),
+        "timeout mail": _one("mailers", extra_ignored="*"),
         "timeout clitimeout": _s(_ALL, removed_in="2.1", replacement="timeout client"),
         "timeout contimeout": _s(_ALL, removed_in="2.1", replacement="timeout connect"),
         "timeout srvtimeout": _s(_ALL, removed_in="2.1", replacement="timeout server"),
@@ -484,21 +517,21 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "default-bind": _s("peers"),
         "shards": _one("peers", since="2.9"),
         "nameserver": _s("resolvers", min_args=2),
-        "accepted_payload_size": _one("resolvers"),
-        "hold": _s("resolvers", min_args=2, max_args=2),
-        "parse-resolv-conf": _flag("resolvers"),
-        "resolve_retries": _one("resolvers"),
+        "accepted_payload_size": _one("resolvers", extra_ignored="*"),
+        "hold": _s("resolvers", min_args=2, max_args=2, extra_ignored="*"),
+        "parse-resolv-conf": _flag("resolvers", extra_ignored="*"),
+        "resolve_retries": _one("resolvers", extra_ignored="*"),
         "mailer": _s("mailers", min_args=2),
         "total-max-size": _one("cache"),
         "max-object-size": _one("cache"),
-        "max-age": _one("cache"),
-        "process-vary": _one("cache"),
+        "max-age": _one("cache", missing_ok="*"),
+        "process-vary": _one("cache", missing_ok="*"),
         "max-secondary-entries": _one("cache"),
         "early-hints": _one("cache", since="3.3"),
         "command": _s("program", min_args=1),
-        "format": _one("ring"),
-        "maxlen": _one("ring"),
-        "size": _one("ring"),
+        "format": _one("ring", extra_ignored="*"),
+        "maxlen": _one("ring", extra_ignored="*"),
+        "size": _one("ring", extra_ignored="*"),
         "backing-file": _one("ring", since="2.8"),
         "dgram-bind": _s("log-forward"),
         "docroot": _one("fcgi-app"),
@@ -541,11 +574,11 @@ _OPEN_KINDS: frozenset[str] = frozenset({"traces", "acme", "healthcheck", "log-p
 # --- the checker -------------------------------------------------------------------------
 
 
-def check_section(kind: str, target: Version = DEFAULT_TARGET) -> KeywordProblem | None:
+def check_section(kind: str, target: Version = DEFAULT_TARGET) -> KeywordVerdict | None:
     """A section kind the target version does not know."""
     spec = SECTION_SPECS.get(kind)
     if spec is not None and spec.since is not None and spec.since > target:
-        return KeywordProblem(
+        return KeywordVerdict(
             "too-new",
             f"section '{kind}' needs HAProxy {format_version(spec.since)} "
             f"(target is {format_version(target)})",
@@ -570,7 +603,7 @@ def check_words(
     target: Version = DEFAULT_TARGET,
     named_defaults: bool = True,
     prefixed: bool = False,
-) -> list[KeywordProblem]:
+) -> list[KeywordVerdict]:
     """Check one statement's words (prefix ``no``/``default`` removed) in a section kind.
 
     ``prefixed`` says the line had such a prefix (``no log``): arity is not checked then.
@@ -586,24 +619,24 @@ def check_words(
             return []
         what = words[0] if first_arg == 2 else "keyword"
         shown = words[1] if first_arg == 2 else words[0]
-        return [KeywordProblem("unknown", f"unknown {what} '{shown}' in '{kind}' section", index)]
+        return [KeywordVerdict("unknown", f"unknown {what} '{shown}' in '{kind}' section", index)]
     if spec.removed_in is not None and spec.removed_in <= target:
         instead = f"; use '{spec.replacement}' instead" if spec.replacement else ""
         return [
-            KeywordProblem(
+            KeywordVerdict(
                 "removed",
                 f"'{name}' was removed in HAProxy {format_version(spec.removed_in)}{instead}",
                 index,
             )
         ]
-    problems: list[KeywordProblem] = []
+    problems: list[KeywordVerdict] = []
     sections = spec.sections
     extra = _EXTRA_SECTIONS.get(name)
     if extra is not None and extra[0] == kind:
         sections = sections | {kind}
         if parse_version(extra[1]) > target:
             problems.append(
-                KeywordProblem(
+                KeywordVerdict(
                     "too-new",
                     f"'{name}' in '{kind}' needs HAProxy {extra[1]} "
                     f"(target is {format_version(target)})",
@@ -615,13 +648,13 @@ def check_words(
     if kind in SECTION_SPECS and kind not in sections:
         allowed = ", ".join(sorted(spec.sections)) or "no section"
         return [
-            KeywordProblem(
+            KeywordVerdict(
                 "wrong-section", f"'{name}' is not allowed in '{kind}' (only in {allowed})", index
             )
         ]
     if spec.since is not None and spec.since > target:
         problems.append(
-            KeywordProblem(
+            KeywordVerdict(
                 "too-new",
                 f"'{name}' needs HAProxy {format_version(spec.since)} "
                 f"(target is {format_version(target)})",
@@ -632,7 +665,7 @@ def check_words(
     if spec.removed_in is not None:
         instead = f"; use '{spec.replacement}'" if spec.replacement else ""
         problems.append(
-            KeywordProblem(
+            KeywordVerdict(
                 "deprecated",
                 f"'{name}' is deprecated and removed in HAProxy "
                 f"{format_version(spec.removed_in)}{instead}",
@@ -641,11 +674,11 @@ def check_words(
         )
     if kind in spec.ignored_in:
         problems.append(
-            KeywordProblem("ignored", f"'{name}' is ignored in a '{kind}' section", index)
+            KeywordVerdict("ignored", f"'{name}' is ignored in a '{kind}' section", index)
         )
     if kind == "defaults" and spec.named_defaults_only and not named_defaults:
         problems.append(
-            KeywordProblem(
+            KeywordVerdict(
                 "anonymous-defaults",
                 f"'{name}' is not allowed in an anonymous 'defaults' section (give it a name)",
                 index,
@@ -656,14 +689,21 @@ def check_words(
         return problems
     if count < spec.min_args:
         needed = "an argument" if spec.min_args == 1 else f"{spec.min_args} arguments"
-        problems.append(KeywordProblem("arity", f"'{name}' needs {needed}", index))
+        message = f"'{name}' needs {needed}"
+        if kind in spec.missing_args_accepted_in:
+            message += " (HAProxy 2.6 accepts the line without, most likely not as meant)"
+            problems.append(KeywordVerdict("arity-accepted", message, index))
+        else:
+            problems.append(KeywordVerdict("arity", message, index))
     elif spec.max_args is not None and count > spec.max_args:
-        problems.append(
-            KeywordProblem(
-                "arity",
-                f"'{name}' takes at most {spec.max_args} argument"
-                f"{'' if spec.max_args == 1 else 's'}, got {count}",
-                first_arg + spec.max_args,
-            )
+        message = (
+            f"'{name}' takes at most {spec.max_args} argument"
+            f"{'' if spec.max_args == 1 else 's'}, got {count}"
         )
+        at = first_arg + spec.max_args
+        if kind in spec.extra_args_ignored_in:
+            message += " (HAProxy 2.6 ignores the rest)"
+            problems.append(KeywordVerdict("arity-accepted", message, at))
+        else:
+            problems.append(KeywordVerdict("arity", message, at))
     return problems

@@ -1,4 +1,4 @@
-"""Rules that read the keyword table (HAP010-HAP017): each reports one kind of the
+"""Rules that read the keyword table (HAP010-HAP018): each reports one kind of the
 table's answers (``grammar.lint.keywords.check_words``) about every line."""
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ def too_new_keyword(ctx: LintContext) -> Iterator[Problem]:
 @rule("HAP015", "argument-count", "error", "too few or too many arguments")
 def argument_count(ctx: LintContext) -> Iterator[Problem]:
     yield from _table(ctx, "arity")
+
+
+@rule("HAP018", "suspicious-argument-count", "warning", "an argument count HAProxy accepts")
+def suspicious_argument_count(ctx: LintContext) -> Iterator[Problem]:
+    """Too few or too many arguments where HAProxy 2.6 takes the line anyway (it ignores the
+    extra ones, or runs without the missing one): most likely a mistake, not a refusal."""
+    yield from _table(ctx, "arity-accepted")
 
 
 @rule("HAP016", "rule-in-anonymous-defaults", "error", "rules in a defaults section without name")
