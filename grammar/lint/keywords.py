@@ -34,8 +34,8 @@ from grammar.sections import SECTION_SPECS, Version
 __all__ = [
     "DEFAULT_TARGET",
     "KEYWORDS",
-    "KeywordVerdict",
     "KeywordSpec",
+    "KeywordVerdict",
     "check_section",
     "check_words",
     "format_version",
