@@ -66,13 +66,18 @@ def relevant(event: JSON, keyword: str | None = None, haproxy: str | None = None
 class Batch:
     reasons: tuple[str, ...]
     subjects: frozenset[str]  # containers the events were about
-    first: float  # monotonic time of the first event
+    first: float  # the trigger's clock when the first event arrived
 
 
 class Trigger:
-    """Collects events from any thread; ``wait_batch`` returns them debounced."""
+    """Collects events from any thread; ``wait_batch`` returns them debounced.
 
-    def __init__(self) -> None:
+    ``clock`` (seconds, monotonic) stamps events and decides when a batch closes; tests pass
+    their own to replay an exact sequence of events.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._condition = threading.Condition()
         self._reasons: list[str] = []
         self._subjects: set[str] = set()
@@ -82,7 +87,7 @@ class Trigger:
 
     def notify(self, reason: str, subject: str | None = None) -> None:
         with self._condition:
-            now = time.monotonic()
+            now = self._clock()
             if not self._reasons:
                 self._first = now
             self._reasons.append(reason)
@@ -111,14 +116,14 @@ class Trigger:
         batch's start, so work queued during a pass is picked up at once.
         """
         with self._condition:
-            deadline = None if timeout is None else time.monotonic() + timeout
+            deadline = None if timeout is None else self._clock() + timeout
             while not self._reasons and not self._stopped:
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = None if deadline is None else deadline - self._clock()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._condition.wait(remaining)
             while not self._stopped:
-                now = time.monotonic()
+                now = self._clock()
                 closes = min(self._last + quiet, self._first + maximum)
                 if now >= closes:
                     break

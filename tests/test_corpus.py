@@ -86,6 +86,11 @@ class Verdict:
     def accepted(self) -> bool:
         return self.category in ("valid", "valid-no-listener")
 
+    @property
+    def exit_status(self) -> int:
+        """What ``haproxy -c`` exits with on an accepted file (2: no error, no listener)."""
+        return 2 if self.category == "valid-no-listener" else 0
+
 
 @cache
 def verdicts() -> dict[str, Verdict]:
@@ -101,6 +106,13 @@ def verdicts() -> dict[str, Verdict]:
             for row in csv.DictReader(handle, delimiter="\t"):
                 found[row["file"]] = Verdict(row["haproxy_c_category"], row["first_message"], True)
     return found
+
+
+@cache
+def listed_files() -> tuple[str, ...]:
+    """Every file ``MANIFEST.tsv`` lists (top level and ``vtc-raw/``), relative to the corpus."""
+    with open(CORPUS / "MANIFEST.tsv", encoding="utf-8", newline="") as handle:
+        return tuple(row["file"] for row in csv.DictReader(handle, delimiter="\t"))
 
 
 def top_level_files() -> list[Path]:
@@ -159,6 +171,7 @@ def haproxy_check(text: str, name: str, binary: str, with_fds: bool) -> int:
 class Figures:
     files: int = 0
     parsed: int = 0
+    unparsed: list[str] = field(default_factory=list)
     round_trips: int = 0
     fmt_safe: int = 0
     fmt_idempotent: int = 0
@@ -172,6 +185,7 @@ class Figures:
     fmt_checked: int = 0
     fmt_accepted: int = 0
     fmt_refused: list[str] = field(default_factory=list)
+    fmt_unreproduced: list[str] = field(default_factory=list)
 
     def report(self) -> str:
         def share(part: int, whole: int) -> str:
@@ -194,6 +208,8 @@ class Figures:
         lines += [f"  false alarm: {alarm}" for alarm in self.false_alarms]
         lines += [f"  missed: {miss}" for miss in self.missed]
         lines += [f"  fmt refused: {refused}" for refused in self.fmt_refused]
+        lines += [f"  verdict not reproduced: {miss}" for miss in self.fmt_unreproduced]
+        lines += [f"  does not parse: {error}" for error in self.unparsed]
         return "\n".join(lines)
 
 
@@ -212,7 +228,8 @@ def measure(haproxy: str | None = None, workers: int = 2) -> Figures:
         text = read(path)
         try:
             config = parse(text, file=path.name)
-        except Exception:  # counted as a failure below
+        except Exception as error:  # counted as a failure below
+            figures.unparsed.append(f"{path.name}: {error}"[:300])
             continue
         figures.parsed += 1
         figures.round_trips += print_config(config, layout="lossless") == text
@@ -266,8 +283,10 @@ def _measure_fmt_with_haproxy(figures: Figures, haproxy: str, workers: int) -> N
 
     with ThreadPoolExecutor(workers) as pool:
         for name, before, after in pool.map(check, accepted):
-            if before not in (0, 2):
-                continue  # this machine does not reproduce the verdict: not counted
+            if before != judged[name].exit_status:
+                # This machine does not reproduce the manifest's verdict: not counted.
+                figures.fmt_unreproduced.append(f"{name}: exit {before}")
+                continue
             figures.fmt_checked += 1
             if after == before:
                 figures.fmt_accepted += 1
@@ -283,17 +302,26 @@ def figures_without_haproxy() -> Figures:
     return measure()
 
 
-def test_every_file_parses_and_round_trips() -> None:
+def test_every_listed_file_is_there_parses_and_round_trips() -> None:
+    listed = listed_files()
+    on_disk = [str(path.relative_to(CORPUS)) for path in all_files()]
+    assert len(set(listed)) == len(listed), "MANIFEST.tsv lists a file twice"
+    assert sorted(listed) == sorted(on_disk), (
+        f"listed, not found: {sorted(set(listed) - set(on_disk))}; "
+        f"found, not listed: {sorted(set(on_disk) - set(listed))}"
+    )
+    assert {f for f in listed if "/" not in f} == set(verdicts())
     figures = figures_without_haproxy()
-    assert figures.files > 0
-    assert figures.parsed == figures.files
-    assert figures.round_trips == figures.files
+    assert figures.files == len(listed)
+    assert figures.unparsed == []
+    assert figures.parsed == len(listed)
+    assert figures.round_trips == len(listed)
 
 
 def test_fmt_is_safe_and_idempotent_on_every_file() -> None:
     figures = figures_without_haproxy()
-    assert figures.fmt_safe == figures.files
-    assert figures.fmt_idempotent == figures.files
+    assert figures.fmt_safe == len(listed_files())
+    assert figures.fmt_idempotent == len(listed_files())
 
 
 def test_no_error_finding_on_files_haproxy_accepts() -> None:
@@ -310,10 +338,15 @@ def test_rejections_a_rule_covers_are_caught() -> None:
 
 @pytest.mark.haproxy
 def test_fmt_output_is_accepted_by_haproxy(haproxy: str) -> None:
+    """Every file the manifest says haproxy accepts: this haproxy accepts it too (same exit
+    status), and accepts its fmt output the same way."""
+    accepted = [name for name, verdict in verdicts().items() if verdict.accepted]
+    assert accepted, "the manifest lists no file haproxy accepts"
     figures = Figures()
     _measure_fmt_with_haproxy(figures, haproxy, workers=2)
-    assert figures.fmt_checked > 0
+    assert figures.fmt_unreproduced == [], "this haproxy disagrees with MANIFEST.tsv"
     assert figures.fmt_refused == []
+    assert figures.fmt_checked == figures.fmt_accepted == len(accepted)
 
 
 def iter_lines() -> Iterator[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -73,54 +72,132 @@ def test_keyword_filters_events_but_never_the_haproxy_container() -> None:
     assert relevant(event("other")) == "start other"
 
 
-def test_a_lone_event_closes_after_the_quiet_period() -> None:
-    trigger = Trigger()
+# --- debouncing, replayed on a clock the test moves ------------------------------------------
+#
+# No wall clock: the trigger reads a FakeClock, which only the test moves. After each step (the
+# clock moves, or an event arrives) the test waits until the thread taking batches has judged
+# the new state: it read the clock twice since (so its first look ended in a wait), or it took
+# the batch. A stalled machine only makes a test slower, never changes what it sees.
+
+
+class FakeClock:
+    """Seconds that pass only when the test says so; counts the reads of other threads."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.reads = 0
+        self._test_thread = threading.get_ident()
+        self._read = threading.Condition()
+
+    def __call__(self) -> float:
+        if threading.get_ident() != self._test_thread:
+            with self._read:
+                self.reads += 1
+                self._read.notify_all()
+        return self.now
+
+    def judged(self, trigger: Trigger, guard: int = 1000) -> None:
+        """Return once the batch-taking thread has looked at the current state."""
+        target = self.reads + 2
+        for _ in range(guard):  # a hang guard: about 10 s
+            if self.reads >= target or not trigger.pending():
+                return
+            with self._read:
+                self._read.wait(0.01)  # woken by every read
+        pytest.fail("the thread taking batches neither looked at the clock nor took the batch")
+
+
+def replay(
+    events: list[tuple[float, str]], *, until: float, quiet: float, maximum: float
+) -> list[tuple[float, tuple[str, ...]]]:
+    """Events as (time, reason), fed to a trigger while another thread takes batches from it
+    as the daemon does; the batches closed by ``until``, as (time of the first event, reasons).
+    """
+    clock = FakeClock()
+    trigger = Trigger(clock)
+    batches: list[Batch] = []
+
+    def take() -> None:
+        while (batch := trigger.wait_batch(quiet, maximum, timeout=None)) is not None:
+            batches.append(batch)
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    for at, reason in events:
+        clock.now = at
+        clock.judged(trigger)
+        trigger.notify(reason, reason.split()[-1])
+        clock.judged(trigger)
+    clock.now = until
+    clock.judged(trigger)
+    trigger.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "wait_batch did not return after stop()"
+    return [(batch.first, batch.reasons) for batch in batches]
+
+
+# Times in ticks of a power of two seconds, exact in binary: no rounding decides a comparison.
+TICK = 1 / 1024  # about 1 ms: the thread under test waits for real only tick-sized spans
+
+
+def test_a_lone_event_closes_when_the_quiet_period_is_over() -> None:
+    lone = [(0.0, "start a")]
+    assert replay(lone, until=3 * TICK, quiet=4 * TICK, maximum=64 * TICK) == []
+    assert replay(lone, until=4 * TICK, quiet=4 * TICK, maximum=64 * TICK) == [(0.0, ("start a",))]
+
+
+def test_the_batch_carries_its_subjects() -> None:
+    clock = FakeClock()
+    trigger = Trigger(clock)
     trigger.notify("start a", "a")
-    started = time.monotonic()
-    batch = trigger.wait_batch(quiet=0.05, maximum=5, timeout=1)
-    assert batch is not None
-    assert batch.reasons == ("start a",)
-    assert batch.subjects == frozenset({"a"})
-    assert 0.04 <= time.monotonic() - started < 0.5
+    trigger.notify("die b", "b")
+    trigger.notify("connected")
+    clock.now = 1.0
+    batch = trigger.wait_batch(quiet=0.5, maximum=5, timeout=None)
+    assert batch == Batch(("start a", "die b", "connected"), frozenset({"a", "b"}), 0.0)
     assert not trigger.pending()
 
 
 def test_a_burst_is_one_batch_until_it_is_quiet() -> None:
-    trigger = Trigger()
+    # Ten events 2 ticks apart, a quiet period of 6: one batch, closed 6 ticks after the last.
+    burst = [(2 * k * TICK, f"start {k}") for k in range(10)]
+    reasons = tuple(reason for _, reason in burst)
+    assert replay(burst, until=23 * TICK, quiet=6 * TICK, maximum=64 * TICK) == []
+    assert replay(burst, until=24 * TICK, quiet=6 * TICK, maximum=64 * TICK) == [(0.0, reasons)]
 
-    def burst() -> None:
-        for index in range(10):
-            trigger.notify(f"start {index}", str(index))
-            time.sleep(0.02)
 
-    thread = threading.Thread(target=burst)
-    thread.start()
-    batch = trigger.wait_batch(quiet=0.1, maximum=5, timeout=2)
-    thread.join()
-    assert batch is not None
-    assert len(batch.reasons) == 10
+def test_a_quiet_gap_splits_batches() -> None:
+    events = [(0.0, "start a"), (2 * TICK, "start b"), (8 * TICK, "start c"), (9 * TICK, "die c")]
+    assert replay(events, until=32 * TICK, quiet=5 * TICK, maximum=64 * TICK) == [
+        (0.0, ("start a", "start b")),
+        (8 * TICK, ("start c", "die c")),
+    ]
 
 
 def test_a_batch_never_waits_longer_than_the_maximum() -> None:
-    trigger = Trigger()
-    stop = threading.Event()
+    # An event every tick, never quiet: batches close every 16 ticks, from their first event.
+    endless = [(k * TICK, f"start {k}") for k in range(40)]
+    batches = replay(endless, until=64 * TICK, quiet=4 * TICK, maximum=16 * TICK)
+    assert batches == [
+        (0.0, tuple(f"start {k}" for k in range(16))),
+        (16 * TICK, tuple(f"start {k}" for k in range(16, 32))),
+        (32 * TICK, tuple(f"start {k}" for k in range(32, 40))),  # closed by the quiet period
+    ]
 
-    def endless() -> None:
-        while not stop.is_set():
-            trigger.notify("start x", "x")
-            time.sleep(0.01)
 
-    thread = threading.Thread(target=endless)
-    thread.start()
-    try:
-        started = time.monotonic()
-        batch = trigger.wait_batch(quiet=0.05, maximum=0.3, timeout=2)
-        elapsed = time.monotonic() - started
-    finally:
-        stop.set()
-        thread.join()
-    assert batch is not None
-    assert elapsed < 0.6
+def test_events_queued_before_the_wait_close_at_once() -> None:
+    clock = FakeClock()
+    trigger = Trigger(clock)
+    for k in range(5):
+        clock.now = k * TICK
+        trigger.notify(f"start {k}", str(k))
+    clock.now = 20 * TICK  # past the maximum since the first: no wait at all
+    done: list[Batch | None] = []
+    waiter = threading.Thread(target=lambda: done.append(trigger.wait_batch(TICK, 8 * TICK, None)))
+    waiter.start()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive(), "wait_batch waited although the batch was already closed"
+    assert done[0] is not None and len(done[0].reasons) == 5
 
 
 def test_timeout_and_stop() -> None:

@@ -205,13 +205,34 @@ def test_cli_store_dynamodb(dynamodb: MotoServer, table: str, seed_payload: dict
 
 
 def test_sixteen_concurrent_threads_lose_no_update(dynamodb: MotoServer, table: str) -> None:
-    store = DynamoDBStore()  # one store, one client, shared by all threads (as in Lambda)
+    """16 calls read the same table version before any of them writes: one commits, 15
+    conditional writes really fail, and each of those reads again and retries until it
+    commits. No update is lost."""
+    attempts: dict[int, int] = {}
+    everyone_has_read = threading.Barrier(16, timeout=60)  # a hang guard, not a measure
+
+    class Contended(DynamoDBStore):
+        def update(self, table_name: str, decide: Any) -> Reconciled:
+            index = threading.get_ident()
+
+            def counted(stored: Any) -> Reconciled:
+                attempts[index] = attempts.get(index, 0) + 1
+                if attempts[index] == 1:  # nobody commits before all 16 have read
+                    try:
+                        everyone_has_read.wait()
+                    except threading.BrokenBarrierError:
+                        raise AssertionError("the 16 calls never all ran at once") from None
+                return decide(stored)
+
+            return super().update(table_name, counted)
+
+    # One store, one client, shared by all threads (as in Lambda). 16 attempts are always
+    # enough: an attempt fails only when another call commits, and each commits once.
+    store = Contended(max_attempts=16)
     outputs: list[str] = []
     errors: list[BaseException] = []
-    barrier = threading.Barrier(16)
 
     def call(index: int) -> None:
-        barrier.wait()
         try:
             outputs.append(
                 compile_payload(concurrent_payload(index, table=table), store=store).text
@@ -227,6 +248,9 @@ def test_sixteen_concurrent_threads_lose_no_update(dynamodb: MotoServer, table: 
     assert errors == []
     assert sorted(store.services(table)) == [f"svc{n:02d}" for n in range(16)]
     assert_serialised(outputs)
+    # Exactly one call won the first round; each of the 15 others retried at least once.
+    counts = sorted(attempts.values())
+    assert len(counts) == 16 and counts[0] == 1 and counts[1] >= 2, counts
 
 
 def test_concurrent_write_between_read_and_write_is_retried(

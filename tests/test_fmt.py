@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from compiler.ast import Blank, Comment, Config
 from compiler.errors import ParseError
 from compiler.printer import print_config
 from grammar.format import UnsafeFormatError, difference, format_text
@@ -154,11 +157,64 @@ def test_compile_output_is_unchanged_by_the_comment_rule() -> None:
     )
 
 
+def as_haproxy_reads_it(text: str) -> list[tuple[str, ...]]:
+    """Every line but blank ones, in order: a statement or header as the words haproxy gets
+    (quotes and escapes resolved) and its trailing comment; a comment line as its text.
+
+    Independent of ``grammar.format``'s own equivalence check, which this tests.
+    """
+    config = parse(text)
+    lines: list[Any] = list(config.preamble)
+    for section in config.sections:
+        lines += [section, *section.body]
+    read: list[tuple[str, ...]] = []
+    for line in lines:
+        if isinstance(line, Blank):
+            continue
+        if isinstance(line, Comment):
+            read.append(("#", line.text.rstrip()))
+            continue
+        assert line.src is not None, line
+        read.append((*line.src.values, "#", (line.src.comment or "#")[1:].rstrip()))
+    return read
+
+
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.cfg")), ids=lambda path: path.stem)
 def test_fixtures_format_safely(path: Path) -> None:
+    """fmt changes layout only: the same words and comments in the same order, the same AST
+    once blank lines are set aside, and a second pass changes nothing."""
     text = path.read_text()
     out = format_text(text)
+    assert as_haproxy_reads_it(out) == as_haproxy_reads_it(text)
+    assert without_blanks(parse(out)) == without_blanks(parse(text))
     assert format_text(out) == out
+
+
+def without_blanks(config: Config) -> Config:
+    def keep(lines: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(
+            Comment(line.text.rstrip()) if isinstance(line, Comment) else line
+            for line in lines
+            if not isinstance(line, Blank)
+        )
+
+    sections = tuple(replace(section, body=keep(section.body)) for section in config.sections)
+    return Config(sections, keep(config.preamble))
+
+
+def test_the_safety_test_sees_a_changed_word() -> None:
+    """as_haproxy_reads_it tells apart what haproxy would read differently."""
+    base = "global\n    description 'a b' # note\n"
+    assert as_haproxy_reads_it(base) == as_haproxy_reads_it(
+        'global\n  description "a b"   # note\n'
+    )
+    for changed in (
+        "global\n    description a b # note\n",
+        "global\n    description 'a b' # other\n",
+        "global\n    description 'a b'\n",
+        "global\n    description 'a b' # note\n# added\n",
+    ):
+        assert as_haproxy_reads_it(changed) != as_haproxy_reads_it(base), changed
 
 
 @pytest.mark.haproxy

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from compiler.ast import Acl, AclRef, Backend, Frontend, Server, UseBackend
+from grammar.parser import parse
 from tests.conftest import run_cli
 
 GOOD = {
@@ -32,59 +34,125 @@ def bad(**overrides: Any) -> dict[str, Any]:
     return entry
 
 
+# What the compiled config must route once the bad entry is dropped.
+GOOD_ONLY = {"good": ("good.example.com", ("g1 10.0.0.1:80",))}
+# The good service conflicts with the bad entry: both are left out, nothing is routed.
+NOTHING: dict[str, tuple[str, tuple[str, ...]]] = {}
+# The bad entry is a container: its service keeps its backend and route, without the server.
+EVIL_WITHOUT_SERVER = {"evil": ("evil.example.com", ()), **GOOD_ONLY}
+
 HOSTILE = [
     pytest.param(
         bad(predicate="a.com\nbackend x\n  server s 1.1.1.1:80"),
         "$.candidates[0].predicate",
+        GOOD_ONLY,
         id="newline-injection",
     ),
-    pytest.param(bad(predicate="a.com if TRUE"), "$.candidates[0].predicate", id="space"),
-    pytest.param(bad(predicate="a.com#"), "$.candidates[0].predicate", id="hash"),
-    pytest.param(bad(predicate='a.com"'), "$.candidates[0].predicate", id="double-quote"),
     pytest.param(
-        bad(configMode="path", predicate="a'b"), "$.candidates[0].predicate", id="single-quote"
+        bad(predicate="a.com if TRUE"), "$.candidates[0].predicate", GOOD_ONLY, id="space"
+    ),
+    pytest.param(bad(predicate="a.com#"), "$.candidates[0].predicate", GOOD_ONLY, id="hash"),
+    pytest.param(
+        bad(predicate='a.com"'), "$.candidates[0].predicate", GOOD_ONLY, id="double-quote"
+    ),
+    pytest.param(
+        bad(configMode="path", predicate="a'b"),
+        "$.candidates[0].predicate",
+        GOOD_ONLY,
+        id="single-quote",
     ),
     pytest.param(
         bad(configMode="path", predicate="{ always_true }"),
         "$.candidates[0].predicate",
+        GOOD_ONLY,
         id="braces",
     ),
-    pytest.param(bad(predicate="a.com\x00"), "$.candidates[0].predicate", id="nul"),
+    pytest.param(bad(predicate="a.com\x00"), "$.candidates[0].predicate", GOOD_ONLY, id="nul"),
     pytest.param(
-        bad(predicate="\u0430pple.com"), "$.candidates[0].predicate", id="unicode-lookalike"
+        bad(predicate="\u0430pple.com"),
+        "$.candidates[0].predicate",
+        GOOD_ONLY,
+        id="unicode-lookalike",
     ),
     pytest.param(
-        bad(serviceName="x" * 10_000_000), "$.candidates[0].serviceName", id="10MB-string"
+        bad(serviceName="x" * 10_000_000),
+        "$.candidates[0].serviceName",
+        GOOD_ONLY,
+        id="10MB-string",
     ),
-    pytest.param(bad(serviceName=["app"]), "$.candidates[0].serviceName", id="wrong-type"),
-    pytest.param(bad(cookie="SID\r\nSet-Cookie: x"), "$.candidates[0].cookie", id="crlf-cookie"),
+    pytest.param(
+        bad(serviceName=["app"]), "$.candidates[0].serviceName", GOOD_ONLY, id="wrong-type"
+    ),
+    pytest.param(
+        bad(cookie="SID\r\nSet-Cookie: x"), "$.candidates[0].cookie", GOOD_ONLY, id="crlf-cookie"
+    ),
     pytest.param(
         {k: v for k, v in bad().items() if k != "serviceName"},
         "$.candidates[0].serviceName",
+        GOOD_ONLY,
         id="missing-field",
     ),
-    pytest.param(bad(extra="1"), "$.candidates[0].extra", id="unknown-field"),
+    pytest.param(bad(extra="1"), "$.candidates[0].extra", GOOD_ONLY, id="unknown-field"),
     pytest.param(
         bad(containers=[{"id": "e1", "ip": "10.0.0.9:80 backup"}]),
         "$.candidates[0].containers[0].ip",
+        EVIL_WITHOUT_SERVER,
         id="address-injection",
     ),
     pytest.param(
         bad(containers=[{"id": "e 1", "ip": "10.0.0.9:80"}]),
         "$.candidates[0].containers[0].id",
+        EVIL_WITHOUT_SERVER,
         id="server-id-space",
     ),
-    pytest.param(bad(serviceName="good"), "$.candidates[0]", id="same-service-other-settings"),
     pytest.param(
-        bad(predicate="GOOD.example.com"), "$.candidates[0].predicate", id="host-conflict"
+        bad(serviceName="good"), "$.candidates[0]", NOTHING, id="same-service-other-settings"
     ),
-    pytest.param(7, "$.candidates[0]", id="not-an-object"),
+    pytest.param(
+        bad(predicate="GOOD.example.com"), "$.candidates[0].predicate", NOTHING, id="host-conflict"
+    ),
+    pytest.param(7, "$.candidates[0]", GOOD_ONLY, id="not-an-object"),
 ]
 
 
-@pytest.mark.parametrize(("bad_candidate", "path"), HOSTILE)
+def routing(config: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """What ``config`` routes: per backend, the host its frontend rule matches and its servers.
+
+    Fails unless every ``use_backend`` names an ACL of its frontend and a backend that exists,
+    and every backend is reached by exactly one rule.
+    """
+    parsed = parse(config)
+    frontends = [s for s in parsed.sections if isinstance(s, Frontend)]
+    assert len(frontends) == 1, config
+    acls = {line.name: line for line in frontends[0].body if isinstance(line, Acl)}
+    hosts: dict[str, str] = {}
+    for line in frontends[0].body:
+        if isinstance(line, UseBackend):
+            assert line.condition is not None, f"unconditional route: {line}"
+            (alternative,) = line.condition.alternatives
+            (term,) = alternative.terms
+            assert isinstance(term, AclRef) and term.name in acls, f"undefined ACL in {line}"
+            acl = acls[term.name]
+            assert acl.criterion.startswith("hdr(host)") and acl.args[0] == "-i", acl
+            assert line.backend not in hosts, f"two rules for {line.backend}"
+            hosts[line.backend] = acl.args[1]
+    backends = {s.name: s for s in parsed.sections if isinstance(s, Backend)}
+    assert set(hosts) == set(backends), f"rules for {sorted(hosts)}, backends {sorted(backends)}"
+    return {
+        name: (
+            hosts[name],
+            tuple(f"{x.name} {x.address}" for x in backend.body if isinstance(x, Server)),
+        )
+        for name, backend in backends.items()
+    }
+
+
+@pytest.mark.parametrize(("bad_candidate", "path", "routed"), HOSTILE)
 def test_hostile_entry_is_reported_and_the_rest_compiles(
-    bad_candidate: Any, path: str, assert_haproxy_accepts: Callable[[str], None]
+    bad_candidate: Any,
+    path: str,
+    routed: dict[str, tuple[str, tuple[str, ...]]],
+    assert_haproxy_accepts: Callable[[str], None],
 ) -> None:
     payload = json.dumps(with_bad(bad_candidate))
     lenient = run_cli("compile", "-", "--format", "json", stdin=payload)
@@ -94,16 +162,14 @@ def test_hostile_entry_is_reported_and_the_rest_compiles(
     assert len(lenient.stderr) < 5000  # a 10 MB value is never echoed back
     config = lenient.stdout
     assert_haproxy_accepts(config)
-    # Only what the payload asked for: the good service (nothing where it conflicted), and
-    # an entry with a bad container keeps its backend without that server.
-    backends = [line for line in config.splitlines() if line.startswith("backend ")]
-    if ".containers[" in path:
-        assert backends == ["backend evil", "backend good"]
-        assert "server e" not in config and "backup" not in config
-    else:
-        assert backends in (["backend good"], [])
-        assert "evil" not in config
+    # Exactly what the payload asked for: one bad entry never blocks the good service (it is
+    # routed: its ACL, its use_backend, its server), except where the two conflict; an entry
+    # with a bad container keeps its backend without that server.
+    assert routing(config) == routed
     assert "1.1.1.1" not in config and "always_true" not in config
+    assert "backup" not in config and "server e" not in config
+    if "evil" not in routed:
+        assert "evil" not in config
 
     strict = run_cli("compile", "-", "--strict", stdin=payload)
     assert strict.returncode == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,31 @@ def test_second(haproxy_snapshot):
 """
 
 
+# What the outer pytest run may carry in the environment and must not reach the inner one: an
+# outer ``PYTEST_ADDOPTS=--snapshot-update`` would make every inner run rewrite its snapshots.
+OUTER_SETTINGS = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+
+
 def pytest_in(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A user's ``pytest`` in ``project``, with exactly ``args`` and the project's own ini."""
+    environment = {k: v for k, v in os.environ.items() if k not in OUTER_SETTINGS}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(project / "pytest.ini"),
+            "--rootdir",
+            str(project),
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",  # not needed here, and seconds to import
+            *args,
+        ],
         cwd=project,
+        env=environment,
         capture_output=True,
         text=True,
         check=False,
@@ -32,29 +54,71 @@ def pytest_in(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def user_project(root: Path, name: str = "shop") -> Path:
+    """A user's project: one test module under tests/edge/, its snapshots not yet written."""
+    (root / "tests" / "edge").mkdir(parents=True)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    test_file = root / "tests" / "edge" / "test_configs.py"
+    test_file.write_text(USER_TEST.replace("NAME", name))
+    return test_file
+
+
+def contents(folder: Path) -> dict[str, str]:
+    return {path.name: path.read_text() for path in sorted(folder.iterdir())}
+
+
 def test_user_project_snapshots(tmp_path: Path) -> None:
-    (tmp_path / "tests" / "edge").mkdir(parents=True)
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    test_file = tmp_path / "tests" / "edge" / "test_configs.py"
-    test_file.write_text(USER_TEST.replace("NAME", "shop"))
+    test_file = user_project(tmp_path)
+    stored = tmp_path / "snapshots" / "edge" / "test_configs"
+
+    missing = pytest_in(tmp_path)
+    assert missing.returncode == 1, missing.stdout  # no snapshot yet: plain pytest fails
+    assert not stored.exists()
 
     created = pytest_in(tmp_path, "--snapshot-update")
     assert created.returncode == 0, created.stdout
-    stored = tmp_path / "snapshots" / "edge" / "test_configs"
     assert sorted(p.name for p in stored.iterdir()) == ["test_first.cfg", "test_second.cfg"]
     assert "backend shop\n" in (stored / "test_first.cfg").read_text()
+    assert "backend" not in (stored / "test_second.cfg").read_text().replace("# Define", "")
+    written = contents(stored)
 
     # One test alone: its sibling's snapshot is neither reported unused nor deleted.
     single = pytest_in(tmp_path, "tests/edge/test_configs.py::test_first", "--snapshot-update")
     assert single.returncode == 0, single.stdout
     assert "unused" not in single.stdout
-    assert (stored / "test_second.cfg").exists()
+    assert contents(stored) == written
 
-    # A changed config fails plain pytest, and says which snapshot.
+    # A changed config fails plain pytest, says which snapshot, and rewrites nothing.
     test_file.write_text(USER_TEST.replace("NAME", "blog"))
     changed = pytest_in(tmp_path)
-    assert changed.returncode == 1
-    assert (
-        "test_first" in changed.stdout
-        and "test_second" not in changed.stdout.split("short test summary")[-1]
-    )
+    assert changed.returncode == 1, changed.stdout
+    summary = changed.stdout.split("short test summary")[-1]
+    assert "test_first" in summary and "test_second" not in summary, changed.stdout
+    assert contents(stored) == written
+
+    # Only --snapshot-update writes the new config.
+    updated = pytest_in(tmp_path, "--snapshot-update")
+    assert updated.returncode == 0, updated.stdout
+    assert "backend blog\n" in (stored / "test_first.cfg").read_text()
+    assert contents(stored)["test_second.cfg"] == written["test_second.cfg"]
+
+
+def test_an_orphaned_snapshot_fails_pytest(tmp_path: Path) -> None:
+    user_project(tmp_path)
+    stored = tmp_path / "snapshots" / "edge" / "test_configs"
+    assert pytest_in(tmp_path, "--snapshot-update").returncode == 0
+    # A snapshot no test uses any more (its test was renamed or deleted).
+    (stored / "test_gone.cfg").write_text((stored / "test_first.cfg").read_text())
+
+    orphaned = pytest_in(tmp_path, "--snapshot-details")
+    assert orphaned.returncode == 1, orphaned.stdout
+    assert "2 passed" in orphaned.stdout and "1 snapshot unused" in orphaned.stdout
+    assert "Unused test_gone (snapshots/edge/test_configs/test_gone.cfg)" in orphaned.stdout
+
+    # Running one test alone does not blame the orphan on it.
+    single = pytest_in(tmp_path, "tests/edge/test_configs.py::test_first")
+    assert single.returncode == 0, single.stdout
+
+    # --snapshot-update deletes the orphan and only it.
+    assert pytest_in(tmp_path, "--snapshot-update").returncode == 0
+    assert sorted(p.name for p in stored.iterdir()) == ["test_first.cfg", "test_second.cfg"]
