@@ -23,7 +23,7 @@ from compiler.printer import print_config
 from grammar.parser import parse
 from grammar.roundtrip import first_difference
 
-__all__ = ["UnsafeFormatError", "equivalent", "format_config", "format_text"]
+__all__ = ["UnsafeFormatError", "difference", "format_config", "format_text"]
 
 
 class UnsafeFormatError(InternalError):
@@ -54,10 +54,6 @@ def format_text(text: str, *, file: str = "<input>") -> str:
     if again != formatted:
         raise UnsafeFormatError("formatting is not stable (a second pass changes it)", file=file)
     return formatted
-
-
-def equivalent(first: Config, second: Config) -> bool:
-    return difference(first, second) is None
 
 
 def difference(first: Config, second: Config) -> str | None:
