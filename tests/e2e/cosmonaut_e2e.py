@@ -2,7 +2,8 @@
 
 The engine is the one ``DOCKER_HOST`` names. When it is unset, the fixtures bring up the
 sandbox's engine (``../shared/tools/container-engine up``, or ``$CONTAINER_ENGINE_TOOL``).
-When no engine can be reached the tests skip, except under ``CI=true``, where they fail.
+When no engine can be reached the tests skip, except under ``CI=true``, where they fail
+(``tests.required``).
 
 Every container a test starts carries a unique name prefix and is removed at teardown. The
 prefix doubles as Cosmonaut's ``--keyword``, so a test only ever sees its own containers.
@@ -19,9 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
+
+from tests.required import require
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL_ENV = "CONTAINER_ENGINE_TOOL"
@@ -37,10 +40,8 @@ def engine_tool() -> Path | None:
     return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"container engine unavailable in CI: {message}")
-    pytest.skip(f"container engine unavailable: {message}")
+def _unavailable(message: str) -> NoReturn:
+    require("container engine", message)
 
 
 def ensure_engine() -> str:
@@ -245,10 +246,10 @@ def podman_healthcheck(container: Any) -> str:
     """Run a container's health check now and return its health status.
 
     Podman runs health checks from systemd timers, which this sandbox lacks; Docker runs them
-    itself. Skips when podman is not installed."""
+    itself. Requires the podman CLI (``container-engine up`` installs it)."""
     podman = shutil.which("podman")
     if podman is None:
-        pytest.skip("health checks need podman's 'healthcheck run' here")
+        require("podman CLI", "health checks need 'podman healthcheck run' here")
     runtime = Path(os.environ.get("CONTAINER_ENGINE_DIR", "/run/container-engine")) / "runc-shim"
     command = [podman]
     if runtime.exists():

@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cosmonaut_e2e import (
     BUSYBOX,
     DockerHost,
@@ -33,6 +32,7 @@ from runtime.config import HandlerConfig
 from runtime.handler import Registry as HandlerRegistry
 from runtime.serve import RegistryServer
 from runtime.stores import MemoryStore
+from tests.required import require
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 
@@ -177,7 +177,11 @@ def test_registry_unreachable_keeps_serving_then_converges(host: DockerHost) -> 
 def test_docker_api_restart_reconnects_and_resyncs(host: DockerHost, client: Any) -> None:
     tool = engine_tool()
     if tool is None or not os.environ.get("DOCKER_HOST", "").endswith("/docker.sock"):
-        pytest.skip("needs the sandbox's container-engine tool (restart-api)")
+        require(
+            "container-engine tool",
+            "restarting the Docker API needs ../shared/tools/container-engine (restart-api), "
+            "serving the DOCKER_HOST socket",
+        )
     haproxy = host.haproxy()
     parts = reconciler(host, haproxy)
     first = host.service("web1", labels=WEB)
