@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument(
         "--metrics-address",
         metavar="HOST:PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off; port 0 "
+        "picks a free port, and the 'metrics' log line says which)",
     )
     run.set_defaults(handler=run_daemon)
 
@@ -309,7 +310,8 @@ def run_daemon(args: argparse.Namespace) -> int:
         if args.metrics_address:
             server = MetricsServer(parts.metrics, args.metrics_address)
             server.start()
-            logs.info("metrics", address=f"http://{args.metrics_address}/metrics")
+            host = str(args.metrics_address).rpartition(":")[0]
+            logs.info("metrics", address=f"http://{host}:{server.port}/metrics")
         daemon = Daemon(
             parts.engine,
             parts.reconciler,

@@ -4,6 +4,8 @@ handler behind a real HTTP server on loopback)."""
 from __future__ import annotations
 
 import json
+import re
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,15 +56,23 @@ def test_a_refused_payload_is_not_retried_and_says_why(server: RegistryServer) -
     assert [d.path for d in caught.value.diagnostics] == ["$.table"]
 
 
-def test_unreachable_is_retried_with_backoff() -> None:
+@pytest.fixture
+def refusing_url() -> Iterator[str]:
+    """A URL whose port refuses connections: bound (port 0, so nobody else gets it while the
+    test runs) but not listening."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}/"
+
+
+def test_unreachable_is_retried_with_backoff(refusing_url: str) -> None:
     sleeps: list[float] = []
-    remote = RemoteRegistry(
-        "http://127.0.0.1:9/", retries=3, backoff=0.1, timeout=1, sleep=sleeps.append
-    )
+    remote = RemoteRegistry(refusing_url, retries=3, backoff=0.1, timeout=1, sleep=sleeps.append)
     with pytest.raises(RegistryError, match="unreachable") as caught:
         remote.compile(payload())
     assert remote.attempts == 4
     assert "after 4 attempt(s)" in str(caught.value)
+    assert "Connection refused" in str(caught.value)
     # Exponential from 0.1 s, each with up to ±20 % jitter.
     assert sleeps == pytest.approx([0.1, 0.2, 0.4], rel=0.2001)
 
@@ -108,8 +118,8 @@ def test_server_errors_are_retried_and_plain_text_is_understood() -> None:
     assert [(d.path, d.severity) for d in result.diagnostics] == [("$.running[0]", "warning")]
 
 
-def test_close_interrupts_the_backoff() -> None:
-    remote = RemoteRegistry("http://127.0.0.1:9/", retries=5, backoff=30, timeout=1)
+def test_close_interrupts_the_backoff(refusing_url: str) -> None:
+    remote = RemoteRegistry(refusing_url, retries=5, backoff=30, timeout=1)
     threading.Timer(0.2, remote.close).start()
     with pytest.raises(RegistryError):
         remote.compile(payload())
@@ -128,16 +138,12 @@ def test_local_registry_reports_a_refused_payload() -> None:
 
 def test_serve_command_over_http(tmp_path: Path) -> None:
     import os
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {**os.environ, "LAMBDA_REGISTRY_STORE": f"sqlite:{tmp_path / 'state.db'}"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime.serve", "--listen", f"127.0.0.1:{port}"],
+    process = subprocess.Popen(  # port 0: the server binds a free port and says which
+        [sys.executable, "-m", "runtime.serve", "--listen", "127.0.0.1:0"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -146,7 +152,8 @@ def test_serve_command_over_http(tmp_path: Path) -> None:
     try:
         assert process.stderr is not None
         announced = json.loads(process.stderr.readline())
-        assert announced == {"event": "listening", "url": f"http://127.0.0.1:{port}/"}
+        assert announced["event"] == "listening"
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/", announced["url"]), announced
         result = RemoteRegistry(announced["url"]).compile(payload())
         assert "frontend http" in result.text
         assert len(result.diagnostics) == 1

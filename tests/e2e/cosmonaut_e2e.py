@@ -232,6 +232,13 @@ class DockerHost:
                     raise
 
 
+def kill(container: Any) -> None:
+    """Kill ``container`` and wait until the engine says it stopped (``kill`` returns once
+    the signal is sent, when the container may still be listed as running)."""
+    container.kill()
+    container.wait(timeout=30)
+
+
 def ip_of(container: Any) -> str:
     container.reload()
     networks = container.attrs["NetworkSettings"]["Networks"]
@@ -322,3 +329,77 @@ class RunningDaemon:
 
     def reloads(self) -> int:
         return sum(1 for p in self.passes if p.applied and p.applied.outcome == "applied")
+
+
+class RegistryFront:
+    """An HTTP registry for one test on a port it binds once (port 0) and keeps: it forwards
+    to ``upstream`` (a real ``RegistryServer``), answers ``429`` to the next ``throttle``
+    requests, and while ``down`` drops every request without an answer (the registry is
+    unreachable), all without ever giving its port up."""
+
+    def __init__(self, upstream: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.upstream = upstream
+        self.down = False
+        self.throttle = 0
+        self.answers: list[int | str] = []  # per request: the status sent, or "dropped"
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if front.down:
+                    front.answers.append("dropped")
+                    self.close_connection = True
+                    return
+                if front.throttle > 0:
+                    front.throttle -= 1
+                    self.reply(429, "application/problem+json", b'{"title": "Slow down"}', {})
+                    return
+                status, content_type, data, extra = front.forward(body, self.headers)
+                self.reply(status, content_type, data, extra)
+
+            def reply(
+                self, status: int, content_type: str, data: bytes, extra: dict[str, str]
+            ) -> None:
+                front.answers.append(status)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def forward(self, body: bytes, headers: Any) -> tuple[int, str, bytes, dict[str, str]]:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.upstream,
+            data=body,
+            method="POST",
+            headers={k: headers[k] for k in ("Content-Type", "Accept") if headers.get(k)},
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=30) as response:
+                status, reply_headers, data = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            status, reply_headers, data = error.code, error.headers, error.read()
+        extra = {k: v for k, v in reply_headers.items() if k.lower().startswith("lambda-registry-")}
+        return status, reply_headers.get("Content-Type", "text/plain"), data, extra
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
