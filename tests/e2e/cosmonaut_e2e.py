@@ -11,6 +11,7 @@ prefix doubles as Cosmonaut's ``--keyword``, so a test only ever sees its own co
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -176,6 +177,7 @@ class DockerHost:
     client: Any
     prefix: str
     started: list[Any] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # built for the test, removed after it
 
     def service(
         self,
@@ -208,13 +210,15 @@ class DockerHost:
             container.start()
         return container
 
-    def haproxy(self, config: str | None = None, *, command: list[str] | None = None) -> HaproxyBox:
+    def haproxy(
+        self, config: str | None = None, *, command: list[str] | None = None, image: str = HAPROXY
+    ) -> HaproxyBox:
         from cosmonaut.engine import Engine
         from runtime.pipeline import compile_payload
 
         text = config or compile_payload({"table": "e2e-test", "running": []}).text
         name = f"{self.prefix}haproxy"
-        container = self.client.containers.create(HAPROXY, command, name=name)
+        container = self.client.containers.create(image, command, name=name)
         self.started.append(container)
         Engine().put_file(container.id, "/usr/local/etc/haproxy", "haproxy.cfg", text.encode())
         container.start()
@@ -223,6 +227,22 @@ class DockerHost:
         eventually(lambda: request(ip).status, what="HAProxy to listen")
         return HaproxyBox(container, name, ip)
 
+    def haproxy_image_without_sh(self) -> str:
+        """``localhost/haproxy:local`` without any shell (``sh``, ``ash``, ``hush``): an image
+        like the distroless ones, where Cosmonaut cannot run ``sh -c``."""
+        tag = f"localhost/{self.prefix}haproxy-no-sh:latest"
+        builder = self.client.containers.create(
+            HAPROXY, ["/bin/busybox", "rm", "-f", "/bin/sh", "/bin/ash", "/bin/hush"]
+        )
+        try:
+            builder.start()
+            assert builder.wait(timeout=60)["StatusCode"] == 0
+            self.images.append(tag)
+            builder.commit(repository=tag.rsplit(":", 1)[0], tag="latest")
+        finally:
+            builder.remove(force=True)
+        return tag
+
     def cleanup(self) -> None:
         for container in reversed(self.started):
             try:
@@ -230,6 +250,9 @@ class DockerHost:
             except Exception as error:
                 if "No such container" not in str(error) and "no such container" not in str(error):
                     raise
+        for image in self.images:
+            with contextlib.suppress(Exception):  # best effort: it may never have been built
+                self.client.images.remove(image, force=True)
 
 
 def kill(container: Any) -> None:
