@@ -43,7 +43,8 @@ def relevant(event: JSON, keyword: str | None = None, haproxy: str | None = None
     """A short description of the event when it may change the routing, else None.
 
     With ``keyword``, events of containers whose name lacks it are ignored, except those of
-    the HAProxy container (named ``haproxy``).
+    the HAProxy container (named ``haproxy``) and renames: a rename can take a container out
+    of the keyword, and Podman's event names only the new name.
     """
     kind = event.get("Type")
     action = str(event.get("Action") or event.get("status") or "")
@@ -53,7 +54,8 @@ def relevant(event: JSON, keyword: str | None = None, haproxy: str | None = None
         base = action.split(":", 1)[0].strip()
         if base in RELEVANT_ACTIONS or base == "health_status":
             name = str(attributes.get("name") or "")
-            if keyword and name and keyword.lower() not in name.lower() and name != haproxy:
+            other = bool(keyword and name and keyword.lower() not in name.lower())
+            if other and name != haproxy and base != "rename":
                 return None
             return f"{base} {name or str(actor.get('ID', ''))[:12]}"
     elif kind == "network" and action in RELEVANT_NETWORK_ACTIONS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from runtime.haproxy_check import check_config, haproxy_binary
+from runtime.haproxy_check import HAPROXY_ENV, check_config, haproxy_binary
+from tests.required import check_marks, in_ci, parse_message, require
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -20,15 +22,72 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_marks(item)  # tests.required: a missing part fails under CI, skips elsewhere
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """At the end of every run: the required parts this run went without, with the number of
+    tests that skipped (or, under CI, failed) for each."""
+    terminalreporter.section("required parts", sep="-")
+    found = False
+    for outcome, verb in (("skipped", "skipped"), ("error", "failed"), ("failed", "failed")):
+        missing = missing_parts(terminalreporter.stats.get(outcome, []))
+        if missing:
+            found = True
+            terminalreporter.write_line(f"missing, so tests {verb}:")
+        for part, (count, reason) in sorted(missing.items()):
+            terminalreporter.write_line(f"  {part}: {count} test(s); {reason}")
+    if not found:
+        terminalreporter.write_line("none missing: no test skipped or failed for want of one")
+    elif not in_ci():
+        terminalreporter.write_line("(under CI=true, as .ci/run sets, the skipped ones fail)")
+
+
+def missing_parts(reports: list[Any]) -> dict[str, tuple[int, str]]:
+    """part -> (how many reports, the first reason) from messages ``require`` wrote."""
+    parts: dict[str, tuple[int, str]] = {}
+    for report in reports:
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:
+            text = str(longrepr[2])  # a skip: (file, line, message)
+        else:
+            text = str(getattr(report, "longreprtext", "") or "")
+        found = parse_message(text)
+        if found is not None:
+            part, reason = found
+            count, first = parts.get(part, (0, reason))
+            parts[part] = (count + 1, first)
+    return parts
+
+
 @pytest.fixture(scope="session")
 def haproxy() -> str:
-    """Path of the haproxy binary; in CI its absence is a failure, elsewhere a skip."""
+    """Path of the haproxy binary (required: see tests.required)."""
     binary = haproxy_binary()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("haproxy is not installed; .ci/run installs Debian's haproxy")
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
+    if binary is None or shutil.which(binary) is None:
+        where = f"${HAPROXY_ENV}={binary}" if os.environ.get(HAPROXY_ENV) else "PATH, /usr/sbin"
+        require(
+            "haproxy",
+            f"no executable haproxy ({where}); scripts/bootstrap installs Debian's haproxy",
+        )
     return binary
+
+
+@pytest.fixture
+def syrupy_installed() -> None:
+    """syrupy, which the ``haproxy_snapshot`` fixture needs (required: see tests.required)."""
+    try:
+        import syrupy  # noqa: F401
+    except ImportError:
+        require("syrupy", "not installed; it is in the 'test' extra (scripts/bootstrap)")
+
+
+@pytest.fixture
+def haproxy_snapshot(syrupy_installed: None, haproxy_snapshot: Any) -> Any:
+    """The plugin's fixture (runtime.pytest_plugin), which only skips without syrupy: here
+    syrupy is required first."""
+    return haproxy_snapshot
 
 
 @pytest.fixture(scope="session")

@@ -40,11 +40,13 @@ from grammar.format import difference, format_text  # noqa: E402
 from grammar.lint import Finding, lint_text  # noqa: E402
 from grammar.parser import parse  # noqa: E402
 from runtime.haproxy_check import haproxy_binary  # noqa: E402
+from tests.required import requirement  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
-pytestmark = pytest.mark.skipif(
-    not (CORPUS / "MANIFEST.tsv").is_file(),
-    reason=f"shared corpus not found at {CORPUS} (../shared is not part of this repository)",
+pytestmark = requirement(
+    "shared corpus",
+    (CORPUS / "MANIFEST.tsv").is_file(),
+    f"no {CORPUS / 'MANIFEST.tsv'} (../shared is not part of this repository)",
 )
 
 # Why haproxy refused a file, as the first alert says, and the rules that cover that reason.

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLES, FIXTURES, ROOT
+from tests.required import require
 from tests.test_stores import statements
 
 DEPLOY = ROOT / "deploy"
@@ -25,9 +26,7 @@ LOCAL_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 def test_template_passes_cfn_lint() -> None:
     cfn_lint = shutil.which("cfn-lint")
     if cfn_lint is None:
-        if os.environ.get("CI"):
-            pytest.fail("cfn-lint is not installed; it is in the 'test' extra")
-        pytest.skip("cfn-lint is not installed (pip install cfn-lint)")
+        require("cfn-lint", "not on PATH; it is in the 'test' extra (scripts/bootstrap)")
     result = subprocess.run(
         [cfn_lint, str(TEMPLATE)], capture_output=True, text=True, check=False, timeout=300
     )

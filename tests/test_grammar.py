@@ -36,10 +36,11 @@ from grammar import lexer as lexer_module
 from grammar.lexer import LexedLine, lex, lex_line
 from grammar.parser import _parse_error, parse, parse_file
 from grammar.sections import SECTION_KEYWORDS
+from tests.required import requirement
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
 CORPUS_FILES = sorted(CORPUS.glob("*.cfg")) if CORPUS.is_dir() else []
-NO_CORPUS = pytest.mark.skip(reason=f"shared corpus not found at {CORPUS}")
+NO_CORPUS = requirement("shared corpus", False, f"no {CORPUS}/*.cfg (../shared is not here)")
 CORPUS_PARAMS = [pytest.param(path, id=path.name) for path in CORPUS_FILES] or [
     pytest.param(None, id="no-corpus", marks=NO_CORPUS)
 ]

@@ -15,6 +15,7 @@ from grammar.format import format_text
 from grammar.lint import lint_text
 from grammar.parser import parse
 from tests.conftest import run_cli
+from tests.required import requirement
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
 CORPUS_LINES: list[str] = []
@@ -29,6 +30,7 @@ SAMPLE_LINES = [
     "defaults d from e\n", "listen l\n", "  option httplog\n", "  timeout client 5s\n",
 ]  # fmt: skip
 LINES = CORPUS_LINES or SAMPLE_LINES
+HAVE_CORPUS = requirement("shared corpus", bool(CORPUS_LINES), f"no {CORPUS}/*.cfg")
 SPECIAL = [*"'\"\\#{}!$\r\t\x00 ", "${", "%["]
 
 
@@ -50,9 +52,10 @@ def check_everything(text: str) -> None:
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> str:
-    """A few corpus lines, cut, duplicated, shuffled and sprinkled with special characters."""
-    lines = draw(st.lists(st.sampled_from(LINES), min_size=1, max_size=30))
+def mutated(draw: st.DrawFn, source: list[str]) -> str:
+    """A few lines of ``source``, cut, duplicated, shuffled and sprinkled with special
+    characters."""
+    lines = draw(st.lists(st.sampled_from(source), min_size=1, max_size=30))
     out = []
     for line in lines:
         action = draw(st.integers(0, 6))
@@ -68,9 +71,16 @@ def mutated(draw: st.DrawFn) -> str:
     return "".join(out)
 
 
+@HAVE_CORPUS
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated())
+@given(mutated(LINES))  # without the corpus the test does not run (HAVE_CORPUS)
 def test_mutated_corpus_lines(text: str) -> None:
+    check_everything(text)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated(SAMPLE_LINES))
+def test_mutated_sample_lines(text: str) -> None:
     check_everything(text)
 
 

@@ -1,7 +1,7 @@
 """Any sequence of payloads, against a model of reference/semantics.md, gives the same stored
 state and the same output, on every store.
 
-The model below is written from the semantics file alone (not from ``runtime.reconcile``):
+The model below is written from the semantics file alone (not from ``runtime.merge``):
 
 1. cleanse: a stored service whose name is nowhere in ``running`` is deleted; a survivor keeps
    only the containers whose id is in ``running``;

@@ -27,6 +27,7 @@ from runtime.stores.memory import MemoryStore
 from runtime.stores.select import StoreSpec, default_sqlite_path, open_store, parse_store_spec
 from runtime.stores.sqlite import SQLiteStore
 from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.required import require
 
 SEED_SERVERS = [("app1", ["a23nj53h3j4"]), ("app2", ["das843j3h3k", "fds32k4354f"])]
 SECOND_SERVERS = [
@@ -302,7 +303,7 @@ def read_only_runner(
         return run_chmod
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.skip("running as root without unshare(1): cannot make a directory read-only")
+        require("unshare(1)", "running as root without it: cannot make a directory read-only")
     probe = subprocess.run(
         [unshare, "-m", "sh", "-c", f"mount --bind '{directory}' '{directory}'"],
         capture_output=True,
@@ -310,7 +311,10 @@ def read_only_runner(
         check=False,
     )
     if probe.returncode != 0:
-        pytest.skip(f"running as root and cannot bind-mount read-only: {probe.stderr.strip()}")
+        require(
+            "a private mount namespace",
+            f"running as root and cannot bind-mount read-only: {probe.stderr.strip()}",
+        )
 
     def run_mounted(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         script = (

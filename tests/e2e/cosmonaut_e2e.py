@@ -2,7 +2,8 @@
 
 The engine is the one ``DOCKER_HOST`` names. When it is unset, the fixtures bring up the
 sandbox's engine (``../shared/tools/container-engine up``, or ``$CONTAINER_ENGINE_TOOL``).
-When no engine can be reached the tests skip, except under ``CI=true``, where they fail.
+When no engine can be reached the tests skip, except under ``CI=true``, where they fail
+(``tests.required``).
 
 Every container a test starts carries a unique name prefix and is removed at teardown. The
 prefix doubles as Cosmonaut's ``--keyword``, so a test only ever sees its own containers.
@@ -10,6 +11,7 @@ prefix doubles as Cosmonaut's ``--keyword``, so a test only ever sees its own co
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -19,9 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
+
+from tests.required import require
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL_ENV = "CONTAINER_ENGINE_TOOL"
@@ -37,10 +41,8 @@ def engine_tool() -> Path | None:
     return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"container engine unavailable in CI: {message}")
-    pytest.skip(f"container engine unavailable: {message}")
+def _unavailable(message: str) -> NoReturn:
+    require("container engine", message)
 
 
 def ensure_engine() -> str:
@@ -175,6 +177,7 @@ class DockerHost:
     client: Any
     prefix: str
     started: list[Any] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # built for the test, removed after it
 
     def service(
         self,
@@ -207,13 +210,15 @@ class DockerHost:
             container.start()
         return container
 
-    def haproxy(self, config: str | None = None, *, command: list[str] | None = None) -> HaproxyBox:
+    def haproxy(
+        self, config: str | None = None, *, command: list[str] | None = None, image: str = HAPROXY
+    ) -> HaproxyBox:
         from cosmonaut.engine import Engine
         from runtime.pipeline import compile_payload
 
         text = config or compile_payload({"table": "e2e-test", "running": []}).text
         name = f"{self.prefix}haproxy"
-        container = self.client.containers.create(HAPROXY, command, name=name)
+        container = self.client.containers.create(image, command, name=name)
         self.started.append(container)
         Engine().put_file(container.id, "/usr/local/etc/haproxy", "haproxy.cfg", text.encode())
         container.start()
@@ -222,6 +227,22 @@ class DockerHost:
         eventually(lambda: request(ip).status, what="HAProxy to listen")
         return HaproxyBox(container, name, ip)
 
+    def haproxy_image_without_sh(self) -> str:
+        """``localhost/haproxy:local`` without any shell (``sh``, ``ash``, ``hush``): an image
+        like the distroless ones, where Cosmonaut cannot run ``sh -c``."""
+        tag = f"localhost/{self.prefix}haproxy-no-sh:latest"
+        builder = self.client.containers.create(
+            HAPROXY, ["/bin/busybox", "rm", "-f", "/bin/sh", "/bin/ash", "/bin/hush"]
+        )
+        try:
+            builder.start()
+            assert builder.wait(timeout=60)["StatusCode"] == 0
+            self.images.append(tag)
+            builder.commit(repository=tag.rsplit(":", 1)[0], tag="latest")
+        finally:
+            builder.remove(force=True)
+        return tag
+
     def cleanup(self) -> None:
         for container in reversed(self.started):
             try:
@@ -229,6 +250,16 @@ class DockerHost:
             except Exception as error:
                 if "No such container" not in str(error) and "no such container" not in str(error):
                     raise
+        for image in self.images:
+            with contextlib.suppress(Exception):  # best effort: it may never have been built
+                self.client.images.remove(image, force=True)
+
+
+def kill(container: Any) -> None:
+    """Kill ``container`` and wait until the engine says it stopped (``kill`` returns once
+    the signal is sent, when the container may still be listed as running)."""
+    container.kill()
+    container.wait(timeout=30)
 
 
 def ip_of(container: Any) -> str:
@@ -245,10 +276,10 @@ def podman_healthcheck(container: Any) -> str:
     """Run a container's health check now and return its health status.
 
     Podman runs health checks from systemd timers, which this sandbox lacks; Docker runs them
-    itself. Skips when podman is not installed."""
+    itself. Requires the podman CLI (``container-engine up`` installs it)."""
     podman = shutil.which("podman")
     if podman is None:
-        pytest.skip("health checks need podman's 'healthcheck run' here")
+        require("podman CLI", "health checks need 'podman healthcheck run' here")
     runtime = Path(os.environ.get("CONTAINER_ENGINE_DIR", "/run/container-engine")) / "runc-shim"
     command = [podman]
     if runtime.exists():
@@ -321,3 +352,77 @@ class RunningDaemon:
 
     def reloads(self) -> int:
         return sum(1 for p in self.passes if p.applied and p.applied.outcome == "applied")
+
+
+class RegistryFront:
+    """An HTTP registry for one test on a port it binds once (port 0) and keeps: it forwards
+    to ``upstream`` (a real ``RegistryServer``), answers ``429`` to the next ``throttle``
+    requests, and while ``down`` drops every request without an answer (the registry is
+    unreachable), all without ever giving its port up."""
+
+    def __init__(self, upstream: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.upstream = upstream
+        self.down = False
+        self.throttle = 0
+        self.answers: list[int | str] = []  # per request: the status sent, or "dropped"
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if front.down:
+                    front.answers.append("dropped")
+                    self.close_connection = True
+                    return
+                if front.throttle > 0:
+                    front.throttle -= 1
+                    self.reply(429, "application/problem+json", b'{"title": "Slow down"}', {})
+                    return
+                status, content_type, data, extra = front.forward(body, self.headers)
+                self.reply(status, content_type, data, extra)
+
+            def reply(
+                self, status: int, content_type: str, data: bytes, extra: dict[str, str]
+            ) -> None:
+                front.answers.append(status)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def forward(self, body: bytes, headers: Any) -> tuple[int, str, bytes, dict[str, str]]:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.upstream,
+            data=body,
+            method="POST",
+            headers={k: headers[k] for k in ("Content-Type", "Accept") if headers.get(k)},
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=30) as response:
+                status, reply_headers, data = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            status, reply_headers, data = error.code, error.headers, error.read()
+        extra = {k: v for k, v in reply_headers.items() if k.lower().startswith("lambda-registry-")}
+        return status, reply_headers.get("Content-Type", "text/plain"), data, extra
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

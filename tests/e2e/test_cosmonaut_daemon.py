@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,18 +14,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cosmonaut_e2e import (
     BUSYBOX,
     DockerHost,
     HaproxyBox,
+    RegistryFront,
     RunningDaemon,
     backend_script,
     engine_tool,
     eventually,
     podman_healthcheck,
     reconciler,
-    request,
     short,
 )
 
@@ -33,6 +33,7 @@ from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer
 from runtime.stores.memory import MemoryStore
+from tests.required import require
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 
@@ -142,42 +143,51 @@ def test_a_config_haproxy_rejects_is_not_applied(host: DockerHost) -> None:
         assert parts.metrics.snapshot()["failures_by_reason"] == {"rejected": len(failed)}
 
 
-def handler_server(port: int = 0) -> RegistryServer:
+def handler_server() -> RegistryServer:
     registry = RegistryApp(HandlerConfig.from_env({"LAMBDA_REGISTRY_STORE": "memory"}))
-    return RegistryServer("127.0.0.1", port, registry).start()
+    return RegistryServer("127.0.0.1", 0, registry).start()
 
 
 def test_registry_unreachable_keeps_serving_then_converges(host: DockerHost) -> None:
     haproxy = host.haproxy()
     server = handler_server()
-    port = server.address[1]
-    remote = RemoteRegistry(server.url, timeout=2, retries=1, backoff=0.05)
+    # Cosmonaut talks to a front that keeps its port for the whole test, so "the registry is
+    # back" never depends on getting a released port again.
+    front = RegistryFront(server.url)
+    remote = RemoteRegistry(front.url, timeout=2, retries=1, backoff=0.05)
     first = host.service("web1", labels=WEB)
     try:
         with RunningDaemon(reconciler(host, haproxy, registry=remote)) as daemon:
             eventually(lambda: answers(haproxy) == {short(first)}, what="first routed")
-            server.stop()
+            front.down = True
             second = host.service("web2", labels=WEB)
-            eventually(
-                lambda: any(p.failure == "registry" for p in daemon.passes),
+            failed = eventually(
+                lambda: [p for p in daemon.passes if p.failure == "registry"],
                 what="a pass that found the registry unreachable",
             )
+            assert "unreachable" in str(failed[0].error), failed[0].error
             assert answers(haproxy) == {short(first)}  # still serving the current config
-            server = handler_server(port)
+            front.down = False
             eventually(
                 lambda: answers(haproxy) == {short(first), short(second)},
                 timeout=30,
                 what="convergence once the registry is back",
             )
             eventually(lambda: daemon.passes[-1].ok, what="a successful last pass")
+            assert "dropped" in front.answers and front.answers[-1] == 200
     finally:
+        front.stop()
         server.stop()
 
 
 def test_docker_api_restart_reconnects_and_resyncs(host: DockerHost, client: Any) -> None:
     tool = engine_tool()
     if tool is None or not os.environ.get("DOCKER_HOST", "").endswith("/docker.sock"):
-        pytest.skip("needs the sandbox's container-engine tool (restart-api)")
+        require(
+            "container-engine tool",
+            "restarting the Docker API needs ../shared/tools/container-engine (restart-api), "
+            "serving the DOCKER_HOST socket",
+        )
     haproxy = host.haproxy()
     parts = reconciler(host, haproxy)
     first = host.service("web1", labels=WEB)
@@ -239,22 +249,73 @@ def podman_run(name: str, labels: dict[str, str]) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+class Gated:
+    """The in-process registry, but a pass can be held in ``compile`` until ``release()``."""
+
+    def __init__(self) -> None:
+        self.inner = LocalRegistry(MemoryStore())
+        self.label = "gated"
+        self.open = threading.Event()
+        self.open.set()
+        self.holding = threading.Event()
+
+    def hold(self) -> None:
+        self.open.clear()
+
+    def release(self) -> None:
+        self.open.set()
+
+    def compile(self, payload: dict[str, Any]) -> RegistryResult:
+        if not self.open.is_set():
+            self.holding.set()
+            assert self.open.wait(120), "the test never released the registry"
+        return self.inner.compile(payload)
+
+    def close(self) -> None:
+        self.open.set()
+
+
 def test_a_burst_of_starts_causes_few_reloads(host: DockerHost) -> None:
+    """Events that arrive while a pass runs make one more pass, not one each: the burst's
+    first pass is held (in the registry) until the daemon has seen all 16 start events, so
+    the count does not depend on how fast the engine starts containers. How few reloads a
+    real burst causes is measured by benchmarks/cosmonaut_bench.py."""
     haproxy = host.haproxy()
-    with RunningDaemon(reconciler(host, haproxy)) as daemon:
-        before = daemon.reloads()
+    registry = Gated()
+    running = RunningDaemon(reconciler(host, haproxy, registry=registry))
+    starts: list[str] = []
+    trigger = running.daemon.trigger
+    notify = trigger.notify
+
+    def counting(reason: str, subject: str | None = None) -> None:
+        if reason.startswith(f"start {host.prefix}"):
+            starts.append(reason)
+        notify(reason, subject)
+
+    trigger.notify = counting  # type: ignore[method-assign]  # the watcher's calls, counted
+    with running as daemon:
+        before = len(daemon.passes)
+        registry.hold()
         threads = [
             threading.Thread(target=host.service, args=(f"web{i}",), kwargs={"labels": WEB})
             for i in range(16)
         ]
         for thread in threads:
             thread.start()
+        assert registry.holding.wait(60), "no pass began after the first start"
         for thread in threads:
             thread.join()
+        eventually(lambda: len(starts) == 16, timeout=60, what="all 16 start events")
+        registry.release()
         eventually(lambda: servers(haproxy) == 16, timeout=30, what="all 16 routed")
         eventually(lambda: len(daemon.passes[-1].plan.routed) == 16, what="the pass recorded")
-        reloads = daemon.reloads() - before
-        assert 1 <= reloads <= 6, reloads
+        burst = daemon.passes[before:]
+        applied = [p for p in burst if p.applied and p.applied.outcome == "applied"]
+        # The held pass (it listed the first containers), then one pass for all the events
+        # that came meanwhile; any later pass finds nothing to change.
+        assert 1 <= len(applied) <= 2, [(p.reasons, p.applied) for p in burst]
+        assert all(p.ok for p in burst)
+        assert all(p.applied.outcome == "unchanged" for p in burst[2:] if p.applied)
 
 
 def test_zero_failed_requests_while_reloading(host: DockerHost) -> None:
@@ -280,28 +341,40 @@ def test_zero_failed_requests_while_reloading(host: DockerHost) -> None:
     assert apply.apply(configs[0]).outcome == "applied"
     eventually(lambda: answers(haproxy) == {short(a)}, what="routed")
 
-    stop = threading.Event()
-    outcomes: list[str] = []
-
-    def client() -> None:
-        while not stop.is_set():
-            try:
-                reply = request(haproxy.ip, host="web.example", timeout=5)
-                outcomes.append("ok" if reply.status == 200 else f"status {reply.status}")
-            except Exception as error:
-                outcomes.append(f"{type(error).__name__}: {error}")
-
-    thread = threading.Thread(target=client)
-    thread.start()
+    # The clients run in a process of their own: in this one they would take the interpreter
+    # lock from the apply calls and double their time.
+    script = Path(__file__).with_name("load_clients.py")
+    clients = subprocess.Popen(
+        [sys.executable, str(script), haproxy.ip, "web.example"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert clients.stdin is not None and clients.stdout is not None
+    results = []
     try:
-        for index in range(20):
-            assert apply.apply(configs[(index + 1) % 2]).outcome == "applied"
+        assert clients.stdout.readline().strip() == "ready"
+        for index in range(RELOADS):
+            results.append(apply.apply(configs[(index + 1) % 2]))
+            if results[-1].outcome != "applied":
+                break
     finally:
-        stop.set()
-        thread.join()
-    failures = [o for o in outcomes if o != "ok"]
-    assert len(outcomes) > 100
-    assert failures == []
+        summary, _ = clients.communicate("", timeout=60)  # closing stdin stops them
+    not_applied = [(r.outcome, r.message) for r in results if r.outcome != "applied"]
+    assert not_applied == [], not_applied  # every apply reloaded; none was rolled back
+    assert len(results) == RELOADS
+    figures = json.loads(summary.strip().splitlines()[-1])
+    print(f"{RELOADS} reloads under load:", json.dumps(figures))  # shown by pytest -rP
+    fresh, kept = figures["fresh"], figures["kept"]
+    assert (fresh["failed"], kept["failed"]) == (0, 0), figures
+    assert fresh["requests"] > RELOADS and kept["requests"] > RELOADS, figures
+    assert kept["reused"] > RELOADS, figures  # requests really went over kept-alive connections
+    assert kept["connections"] > 1, figures  # old workers let go of it (it reaches new configs)
+    assert kept["closed_unanswered"] <= RELOADS, figures  # at most once per reload, retried
+
+
+# 200 reloads (the benchmark's figure) take 3.5-4 min here on 2 loaded cores; 100 stay under 2.
+RELOADS = int(os.environ.get("COSMONAUT_E2E_RELOADS", "100"))
 
 
 def ip(container: Any) -> str:
@@ -312,7 +385,6 @@ def ip(container: Any) -> str:
 def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path) -> None:
     haproxy = host.haproxy()
     first = host.service("web1", labels=WEB)
-    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -328,14 +400,19 @@ def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path)
             "--state-dir",
             str(tmp_path),
             "--metrics-address",
-            f"127.0.0.1:{port}",
+            "127.0.0.1:0",  # cosmonaut binds a free port and logs which
         ],
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")))
+    reader.start()
     try:
+        url = eventually(lambda: metrics_url(lines), timeout=60, what="the 'metrics' log line")
         eventually(lambda: answers(haproxy) == {short(first)}, timeout=30, what="routed by run")
-        metrics = eventually(lambda: scrape(port), what="metrics")
+        metrics = eventually(lambda: scrape(url), what="metrics")
         assert "cosmonaut_reloads_total 1" in metrics
         assert "cosmonaut_managed_containers 1" in metrics
         assert 'cosmonaut_apply_latency_seconds_bucket{le="+Inf"} 1' in metrics
@@ -349,7 +426,9 @@ def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path)
         assert first.name in status.stdout
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        reader.join(timeout=30)
+    stderr = "".join(lines)
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events[:2] == ["metrics", "started"]
@@ -357,19 +436,21 @@ def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path)
     assert events[-1] == "stopping"
 
 
-def scrape(port: int) -> str | None:
+def metrics_url(lines: list[str]) -> str | None:
+    """The address the 'metrics' log line names (the port cosmonaut bound), once logged."""
+    for line in list(lines):
+        if line.startswith("{") and json.loads(line).get("event") == "metrics":
+            address: str = json.loads(line)["address"]
+            assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/metrics", address), address
+            return address
+    return None
+
+
+def scrape(url: str) -> str | None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+    with opener.open(url, timeout=2) as response:
         text: str = response.read().decode()
     return text if "cosmonaut_reloads_total 1" in text else None
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_one_start_is_routed_by_its_own_event_with_one_reload(host: DockerHost) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import DockerHost, eventually, ip_of, podman_healthcheck, short
+from cosmonaut_e2e import DockerHost, eventually, ip_of, kill, podman_healthcheck, short
 
 from cosmonaut.discovery import Discoverer
 from cosmonaut.engine import Engine
@@ -158,7 +158,7 @@ def test_gone_containers_leave_the_listing(host: DockerHost, state: str) -> None
     finder = discoverer(host)
     assert len(finder.discover().containers) == 1
     if state == "die":
-        web.kill()
+        kill(web)
     else:
         web.remove(force=True)
     assert finder.discover().containers == ()

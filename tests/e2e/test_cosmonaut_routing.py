@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, short
+from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, kill, short
 
 
 def once(
@@ -124,7 +124,7 @@ def test_stopped_killed_and_removed_containers_leave(host: DockerHost, tmp_path:
     assert {haproxy.get(host="web.example").body for _ in range(8)} == everyone
 
     stopped.stop(timeout=5)
-    killed.kill()
+    kill(killed)
     removed.remove(force=True)
     done = once(host, haproxy, tmp_path)
     assert done.returncode == 0, done.stderr
@@ -134,7 +134,7 @@ def test_stopped_killed_and_removed_containers_leave(host: DockerHost, tmp_path:
     assert removed.id[:12] not in config
     assert {haproxy.get(host="web.example").body for _ in range(8)} == {short(stays)}
 
-    stays.kill()
+    kill(stays)
     assert once(host, haproxy, tmp_path).returncode == 0
     assert "backend web" not in haproxy.config()
     assert haproxy.get(host="web.example").status == 503

@@ -1,0 +1,134 @@
+"""Two HTTP clients sending requests back to back to one HAProxy, for the reload-under-load test.
+
+``python tests/e2e/load_clients.py IP HOST [PAUSE]`` runs them in a process of their own, so that
+they do not compete with the test's apply calls for its interpreter lock; each waits ``PAUSE``
+seconds (default 0.005) between requests, so that on 2 cores the clients, HAProxy and the
+backends leave the engine some CPU (without it, every apply takes twice as long). It prints
+``ready`` once both had an answer (or ``not ready: ...`` and exits), runs until its standard
+input closes, then prints a JSON summary:
+
+* ``fresh``: one request per connection (``Connection: close``);
+* ``kept``: requests over one HTTP/1.1 connection kept alive until the server closes it (the old
+  worker does after a reload), then over a new one.
+
+When a kept-alive connection that has answered before is closed before any answer to the next
+request, the request is sent again on a new connection, as RFC 9112 (9.3.1) lets a client do
+for an idempotent request and common clients (curl, urllib3, Go's net/http) do: HAProxy 2.6
+closes idle client connections when a reload stops the old worker, and a request already on its
+way meets the close (2.7 added ``idle-close-on-response`` for this). Those closes are counted in
+``closed_unanswered``. Every other error, and any error on a new connection, is a failure.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+TIMEOUT = 5.0
+
+
+class Client:
+    def __init__(self, ip: str, host: str, *, keep_alive: bool, pause: float) -> None:
+        self.ip = ip
+        self.pause = pause
+        self.host = host
+        self.keep_alive = keep_alive
+        self.requests = 0
+        self.failures: list[str] = []
+        self.reused = 0  # requests answered on a connection that had answered before
+        self.connections = 0
+        self.closed_unanswered = 0
+        self.answered = threading.Event()
+
+    def fail(self, what: str) -> None:
+        self.requests += 1
+        self.failures.append(what)
+
+    def run(self, stop: threading.Event) -> None:
+        connection: http.client.HTTPConnection | None = None
+        answered = 0  # on the current connection
+        headers = {"Host": self.host}
+        if not self.keep_alive:
+            headers["Connection"] = "close"
+        while not stop.wait(self.pause):
+            if connection is None:
+                connection = http.client.HTTPConnection(self.ip, 80, timeout=TIMEOUT)
+                self.connections += 1
+                answered = 0
+            try:
+                connection.request("GET", "/", headers=headers)
+                response = connection.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
+                connection.close()
+                connection = None
+                if answered:  # closed before any answer: send it again on a new connection
+                    self.closed_unanswered += 1
+                else:
+                    self.fail(f"{type(error).__name__} on a new connection: {error}")
+                continue
+            except Exception as error:
+                connection.close()
+                connection = None
+                self.fail(f"{type(error).__name__} before an answer: {error}")
+                continue
+            try:
+                response.read()
+            except Exception as error:
+                connection.close()
+                connection = None
+                self.fail(f"{type(error).__name__} while reading the answer: {error}")
+                continue
+            self.requests += 1
+            self.reused += 1 if answered else 0
+            answered += 1
+            if response.status == 200:
+                self.answered.set()
+            else:
+                self.failures.append(f"status {response.status}")
+            if response.will_close or not self.keep_alive:
+                connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "failed": len(self.failures),
+            "failures": sorted(set(self.failures))[:10],
+            "reused": self.reused,
+            "connections": self.connections,
+            "closed_unanswered": self.closed_unanswered,
+        }
+
+
+def main(ip: str, host: str, pause: float = 0.005) -> int:
+    clients = {
+        "fresh": Client(ip, host, keep_alive=False, pause=pause),
+        "kept": Client(ip, host, keep_alive=True, pause=pause),
+    }
+    stop = threading.Event()
+    threads = [threading.Thread(target=c.run, args=(stop,)) for c in clients.values()]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    for name, client in clients.items():
+        if not client.answered.wait(max(0.0, deadline - time.monotonic())):
+            stop.set()
+            print(f"not ready: no 200 for the {name} client in 30 s", flush=True)
+            return 1
+    print("ready", flush=True)
+    sys.stdin.read()  # until the test closes it
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    print(json.dumps({name: c.summary() for name, c in clients.items()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2], *map(float, sys.argv[3:4])))
