@@ -1,13 +1,8 @@
 """The production store: DynamoDB through boto3, one DynamoDB table per payload table.
 
-Items (hash key ``serviceName``, a string)::
-
-    {"serviceName": "app1", "configMode": "host", "predicate": "first.example.com",
-     "cookie": "JSESSIONID", "containers": [{"id": ..., "ip": ...}], "version": 7}
-    {"serviceName": "#lambda-registry", "version": 7, "token": ..., "updatedAt": ...}
-
-The second item, the *version item*, is not a service (``#`` cannot start a service name).
-Its ``version`` counts the committed updates of the table, and every update is one
+Services and host reports are items as ``runtime.stores.dynamodb_items`` lays them out, beside
+one *version item*, ``{"serviceName": "#lambda-registry", "version": 7, "token": ...}``, which
+is not a service (``#`` cannot start a service name). Its ``version`` counts the committed updates of the table, and every update is one
 ``TransactWriteItems`` whose first action is a conditional write of the version item: the
 version read before the scan, plus one. So two calls that read the same version cannot both
 commit. The loser's transaction is cancelled as a whole (nothing of it is written). It then
@@ -18,7 +13,8 @@ serialisable.
 
 A transaction holds at most 100 actions, which is DynamoDB's limit. One call can therefore
 change at most 99 services. A call that would change more fails with a clear error, and
-nothing is written.
+nothing is written. Fleet mode (``runtime.stores.dynamodb_fleet``) never touches the version
+item: each host writes only its own report.
 
 The table is created on first use (on-demand billing) unless ``create_tables`` is off, and
 the store waits until it is ACTIVE. Clients are created once per process and endpoint, and
