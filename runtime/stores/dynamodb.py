@@ -2,14 +2,14 @@
 
 Services and host reports are items as ``runtime.stores.dynamodb_items`` lays them out, beside
 one *version item*, ``{"serviceName": "#lambda-registry", "version": 7, "token": ...}``, which
-is not a service (``#`` cannot start a service name). Its ``version`` counts the committed updates of the table, and every update is one
-``TransactWriteItems`` whose first action is a conditional write of the version item: the
-version read before the scan, plus one. So two calls that read the same version cannot both
-commit. The loser's transaction is cancelled as a whole (nothing of it is written). It then
-reads the table again and runs ``decide`` again, up to ``max_attempts`` times with jittered
-exponential backoff. After that it raises ``ConflictError``. A service added concurrently by
-someone else also bumps the version, so it is never missed either, and the calls stay
-serialisable.
+is not a service (``#`` cannot start a service name). Its ``version`` counts the committed
+updates of the table, and every update is one ``TransactWriteItems`` whose first action is a
+conditional write of the version item: the version read before the scan, plus one. So two
+calls that read the same version cannot both commit. The loser's transaction is cancelled as
+a whole (nothing of it is written). It then reads the table again and runs ``decide`` again,
+up to ``max_attempts`` times with jittered exponential backoff. After that it raises
+``ConflictError``. A service added concurrently by someone else also bumps the version, so it
+is never missed either, and the calls stay serialisable.
 
 A transaction holds at most 100 actions, which is DynamoDB's limit. One call can therefore
 change at most 99 services. A call that would change more fails with a clear error, and
