@@ -5,7 +5,8 @@
 * A host silent for longer than the lease (``ttl``) is expired: its containers leave the
   config, and the store removes its record at the next write.
 * The rendered config is the union of the live hosts' containers: a service exists while a
-  live host reports a candidate of it.
+  live host reports a candidate of it with at least one container (a candidate without
+  containers deploys nothing: it neither keeps a service nor decides its route).
 * One service reported with different routing settings: the newest deployment decides, by
   the containers' ``created`` time (ties broken by the settings themselves, so the choice
   depends only on what the live reports say, never on the order they came in). Containers
@@ -86,7 +87,10 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
     entries: dict[str, list[tuple[str, int, Candidate]]] = defaultdict(list)
     for host in sorted(reports):
         for index, candidate in enumerate(reports[host].candidates):
-            entries[candidate.service_name].append((host, index, candidate))
+            # A candidate without containers is no deployment: the host runs nothing of the
+            # service, so it neither keeps the service alive nor decides its route.
+            if candidate.containers:
+                entries[candidate.service_name].append((host, index, candidate))
 
     winners: dict[str, tuple[ConfigModeName, str, str | None]] = {}
     for name, claims in entries.items():

@@ -251,6 +251,23 @@ def test_route_conflicts_between_services_go_to_the_first_deployed(
     assert "service 'api' already routes it" in diagnostic.message
 
 
+def test_a_candidate_without_containers_deploys_nothing(store: Store, table: str) -> None:
+    """Found by tests/test_fleet_model.py: a host that runs no container of a service (an
+    empty candidate) kept an empty backend alive, decided the service's route over the hosts
+    that run it (on a tie, by the settings' text), and knocked a service that shares its
+    route out of the config."""
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"web": ("z.example.com", []), "api": ("a.example.com", [])}))
+    result = run(
+        report(table, "host-b", {"web": ("a.example.com", [container("b1", "10.0.2.1:80")])})
+    )
+    assert servers(result.text) == {"web": ["b1 10.0.2.1:80"]}
+    assert "a.example.com" in result.text and "z.example.com" not in result.text
+    assert result.diagnostics == ()
+    assert run(report(table, "host-b", {})).services == ()  # no live host runs anything
+
+
 def test_forget_host_removes_it_at_once(store: Store, table: str) -> None:
     clock = Clock()
     run = compile_as(store, clock)
