@@ -8,7 +8,10 @@ The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote regi
   ``Lambda-Registry-Diagnostics-Detail``; with ``Accept: application/json`` the body is
   ``{"table", "config", "diagnostics": [{"path", "message", "severity"}], "services"}``;
 * errors: ``application/problem+json`` (RFC 9457) whose ``type`` is
-  ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member.
+  ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member;
+* ``GET ?table=NAME``: the table's config as a 200 answer above, with an ``ETag``
+  (``etag_of`` the config text, so a client can name the config a ``POST`` gave it), and
+  ``304 Not Modified`` when ``If-None-Match`` names it.
 
 ``encode_result``/``decode_result`` and ``encode_problem``/``decode_problem`` are inverses;
 a test holds them to it.
@@ -16,6 +19,7 @@ a test holds them to it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +35,9 @@ JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 ACCEPT = "application/json, text/plain;q=0.5"  # what the client asks for
+ETAG_HEADER = "ETag"
+IF_NONE_MATCH_HEADER = "If-None-Match"
+TABLE_PARAMETER = "table"  # GET ?table=NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,11 @@ class Encoded:
 
 class ContractError(ValueError):
     """A 200 answer that does not follow the contract."""
+
+
+def etag_of(text: str) -> str:
+    """The entity tag of a config: a strong ETag naming its text."""
+    return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
 
 
 def wants_json(accept: str) -> bool:
@@ -147,6 +159,20 @@ def decode_problem(
             return message, diagnostics_from_json(document.get("diagnostics"))
     text = body.decode("utf-8", "replace").strip()
     return (text[:300] or f"HTTP {status}"), ()
+
+
+def problem_slug(content_type: str, body: bytes) -> str | None:
+    """The ``<slug>`` of a problem document's ``urn:lambda-registry:problem:<slug>`` type."""
+    if "json" not in content_type:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    kind = document.get("type") if isinstance(document, dict) else None
+    if isinstance(kind, str) and kind.startswith(PROBLEM_TYPE):
+        return kind[len(PROBLEM_TYPE) :]
+    return None
 
 
 def diagnostics_from_json(value: Any) -> tuple[Diagnostic, ...]:
