@@ -407,6 +407,8 @@ def _outcome(record: Mapping[str, Any]) -> str:
     status = record.get("status")
     if status is None:
         return "failed" if "error" in record else "compiled"
+    if status == 304:
+        return "not modified"
     return "compiled" if status == 200 else "rejected" if status < 500 else "failed"
 
 
