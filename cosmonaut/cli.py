@@ -14,7 +14,9 @@ recorded yet.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +29,9 @@ from runtime.cli.errors import COMMON_EXITS, guarded
 from runtime.cli.exits import Exit
 
 DEBUG_ENV = "COSMONAUT_DEBUG"
+AUTO_HOST_ID = "auto"
+HOST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # compiler.models' Identifier
+ADDRESS_MODES = ("container", "published")  # cosmonaut.discovery.ADDRESS_MODES
 INSTALL_HINT = "pip install 'lambda-registry[cosmonaut]'"
 
 
@@ -57,9 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument(
         "--resync-interval",
         type=_seconds,
-        default=60.0,
         metavar="SECONDS",
-        help="full reconcile at least this often, events or not (default 60)",
+        help="full reconcile at least this often, events or not (default 60; 30 with "
+        "--host-id, so that three resyncs fit in the registry's default 90 s host lease)",
+    )
+    loop.add_argument(
+        "--poll-interval",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="read the table's config this often, to apply what other hosts' reports changed "
+        "(default 5; 0: never)",
     )
     loop.add_argument(
         "--metrics-address",
@@ -106,6 +119,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="only manage containers whose name contains TEXT (case-insensitive)",
     )
     docker.add_argument(
+        "--address-mode",
+        choices=ADDRESS_MODES,
+        default="container",
+        help="the address reported for a container: 'container', its IP on --network; "
+        "'published', --advertise-address with the host port Docker published for the "
+        "service port (default container)",
+    )
+    docker.add_argument(
+        "--advertise-address",
+        type=_ip_address,
+        metavar="IP",
+        help="the host's address that other hosts reach (required with --address-mode published)",
+    )
+    docker.add_argument(
         "--docker-timeout",
         type=_seconds,
         default=30.0,
@@ -117,6 +144,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--table",
         metavar="NAME",
         help="the registry table (default: the Docker host's name, made a valid table name)",
+    )
+    registry.add_argument(
+        "--host-id",
+        type=_host_id,
+        metavar="ID|auto",
+        help="fleet mode: report this host's containers as host ID (letters, digits, '-_.:', "
+        "1 to 64), so that hosts sharing --table route to each other's containers; 'auto' "
+        "takes the Docker engine's name (default: off, the payload speaks for the whole table)",
     )
     registry.add_argument(
         "--registry-url",
@@ -203,6 +238,24 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _ip_address(text: str) -> str:
+    try:
+        return ipaddress.ip_address(text.strip("[]")).compressed
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address (HAProxy resolves names only once, at start-up)"
+        ) from None
+
+
+def _host_id(text: str) -> str:
+    if text != AUTO_HOST_ID and not HOST_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host id: 1 to 64 of letters, digits, '-', '_', '.' and ':' "
+            f"(or {AUTO_HOST_ID!r})"
+        )
+    return text
+
+
 def _count(text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
@@ -217,7 +270,10 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "address_mode", None) == "published" and not args.advertise_address:
+        parser.error("--address-mode published needs --advertise-address IP")
     logs.configure(sys.stderr, getattr(args, "log_level", "info"))
     return guarded(
         lambda: int(args.handler(args)),

@@ -7,6 +7,7 @@ does not).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -16,13 +17,14 @@ from urllib.parse import urlsplit
 
 from cosmonaut import logs
 from cosmonaut.apply import Applier
+from cosmonaut.cli import AUTO_HOST_ID
 from cosmonaut.discovery import Discoverer
 from cosmonaut.engine import Engine, EngineUnavailable
 from cosmonaut.errors import UsageError
 from cosmonaut.haproxy import HaproxyTarget
 from cosmonaut.loop import Daemon
 from cosmonaut.metrics import Metrics, MetricsServer
-from cosmonaut.payload import table_for_host
+from cosmonaut.payload import host_id_for, table_for_host
 from cosmonaut.registry import (
     BearerToken,
     LocalRegistry,
@@ -34,8 +36,12 @@ from cosmonaut.state import History, default_state_dir
 from cosmonaut.sync import Syncer
 from runtime.backoff import Backoff
 from runtime.cli.exits import Exit
-from runtime.config import load_render_options
-from runtime.stores.select import choose_store
+from runtime.config import HOST_TTL_ENV, load_render_options
+from runtime.fleet import DEFAULT_TTL
+from runtime.stores.select import choose_store, number_setting
+
+RESYNC = 60.0
+FLEET_RESYNC = 30.0
 
 
 class _Parts:
@@ -53,6 +59,8 @@ class _Parts:
             network=args.network,
             keyword=args.keyword,
             config_path=args.haproxy_config,
+            address_mode=args.address_mode,
+            advertise_address=args.advertise_address,
         )
         self.registry = _registry(args, self.state_dir)
         self.target = HaproxyTarget(
@@ -60,12 +68,17 @@ class _Parts:
         )
         history = None if args.dry_run else History(self.state_dir / "history", args.keep)
         self.applier = Applier(self.target, history, dry_run=args.dry_run)
-        table = args.table or table_for_host(_host_name(self.engine, wait=wait_for_docker))
+        name: str | None = None
+        if args.table is None or args.host_id == AUTO_HOST_ID:
+            name = _host_name(self.engine, wait=wait_for_docker)
+        table = args.table or table_for_host(name or "")
+        host = host_id_for(name or "") if args.host_id == AUTO_HOST_ID else args.host_id
         self.syncer = Syncer(
             self.discoverer,
             self.registry,
             self.applier,
             table=table,
+            host=host,
             metrics=self.metrics,
             status_path=None if args.dry_run else self.state_dir / "status.json",
         )
@@ -111,14 +124,18 @@ def run_daemon(args: argparse.Namespace) -> int:
             parts.syncer,
             debounce_min=args.debounce_min,
             debounce_max=args.debounce_max,
-            resync_interval=args.resync_interval,
+            resync_interval=resync_interval(args.resync_interval, fleet=parts.syncer.host),
+            poll_interval=args.poll_interval,
         )
         holder["daemon"] = daemon
         logs.info(
             "started",
             haproxy_container=args.haproxy_container,
             table=parts.syncer.table,
+            host=parts.syncer.host,
+            address_mode=args.address_mode,
             registry=parts.registry.label,
+            poll_interval=args.poll_interval,
             state_dir=str(parts.state_dir),
             dry_run=args.dry_run,
         )
@@ -157,7 +174,16 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
             file="--registry-auth",
         )
     store = choose_store(args.store, local_default=f"sqlite:{state_dir / 'registry.db'}")
-    return LocalRegistry(store, load_render_options(args.options, args.compat))
+    host_ttl = number_setting(os.environ, HOST_TTL_ENV, default=DEFAULT_TTL, minimum=1.0)
+    return LocalRegistry(store, load_render_options(args.options, args.compat), host_ttl=host_ttl)
+
+
+def resync_interval(given: float | None, *, fleet: str | None) -> float:
+    """``--resync-interval``, else 30 s in fleet mode (each resync renews this host's report:
+    three fit in the registry's default 90 s lease) and 60 s otherwise."""
+    if given is not None:
+        return given
+    return FLEET_RESYNC if fleet is not None else RESYNC
 
 
 def _in_clear(url: str) -> bool:

@@ -4,6 +4,13 @@ One ``Discoverer.discover()`` is one full listing (level-triggered: it never rel
 event arrived). It costs two list calls, one inspect of the HAProxy container, and one inspect
 per container never seen before: a container's labels and environment cannot change, so they
 are cached by id.
+
+Where other hosts reach a container (``--address-mode``): ``container``, its IP on the chosen
+Docker network (for networks routable from other hosts: an overlay, ECS ``awsvpc``, macvlan);
+``published``, the host's ``--advertise-address`` with the host port Docker published for the
+service port, as ``docker run -p`` and ECS bridge mode work. The published port is read from
+each listing (``Ports``, the same data as ``NetworkSettings.Ports``), never from the cache: a
+restart can give a container another host port.
 """
 
 from __future__ import annotations
@@ -13,13 +20,18 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from cosmonaut.engine import JSON, Engine, NotFound
+from cosmonaut.errors import UsageError
 from cosmonaut.settings import ContainerProblem, ServiceSettings, is_managed, parse_environment
 from cosmonaut.settings import read_settings as read_service_settings
 
 DEFAULT_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
+AddressMode = Literal["container", "published"]
+ADDRESS_MODES: tuple[AddressMode, ...] = ("container", "published")
+PUBLISHED = "published"  # the ``network`` of a container reached on a published port
+_ALL_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +42,9 @@ class ManagedContainer:
     name: str
     created: float
     settings: ServiceSettings
-    network: str
+    network: str  # the Docker network of ``ip``, or ``PUBLISHED``
     ip: str
+    host_port: int | None = None  # the published port (``--address-mode published``)
 
     @property
     def short_id(self) -> str:
@@ -43,7 +56,7 @@ class ManagedContainer:
 
     @property
     def port(self) -> int:
-        return self.settings.port
+        return self.host_port if self.host_port is not None else self.settings.port
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -107,8 +120,16 @@ class Discoverer:
         network: str | None = None,
         keyword: str | None = None,
         config_path: str | None = None,
+        address_mode: AddressMode = "container",
+        advertise_address: str | None = None,
     ) -> None:
+        if address_mode == "published" and not advertise_address:
+            raise UsageError(
+                "--address-mode published needs the host's address", file="--advertise-address"
+            )
         self.engine = engine
+        self.address_mode = address_mode
+        self.advertise_address = advertise_address
         self.haproxy_name = haproxy_container
         self.network = network
         self.keyword = keyword.lower() if keyword else None
@@ -176,13 +197,23 @@ class Discoverer:
             if container_id in unhealthy:
                 excluded.append(Excluded(name, "Docker health check says unhealthy"))
                 continue
-            found = _address(summary, networks)
-            if isinstance(found, str):
-                problems.append(ContainerProblem(name, "network", found))
+            if self.advertise_address is not None and self.address_mode == "published":
+                found = published_address(summary, settings.port, self.advertise_address)
+            else:
+                found = _address(summary, networks)
+            if isinstance(found, Unreachable):
+                problems.append(ContainerProblem(name, found.setting, found.reason))
                 continue
-            network, ip = found
             managed.append(
-                ManagedContainer(container_id, name, static.created, settings, network, ip)
+                ManagedContainer(
+                    container_id,
+                    name,
+                    static.created,
+                    settings,
+                    found.network,
+                    found.ip,
+                    found.host_port,
+                )
             )
         for stale in set(self._static) - seen:
             del self._static[stale]
@@ -222,10 +253,31 @@ def _name(summary: JSON) -> str:
     return str(names[0]).lstrip("/") if names else str(summary.get("Id", ""))[:12]
 
 
-def _address(summary: JSON, networks: tuple[str, ...]) -> tuple[str, str] | str:
+@dataclass(frozen=True, slots=True)
+class Reachable:
+    """Where HAProxy reaches a container: ``ip`` on ``network``, at the service port or, when
+    published, at ``host_port``."""
+
+    network: str
+    ip: str
+    host_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """Why a container cannot be routed: the setting at fault and the reason."""
+
+    setting: str
+    reason: str
+
+
+def _address(summary: JSON, networks: tuple[str, ...]) -> Reachable | Unreachable:
+    """``--address-mode container``: the container's IP on the first of ``networks`` it is on."""
     attached: dict[str, Any] = (summary.get("NetworkSettings") or {}).get("Networks") or {}
     if not networks:
-        return "no network to reach it on: the HAProxy container is missing; give --network"
+        return Unreachable(
+            "network", "no network to reach it on: the HAProxy container is missing; give --network"
+        )
     for wanted in networks:
         for name, endpoint in sorted(attached.items()):
             if wanted not in (name, (endpoint or {}).get("NetworkID")):
@@ -233,14 +285,46 @@ def _address(summary: JSON, networks: tuple[str, ...]) -> tuple[str, str] | str:
             ip = str((endpoint or {}).get("IPAddress") or "")
             ip = ip or str((endpoint or {}).get("GlobalIPv6Address") or "")
             if not ip:
-                return f"no IP address on network {name!r}"
+                return Unreachable("network", f"no IP address on network {name!r}")
             try:
                 ipaddress.ip_address(ip)
             except ValueError:
-                return f"{ip!r} on network {name!r} is not an IP address"
-            return name, ip
+                return Unreachable("network", f"{ip!r} on network {name!r} is not an IP address")
+            return Reachable(name, ip)
     have = ", ".join(sorted(attached)) or "none"
-    return f"not attached to network {' or '.join(networks)} (attached to: {have})"
+    return Unreachable(
+        "network", f"not attached to network {' or '.join(networks)} (attached to: {have})"
+    )
+
+
+def published_address(summary: JSON, port: int, advertise: str) -> Reachable | Unreachable:
+    """``--address-mode published``: ``advertise`` with the host port Docker published for the
+    container's ``port``/tcp (the listing's ``Ports``). A port published on another host
+    address only (``-p 127.0.0.1:8080:80``) cannot be reached at ``advertise``; of several
+    usable ones, the lowest is taken."""
+    published: list[tuple[int, str]] = []
+    for entry in summary.get("Ports") or []:
+        if not isinstance(entry, dict) or str(entry.get("Type", "tcp")).lower() != "tcp":
+            continue
+        public = entry.get("PublicPort")
+        if entry.get("PrivatePort") != port or not isinstance(public, int) or public <= 0:
+            continue
+        published.append((public, str(entry.get("IP") or "")))
+    usable = sorted(public for public, ip in published if ip in _ALL_ADDRESSES or ip == advertise)
+    if usable:
+        return Reachable(PUBLISHED, advertise, usable[0])
+    if published:
+        where = ", ".join(f"{ip}:{public}" for public, ip in sorted(published))
+        return Unreachable(
+            "ports",
+            f"{port}/tcp is published only on {where}, which other hosts cannot reach at "
+            f"{advertise}",
+        )
+    return Unreachable(
+        "ports",
+        f"{port}/tcp is not published on the host (--address-mode published needs "
+        f"-p HOSTPORT:{port})",
+    )
 
 
 def _created(inspected: Any, listed: Any) -> float:

@@ -25,6 +25,11 @@ class RegistryError(CosmonautError):
     """The registry did not give a config (unreachable, timed out, or refused the payload)."""
 
 
+class RegistryUnavailable(RegistryError):
+    """The registry could not be reached, timed out, or failed (5xx, 429, its store down):
+    worth trying again, as opposed to a payload it refused."""
+
+
 class ApplyError(CosmonautError):
     """A config could not be applied (refused by the grammar or by ``haproxy -c``, or the
     reload failed). What is running is unchanged, or was restored."""

@@ -11,6 +11,12 @@ while the host is calm, so a single container start is routed quickly, and doubl
 of ``--debounce-max``) while a burst goes on (a batch touched several containers, or events
 arrived while the previous pass was applying), then halves again once batches are single.
 The measurements behind the defaults are in the README's Cosmonaut section.
+
+Polling (``--poll-interval``). The poller's thread reads the table's config and offers a
+changed one to the loop; the loop applies it between passes (one apply at a time, always on
+this thread). An offer never delays or closes a batch of events: a batch's pass asks the
+registry anyway, and supersedes any offer made before it ended. Polls do not count as the
+periodic resync, which is what keeps this host's report (its lease) fresh in a fleet.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from cosmonaut import logs
 from cosmonaut.engine import JSON, Engine, EngineError, EngineUnavailable, EventStream
 from cosmonaut.metrics import Metrics
+from cosmonaut.poll import Polled, Poller
 from cosmonaut.sync import PassResult, Syncer
 from runtime.backoff import Backoff
 
@@ -86,6 +93,18 @@ class Trigger:
         self._first = 0.0
         self._last = 0.0
         self._stopped = False
+        self._offer: Polled | None = None
+
+    def offer(self, polled: Polled) -> None:
+        """A config the poller read; the newest offer replaces an older one."""
+        with self._condition:
+            self._offer = polled
+            self._condition.notify_all()
+
+    def take_offer(self) -> Polled | None:
+        with self._condition:
+            polled, self._offer = self._offer, None
+            return polled
 
     def notify(self, reason: str, subject: str | None = None) -> None:
         with self._condition:
@@ -114,12 +133,15 @@ class Trigger:
     def wait_batch(self, quiet: float, maximum: float, timeout: float | None) -> Batch | None:
         """Wait up to ``timeout`` for a first event, then until the batch closes.
 
-        Returns None on timeout or stop. Events that arrived before the call count as the
-        batch's start, so work queued during a pass is picked up at once.
+        Returns None on timeout, on stop, and when an offer (``offer``) arrives before any
+        event. Events that arrived before the call count as the batch's start, so work
+        queued during a pass is picked up at once.
         """
         with self._condition:
             deadline = None if timeout is None else self._clock() + timeout
             while not self._reasons and not self._stopped:
+                if self._offer is not None:
+                    return None
                 remaining = None if deadline is None else deadline - self._clock()
                 if remaining is not None and remaining <= 0:
                     return None
@@ -224,6 +246,7 @@ class Daemon:
         debounce_min: float = 0.02,
         debounce_max: float = 2.0,
         resync_interval: float = 60.0,
+        poll_interval: float = 0.0,
         retry_backoff: Backoff | None = None,
         on_pass: Callable[[PassResult], None] | None = None,
     ) -> None:
@@ -235,6 +258,18 @@ class Daemon:
         self.retry = retry_backoff or Backoff(0.25, 5.0)
         self.on_pass = on_pass
         self.trigger = Trigger()
+        self.poller: Poller | None = None
+        if poll_interval > 0:
+            self.poller = Poller(
+                syncer.registry,
+                syncer.table,
+                interval=poll_interval,
+                health=syncer.health,
+                state=lambda: (syncer.generation, syncer.etag),
+                deliver=self.trigger.offer,
+                report=self.trigger.notify,
+                changed=syncer.save_status,
+            )
         discoverer = syncer.discoverer
         self.watcher = Watcher(
             engine.clone(),
@@ -253,9 +288,13 @@ class Daemon:
 
     def run(self) -> None:
         self.watcher.start()
+        if self.poller is not None:
+            self.poller.start()
         try:
             self._loop()
         finally:
+            if self.poller is not None:
+                self.poller.stop()
             self.watcher.stop()
 
     def _loop(self) -> None:
@@ -270,17 +309,23 @@ class Daemon:
             if self.trigger.stopped:
                 return
             now = time.monotonic()
-            if batch is not None:
-                reasons = batch.reasons
-            elif retry_at is not None and now >= retry_at:
-                reasons = ("retry",)
+            offer = self.trigger.take_offer()
+            if batch is None and offer is not None:
+                result = self._polled(offer)
+                if result is None:
+                    continue
             else:
-                reasons = ("resync",)
-            result = self.syncer.sync(_summary(reasons))
+                if batch is not None:
+                    reasons = batch.reasons
+                elif retry_at is not None and now >= retry_at:
+                    reasons = ("retry",)
+                else:
+                    reasons = ("resync",)
+                result = self.syncer.sync(_summary(reasons))
+                if batch is not None:
+                    self._adapt(batch)
+                next_resync = time.monotonic() + self.resync_interval
             self.passes += 1
-            if batch is not None:
-                self._adapt(batch)
-            next_resync = time.monotonic() + self.resync_interval
             if result.retry:
                 delay = self.retry.next()
                 retry_at = time.monotonic() + delay
@@ -290,6 +335,18 @@ class Daemon:
                 self.retry.reset()
             if self.on_pass is not None:
                 self.on_pass(result)
+
+    def _polled(self, offer: Polled) -> PassResult | None:
+        """Apply a config the poller read, or report first (a full pass), or skip it."""
+        action, why = self.syncer.poll_action(offer)
+        if action == "skip":
+            logs.debug("polled config skipped", reason=why)
+            return None
+        if action == "report":
+            logs.info("polled config: reporting first", reason=why)
+            return self.syncer.sync(("poll",))
+        logs.info("polled config changed", reason=why)
+        return self.syncer.apply_polled(offer)
 
     def _adapt(self, batch: Batch) -> None:
         """Lengthen the quiet period during a burst, shorten it when batches are single."""

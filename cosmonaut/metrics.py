@@ -27,6 +27,20 @@ _HELP = {
     ),
     "cosmonaut_skips_total": ("counter", "Passes whose config was identical to the running one."),
     "cosmonaut_docker_reconnects_total": ("counter", "Reconnections to the Docker API."),
+    "cosmonaut_registry_up": (
+        "gauge",
+        "1 when the registry answered the last call (a pass's or a poll's), else 0.",
+    ),
+    "cosmonaut_registry_failures_total": (
+        "counter",
+        "Registry calls that found it unavailable (no connection, timeout, 5xx, 429), after "
+        "their retries.",
+    ),
+    "cosmonaut_polls_total": ("counter", "Polls of the table's config (--poll-interval)."),
+    "cosmonaut_polled_changes_total": (
+        "counter",
+        "Polls that brought a config other than the one this host last had from the registry.",
+    ),
     "cosmonaut_last_success_timestamp_seconds": (
         "gauge",
         "Unix time of the last pass that left HAProxy up to date.",

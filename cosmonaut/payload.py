@@ -7,6 +7,11 @@ containers, so the registry's output never depends on what it remembered.
 Containers of one service must agree on the settings. When they do not (a rolling deployment
 that changes the route, say), the newest container's settings win, as the registry decides for
 stored services, and the containers that disagree are left out and reported.
+
+In fleet mode (a ``host`` id), the payload is that host's report: it carries ``host``, and each
+candidate container its ``created`` time (RFC 3339), by which the registry lets the newest
+deployment of a service win across hosts. Without a host, the payload is exactly the seed's
+(no ``created`` either, so registries that predate fleet mode accept it).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from compiler.errors import Diagnostic
@@ -22,6 +28,8 @@ from cosmonaut.discovery import ManagedContainer
 from cosmonaut.settings import LABELS, ContainerProblem, ServiceSettings
 
 _TABLE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
+_HOST_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9_.:-]")  # compiler.models' Identifier
+HOST_ID_LENGTH = 64
 _CANDIDATE_PATH = re.compile(r"\$\.candidates\[(\d+)\](?:\.containers\[(\d+)\])?")
 _RUNNING_PATH = re.compile(r"\$\.running\[(\d+)\]")
 
@@ -51,7 +59,9 @@ class PayloadPlan:
         return ()
 
 
-def build_payload(table: str, containers: Iterable[ManagedContainer]) -> PayloadPlan:
+def build_payload(
+    table: str, containers: Iterable[ManagedContainer], *, host: str | None = None
+) -> PayloadPlan:
     by_service: dict[str, list[ManagedContainer]] = defaultdict(list)
     for container in containers:
         by_service[container.settings.service].append(container)
@@ -84,21 +94,35 @@ def build_payload(table: str, containers: Iterable[ManagedContainer]) -> Payload
             "serviceName": service,
             "configMode": settings.mode,
             "predicate": settings.predicate,
-            "containers": [{"id": c.short_id, "ip": c.address} for c in agreeing],
+            "containers": [_candidate_container(c, fleet=host is not None) for c in agreeing],
         }
         if settings.cookie is not None:
             candidate["cookie"] = settings.cookie
         candidates.append(candidate)
         members.append(tuple(agreeing))
     routed = tuple(c for group in members for c in group)
-    payload = {
-        "table": table,
+    payload: dict[str, Any] = {"table": table}
+    if host is not None:
+        payload["host"] = host
+    payload |= {
         "running": [
             {"serviceName": c.settings.service, "id": c.short_id, "ip": c.address} for c in routed
         ],
         "candidates": candidates,
     }
     return PayloadPlan(payload, routed, tuple(problems), tuple(members))
+
+
+def _candidate_container(container: ManagedContainer, *, fleet: bool) -> dict[str, str]:
+    entry = {"id": container.short_id, "ip": container.address}
+    if fleet and container.created > 0:
+        entry["created"] = rfc3339(container.created)
+    return entry
+
+
+def rfc3339(timestamp: float) -> str:
+    """A Unix time as RFC 3339 in UTC, to the microsecond (``2026-12-01T20:32:52.436433Z``)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _routing(settings: ServiceSettings) -> tuple[str, str, str | None]:
@@ -110,3 +134,9 @@ def table_for_host(name: str) -> str:
     '-', and a name shorter than three characters is prefixed with 'host-'."""
     table = _TABLE_CHARACTERS.sub("-", name)[:255] or "host"
     return table if len(table) >= 3 else f"host-{table}"
+
+
+def host_id_for(name: str) -> str:
+    """A host id (an HAProxy identifier: 1 to 64 of letters, digits, '-', '_', '.', ':') from
+    the Docker engine's name. Other characters become '-'; an empty name gives 'host'."""
+    return _HOST_ID_CHARACTERS.sub("-", name.strip())[:HOST_ID_LENGTH] or "host"

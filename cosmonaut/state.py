@@ -87,9 +87,11 @@ def status_text(status: dict[str, Any]) -> str:
     """``cosmonaut status`` as text: what ``status.json`` says, for a person."""
     last = status.get("last_pass") or {}
     applied = last.get("apply") or {}
-    lines = [
-        f"table:      {status.get('table')}",
-        f"registry:   {status.get('registry')}",
+    lines = [f"table:      {status.get('table')}"]
+    if status.get("host"):
+        lines.append(f"host:       {status['host']} (fleet mode)")
+    lines += [
+        f"registry:   {status.get('registry')}" + _health_text(status.get("registry_health")),
         f"haproxy:    {status.get('haproxy_container')}",
         f"last pass:  {last.get('time')}  {'ok' if last.get('ok') else 'FAILED'}"
         + (f"  {applied.get('outcome')}" if applied else "")
@@ -113,3 +115,16 @@ def status_text(status: dict[str, Any]) -> str:
     for item in status.get("excluded") or []:
         lines.append(f"  out of rotation: {item['container']}: {item['reason']}")
     return "\n".join(lines)
+
+
+def _health_text(health: Any) -> str:
+    """``  up``, or ``  UNREACHABLE since T (N failed calls: error)``; empty when unknown."""
+    if not isinstance(health, dict) or health.get("up") is None:
+        return ""
+    if health["up"]:
+        return "  up"
+    return (
+        f"  UNREACHABLE since {health.get('since')} "
+        f"({health.get('consecutive_failures')} failed call(s): {health.get('last_error')}); "
+        "HAProxy keeps its last config"
+    )

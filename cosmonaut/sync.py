@@ -4,10 +4,18 @@
 unavailable, HAProxy missing, a refused config): it returns a ``PassResult`` saying what
 happened, and logs it. ``cosmonaut once`` is one pass; ``cosmonaut run`` calls it per batch
 of events.
+
+In fleet mode (``host``), each payload is this host's report. A config the poller read
+(another host's change) is applied by ``apply_polled``, through the same safe apply, once
+``poll_action`` (the one place that decides) says so: a config older than the last pass, or
+the one this host already has, is skipped, and one that may lack this host's own report
+(its last report did not reach the registry, or this host's containers are missing from it)
+leads to a full pass instead, which reports first.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,14 +27,17 @@ from cosmonaut import logs
 from cosmonaut.apply import Applier, ApplyResult
 from cosmonaut.discovery import Discoverer, Discovery
 from cosmonaut.engine import EngineError, EngineUnavailable
-from cosmonaut.errors import HaproxyContainerError, RegistryError
+from cosmonaut.errors import HaproxyContainerError, RegistryError, RegistryUnavailable
 from cosmonaut.metrics import Metrics
 from cosmonaut.payload import PayloadPlan, build_payload
+from cosmonaut.poll import Polled, RegistryHealth
 from cosmonaut.registry import RegistryClient
 from cosmonaut.settings import ContainerProblem
 from cosmonaut.state import write_status
+from runtime.contract import RegistryResult, etag_of
 
 FailureKind = Literal["docker", "registry", "haproxy", "apply", "internal"]
+PollAction = Literal["apply", "report", "skip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +87,27 @@ class Syncer:
         applier: Applier,
         *,
         table: str,
+        host: str | None = None,
         metrics: Metrics | None = None,
         status_path: Path | None = None,
+        health: RegistryHealth | None = None,
     ) -> None:
         self.discoverer = discoverer
         self.registry = registry
         self.applier = applier
         self.table = table
+        self.host = host  # fleet mode: the payload's ``host``
         self.metrics = metrics or Metrics()
+        self.health = health or RegistryHealth(self.metrics)
         self.status_path = status_path
         self.last: PassResult | None = None
         self.last_success: PassResult | None = None
+        self.last_sync: PassResult | None = None  # the last pass that listed the host
+        self.generation = 0  # passes finished (a poll sent before one ended is stale)
+        self.etag: str | None = None  # of the config this host last had from the registry
+        self.reported = False  # the registry took this host's last payload
         self._reported: set[tuple[str, str, str]] = set()
+        self._status_lock = threading.Lock()
 
     def sync(self, reasons: tuple[str, ...] = ("manual",)) -> PassResult:
         started, clock = time.time(), time.monotonic()
@@ -101,25 +121,18 @@ class Syncer:
         try:
             discovery = self.discoverer.discover()
             timings["discover"] = time.monotonic() - clock
-            plan = build_payload(self.table, discovery.containers)
+            plan = build_payload(self.table, discovery.containers, host=self.host)
             self._report_problems((*discovery.problems, *plan.problems))
-            compiled = self.registry.compile(plan.payload)
+            compiled = self._ask(plan.payload)
             timings["registry"] = time.monotonic() - clock - timings["discover"]
             diagnostics = compiled.diagnostics
             self._report_diagnostics(plan, diagnostics)
+            self.etag = etag_of(compiled.text)
             applied = self.applier.apply(compiled.text, discovery.haproxy)
-        except EngineUnavailable as caught:
-            failure, error = "docker", str(caught)
-        except RegistryError as caught:
-            failure, error = "registry", str(caught)
-            diagnostics = caught.diagnostics
-        except (HaproxyContainerError, EngineError) as caught:
-            failure, error = "haproxy", str(caught)
-        except LocatedError as caught:
-            failure, error = "apply", str(caught)
-        except Exception as caught:  # a bug: keep the daemon alive, say what happened
-            failure, error = "internal", f"{type(caught).__name__}: {caught}"
-            logs.LOGGER.exception("internal error", extra={"cosmonaut_fields": {}})
+        except Exception as caught:
+            failure, error = _failure(caught)
+            if isinstance(caught, RegistryError):
+                diagnostics = caught.diagnostics
         problems = (discovery.problems if discovery else ()) + (plan.problems if plan else ())
         result = PassResult(
             reasons=reasons,
@@ -133,6 +146,62 @@ class Syncer:
             error=error,
             problems=problems,
             timings=timings,
+        )
+        self.last_sync = result
+        self._record(result)
+        return result
+
+    def _ask(self, payload: dict[str, Any]) -> RegistryResult:
+        """The registry's config for ``payload``; every answer and failure feeds its health."""
+        try:
+            compiled = self.registry.compile(payload)
+        except RegistryUnavailable as error:
+            self.reported = False
+            self.health.failed(str(error))
+            raise
+        except RegistryError:
+            self.reported = False
+            self.health.answered()  # it answered: it refused the payload
+            raise
+        self.reported = True
+        self.health.answered()
+        return compiled
+
+    def poll_action(self, polled: Polled) -> tuple[PollAction, str]:
+        """What to do with a config the poller read, and why (the reason is logged)."""
+        if polled.generation != self.generation:
+            return "skip", "a pass finished after the poll was sent"
+        if polled.etag == self.etag:
+            return "skip", "it is the config this host already has"
+        if not self.reported:
+            return "report", "this host's last report did not reach the registry"
+        plan = self.last_sync.plan if self.last_sync is not None else None
+        missing = [c.name for c in plan.routed if c.short_id not in polled.text] if plan else []
+        if missing:
+            return "report", (
+                f"it lacks {len(missing)} of this host's containers ({', '.join(missing[:3])}): "
+                "the registry may have expired this host's report"
+            )
+        return "apply", "another host's report changed the table's config"
+
+    def apply_polled(self, polled: Polled, reasons: tuple[str, ...] = ("poll",)) -> PassResult:
+        """Apply a config the poller read, as a pass (recorded, logged, in the status)."""
+        started, clock = time.time(), time.monotonic()
+        applied: ApplyResult | None = None
+        failure: FailureKind | None = None
+        error: str | None = None
+        self.etag = polled.etag
+        try:
+            applied = self.applier.apply(polled.text)
+        except Exception as caught:
+            failure, error = _failure(caught)
+        result = PassResult(
+            reasons=reasons,
+            started=started,
+            seconds=time.monotonic() - clock,
+            applied=applied,
+            failure=failure,
+            error=error,
         )
         self._record(result)
         return result
@@ -191,7 +260,14 @@ class Syncer:
             fields.update(failure=reason, error=result.error or (applied and applied.message))
             logs.error("reconcile failed", **fields)
         self.last = result
-        if self.status_path is not None:
+        self.generation += 1
+        self.save_status()
+
+    def save_status(self) -> None:
+        """Write the status file (after each pass, and when the registry's health changes)."""
+        if self.status_path is None:
+            return
+        with self._status_lock:
             try:
                 write_status(self.status_path, self.status())
             except (OSError, LocatedError) as caught:
@@ -199,16 +275,35 @@ class Syncer:
 
     def status(self) -> dict[str, Any]:
         last = self.last
-        discovery = last.discovery if last else None
-        plan = last.plan if last else None
+        listed = self.last_sync
+        discovery = listed.discovery if listed else None
+        plan = listed.plan if listed else None
         return {
             "table": self.table,
+            "host": self.host,
+            "address_mode": self.discoverer.address_mode,
             "registry": self.registry.label,
+            "registry_health": self.health.as_dict(),
             "haproxy_container": self.discoverer.haproxy_name,
             "last_pass": last.as_dict() if last else None,
             "last_success": self.last_success.as_dict() if self.last_success else None,
             "routed": [c.as_dict() for c in plan.routed] if plan else [],
-            "problems": [p.as_dict() for p in last.problems] if last else [],
+            "problems": [p.as_dict() for p in listed.problems] if listed else [],
             "excluded": [e.as_dict() for e in discovery.excluded] if discovery else [],
             "metrics": self.metrics.snapshot(),
         }
+
+
+def _failure(caught: Exception) -> tuple[FailureKind, str]:
+    """The kind of an exception a pass caught, and what to say about it."""
+    if isinstance(caught, EngineUnavailable):
+        return "docker", str(caught)
+    if isinstance(caught, RegistryError):
+        return "registry", str(caught)
+    if isinstance(caught, HaproxyContainerError | EngineError):
+        return "haproxy", str(caught)
+    if isinstance(caught, LocatedError):
+        return "apply", str(caught)
+    # A bug: keep the daemon alive, say what happened (called while handling it).
+    logs.LOGGER.exception("internal error", extra={"cosmonaut_fields": {}})
+    return "internal", f"{type(caught).__name__}: {caught}"

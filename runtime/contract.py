@@ -13,6 +13,9 @@ The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote regi
   or with another token, a 401 ``unauthorized`` problem with ``WWW-Authenticate: Bearer``.
   The server answers a few problems itself, before the handler sees the request
   (``SERVER_PROBLEMS``: 401, 413 beyond the size limit, malformed requests).
+* ``GET ?table=NAME``: the table's config as a 200 answer above, with an ``ETag``
+  (``etag_of`` the config text, so a client can name the config a ``POST`` gave it), and
+  ``304 Not Modified`` when ``If-None-Match`` names it.
 
 ``encode_result``/``decode_result``, ``encode_problem``/``decode_problem`` and
 ``bearer_credentials``/``bearer_token`` are inverses; tests hold them to it.
@@ -20,6 +23,7 @@ The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote regi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +54,9 @@ SERVER_PROBLEMS: dict[int, tuple[str, str]] = {
     501: ("not-implemented", "Not implemented"),
     505: ("http-version-not-supported", "HTTP version not supported"),
 }
+ETAG_HEADER = "ETag"
+IF_NONE_MATCH_HEADER = "If-None-Match"
+TABLE_PARAMETER = "table"  # GET ?table=NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,11 @@ class Encoded:
 
 class ContractError(ValueError):
     """A 200 answer that does not follow the contract."""
+
+
+def etag_of(text: str) -> str:
+    """The entity tag of a config: a strong ETag naming its text."""
+    return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
 
 
 def wants_json(accept: str) -> bool:
@@ -197,6 +209,20 @@ def decode_problem(
             return message, diagnostics_from_json(document.get("diagnostics"))
     text = body.decode("utf-8", "replace").strip()
     return (text[:300] or f"HTTP {status}"), ()
+
+
+def problem_slug(content_type: str, body: bytes) -> str | None:
+    """The ``<slug>`` of a problem document's ``urn:lambda-registry:problem:<slug>`` type."""
+    if "json" not in content_type:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    kind = document.get("type") if isinstance(document, dict) else None
+    if isinstance(kind, str) and kind.startswith(PROBLEM_TYPE):
+        return kind[len(PROBLEM_TYPE) :]
+    return None
 
 
 def diagnostics_from_json(value: Any) -> tuple[Diagnostic, ...]:

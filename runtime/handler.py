@@ -178,7 +178,7 @@ class RegistryApp:
 
     def _read(self, request: HttpRequest, log: dict[str, Any]) -> dict[str, Any]:
         """``GET ?table=NAME``: the table's config now (leases applied, nothing written)."""
-        table = request.query.get("table", "")
+        table = request.query.get(contract.TABLE_PARAMETER, "")
         log["table"] = table[:255]
         if not TABLE_NAME.fullmatch(table):
             detail = "give the table as ?table=NAME (3 to 255 of letters, digits, '_', '-', '.')"
@@ -200,8 +200,9 @@ class RegistryApp:
             detail = f"table {table!r} holds no services and no host reports"
             return _problem(404, "unknown-table", "Unknown table", detail, log)
         log.update(rendered=len(rendered.services), hosts=rendered.hosts)
-        cache = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
-        if _etag_matches(request.headers.get("if-none-match", ""), rendered.etag):
+        cache = {contract.ETAG_HEADER: rendered.etag, "Cache-Control": "no-cache"}
+        if_none_match = request.headers.get(contract.IF_NONE_MATCH_HEADER.lower(), "")
+        if _etag_matches(if_none_match, rendered.etag):
             return _response(304, contract.Encoded(cache, ""))
         encoded = contract.encode_result(
             contract.RegistryResult(
@@ -406,6 +407,8 @@ def _outcome(record: Mapping[str, Any]) -> str:
     status = record.get("status")
     if status is None:
         return "failed" if "error" in record else "compiled"
+    if status == 304:
+        return "not modified"
     return "compiled" if status == 200 else "rejected" if status < 500 else "failed"
 
 

@@ -9,7 +9,6 @@ now, writing nothing.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from compiler.options import RenderOptions
 from compiler.payload import load_payload, parse_payload_text
 from compiler.perf import paused_gc
 from grammar.roundtrip import print_verified
+from runtime.contract import etag_of
 from runtime.fleet import DEFAULT_TTL, FleetResult, live, render, report_and_render
 from runtime.merge import Reconciled, reconcile
 from runtime.stores import Store
@@ -148,7 +148,7 @@ class TableConfig:
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:32] + '"'
+        return etag_of(self.text)
 
 
 def render_table(

@@ -190,6 +190,7 @@ class DockerHost:
         cookie: str | None = None,
         healthcheck: dict[str, Any] | None = None,
         start: bool = True,
+        ports: dict[str, Any] | None = None,
     ) -> Any:
         settings = {**(environment or {}), **(labels or {})}
         cookie = cookie or settings.get("cosmonaut.cookie") or settings.get("COOKIE")
@@ -204,6 +205,7 @@ class DockerHost:
             labels=labels or {},
             environment=environment or {},
             healthcheck=healthcheck,
+            **({"ports": ports} if ports else {}),
         )
         self.started.append(container)
         if start:

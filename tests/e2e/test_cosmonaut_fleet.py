@@ -1,0 +1,393 @@
+"""A fleet on the real engine: two hosts simulated on one engine, one registry.
+
+Each host is a ``cosmonaut run`` process managing its own containers (``--keyword``, a name
+prefix of its own), with its own HAProxy container and its own ``--host-id``. Both report to
+one ``lambda-registry serve`` (``runtime.server.RegistryServer`` on a free port, in this
+process) backed by DynamoDB on moto's server, reached the standard way
+(``AWS_ENDPOINT_URL_DYNAMODB``). Containers are reachable from this machine (and from each
+other) on the engine's bridge, so host A's HAProxy can route to host B's containers, as an
+overlay network would let it.
+
+Every wait is a condition with a deadline (``eventually``); nothing asserts on elapsed time.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, request, short
+
+from cosmonaut.payload import host_id_for
+from runtime.config import HandlerConfig
+from runtime.handler import RegistryApp
+from runtime.server import RegistryServer
+from tests.test_dynamodb import MotoServer, aws_env
+
+TTL = 4  # LAMBDA_REGISTRY_HOST_TTL of the registry: a silent host leaves after 4 s
+WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
+API = {"cosmonaut.service": "api", "cosmonaut.predicate": "api.example", "cosmonaut.port": "8080"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Registry:
+    """``lambda-registry serve``'s server over DynamoDB (moto), stoppable and restartable on
+    the same port with the same app (and so the same table contents)."""
+
+    def __init__(self, app: RegistryApp) -> None:
+        self.app = app
+        self.server: RegistryServer | None = RegistryServer("127.0.0.1", 0, app).start()
+        self.port = self.server.address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def start(self) -> None:
+        self.server = RegistryServer("127.0.0.1", self.port, self.app).start()
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    moto = MotoServer().start()
+    aws_env(monkeypatch, moto.endpoint)
+    config = HandlerConfig.from_env(
+        {"LAMBDA_REGISTRY_STORE": "dynamodb", "LAMBDA_REGISTRY_HOST_TTL": str(TTL)}
+    )
+    assert config.host_ttl == TTL
+    running = Registry(RegistryApp(config))
+    try:
+        yield running
+    finally:
+        running.stop()
+        moto.stop()
+
+
+@pytest.fixture
+def second_host(client: Any) -> Iterator[DockerHost]:
+    box = DockerHost(client, f"cz{uuid.uuid4().hex[:8]}-")
+    try:
+        yield box
+    finally:
+        box.cleanup()
+
+
+def cosmonaut_status(state_dir: Path, format: str = "text") -> str:
+    """What ``cosmonaut status`` prints."""
+    command = [sys.executable, "-m", "cosmonaut.cli", "status", "--state-dir", str(state_dir)]
+    done = subprocess.run(
+        [*command, "--format", format], capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.stdout
+
+
+@dataclass
+class Cosmonaut:
+    """``cosmonaut run`` as a process of its own: one simulated host."""
+
+    host_id: str
+    docker: DockerHost
+    haproxy: HaproxyBox
+    state_dir: Path
+    url: str
+    table: str
+    extra: tuple[str, ...] = ()
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.state_dir / "cosmonaut.log"
+
+    def start(self) -> Cosmonaut:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "cosmonaut.cli",
+            "run",
+            "--haproxy-container",
+            self.haproxy.name,
+            "--keyword",
+            self.docker.prefix,
+            "--table",
+            self.table,
+            "--host-id",
+            self.host_id,
+            "--registry-url",
+            self.url,
+            "--registry-timeout",
+            "2",
+            "--registry-retries",
+            "1",
+            "--poll-interval",
+            "1",
+            "--resync-interval",
+            "1",
+            "--state-dir",
+            str(self.state_dir),
+            "--metrics-address",
+            f"127.0.0.1:{self.metrics_port}",
+            *self.extra,
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, stderr=log, stdout=log)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no final report, nothing said to the registry."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    def status(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(cosmonaut_status(self.state_dir, "json"))
+        return document
+
+    def metrics(self) -> dict[str, float]:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with opener.open(url, timeout=2) as response:
+            text = response.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+@pytest.fixture
+def fleet(
+    host: DockerHost, second_host: DockerHost, registry: Registry, tmp_path: Path
+) -> Iterator[tuple[Cosmonaut, Cosmonaut]]:
+    table = f"fleet-{uuid.uuid4().hex[:8]}"
+    a = Cosmonaut("host-a", host, host.haproxy(), tmp_path / "a", registry.url, table)
+    b = Cosmonaut("host-b", second_host, second_host.haproxy(), tmp_path / "b", registry.url, table)
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+        for one in (a, b):
+            print(f"--- {one.host_id} log tail ---\n{one.tail()}")
+
+
+def answers(haproxy: HaproxyBox, name: str, count: int = 6) -> set[str]:
+    return {haproxy.get(host=name).body for _ in range(count)}
+
+
+def backends(haproxy: HaproxyBox) -> set[str]:
+    return {
+        line.split()[1] for line in haproxy.config().splitlines() if line.startswith("    server ")
+    }
+
+
+def test_a_container_on_host_b_is_routed_through_host_a_until_b_dies(
+    fleet: tuple[Cosmonaut, Cosmonaut],
+) -> None:
+    a, b = fleet
+    web_a = a.docker.service("web1", labels=WEB)
+    a.start()
+    b.start()
+    eventually(lambda: answers(a.haproxy, "web.example") == {short(web_a)}, 60, what="A routed")
+    # B's HAProxy routes to A's container too: both read one table.
+    eventually(lambda: answers(b.haproxy, "web.example") == {short(web_a)}, 30, what="A's web at B")
+
+    api_b = b.docker.service("api1", labels=API)
+    web_b = b.docker.service("web2", labels=WEB)
+    eventually(
+        lambda: answers(a.haproxy, "api.example") == {short(api_b)},
+        30,
+        what="B's api container answering through A's HAProxy",
+    )
+    eventually(
+        lambda: answers(a.haproxy, "web.example", 8) == {short(web_a), short(web_b)},
+        30,
+        what="the web service shared by both hosts, at A",
+    )
+    assert answers(b.haproxy, "web.example", 8) == {short(web_a), short(web_b)}
+    status = a.status()
+    assert status["host"] == "host-a"
+    assert status["registry_health"]["up"] is True
+    assert [item["name"] for item in status["routed"]] == [web_a.name]  # A's own containers
+
+    b.kill()
+    eventually(
+        lambda: not ({short(api_b), short(web_b)} & backends(a.haproxy)),
+        TTL + 30,
+        what="B's containers to leave A's config once B's lease expired",
+    )
+    eventually(lambda: a.haproxy.get(host="api.example").status == 503, what="api gone at A")
+    assert answers(a.haproxy, "web.example", 8) == {short(web_a)}
+    assert a.metrics()["cosmonaut_polled_changes_total"] >= 2  # B's arrival, B's expiry
+    # B's HAProxy is nobody's now: it keeps serving its last config, untouched.
+    assert answers(b.haproxy, "api.example") == {short(api_b)}
+
+
+def test_registry_outage_leaves_both_haproxies_serving_then_they_converge(
+    fleet: tuple[Cosmonaut, Cosmonaut], registry: Registry
+) -> None:
+    a, b = fleet
+    web_a = a.docker.service("web1", labels=WEB)
+    api_b = b.docker.service("api1", labels=API)
+    a.start()
+    b.start()
+    for one in (a, b):
+        eventually(
+            lambda one=one: (
+                answers(one.haproxy, "web.example") == {short(web_a)}
+                and answers(one.haproxy, "api.example") == {short(api_b)}
+            ),
+            60,
+            what=f"both services at {one.host_id}",
+        )
+    before = {one.host_id: one.haproxy.config() for one in (a, b)}
+    assert before["host-a"] == before["host-b"]
+
+    registry.stop()
+    outage = threading.Event()
+    outcomes: list[str] = []
+
+    def client() -> None:
+        while not outage.is_set():
+            for one in (a, b):
+                for name in ("web.example", "api.example"):
+                    try:
+                        reply = request(one.haproxy.ip, host=name, timeout=5)
+                        outcomes.append("ok" if reply.status == 200 else f"{reply.status}")
+                    except Exception as error:
+                        outcomes.append(f"{type(error).__name__}: {error}")
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        for one in (a, b):
+            eventually(
+                lambda one=one: one.status()["registry_health"]["up"] is False,
+                30,
+                what=f"{one.host_id}'s status to say the registry is unreachable",
+            )
+            eventually(
+                lambda one=one: one.metrics()["cosmonaut_registry_up"] == 0,
+                what=f"{one.host_id}'s registry gauge",
+            )
+        # A change made while the registry is away waits for it; nothing is applied.
+        late = b.docker.service("web2", labels=WEB)
+        stopped = threading.Event()
+        stopped.wait(10)  # the registry stays away ~10 s (a wait, not a measurement)
+    finally:
+        outage.set()
+        thread.join(timeout=30)
+    failures = [o for o in outcomes if o != "ok"]
+    assert len(outcomes) > 20
+    assert failures == [], failures[:5]
+    for one in (a, b):
+        assert one.haproxy.config() == before[one.host_id]  # HAProxy untouched
+        assert one.metrics()["cosmonaut_registry_failures_total"] >= 1
+        assert "UNREACHABLE" in cosmonaut_status(one.state_dir)
+
+    registry.start()
+    everything = {short(web_a), short(late)}
+    for one in (a, b):
+        eventually(
+            lambda one=one: (
+                answers(one.haproxy, "web.example", 8) == everything
+                and answers(one.haproxy, "api.example") == {short(api_b)}
+            ),
+            60,
+            what=f"{one.host_id} to converge once the registry is back",
+        )
+        eventually(
+            lambda one=one: one.status()["registry_health"]["up"] is True,
+            what=f"{one.host_id}'s status to say the registry is back",
+        )
+        assert one.metrics()["cosmonaut_registry_up"] == 1
+    eventually(
+        lambda: a.haproxy.config() == b.haproxy.config(), 30, what="one config at both hosts"
+    )
+
+
+def test_published_mode_reports_the_host_address_and_port(
+    host: DockerHost, tmp_path: Path, client: Any
+) -> None:
+    haproxy = host.haproxy()
+    haproxy.container.reload()
+    networks = haproxy.container.attrs["NetworkSettings"]["Networks"]
+    gateway = next(iter(networks.values()))["Gateway"]  # this machine, as containers see it
+    published = host.service("web1", labels=WEB, ports={"8080/tcp": None})
+    hidden = host.service("web2", labels=WEB)  # no -p: left out and reported
+    published.reload()
+    host_port = published.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cosmonaut.cli",
+            "once",
+            "--haproxy-container",
+            haproxy.name,
+            "--keyword",
+            host.prefix,
+            "--table",
+            "e2e-published",
+            "--host-id",
+            "auto",
+            "--address-mode",
+            "published",
+            "--advertise-address",
+            gateway,
+            "--store",
+            "memory",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    config = haproxy.config()
+    assert f"server {short(published)} {gateway}:{host_port}" in config
+    assert short(hidden) not in config
+    eventually(
+        lambda: haproxy.get(host="web.example").body == short(published),
+        what="a request through HAProxy to the published port",
+    )
+    status = json.loads(cosmonaut_status(tmp_path, "json"))
+    assert status["host"] == host_id_for(client.info()["Name"])
+    assert status["address_mode"] == "published"
+    assert [item["address"] for item in status["routed"]] == [f"{gateway}:{host_port}"]
+    assert [(p["container"], p["setting"]) for p in status["problems"]] == [(hidden.name, "ports")]
+    assert "8080/tcp is not published on the host" in status["problems"][0]["reason"]
