@@ -269,6 +269,7 @@ def test_a_candidate_without_containers_deploys_nothing(store: Store, table: str
 
 
 def test_forget_host_removes_it_at_once(store: Store, table: str) -> None:
+    assert store.forget_host(table, "host-a") is False  # a table nothing was written to yet
     clock = Clock()
     run = compile_as(store, clock)
     run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))

@@ -99,7 +99,12 @@ class FleetItems:
 
     def forget_host(self, table: str, host: str) -> bool:
         with self._errors(table, "cannot forget a host of"):
-            return self._forget(table, host) > 0
+            try:
+                return self._forget(table, host) > 0
+            except ClientError as error:
+                if _code(error) == "ResourceNotFoundException":
+                    return False  # no table: no such host (as the other stores say)
+                raise
 
     def _hosts_once(self, table: str) -> dict[str, HostReport] | None:
         host_items = self._read(table)[2]
