@@ -22,7 +22,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from compiler.errors import Diagnostic
-from compiler.models import Candidate, ConfigModeName, ContainerRef, HostReport, Payload, Service
+from compiler.models import (
+    Candidate,
+    ConfigModeName,
+    ContainerRef,
+    HostReport,
+    Payload,
+    RunningContainer,
+    Service,
+)
 
 DEFAULT_TTL = 90.0  # seconds: three of Cosmonaut's default 30 s resyncs
 UNKNOWN = "~"  # sorts after every RFC 3339 time: "not known to be old"
@@ -108,10 +116,15 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 )
 
     kept = _routable(winners, entries, diagnostics, where)
-    listed_ids = {
-        host: {c.id for candidate in r.candidates for c in candidate.containers}
-        for host, r in reports.items()
-    }
+    # Running containers by service, hosts in order; a running container its host also lists
+    # as a candidate was decided above. (Indexed once: a pass over every host's running list
+    # per service made a 5 000-service fleet take seconds.)
+    unlisted: dict[str, list[tuple[str, RunningContainer]]] = defaultdict(list)
+    for host in sorted(reports):
+        listed = {c.id for candidate in reports[host].candidates for c in candidate.containers}
+        for running in reports[host].running:
+            if running.id not in listed:
+                unlisted[running.service_name].append((host, running))
     services = []
     for name in sorted(kept):
         mode, predicate, cookie = winners[name]
@@ -121,12 +134,8 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 continue
             for position, container in enumerate(candidate.containers):
                 _add(containers, container, name, where(host, index, position), diagnostics)
-        for host in sorted(reports):
-            # A running container its host also lists as a candidate was decided above.
-            listed = listed_ids[host]
-            for running in reports[host].running:
-                if running.service_name == name and running.id not in listed:
-                    _add(containers, running, name, f"host '{host}': $.running", diagnostics)
+        for host, running in unlisted.get(name, ()):
+            _add(containers, running, name, f"host '{host}': $.running", diagnostics)
         services.append(
             Service.model_construct(
                 name=name,
