@@ -428,3 +428,27 @@ class RegistryFront:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def web_config(*containers: Any) -> str:
+    """The compiled config routing service ``web`` (``web.example``) to ``containers``."""
+    from runtime.pipeline import compile_payload
+
+    payload = {
+        "table": "e2e-test",
+        "running": [],
+        "candidates": [
+            {
+                "serviceName": "web",
+                "predicate": "web.example",
+                "containers": [{"id": short(c), "ip": f"{ip_of(c)}:8080"} for c in containers],
+            }
+        ],
+    }
+    return compile_payload(payload).text
+
+
+def leftovers(haproxy: HaproxyBox) -> list[str]:
+    """Files in the HAProxy container's config folder other than haproxy.cfg."""
+    listing = haproxy.container.exec_run(["ls", "-a", "/usr/local/etc/haproxy"]).output.decode()
+    return [name for name in listing.split() if name not in (".", "..", "haproxy.cfg")]

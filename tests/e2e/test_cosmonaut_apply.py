@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, ip_of, short
+from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, ip_of, leftovers, short, web_config
 
 from cosmonaut.apply import Applier
 from cosmonaut.discovery import Discoverer, HaproxyContainer
@@ -13,7 +13,6 @@ from cosmonaut.engine import Engine
 from cosmonaut.errors import HaproxyContainerError
 from cosmonaut.haproxy import HaproxyTarget
 from cosmonaut.state import History
-from runtime.pipeline import compile_payload
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 
@@ -27,26 +26,6 @@ def applier(haproxy: HaproxyBox, tmp_path: Path | None = None, **options: object
     )
     history = History(tmp_path / "history", keep=2) if tmp_path else None
     return Applier(target, history, dry_run=bool(options.pop("dry_run", False)))
-
-
-def web_config(*containers: object) -> str:
-    payload = {
-        "table": "e2e-test",
-        "running": [],
-        "candidates": [
-            {
-                "serviceName": "web",
-                "predicate": "web.example",
-                "containers": [{"id": short(c), "ip": f"{ip_of(c)}:8080"} for c in containers],
-            }
-        ],
-    }
-    return compile_payload(payload).text
-
-
-def leftovers(haproxy: HaproxyBox) -> list[str]:
-    listing = haproxy.container.exec_run(["ls", "-a", "/usr/local/etc/haproxy"]).output.decode()
-    return [name for name in listing.split() if name not in (".", "..", "haproxy.cfg")]
 
 
 def test_apply_reloads_and_routes_then_skips_the_same_config(

@@ -22,8 +22,10 @@ from cosmonaut_e2e import (
     RunningDaemon,
     eventually,
     ip_of,
+    leftovers,
     reconciler,
     short,
+    web_config,
 )
 
 from cosmonaut.engine import Engine
@@ -50,26 +52,6 @@ def routes(haproxy: HaproxyBox, *containers: Any) -> Callable[[], bool]:
         }
 
     return check
-
-
-def web_config(*containers: Any) -> str:
-    payload = {
-        "table": "e2e-test",
-        "running": [],
-        "candidates": [
-            {
-                "serviceName": "web",
-                "predicate": "web.example",
-                "containers": [{"id": short(c), "ip": f"{ip_of(c)}:8080"} for c in containers],
-            }
-        ],
-    }
-    return compile_payload(payload).text
-
-
-def leftovers(haproxy: HaproxyBox) -> list[str]:
-    listing = haproxy.container.exec_run(["ls", "-a", "/usr/local/etc/haproxy"]).output.decode()
-    return [name for name in listing.split() if name not in (".", "..", "haproxy.cfg")]
 
 
 def pass_for(daemon: RunningDaemon, start: int, word: str) -> PassResult:
