@@ -37,6 +37,7 @@ from compiler.ast import (
 )
 from compiler.models import ContainerRef, Service
 from compiler.options import RenderOptions
+from compiler.tls import acme_challenge_rule, backend_lines, cookie_flags, https_bind
 
 # Host header without its optional ":port", compared case-insensitively. `host_only` would
 # say it better but only exists from HAProxy 2.8 on; `field(1,:)` works on 2.6.
@@ -105,6 +106,11 @@ def _defaults(options: RenderOptions) -> Defaults:
 def _frontend(services: Sequence[Service], options: RenderOptions) -> Frontend:
     address = f"{options.bind_address or ''}:{options.bind_port}"
     body: list[Line] = [Bind(address)]
+    # TLS (issue 14): an HTTPS bind beside the HTTP one, and the ACME answer before routing.
+    https = https_bind(options)
+    if https is not None:
+        body.append(https)
+    body.extend(acme_challenge_rule(options))
     if options.compat == "seed":
         rules = [_seed_rule(service) for service in services]
     else:
@@ -154,9 +160,9 @@ def _backend_head(options: RenderOptions) -> tuple[Line, ...]:
 
 def _backend(service: Service, options: RenderOptions, head: tuple[Line, ...]) -> Backend:
     check = ("check",) if options.health_check.enabled else ()
-    body = list(head)
+    body = [*head, *backend_lines(service, options)]  # TLS (issue 14)
     if service.cookie:
-        body.append(Cookie(service.cookie, ("prefix", "nocache")))
+        body.append(Cookie(service.cookie, ("prefix", "nocache", *cookie_flags(service, options))))
         # The seed gave every server the cookie *name* as its value, so every returning
         # client went to the first server. The server id is unique within a backend.
         seed = options.compat == "seed"

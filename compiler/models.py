@@ -26,6 +26,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 ConfigModeName = Literal["host", "path"]
+# HTTPS per service (issue 14): "off" as before, "on" served on both ports, "redirect" HTTP to
+# HTTPS. Left out of dumps when "off", so stored state and echoes stay as they were.
+TlsMode = Literal["off", "on", "redirect"]
 
 # HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy, server and ACL names.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -269,6 +272,8 @@ class Candidate(_Strict):
     predicate: str
     cookie: CookieName | None = None
     containers: list[CandidateContainer] = Field(default_factory=list)
+    # TLS (issue 14)
+    tls: TlsMode = Field(default="off", exclude_if=lambda mode: mode == "off")
 
     _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
 
@@ -295,6 +300,8 @@ class Service(_Strict):
     cookie: CookieName | None = None
     # Lax only about the container: JSON (and stores) give a list where we keep a tuple.
     containers: tuple[ContainerRef, ...] = Field(default=(), strict=False)
+    # TLS (issue 14)
+    tls: TlsMode = Field(default="off", exclude_if=lambda mode: mode == "off")
 
     _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
 

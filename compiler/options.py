@@ -67,6 +67,41 @@ class HealthCheck(_Options):
     http_path: HttpPath | None = None
 
 
+# --- TLS (issue 14) ---------------------------------------------------------------------
+# Mozilla's "intermediate" profile (ssl-config.mozilla.org, version 5.7): TLS 1.2 suites with
+# forward secrecy and AEAD only; TLS 1.3 suites are OpenSSL's defaults, named so they are
+# pinned.
+MOZILLA_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+MOZILLA_CIPHERSUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+# An ACME account key's JWK thumbprint (RFC 7638): base64url of a SHA-256, 43 characters.
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+_thumbprint = matching(
+    _THUMBPRINT,
+    "acme_thumbprint",
+    "is not an ACME account key thumbprint (43 base64url characters, RFC 7638)",
+)
+Thumbprint = Annotated[str, AfterValidator(_thumbprint)]
+
+
+class TlsOptions(_Options):
+    """HTTPS on the frontend: one more ``bind`` that loads every certificate in ``certs_dir``
+    (HAProxy picks one by SNI; the first file in name order is the default)."""
+
+    certs_dir: Word
+    bind_port: int = Field(default=443, ge=1, le=65535)
+    alpn: Word = "h2,http/1.1"
+    min_version: Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    ciphers: Word = MOZILLA_INTERMEDIATE_CIPHERS
+    ciphersuites: Word = MOZILLA_CIPHERSUITES
+    # Strict-Transport-Security on HTTPS answers of `redirect` services (none when unset).
+    hsts_max_age: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    hsts_include_subdomains: bool = False
+
+
 class RenderOptions(_Options):
     """Everything about the output that is not in the payload. Defaults follow the seed."""
 
@@ -90,6 +125,11 @@ class RenderOptions(_Options):
         "roundrobin"
     )
     health_check: HealthCheck = HealthCheck()
+    # TLS (issue 14): HTTPS is off unless set.
+    tls: TlsOptions | None = None
+    # With it, HAProxy answers ACME HTTP-01 challenges itself with `<token>.<thumbprint>`, on
+    # every port, before any routing (works without `tls`: the first certificate needs it).
+    acme_thumbprint: Thumbprint | None = None
 
 
 def parse_render_options(raw: str | bytes, *, file: str) -> RenderOptions:

@@ -24,7 +24,7 @@ Loc = tuple[int | str, ...]
 _FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "payload": ("table", "host", "running", "candidates"),
     "running": ("serviceName", "id", "ip"),
-    "candidate": ("serviceName", "configMode", "predicate", "cookie", "containers"),
+    "candidate": ("serviceName", "configMode", "predicate", "cookie", "containers", "tls"),
     "container": ("id", "ip", "created"),
 }
 _MAX_PASSES = 4

@@ -30,6 +30,7 @@ from compiler.models import (
     Payload,
     RunningContainer,
     Service,
+    TlsMode,
 )
 
 DEFAULT_TTL = 90.0  # seconds: three of Cosmonaut's default 30 s resyncs
@@ -100,7 +101,7 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
             if candidate.containers:
                 entries[candidate.service_name].append((host, index, candidate))
 
-    winners: dict[str, tuple[ConfigModeName, str, str | None]] = {}
+    winners: dict[str, _Settings] = {}
     for name, claims in entries.items():
         best = max(claims, key=lambda claim: (_newest(claim[2]), _settings_key(claim[2])))
         winners[name] = _settings(best[2])
@@ -127,7 +128,7 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 unlisted[running.service_name].append((host, running))
     services = []
     for name in sorted(kept):
-        mode, predicate, cookie = winners[name]
+        mode, predicate, cookie, tls = winners[name]
         containers: dict[str, ContainerRef] = {}
         for host, index, candidate in entries[name]:
             if _settings(candidate) != winners[name]:
@@ -142,6 +143,7 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 mode=mode,
                 predicate=predicate,
                 cookie=cookie,
+                tls=tls,
                 containers=tuple(sorted(containers.values(), key=lambda c: (c.id, c.ip))),
             )
         )
@@ -171,7 +173,7 @@ def _add(
 
 
 def _routable(
-    winners: dict[str, tuple[ConfigModeName, str, str | None]],
+    winners: dict[str, _Settings],
     entries: Mapping[str, list[tuple[str, int, Candidate]]],
     diagnostics: list[Diagnostic],
     where: Callable[[str, int], str],
@@ -210,21 +212,23 @@ def _routable(
     return kept
 
 
-def _settings(candidate: Candidate) -> tuple[ConfigModeName, str, str | None]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie)
+# What the containers of one service must agree on: mode, predicate, cookie, TLS.
+_Settings = tuple[ConfigModeName, str, str | None, TlsMode]
 
 
-def _settings_key(candidate: Candidate) -> tuple[str, str, str]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie or "")
+def _settings(candidate: Candidate) -> _Settings:
+    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.tls)
+
+
+def _settings_key(candidate: Candidate) -> tuple[str, str, str, str]:
+    return (candidate.config_mode, candidate.predicate, candidate.cookie or "", candidate.tls)
 
 
 def _newest(candidate: Candidate) -> str:
     return max((c.created or "" for c in candidate.containers), default="")
 
 
-def _oldest(
-    claims: list[tuple[str, int, Candidate]], settings: tuple[ConfigModeName, str, str | None]
-) -> str:
+def _oldest(claims: list[tuple[str, int, Candidate]], settings: _Settings) -> str:
     times = [
         c.created or UNKNOWN
         for _, _, candidate in claims

@@ -70,6 +70,7 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
             "mode": candidate.config_mode,
             "predicate": candidate.predicate,
             "cookie": candidate.cookie,
+            "tls": candidate.tls,
         }
         draft = drafts.get(name)
         if draft is None:
@@ -118,8 +119,8 @@ def _consistent_candidates(
     return result
 
 
-def _settings(candidate: Candidate) -> tuple[str, str, str | None]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie)
+def _settings(candidate: Candidate) -> tuple[str, str, str | None, str]:
+    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.tls)
 
 
 def _routable(

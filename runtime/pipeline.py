@@ -21,6 +21,7 @@ from compiler.models import HostReport, Payload, Service
 from compiler.options import RenderOptions
 from compiler.payload import load_payload, parse_payload_text
 from compiler.perf import paused_gc
+from compiler.tls import diagnostics as tls_diagnostics
 from grammar.roundtrip import print_verified
 from runtime.contract import etag_of
 from runtime.fleet import DEFAULT_TTL, FleetResult, live, render, report_and_render
@@ -122,7 +123,9 @@ def _compile(
         text=text,
         config=config,
         services=reconciled.render,
-        diagnostics=entry_diagnostics + reconciled.diagnostics,
+        diagnostics=entry_diagnostics
+        + reconciled.diagnostics
+        + tls_diagnostics(reconciled.render, options),
         reconciled=reconciled,
         attempts=attempts,
     )

@@ -115,6 +115,8 @@ def service_item(service: Service, version: int) -> dict[str, Any]:
     }
     if service.cookie is not None:
         item["cookie"] = {"S": service.cookie}
+    if service.tls != "off":
+        item["tls"] = {"S": service.tls}
     return item
 
 
@@ -125,6 +127,7 @@ def service_from_item(item: Mapping[str, Any], table: str) -> Service:
             "mode": item["configMode"]["S"],
             "predicate": item["predicate"]["S"],
             "cookie": item["cookie"]["S"] if "cookie" in item else None,
+            "tls": item["tls"]["S"] if "tls" in item else "off",
             "containers": [
                 {"id": c["M"]["id"]["S"], "ip": c["M"]["ip"]["S"]}
                 for c in item.get("containers", {}).get("L", [])
