@@ -149,7 +149,8 @@ def _message(detail: ErrorDetails, loc: Loc) -> str:
         expected = _EXPECTED.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
         return f"expected {expected}, got {_json_type(value)}"
     if kind == "literal_error":
-        return f"must be 'host' or 'path', got {_json_type(value)} {_short(value)}"
+        expected = detail.get("ctx", {}).get("expected", "'host' or 'path'")
+        return f"must be {expected}, got {_json_type(value)} {_short(value)}"
     return detail["msg"]
 
 

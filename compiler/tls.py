@@ -69,13 +69,19 @@ def acme_challenge_rule(options: RenderOptions) -> tuple[Line, ...]:
 
 
 def backend_lines(service: Service, options: RenderOptions) -> tuple[Line, ...]:
-    """A TLS service's statements: redirect (``redirect``), X-Forwarded-Proto/Port (both),
-    Strict-Transport-Security on HTTPS answers (``redirect``, when ``hsts_max_age`` is set)."""
+    """A service's statements when the config has HTTPS: redirect (``redirect``),
+    X-Forwarded-Proto/Port (``on``, ``redirect``), Strict-Transport-Security on HTTPS answers
+    (``redirect``, when ``hsts_max_age`` is set), a 503 on HTTPS (``off``)."""
     mode = effective_mode(service, options)
     tls = options.tls
-    if mode == "off" or tls is None:
+    if tls is None:
         return ()
     lines: list[Line] = [Acl(_TLS_ACL, "ssl_fc")]
+    if mode == "off":
+        # Served on HTTP only, as before HTTPS existed: on the HTTPS port it gets what an
+        # unknown host gets (503), not an answer under a certificate that is not its own.
+        lines.append(Statement("http-request", ("deny", "deny_status", "503", "if", _TLS_ACL)))
+        return tuple(lines)
     if mode == "redirect":
         port = "" if tls.bind_port == 443 else f":{tls.bind_port}"
         location = f"https://{_HOST}{port}%[pathq]"
