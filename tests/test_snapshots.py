@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,6 +68,68 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "no-health-check": (load_example("mixed.json"), {"health_check": {"enabled": False}}),
 }
+
+
+# --- TLS (issue 14) ------------------------------------------------------------------------
+CERTS_DIR = "/etc/haproxy/certs"  # replaced by a real folder for haproxy -c
+
+
+def tls_payload() -> dict[str, Any]:
+    """mixed.json with shop on redirect (and its cookie), blog on, docs off."""
+    payload = load_example("mixed.json")
+    modes = {"shop": "redirect", "blog": "on"}
+    for candidate in payload["candidates"]:
+        if candidate["serviceName"] in modes:
+            candidate["tls"] = modes[candidate["serviceName"]]
+    return payload
+
+
+TLS_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "tls-defaults": (tls_payload(), {"tls": {"certs_dir": CERTS_DIR}}),
+    "tls-all-options": (
+        tls_payload(),
+        {
+            "bind_address": "0.0.0.0",
+            "tls": {
+                "certs_dir": CERTS_DIR,
+                "bind_port": 8443,
+                "alpn": "http/1.1",
+                "min_version": "TLSv1.3",
+                "ciphers": "ECDHE-RSA-AES256-GCM-SHA384",
+                "ciphersuites": "TLS_AES_256_GCM_SHA384",
+                "hsts_max_age": 31536000,
+                "hsts_include_subdomains": True,
+            },
+            "acme_thumbprint": "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg",
+        },
+    ),
+    "tls-hsts": (tls_payload(), {"tls": {"certs_dir": CERTS_DIR, "hsts_max_age": 300}}),
+    "acme-without-tls": (
+        load_example("mixed.json"),
+        {"acme_thumbprint": "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg"},
+    ),
+    "tls-compat-seed": (tls_payload(), {"compat": "seed", "tls": {"certs_dir": CERTS_DIR}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TLS_CASES))
+def test_generated_tls_config(
+    case: str,
+    haproxy_snapshot: Any,
+    assert_haproxy_accepts: Callable[[str], None],
+    tmp_path: Path,
+) -> None:
+    from tests.tls_certs import write_pem
+
+    payload, options = TLS_CASES[case]
+    text = compiled(payload, options)
+    assert text == haproxy_snapshot
+    write_pem(tmp_path, "shop.example.org.pem", "shop.example.org")
+    assert_haproxy_accepts(text.replace(CERTS_DIR, str(tmp_path)))
+
+
+def test_tls_fields_without_the_option_change_nothing() -> None:
+    assert compiled(tls_payload()) == compiled(load_example("mixed.json"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
