@@ -78,7 +78,7 @@ def build_payload(
                 continue
             differing = ", ".join(
                 LABELS[name]
-                for name in ("mode", "predicate", "cookie")
+                for name in ("mode", "predicate", "cookie", "tls")
                 if getattr(container.settings, name) != getattr(settings, name)
             )
             problems.append(
@@ -98,6 +98,8 @@ def build_payload(
         }
         if settings.cookie is not None:
             candidate["cookie"] = settings.cookie
+        if settings.tls != "off":
+            candidate["tls"] = settings.tls
         candidates.append(candidate)
         members.append(tuple(agreeing))
     routed = tuple(c for group in members for c in group)
@@ -125,8 +127,8 @@ def rfc3339(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _routing(settings: ServiceSettings) -> tuple[str, str, str | None]:
-    return (settings.mode, settings.predicate, settings.cookie)
+def _routing(settings: ServiceSettings) -> tuple[str, str, str | None, str]:
+    return (settings.mode, settings.predicate, settings.cookie, settings.tls)
 
 
 def table_for_host(name: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from compiler.models import Candidate
 
-SettingName = Literal["service", "mode", "predicate", "cookie", "port"]
+SettingName = Literal["service", "mode", "predicate", "cookie", "port", "tls"]
 
 LABELS: dict[SettingName, str] = {
     "service": "cosmonaut.service",
@@ -25,6 +25,7 @@ LABELS: dict[SettingName, str] = {
     "predicate": "cosmonaut.predicate",
     "cookie": "cosmonaut.cookie",
     "port": "cosmonaut.port",
+    "tls": "cosmonaut.tls",  # TLS (issue 14)
 }
 ENVIRONMENT: dict[SettingName, str] = {
     "service": "SERVICE_NAME",
@@ -32,6 +33,7 @@ ENVIRONMENT: dict[SettingName, str] = {
     "predicate": "PREDICATE",
     "cookie": "COOKIE",
     "port": "PORT",
+    "tls": "HTTPS_METHOD",  # nginx-proxy's name; its values are mapped by _TLS_FROM_HTTPS_METHOD
 }
 REQUIRED: tuple[SettingName, ...] = ("service", "predicate", "port")
 # What makes a container managed: any cosmonaut.* label, or one of these variables. PORT alone
@@ -46,6 +48,15 @@ _MODEL_FIELDS: dict[str, SettingName] = {
     "config_mode": "mode",
     "predicate": "predicate",
     "cookie": "cookie",
+    "tls": "tls",
+}
+# nginx-proxy's HTTPS_METHOD -> our tls mode. `nohttp` (no HTTP at all) has no exact match:
+# the nearest is `redirect`, which answers HTTP only with a redirect.
+_TLS_FROM_HTTPS_METHOD = {
+    "redirect": "redirect",
+    "noredirect": "on",
+    "nohttps": "off",
+    "nohttp": "redirect",
 }
 
 
@@ -58,6 +69,7 @@ class ServiceSettings:
     predicate: str
     cookie: str | None
     port: int
+    tls: Literal["off", "on", "redirect"] = "off"  # TLS (issue 14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,11 @@ def read_settings(
         document["configMode"] = raw["mode"][1].strip()
     if "cookie" in raw and raw["cookie"][1].strip():  # empty means no cookie
         document["cookie"] = raw["cookie"][1].strip()
+    if "tls" in raw and raw["tls"][1].strip():  # empty means off
+        value = raw["tls"][1].strip().lower()
+        if raw["tls"][0] == ENVIRONMENT["tls"]:
+            value = _TLS_FROM_HTTPS_METHOD.get(value, value)
+        document["tls"] = value
     candidate: Candidate | None = None
     try:
         candidate = Candidate.model_validate(document)
@@ -147,6 +164,7 @@ def read_settings(
         predicate=candidate.predicate,
         cookie=candidate.cookie,
         port=port,
+        tls=candidate.tls,
     )
 
 
@@ -160,4 +178,9 @@ def _port(entry: tuple[str, str] | None) -> int | str:
 
 
 def _reason(message: str, setting: SettingName) -> str:
+    if setting == "tls":
+        return (
+            "must be off, on or redirect (HTTPS_METHOD also takes nginx-proxy's redirect, "
+            "noredirect, nohttps, nohttp)"
+        )
     return message.removeprefix("Value error, ")

@@ -83,3 +83,14 @@ def test_empty_host() -> None:
     plan = build_payload("host-1", [])
     assert plan.payload == {"table": "host-1", "running": [], "candidates": []}
     assert "frontend http" in compile_payload(plan.payload).text
+
+
+def test_tls_goes_into_the_candidate_only_when_set() -> None:
+    from dataclasses import replace
+
+    secure = container("w1", replace(WEB, tls="redirect"), "10.0.0.1")
+    plain = container("d1", DOCS, "10.0.0.2")
+    plan = build_payload("tbl", [secure, plain])
+    by_name = {c["serviceName"]: c for c in plan.payload["candidates"]}
+    assert by_name["web"]["tls"] == "redirect"
+    assert "tls" not in by_name["docs"]

@@ -99,3 +99,45 @@ def test_what_is_managed() -> None:
 def test_parse_environment() -> None:
     assert parse_environment(["A=1", "B=x=y", "C", "A=2"]) == {"A": "2", "B": "x=y"}
     assert parse_environment(None) == {}
+
+
+# --- TLS (issue 14) ------------------------------------------------------------------------
+TLS_WEB = {"cosmonaut.service": "w", "cosmonaut.predicate": "w.example", "cosmonaut.port": "80"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "env", "expected"),
+    [
+        ({}, {}, "off"),
+        ({"cosmonaut.tls": "redirect"}, {}, "redirect"),
+        ({"cosmonaut.tls": "ON"}, {}, "on"),
+        ({"cosmonaut.tls": ""}, {}, "off"),
+        ({}, {"HTTPS_METHOD": "redirect"}, "redirect"),
+        ({}, {"HTTPS_METHOD": "noredirect"}, "on"),
+        ({}, {"HTTPS_METHOD": "nohttps"}, "off"),
+        ({}, {"HTTPS_METHOD": "nohttp"}, "redirect"),
+        ({"cosmonaut.tls": "off"}, {"HTTPS_METHOD": "redirect"}, "off"),  # the label wins
+    ],
+)
+def test_tls_from_the_label_or_nginx_proxys_variable(
+    labels: dict[str, str], env: dict[str, str], expected: str
+) -> None:
+    settings = read_settings("c1", {**TLS_WEB, **labels}, env)
+    assert isinstance(settings, ServiceSettings)
+    assert settings.tls == expected
+
+
+@pytest.mark.parametrize(
+    ("labels", "env", "where"),
+    [
+        ({"cosmonaut.tls": "yes"}, {}, "cosmonaut.tls"),
+        ({}, {"HTTPS_METHOD": "sometimes"}, "HTTPS_METHOD"),
+    ],
+)
+def test_bad_tls_value_names_the_label_or_variable(
+    labels: dict[str, str], env: dict[str, str], where: str
+) -> None:
+    problems = read_settings("c1", {**TLS_WEB, **labels}, env)
+    assert isinstance(problems, tuple)
+    assert [(p.container, p.setting) for p in problems] == [("c1", where)]
+    assert "off, on or redirect" in problems[0].reason
