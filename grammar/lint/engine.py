@@ -17,7 +17,7 @@ cannot be suppressed.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grammar.lint.rules  # noqa: F401  (registers the rules)
@@ -38,6 +38,8 @@ class LintOptions:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     target: Version = DEFAULT_TARGET
+    # Whether a path the config names exists (HAP060); None when the config's folder is unknown.
+    path_exists: Callable[[str], bool] | None = None
 
 
 class UnknownRuleError(ValueError):
@@ -171,6 +173,7 @@ def lint_config(
         context = LintContext(
             config, file=file, text=text, target=options.target, parse_error=parse_error
         )
+        context.path_exists = options.path_exists
         if text is not None and "haplint" not in text:
             suppressions = _Suppressions({}, set())
         else:

@@ -10,7 +10,7 @@ about every line. What is derived is computed on first use and kept (``cached_pr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -131,6 +131,9 @@ class LintContext:
     ) -> None:
         self.config = config
         self.parse_error = parse_error  # why the text could not be parsed (config is empty)
+        # Whether a file a config names exists (``crt``): given by the caller that knows the
+        # config's folder; None means unknown, and such rules stay silent.
+        self.path_exists: Callable[[str], bool] | None = None
         self.file = file
         self.text = text
         self.target = target

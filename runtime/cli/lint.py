@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from compiler.perf import paused_gc
@@ -114,7 +115,9 @@ def run_lint(args: argparse.Namespace) -> int:
             except InputError as error:
                 result.failed(str(error))
                 continue
-            result.checked(lint_text(text, file=display, options=options))
+            # Paths in the config (crt ...) are checked against the config's own folder.
+            known = options if name == "-" else replace(options, path_exists=_under(name))
+            result.checked(lint_text(text, file=display, options=known))
     for problem in result.unreadable:
         say(sys.stderr, f"error: {problem}\n")
     document = report(
@@ -127,3 +130,13 @@ def run_lint(args: argparse.Namespace) -> int:
     say(sys.stdout, document)
     say(sys.stderr, result.summary() + "\n")
     return result.exit_code
+
+
+def _under(config: str) -> Callable[[str], bool]:
+    """Whether a path named in ``config`` exists, a relative one taken from its folder."""
+    folder = Path(config).resolve().parent
+
+    def exists(path: str) -> bool:
+        return (folder / path).exists()
+
+    return exists

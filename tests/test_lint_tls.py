@@ -1,0 +1,57 @@
+"""HAP060 (a bind's certificate is missing) against the real haproxy, through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grammar.lint import lint_text
+from runtime.haproxy_check import check_config
+from tests.conftest import run_cli
+from tests.tls_certs import write_pem
+
+CONFIG = """\
+defaults
+    mode http
+    timeout client 5s
+    timeout connect 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:18443 ssl crt {crt} alpn h2,http/1.1
+    default_backend be
+backend be
+    server s1 127.0.0.1:8080
+"""
+
+
+def test_missing_certificate_is_an_error_haproxy_agrees_with(tmp_path: Path, haproxy: str) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(CONFIG.format(crt=tmp_path / "certs"))
+    refused = check_config(config.read_text(), binary=haproxy)
+    assert not refused.ok
+    result = run_cli("lint", str(config))
+    assert result.returncode == 1
+    assert f"{config}:7:" in result.stdout and "HAP060" in result.stdout
+    assert "no such file or folder" in result.stdout
+
+    (tmp_path / "certs").mkdir()
+    write_pem(tmp_path / "certs", "site.pem", "site.example.test")
+    assert check_config(config.read_text(), binary=haproxy).ok
+    result = run_cli("lint", str(config))
+    assert result.returncode == 0, result.stdout
+    assert "HAP060" not in result.stdout
+
+
+def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(CONFIG.format(crt="certs/site.pem"))
+    assert "HAP060" in run_cli("lint", str(config)).stdout
+    (tmp_path / "certs").mkdir()
+    write_pem(tmp_path / "certs", "site.pem", "site.example.test")
+    assert "HAP060" not in run_cli("lint", str(config)).stdout
+
+
+def test_unknown_folder_checks_nothing() -> None:
+    # stdin or the library without a path check: nothing to compare with, so no finding.
+    text = CONFIG.format(crt="/nonexistent/certs")
+    assert [f.code for f in lint_text(text)] == []
+    assert "HAP060" not in run_cli("lint", "-", stdin=text).stdout
