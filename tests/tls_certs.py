@@ -68,14 +68,15 @@ def https_get(
     path: str = "/",
     method: str = "GET",
     timeout: float = 5,
+    address: str = "127.0.0.1",
 ) -> Answer:
-    """One HTTP/1.1 request over TLS to 127.0.0.1:``port``, with ``sni`` as the server name
+    """One HTTP/1.1 request over TLS to ``address``:``port``, with ``sni`` as the server name
     (no verification: the test asks which certificate came back)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+        socket.create_connection((address, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=sni) as conn,
     ):
         der = conn.getpeercert(binary_form=True)
@@ -94,10 +95,16 @@ def https_get(
 
 
 def http_get(
-    port: int, host: str, *, path: str = "/", method: str = "GET", timeout: float = 5
+    port: int,
+    host: str,
+    *,
+    path: str = "/",
+    method: str = "GET",
+    timeout: float = 5,
+    address: str = "127.0.0.1",
 ) -> Answer:
     """The same request in clear text (``common_name`` is empty)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+    with socket.create_connection((address, port), timeout=timeout) as conn:
         request = (
             f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
             "Content-Length: 0\r\n\r\n"
