@@ -311,3 +311,33 @@ def test_bad_tls_values_are_refused_with_their_place(certs: Path) -> None:
         RenderOptions.model_validate({"tls": {}})
     with pytest.raises(ValidationError, match="min_version"):
         RenderOptions.model_validate({"tls": {"certs_dir": "/c", "min_version": "SSLv3"}})
+
+
+def test_tls_is_remembered_by_the_stores(tmp_path: Path, certs: Path) -> None:
+    """A later payload that only lists running containers keeps each service's tls."""
+    from runtime.stores.dynamodb_items import service_from_item, service_item
+    from runtime.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "state.db")
+    options = run_options(8080, 8443, certs)
+    first = compile_payload(
+        payload({"a": 9001, "b": 9002, "c": 9003, "d": 9004}), store=store, options=options
+    )
+    running = [
+        {"serviceName": s.name, "id": c.id, "ip": c.ip}
+        for s in first.services
+        for c in s.containers
+    ]
+    again = compile_payload({"table": "tls-test", "running": running}, store=store, options=options)
+    assert {s.name: s.tls for s in again.services} == {
+        "a": "redirect",
+        "b": "on",
+        "c": "on",
+        "d": "off",
+    }
+    assert again.text == first.text
+    for service in again.services:
+        assert service_from_item(service_item(service, 1), "tls-test") == service
+    # "off" is left out of what is stored, so state written before TLS existed reads the same.
+    assert "tls" not in service_item(again.services[-1], 1)
+    assert "tls" not in again.services[-1].model_dump(mode="json")
