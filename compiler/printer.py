@@ -15,6 +15,7 @@ Two layouts:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
@@ -28,13 +29,15 @@ from compiler.ast import (
     Source,
     section_header_words,
 )
-from compiler.quoting import UnprintableValueError, quote_arg
-from compiler.statements import statement_words
+from compiler.quoting import BARE_WORD, UnprintableValueError, quote_arg
+from compiler.statements import STATEMENT_SPELLERS, statement_words
 
 Layout = Literal["canonical", "lossless"]
 INDENT = "    "
 # Generated configs repeat the same words (keywords, `check`, `cookie`, ...) all the time.
 _spell = lru_cache(maxsize=1 << 14)(quote_arg)
+# Words that quote_arg leaves bare (compiler.quoting.BARE_WORD), non-empty, joined by one space.
+_BARE_WORDS = re.compile(rf"{BARE_WORD.pattern}(?: {BARE_WORD.pattern})*")
 
 
 def print_config(config: Config, layout: Layout = "canonical") -> str:
@@ -105,6 +108,9 @@ def _kept_trailing_comments(body: Sequence[Line], end: int, next_header: Source 
 
 
 def _line_text(line: Line, indent: str) -> str:
+    spell = STATEMENT_SPELLERS.get(type(line))
+    if spell is not None:  # a statement: nearly every line
+        return _words_line(spell(line), line.src, indent)
     if isinstance(line, Comment):
         return f"{indent}#{line.text.rstrip()}\n"
     if isinstance(line, Blank):
@@ -115,6 +121,12 @@ def _line_text(line: Line, indent: str) -> str:
 
 
 def _words_line(words: Sequence[str], src: Source | None, indent: str) -> str:
+    if src is None:
+        joined = " ".join(words)
+        if _BARE_WORDS.fullmatch(joined) is not None:
+            # Every word is its own spelling (what quote_arg gives a bare word): one regex
+            # for the line instead of a look-up per word.
+            return f"{indent}{joined}\n"
     if src is not None and src.values == tuple(words):
         # Unchanged since it was read: keep the author's spelling (formatting is layout only).
         spelled = _respelled(src)
