@@ -23,8 +23,8 @@ Configuration is read from the environment once, at the first call (see
 ``runtime.config``). Each call writes one JSON log line to stdout with the request id, the
 table, the counts and the duration.
 
-Cold start: importing this module loads pydantic, lark and the compiler (every call needs
-them), and boto3 when the configured store is DynamoDB (its client is made at the first
+Cold start: importing this module loads pydantic and the compiler (every call needs them),
+and boto3 when the configured store is DynamoDB (its client is made at the first
 call). Nothing else happens at import: the first call reads the configuration and loads the
 Lark parser from the cache the deployment package ships (``SHIPPED_PARSER_CACHE``).
 """
@@ -61,7 +61,9 @@ if chosen_spec()[0] == "dynamodb":
     import runtime.stores.dynamodb  # noqa: F401
 
 # The deployment package ships the Lark parser's cache here (deploy/build.py): each new
-# sandbox then loads the LALR tables instead of building them.
+# sandbox then loads the LALR tables instead of building them. Parsing no longer goes
+# through Lark (grammar.parser groups lines itself; grammar.lalr is its reference), so this
+# load, which tests/test_deploy.py asserts, is only kept until that test is changed.
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # compiler.models.TableName's rule
 SHIPPED_PARSER_CACHE = (
     Path(__file__).resolve().parents[1] / ".lark-cache" / ".lark_cache_haproxy.tmp"

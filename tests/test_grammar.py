@@ -35,8 +35,9 @@ from compiler.ast import (
 )
 from compiler.errors import ParseError
 from grammar import lexer as lexer_module
+from grammar.lalr import _parse_error
 from grammar.lexer import LexedLine, lex, lex_line
-from grammar.parser import _parse_error, parse, parse_file
+from grammar.parser import parse, parse_file
 from grammar.sections import SECTION_KEYWORDS
 from tests.required import requirement
 
