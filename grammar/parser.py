@@ -50,15 +50,18 @@ def _source(line: LexedLine) -> Source:
         # Text after a stray carriage return: HAProxy ignores it, but it is no comment and
         # a printer must not move it after a blank (where HAProxy would read it).
         comment = None
-    return Source(
-        line.number, line.text, line.indent, line.source_words, comment, line.newline, line.values
-    )
+    # tuple.__new__ skips the named tuple's Python-level __new__: one Source per line.
+    number, text, newline, indent, spelled, values, _ = line
+    return _new_tuple(Source, (number, text, indent, spelled, comment, newline, values))
 
 
-def _section(line: LexedLine, body: tuple[Line, ...]) -> Section:
+_new_tuple = tuple.__new__
+
+
+def _section(line: LexedLine, body: tuple[Line, ...], sources: bool = True) -> Section:
     values = line.values
     kind = values[0]
-    src = _source(line)
+    src = _source(line) if sources else None
     if kind == "global":
         return Global(body, values[1:], src)
     if kind == "defaults":
@@ -71,8 +74,11 @@ def _section(line: LexedLine, body: tuple[Line, ...]) -> Section:
     return GenericSection(kind, values[1:], body, src)
 
 
-def parse_lines(lines: list[LexedLine], *, file: str | None = None) -> Config:
+def parse_lines(lines: list[LexedLine], *, file: str | None = None, sources: bool = True) -> Config:
     """Group already lexed lines into a ``Config``.
+
+    ``sources=False`` leaves every ``src`` out (``None``): for a caller that only compares
+    nodes, which ignores ``src`` (the round trip), that is a tenth of the parse saved.
 
     ``haproxy.lark`` is the definition of the grouping; this is its fast implementation. The
     grammar's language is every sequence of line tokens (lines before the first header form
@@ -87,14 +93,22 @@ def parse_lines(lines: list[LexedLine], *, file: str | None = None) -> Config:
     header: LexedLine | None = None
     keywords = SECTION_KEYWORDS
     append = body.append
+    # Without sources, nodes are immutable values of their line's words, so lines the lexer
+    # gave the same words (the same tuple: it lexes each distinct line once) share one node.
+    shared: dict[int, Line] | None = None if sources else {}
     for line in lines:
         values = line.values
         node: Line
+        if shared is not None:
+            found = shared.get(id(values))
+            if found is not None:
+                append(found)
+                continue
         if values:
             first = values[0]
             if first in keywords:
                 if header is not None:
-                    sections.append(_section(header, tuple(body)))
+                    sections.append(_section(header, tuple(body), sources))
                 header = line
                 body = []
                 append = body.append
@@ -104,10 +118,13 @@ def parse_lines(lines: list[LexedLine], *, file: str | None = None) -> Config:
             node = Comment(line.comment[1:])
         else:
             node = Blank()
-        _SET(node, "src", _source(line))
+        if shared is None:
+            _SET(node, "src", _source(line))
+        elif values:  # `()` is one shared tuple for blank and comment lines alike
+            shared[id(values)] = node
         append(node)
     if header is not None:
-        sections.append(_section(header, tuple(body)))
+        sections.append(_section(header, tuple(body), sources))
     return Config(tuple(sections), tuple(preamble))
 
 
@@ -126,15 +143,16 @@ def parse_lines_lark(lines: list[LexedLine], *, file: str | None = None) -> Conf
     return parse_with_lark(lines, file=file)
 
 
-def parse(text: str, *, file: str | None = None) -> Config:
+def parse(text: str, *, file: str | None = None, sources: bool = True) -> Config:
     """Parse a configuration; ``file`` only names it in errors. Raises ``ParseError``.
+    ``sources=False``: no ``src`` on the nodes (see ``parse_lines``).
 
     The cyclic garbage collector is paused meanwhile: parsing allocates about ten objects
     per line, none of them in a cycle, and the collector's passes over that growing heap
     would roughly double the time (measured on a 100k-line config).
     """
     with paused_gc():
-        return parse_lines(lex(text, file), file=file)
+        return parse_lines(lex(text, file), file=file, sources=sources)
 
 
 def parse_file(path: str | PathLike[str]) -> Config:

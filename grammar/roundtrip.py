@@ -22,12 +22,31 @@ def print_verified(config: Config) -> str:
 
 
 def verify_round_trip(config: Config, text: str) -> None:
-    expected = without_blank_lines(config)
-    parsed = without_blank_lines(parse(text, file="<generated>"))
-    if parsed != expected:
+    # Node equality ignores `src`, so the parse makes none (a tenth of its time).
+    parsed = parse(text, file="<generated>", sources=False)
+    if not _same_without_blanks(config, parsed):
+        expected = without_blank_lines(config)
+        parsed = without_blank_lines(parsed)
         raise InternalError(
             f"round trip mismatch: {first_difference(expected, parsed)}", file="<generated>"
         )
+
+
+def _same_without_blanks(expected: Config, parsed: Config) -> bool:
+    """``without_blank_lines(expected) == without_blank_lines(parsed)``, without the copies."""
+    if len(expected.sections) != len(parsed.sections):
+        return False
+    if _no_blanks(expected.preamble) != _no_blanks(parsed.preamble):
+        return False
+    for want, got in zip(expected.sections, parsed.sections, strict=True):
+        if type(want) is not type(got):
+            return False
+        # Type, header words and body are every field a section compares.
+        if section_header_words(want) != section_header_words(got):
+            return False
+        if _no_blanks(want.body) != _no_blanks(got.body):
+            return False
+    return True
 
 
 def without_blank_lines(config: Config) -> Config:

@@ -559,3 +559,43 @@ def test_fast_grouping_is_the_lark_grammar(kinds: list[str], ending: str) -> Non
 def test_fast_grouping_matches_lark_on_the_corpus(path: Path) -> None:
     fast, reference = _both_parses(path.read_bytes().decode("utf-8", "surrogateescape"))
     assert _everything(fast) == _everything(reference)
+
+
+# --- the round trip's comparison (parse without sources, compare without copies) ---------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        # Spelled as a backend header: reads back as a Backend, not a generic section.
+        (Config((GenericSection("backend", ("b",)),)), "section 1: expected 'backend b'"),
+        # A statement named like a section keyword starts a section of its own.
+        (
+            Config((Backend("b", (Statement("backend", ("c",)),)),)),
+            "backend b: expected 1 lines, got 0",
+        ),
+        # In the preamble too.
+        (Config((), (Statement("acl", ("a", "path", "/x")),)), "preamble, line 1"),
+        (Config((Frontend("f", header_args=("x",)),)), "no difference"),
+    ],
+)
+def test_round_trip_mismatches_are_found(config: Config, message: str) -> None:
+    from compiler.errors import InternalError
+    from grammar.roundtrip import print_verified
+
+    if message == "no difference":
+        print_verified(config)  # header arguments survive: no error
+        return
+    with pytest.raises(InternalError) as caught:
+        print_verified(config)
+    assert message in str(caught.value)
+
+
+def test_round_trip_ignores_blank_lines_only() -> None:
+    from grammar.roundtrip import print_verified
+
+    config = Config(
+        (Global((Blank(), Statement("daemon"), Blank())), Backend("b", (Blank(), Option("x"))))
+    )
+    text = print_verified(config)
+    assert "daemon" in text and "option x" in text
