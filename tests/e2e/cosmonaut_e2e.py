@@ -213,14 +213,24 @@ class DockerHost:
         return container
 
     def haproxy(
-        self, config: str | None = None, *, command: list[str] | None = None, image: str = HAPROXY
+        self,
+        config: str | None = None,
+        *,
+        command: list[str] | None = None,
+        image: str = HAPROXY,
+        runtime_dir: Path | None = None,
     ) -> HaproxyBox:
+        """HAProxy in a container; with ``runtime_dir``, that host folder is its
+        ``/var/lib/haproxy`` (the stats socket and the server state), as in the README."""
         from cosmonaut.engine import Engine
         from runtime.pipeline import compile_payload
 
         text = config or compile_payload({"table": "e2e-test", "running": []}).text
         name = f"{self.prefix}haproxy"
-        container = self.client.containers.create(image, command, name=name)
+        volumes = {}
+        if runtime_dir is not None:
+            volumes[str(runtime_dir)] = {"bind": "/var/lib/haproxy", "mode": "rw"}
+        container = self.client.containers.create(image, command, name=name, volumes=volumes)
         self.started.append(container)
         Engine().put_file(container.id, "/usr/local/etc/haproxy", "haproxy.cfg", text.encode())
         container.start()
@@ -305,8 +315,10 @@ def reconciler(
     dry_run: bool = False,
     reload_timeout: float = 10.0,
     table: str = "e2e-test",
+    runtime_socket: Path | None = None,
 ) -> Any:
-    """Cosmonaut's parts for one test, limited to the test's containers by ``--keyword``."""
+    """Cosmonaut's parts for one test, limited to the test's containers by ``--keyword``;
+    with ``runtime_socket``, the runtime API path too (``--runtime-socket``)."""
     from cosmonaut.apply import Applier
     from cosmonaut.discovery import Discoverer
     from cosmonaut.engine import Engine
@@ -321,13 +333,18 @@ def reconciler(
     target = HaproxyTarget(engine, discoverer, reload_timeout=reload_timeout)
     history = History(state_dir / "history", 3) if state_dir else None
     applier = Applier(target, history, dry_run=dry_run)
-    return Syncer(
+    syncer = Syncer(
         discoverer,
         registry or LocalRegistry(MemoryStore()),
         applier,
         table=table,
         status_path=state_dir / "status.json" if state_dir else None,
     )
+    if runtime_socket is not None:
+        from cosmonaut.runtime_api import RuntimeApi, RuntimePath
+
+        syncer.runtime = RuntimePath(applier, RuntimeApi(str(runtime_socket)), syncer.metrics)
+    return syncer
 
 
 class RunningDaemon:
