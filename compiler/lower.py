@@ -175,8 +175,8 @@ def _backend_head(options: RenderOptions) -> tuple[Line, ...]:
         # sent on), and the last retry goes to another server (a drained or stopped one).
         if options.retries is not None:
             head.append(Statement("retries", (str(options.retries),)))
-        if options.redispatch:
-            head.append(Option("redispatch"))
+        if options.redispatch is not None:
+            head.append(Option("redispatch", (str(options.redispatch),)))
         if options.retry_on:
             head.append(Statement("retry-on", options.retry_on))
     return tuple(head)

@@ -125,7 +125,9 @@ class RenderOptions(_Options):
     # Zero downtime (issue 12): safe retries, old workers, server state, runtime API, slots.
     # None (or False) leaves a statement out; compat="seed" leaves all of them out.
     retries: int | None = Field(default=3, ge=0, le=100)
-    redispatch: bool = True
+    # ``option redispatch <n>``: every n-th retry goes to another server (1: each retry), so
+    # a request to a container that just exited is not retried on it; None leaves it out.
+    redispatch: int | None = Field(default=1, ge=-100, le=100)
     retry_on: tuple[RetryOn, ...] = Field(
         strict=False, default=("conn-failure", "empty-response", "response-timeout")
     )

@@ -30,6 +30,7 @@ from cosmonaut import logs
 from cosmonaut.engine import JSON, Engine, EngineError, EngineUnavailable, EventStream
 from cosmonaut.metrics import Metrics
 from cosmonaut.poll import Polled, Poller
+from cosmonaut.runtime_api import EXITED
 from cosmonaut.sync import PassResult, Syncer
 from runtime.backoff import Backoff
 
@@ -76,11 +77,15 @@ def relevant(event: JSON, keyword: str | None = None, haproxy: str | None = None
 STOP_SIGNALS = frozenset({"15", "2", "3", "SIGTERM", "SIGINT", "SIGQUIT", "TERM", "INT", "QUIT"})
 
 
+HEALTH_UNKNOWN = "health status unknown"
+
+
 def drain_reason(event: JSON, keyword: str | None = None) -> str | None:
     """Why the event's container should be drained now, else None: a ``kill`` with a stop
     signal (SIGTERM, SIGINT, SIGQUIT; other signals, SIGHUP say, are ignored) or the
-    container turning unhealthy. Podman 4's Docker-compatible API sends no ``kill`` event
-    for ``docker stop`` and no signal attribute for ``docker kill`` (see the README)."""
+    container turning unhealthy (``HEALTH_UNKNOWN`` when the event does not say the status).
+    Podman 4's Docker-compatible API sends no ``kill`` event for ``docker stop``, no signal
+    attribute for ``docker kill`` and no status in health events (see the README)."""
     if event.get("Type") != "container":
         return None
     action = str(event.get("Action") or event.get("status") or "")
@@ -89,11 +94,15 @@ def drain_reason(event: JSON, keyword: str | None = None) -> str | None:
     if keyword and name and keyword.lower() not in name.lower():
         return None
     base, _, detail = action.partition(":")
+    if base == "die":
+        return EXITED
     if base == "kill":
         signal = str(attributes.get("signal") or "").upper()
         return f"signal {signal}" if signal in STOP_SIGNALS else None
     if base == "health_status":
         status = (detail.strip() or str(attributes.get("health_status") or "")).lower()
+        if not status:
+            return HEALTH_UNKNOWN  # Podman 4 does not say which: inspect the container
         return "unhealthy" if status == "unhealthy" else None
     return None
 
@@ -223,6 +232,20 @@ class Watcher:
             stream.close()
         self._thread.join(timeout=5)
 
+    def _drain(self, event: JSON) -> None:
+        """Drain the event's container at once when it is stopping or unhealthy."""
+        assert self.drain is not None
+        why = drain_reason(event, self.keyword)
+        container = str((event.get("Actor") or {}).get("ID", ""))
+        if why == HEALTH_UNKNOWN:
+            try:
+                state = self.engine.inspect(container).get("State") or {}
+            except EngineError:
+                return
+            why = "unhealthy" if (state.get("Health") or {}).get("Status") == "unhealthy" else None
+        if why is not None and container:
+            self.drain(container, why)
+
     def _run(self) -> None:
         first = True
         while not self._stop.is_set():
@@ -248,9 +271,8 @@ class Watcher:
             first = False
             try:
                 for event in stream:
-                    why = drain_reason(event, self.keyword) if self.drain else None
-                    if why is not None and self.drain is not None:
-                        self.drain(str((event.get("Actor") or {}).get("ID", "")), why)
+                    if self.drain is not None:
+                        self._drain(event)
                     reason = relevant(event, self.keyword, self.haproxy)
                     if reason is not None:
                         actor = event.get("Actor") or {}

@@ -40,6 +40,8 @@ from cosmonaut.state import digest
 from grammar.parser import parse
 from grammar.roundtrip import print_verified
 
+EXITED = "exited"  # why a container's server goes to maint at once: it exited (die)
+
 # Answers of the commands we send that mean success; anything else is an error message.
 _OK_ANSWERS = ("", "IP changed from", "no need to change the addr", "port changed from")
 
@@ -89,7 +91,8 @@ class RuntimePath:
         self.last_path: str | None = None  # "runtime" or "reload", of the last change
         self.last_reason: str | None = None  # why the last change reloaded
         self._servers: dict[str, tuple[str, str]] = {}  # container short id -> (backend, slot)
-        self._draining: set[str] = set()
+        # Containers whose server was set aside out of a pass (drain, maint), by state.
+        self._aside: dict[str, str] = {}
         self._lock = threading.Lock()
         self._parsed: tuple[str, Config] | None = None
 
@@ -115,9 +118,13 @@ class RuntimePath:
         if isinstance(plan, str):
             return self._full(text, new, running, haproxy, "structural", plan)
         live = print_verified(placed.config)
+        refilled = {c.split()[2] for c in plan.commands if " addr " in c}
+        back = self._back(placed.servers, refilled)
         if not plan.commands:
             if live == running_text:
                 self._adopt(placed.servers)
+                if back:
+                    self._run_quietly(back)
                 return ApplyResult(
                     "unchanged",
                     "the config is identical to the running one",
@@ -127,7 +134,7 @@ class RuntimePath:
             return self._full(text, new, running, haproxy, "structural", "free slots changed")
         steps: dict[str, float] = {}
         try:
-            self.api.run(plan.commands)
+            self.api.run(plan.commands + back)
         except RuntimeApiError as error:
             return self._full(text, new, running, haproxy, "command", error.message)
         steps["runtime"] = time.monotonic() - started
@@ -146,25 +153,37 @@ class RuntimePath:
         )
 
     def drain(self, container: str, why: str) -> bool:
-        """Put ``container``'s server (a short or full id) in ``drain``; False when unknown."""
+        """Put ``container``'s server (a short or full id) in ``drain``, or in ``maint`` when
+        it exited (``why`` is ``exited``); False when it has no server or the API failed.
+
+        The pass that follows removes an exited container; one that runs again (a restart,
+        same address) is made ``ready`` again by the pass that sees it."""
         short = container[:12]
+        state = "maint" if why == EXITED else "drain"
         with self._lock:
             where = self._servers.get(short)
         if where is None:
             return False
         backend, slot = where
         try:
-            self.api.run((f"set server {backend}/{slot} state drain",))
+            self.api.run((f"set server {backend}/{slot} state {state}",))
         except RuntimeApiError as error:
             logs.warning(
                 "drain failed", container=short, server=f"{backend}/{slot}", error=str(error)
             )
             return False
         with self._lock:
-            self._draining.add(short)
-        self.metrics.inc("cosmonaut_drains_total")
-        logs.info("drained", container=short, server=f"{backend}/{slot}", reason=why)
+            self._aside[short] = state
+        if state == "drain":
+            self.metrics.inc("cosmonaut_drains_total")
+        logs.info(f"server set to {state}", container=short, server=f"{backend}/{slot}", reason=why)
         return True
+
+    def _run_quietly(self, commands: tuple[str, ...]) -> None:
+        try:
+            self.api.run(commands)
+        except RuntimeApiError as error:
+            logs.warning("runtime API command failed", error=str(error))
 
     def _running_config(self, text: str | None) -> Config | None:
         if text is None:
@@ -181,7 +200,20 @@ class RuntimePath:
     def _adopt(self, servers: dict[str, tuple[str, str]]) -> None:
         with self._lock:
             self._servers = dict(servers)
-            self._draining &= set(servers)
+            self._aside = {k: v for k, v in self._aside.items() if k in servers}
+
+    def _back(self, servers: dict[str, tuple[str, str]], refilled: set[str]) -> tuple[str, ...]:
+        """``state ready`` for servers set to maint at an exit whose container runs again
+        (and is not filled anew by this change's commands)."""
+        with self._lock:
+            back = [k for k, v in self._aside.items() if v == "maint" and k in servers]
+            for key in back:
+                del self._aside[key]
+        return tuple(
+            f"set server {servers[k][0]}/{servers[k][1]} state ready"
+            for k in back
+            if f"{servers[k][0]}/{servers[k][1]}" not in refilled
+        )
 
     def _write(self, haproxy: HaproxyContainer, live: str) -> None:
         """The config file says what runs now (checked, moved, not reloaded)."""
@@ -217,7 +249,11 @@ class RuntimePath:
         self._save_state(haproxy, new)
         result = self.applier.apply(live, haproxy)
         if result.ok:
+            # The saved state says maint for a container that exited and runs again.
+            back = self._back(placed.servers, set())
             self._adopt(placed.servers)
+            if back:
+                self._run_quietly(back)
         if result.outcome == "applied":
             self.last_path, self.last_reason = "reload", why
             if reason != "first":

@@ -56,7 +56,7 @@ def test_defaults_give_safe_retries_a_bounded_reload_server_state_and_slots(
         "    timeout tunnel 1h\n",
         "    load-server-state-from-file global\n",
         "    retries 3\n",
-        "    option redispatch\n",
+        "    option redispatch 1\n",
         "    retry-on conn-failure empty-response response-timeout\n",
         "    server slot-1 127.0.0.1:1 check cookie slot-1 disabled\n",
         "    server slot-2 127.0.0.1:1 check cookie slot-2 disabled\n",
@@ -90,7 +90,7 @@ def test_each_option_can_be_changed_or_left_out(
     assert text.count(" disabled\n") == 4  # 2 servers: the next size up from 2 is 6
     off = render(
         retries=None,
-        redispatch=False,
+        redispatch=None,
         retry_on=[],
         tunnel_timeout=None,
         hard_stop_after=None,

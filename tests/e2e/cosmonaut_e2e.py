@@ -135,9 +135,14 @@ def request(
         connection.close()
 
 
-def backend_script(port: int, paths: tuple[str, ...], cookie: str | None) -> str:
+def backend_script(
+    port: int, paths: tuple[str, ...], cookie: str | None, stop_delay: float = 0.0
+) -> str:
     """busybox httpd answering with the container's hostname (its short id) on ``/``, on
-    ``/<path>/`` for each path, and on ``/cgi-bin/id``, which also sets ``cookie``."""
+    ``/<path>/`` for each path, and on ``/cgi-bin/id``, which also sets ``cookie``. On
+    SIGTERM it exits at once, or, with ``stop_delay``, keeps serving that long first (an app
+    that finishes its in-flight work)."""
+    pause = f"sleep {stop_delay:g}; " if stop_delay else ""
     dirs = " ".join(f"/www/{p.strip('/')}" for p in paths)
     set_cookie = f"Set-Cookie: {cookie}=v\\r\\n" if cookie else ""
     return f"""
@@ -150,7 +155,7 @@ printf 'Content-Type: text/plain\\r\\n{set_cookie}\\r\\n'
 echo $HOSTNAME
 EOF
 chmod +x /www/cgi-bin/id
-trap 'kill $pid; exit 0' TERM
+trap '{pause}kill $pid; exit 0' TERM
 httpd -f -p {port} -h /www & pid=$!
 wait $pid
 """
@@ -191,6 +196,7 @@ class DockerHost:
         healthcheck: dict[str, Any] | None = None,
         start: bool = True,
         ports: dict[str, Any] | None = None,
+        stop_delay: float = 0.0,
     ) -> Any:
         settings = {**(environment or {}), **(labels or {})}
         cookie = cookie or settings.get("cosmonaut.cookie") or settings.get("COOKIE")
@@ -200,7 +206,7 @@ class DockerHost:
             paths = (*paths, predicate)
         container = self.client.containers.create(
             BUSYBOX,
-            ["sh", "-c", backend_script(port, paths, cookie)],
+            ["sh", "-c", backend_script(port, paths, cookie, stop_delay)],
             name=f"{self.prefix}{suffix}",
             labels=labels or {},
             environment=environment or {},
