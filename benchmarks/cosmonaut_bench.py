@@ -240,19 +240,33 @@ def joins(host: DockerHost, haproxy_ip: str, count: int, daemon: CosmonautRun) -
     first = host.service(f"{service}-base", labels=labels(service))
     wait_for(routed_to(haproxy_ip, service, first), 30, f"HAProxy to route {service}")
     before = daemon.counters()
-    times, before_pass = [], []
+    times, after_start, before_pass = [], [], []
     for index in range(count):
         container = host.service(f"{service}{index}", labels=labels(service), start=False)
         mark = daemon.mark()
         started = time.monotonic()
         container.start()
-        running_wall = time.time()
+        running, running_wall = time.monotonic(), time.time()
         wait_for(routed_to(haproxy_ip, service, container), 30, f"HAProxy to route join {index}")
         times.append(time.monotonic() - started)
-        passes = [line for line in daemon.lines(mark) if line.get("event") == "reconciled"]
-        if passes:
-            began = _wall(passes[0]["time"]) - float(passes[0]["seconds"])
-            before_pass.append(max(0.0, began - running_wall))
+        after_start.append(time.monotonic() - running)
+        name = container.name
+
+        def its_pass(name: str = name, mark: int = mark) -> dict[str, Any] | None:
+            # The pass logs once the file is rewritten, a little after HAProxy routes.
+            return next(
+                (
+                    line
+                    for line in daemon.lines(mark)
+                    if line.get("event") == "reconciled"
+                    and any(r.startswith(f"start {name}") for r in line.get("reasons", []))
+                ),
+                None,
+            )
+
+        found = wait_for(its_pass, 10, f"the pass of join {index}")
+        began = _wall(found["time"]) - float(found["seconds"])
+        before_pass.append(max(0.0, began - running_wall))
         container.stop(timeout=1)
         gone = short(container)
         wait_for(
@@ -272,6 +286,8 @@ def joins(host: DockerHost, haproxy_ip: str, count: int, daemon: CosmonautRun) -
         "runtime_updates": metrics.get("cosmonaut_runtime_updates_total", 0.0),
         "p50_s": round(statistics.median(times), 3),
         "p95_s": round(percentile(times, 0.95), 3),
+        "from_running_p50_s": round(statistics.median(after_start), 3),
+        "from_running_p95_s": round(percentile(after_start, 0.95), 3),
         "before_pass_p50_s": round(statistics.median(before_pass), 3) if before_pass else None,
         "all_s": [round(t, 3) for t in times],
     }
@@ -527,8 +543,9 @@ def report(figures: dict[str, Any]) -> None:
             f"reloads and {j['runtime_updates']:g} runtime updates; target p50 <= 0.3 s"
         )
         print(
-            f"  before the daemon's pass began (engine event latency + debounce): p50 "
-            f"{j['before_pass_p50_s']} s"
+            f"  from the start call's return: p50 {j['from_running_p50_s']} s, p95 "
+            f"{j['from_running_p95_s']} s; of which before the daemon's pass began (the "
+            f"engine's event latency + debounce): p50 {j['before_pass_p50_s']} s"
         )
     if "burst" in figures:
         b = figures["burst"]
