@@ -117,10 +117,10 @@ class RuntimePath:
         plan = runtime_plan(running, placed.config)
         if isinstance(plan, str):
             return self._full(text, new, running, haproxy, "structural", plan)
-        live = print_verified(placed.config)
         refilled = {c.split()[2] for c in plan.commands if " addr " in c}
         back = self._back(placed.servers, refilled)
         if not plan.commands:
+            live = print_verified(placed.config)
             if live == running_text:
                 self._adopt(placed.servers)
                 if back:
@@ -139,6 +139,14 @@ class RuntimePath:
             return self._full(text, new, running, haproxy, "command", error.message)
         steps["runtime"] = time.monotonic() - started
         self._adopt(placed.servers)
+        # HAProxy routes the change now; printing the file (with its round-trip check) and
+        # writing it come after, off the routing path.
+        try:
+            live = print_verified(placed.config)
+        except LocatedError:
+            self.applier.forget()
+            raise
+        self._parsed = (live, placed.config)  # the next change starts from it, unparsed
         self._write(haproxy, live)
         steps["write+check"] = time.monotonic() - started - steps["runtime"]
         self.metrics.inc("cosmonaut_runtime_updates_total")
