@@ -42,8 +42,9 @@ from grammar.roundtrip import print_verified
 
 EXITED = "exited"  # why a container's server goes to maint at once: it exited (die)
 
-# Answers of the commands we send that mean success; anything else is an error message.
-_OK_ANSWERS = ("", "IP changed from", "no need to change the addr", "port changed from")
+# Answers of the commands we send that mean success (besides none at all); anything else is
+# an error message ("No such server.", "Invalid addr ...", "Permission denied", ...).
+_OK_ANSWERS = ("IP changed from", "no need to change the addr", "port changed from")
 
 
 class RuntimeApiError(ApplyError):
@@ -77,7 +78,7 @@ class RuntimeApi:
         """Each command in order, one connection each; raises at the first refused one."""
         for command in commands:
             answer = self.send(command).strip()
-            if not answer.startswith(_OK_ANSWERS) or (answer and "\n" in answer):
+            if answer and (not answer.startswith(_OK_ANSWERS) or "\n" in answer):
                 raise RuntimeApiError(f"{command!r}: HAProxy said {answer!r}", file="runtime-api")
 
 
