@@ -5,6 +5,7 @@ that survives a reload."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,65 @@ def test_rolling_replace_under_load_fails_no_request(
     # may share a pass): no reload after the first.
     assert outcomes[0] == "applied" and outcomes.count("applied") == 1, outcomes
     assert set(outcomes[1:]) <= {"runtime", "unchanged"} and outcomes.count("runtime") >= 3
+
+
+OTHER = {
+    "cosmonaut.service": "other",
+    "cosmonaut.predicate": "other.example",
+    "cosmonaut.port": "8080",
+}
+EXTRA = {
+    "cosmonaut.service": "extra",
+    "cosmonaut.predicate": "extra.example",
+    "cosmonaut.port": "8080",
+}
+# 200 is the issue's figure; each change is a container start or stop plus one pass.
+CHANGES = int(os.environ.get("COSMONAUT_E2E_CHANGES", "40"))
+
+
+def test_mixed_changes_under_load_reload_only_for_structural_ones(
+    host: DockerHost, tmp_path: Path
+) -> None:
+    haproxy, socket = runtime_haproxy(host, tmp_path)
+    syncer = reconciler(host, haproxy, runtime_socket=socket)
+    loaded = [host.service(f"web{n}", labels=WEB) for n in range(2)]
+    host.service("other0", labels=OTHER)
+    assert sync_ok(syncer).outcome == "applied"
+    eventually(lambda: answers(haproxy, "web.example") == {short(c) for c in loaded})
+    script = Path(__file__).with_name("load_clients.py")
+    clients = subprocess.Popen(
+        [sys.executable, str(script), haproxy.ip, "web.example"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert clients.stdin is not None and clients.stdout is not None
+    outcomes: list[str] = []
+    structural = 0
+    joined: Any = None
+    extra: Any = None
+    reloads = syncer.metrics.values["cosmonaut_reloads_total"]
+    try:
+        assert clients.stdout.readline().strip() == "ready"
+        for index in range(CHANGES):
+            step = index % 4
+            if step == 0:  # a container joins "other": the runtime path
+                joined = host.service(f"other-j{index}", labels=OTHER)
+            elif step == 1:  # a new service: a reload
+                extra = host.service(f"extra{index}", labels=EXTRA)
+                structural += 1
+            elif step == 2:  # the container leaves "other": the runtime path
+                joined.stop(timeout=1)
+            else:  # the service goes away: a reload
+                extra.stop(timeout=1)
+                structural += 1
+            outcomes.append(sync_ok(syncer).outcome)
+            if step == 1:
+                assert haproxy.get(host="extra.example").body == short(extra)
+    finally:
+        summary, _ = clients.communicate("", timeout=60)
+    figures = json.loads(summary.strip().splitlines()[-1])
+    print(f"{CHANGES} mixed changes under load:", json.dumps(figures))  # pytest -rP
+    assert (figures["fresh"]["failed"], figures["kept"]["failed"]) == (0, 0), figures
+    assert syncer.metrics.values["cosmonaut_reloads_total"] - reloads == structural
+    assert outcomes == ["runtime", "applied"] * (CHANGES // 2) + outcomes[CHANGES // 2 * 2 :]
