@@ -172,7 +172,7 @@ def _backend_head(options: RenderOptions) -> tuple[Line, ...]:
         head.append(Option("httpchk", ("GET", health.http_path)))
     if options.compat != "seed":
         # Safe retries: HAProxy replays only what it may (never a request whose body it
-        # sent on), and the last retry goes to another server (a drained or stopped one).
+        # sent on), each retry on another server with `redispatch 1` (not the stopped one).
         if options.retries is not None:
             head.append(Statement("retries", (str(options.retries),)))
         if options.redispatch is not None:
