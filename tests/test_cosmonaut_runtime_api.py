@@ -85,3 +85,16 @@ def test_a_refused_command_raises_with_what_haproxy_said(api: RuntimeApi) -> Non
 def test_an_unreachable_socket_raises(tmp_path: Path) -> None:
     with pytest.raises(RuntimeApiError, match="runtime API"):
         RuntimeApi(str(tmp_path / "missing.sock")).run(("show info",))
+
+
+def test_status_shows_the_last_changes_path() -> None:
+    from cosmonaut.state import status_text
+
+    base = {"table": "t", "registry": "local", "haproxy_container": "haproxy"}
+    runtime = status_text({**base, "change_path": {"path": "runtime", "reason": None}})
+    assert "last change: runtime" in runtime.splitlines()
+    reload = status_text(
+        {**base, "change_path": {"path": "reload", "reason": "backend(s) web need more slots"}}
+    )
+    assert "last change: reload (backend(s) web need more slots)" in reload.splitlines()
+    assert "last change" not in status_text({**base, "change_path": None})
