@@ -290,3 +290,20 @@ def test_mixed_changes_under_load_reload_only_for_structural_ones(
     assert (figures["fresh"]["failed"], figures["kept"]["failed"]) == (0, 0), figures
     assert syncer.metrics.values["cosmonaut_reloads_total"] - reloads == structural
     assert outcomes == ["runtime", "applied"] * (CHANGES // 2) + outcomes[CHANGES // 2 * 2 :]
+
+
+def test_a_backend_out_of_slots_grows_at_a_reload(host: DockerHost, tmp_path: Path) -> None:
+    haproxy, socket = runtime_haproxy(host, tmp_path)
+    syncer = reconciler(host, haproxy, runtime_socket=socket)
+    containers = [host.service("w0", labels=WEB)]
+    assert sync_ok(syncer).outcome == "applied"  # 1 server, 3 free slots
+    containers += [host.service(f"w{n}", labels=WEB) for n in (1, 2, 3)]
+    assert sync_ok(syncer).outcome == "runtime"  # the 3 slots filled: the backend is full
+    containers.append(host.service("w4", labels=WEB))
+    applied = sync_ok(syncer)
+    assert applied.outcome == "applied" and "more slots" in applied.message
+    assert syncer.metrics.fallbacks_by_reason["slots"] == 1
+    lines = [x for x in haproxy.config().splitlines() if x.startswith("    server ")]
+    assert len(lines) == 8 and sum(x.endswith(" disabled") for x in lines) == 3
+    want = {short(c) for c in containers}
+    eventually(lambda: answers(haproxy, "web.example", 20) == want, what="all 5 routed")
