@@ -79,27 +79,48 @@ def _global(options: RenderOptions) -> Global:
         body.append(Statement("group", (options.group,)))
     if options.daemon:
         body.append(Statement("daemon"))
+    if options.compat != "seed":
+        body.extend(_zero_downtime_global(options))
     return Global(tuple(body))
+
+
+def _zero_downtime_global(options: RenderOptions) -> list[Line]:
+    """Old workers stop after ``hard_stop_after``; server states survive a reload (Cosmonaut
+    dumps them into the file before it reloads); the runtime API on a unix socket only."""
+    body: list[Line] = []
+    if options.hard_stop_after:
+        body.append(Statement("hard-stop-after", (options.hard_stop_after,)))
+    if options.server_state_file:
+        body.append(Statement("server-state-file", (options.server_state_file,)))
+    socket = options.stats_socket
+    if socket is not None:
+        words = (socket.path, "mode", socket.mode, "level", socket.level)
+        body.append(Statement("stats", ("socket", *words)))
+    return body
 
 
 def _defaults(options: RenderOptions) -> Defaults:
     timeouts = options.timeouts
-    return Defaults(
-        (
-            Log(("global",)),
-            Mode("http"),
-            Option("httplog"),
-            Option("dontlognull"),
-            Option("forwardfor"),
-            Option("http-server-close"),
-            Timeout("connect", timeouts.connect),
-            Timeout("client", timeouts.client),
-            Timeout("server", timeouts.server),
-            # A comment after a section's last statement is printed flush left, before the
-            # next section header, where the seed has it.
-            Comment(" Define frontends"),
-        )
-    )
+    body: list[Line] = [
+        Log(("global",)),
+        Mode("http"),
+        Option("httplog"),
+        Option("dontlognull"),
+        Option("forwardfor"),
+        Option("http-server-close"),
+        Timeout("connect", timeouts.connect),
+        Timeout("client", timeouts.client),
+        Timeout("server", timeouts.server),
+    ]
+    if options.compat != "seed":
+        if options.tunnel_timeout:
+            body.append(Timeout("tunnel", options.tunnel_timeout))
+        if options.server_state_file:
+            body.append(Statement("load-server-state-from-file", ("global",)))
+    # A comment after a section's last statement is printed flush left, before the next
+    # section header, where the seed has it.
+    body.append(Comment(" Define frontends"))
+    return Defaults(tuple(body))
 
 
 def _frontend(services: Sequence[Service], options: RenderOptions) -> Frontend:
@@ -149,6 +170,15 @@ def _backend_head(options: RenderOptions) -> tuple[Line, ...]:
     health = options.health_check
     if health.enabled and health.http_path:
         head.append(Option("httpchk", ("GET", health.http_path)))
+    if options.compat != "seed":
+        # Safe retries: HAProxy replays only what it may (never a request whose body it
+        # sent on), each retry on another server with `redispatch 1` (not the stopped one).
+        if options.retries is not None:
+            head.append(Statement("retries", (str(options.retries),)))
+        if options.redispatch is not None:
+            head.append(Option("redispatch", (str(options.redispatch),)))
+        if options.retry_on:
+            head.append(Statement("retry-on", options.retry_on))
     return tuple(head)
 
 
@@ -168,7 +198,33 @@ def _backend(service: Service, options: RenderOptions, head: tuple[Line, ...]) -
         body.extend(
             Server(c.id, c.ip, check) for c in sorted(service.containers, key=_container_order)
         )
+    body.extend(_slots(service, options, check))
     return Backend(service.name, tuple(body))
+
+
+def slot_capacity(servers: int, minimum: int, growth: float) -> int:
+    """The first size of ``minimum``, ``minimum * growth``, ... above ``servers``."""
+    size = minimum
+    while size <= servers:
+        size = max(size + 1, int(size * growth + 0.999999))
+    return size
+
+
+def _slots(service: Service, options: RenderOptions, check: tuple[str, ...]) -> list[Server]:
+    """Free server slots, in maintenance (``disabled``), for the runtime API to fill. A
+    slot's cookie value is its name, fixed, so a filled slot keeps its sticky clients."""
+    slots = options.server_slots
+    if options.compat == "seed" or not slots.enabled:
+        return []
+    taken = {c.id for c in service.containers}
+    free = slot_capacity(len(taken), slots.minimum, slots.growth) - len(taken)
+    names = (f"slot-{n}" for n in range(1, free + len(taken) + 1))
+    chosen = [name for name in names if name not in taken][:free]
+    cookie = service.cookie is not None
+    return [
+        Server(name, slots.placeholder, (*check, *(("cookie", name) if cookie else ()), "disabled"))
+        for name in chosen
+    ]
 
 
 def _container_order(container: ContainerRef) -> tuple[str, str]:

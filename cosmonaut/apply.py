@@ -28,8 +28,9 @@ from cosmonaut.state import History, digest
 from grammar.parser import parse
 from grammar.roundtrip import print_verified
 
-Outcome = Literal["applied", "unchanged", "dry-run", "rejected", "rolled-back", "failed"]
-OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run"})
+Outcome = Literal["applied", "unchanged", "dry-run", "rejected", "rolled-back", "failed", "runtime"]
+# "runtime": applied through HAProxy's runtime API, no reload (cosmonaut.runtime_api).
+OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run", "runtime"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,12 @@ class Applier:
             self._running = self.target.read_config(haproxy)
             self._known = key
         return self._running
+
+    def adopt(self, text: str) -> None:
+        """``text`` is what runs now: the runtime path changed HAProxy and wrote the file."""
+        self._running = text
+        if self.history is not None:
+            self.history.record(text)
 
     def forget(self) -> None:
         """Read the running config again at the next apply."""

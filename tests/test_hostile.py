@@ -141,7 +141,11 @@ def routing(config: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     return {
         name: (
             hosts[name],
-            tuple(f"{x.name} {x.address}" for x in backend.body if isinstance(x, Server)),
+            tuple(
+                f"{x.name} {x.address}"
+                for x in backend.body
+                if isinstance(x, Server) and "disabled" not in x.params  # not a free slot
+            ),
         )
         for name, backend in backends.items()
     }
