@@ -6,8 +6,8 @@ compared. The handler is measured twice:
 * ``local``: no AWS settings, so the embedded store is configured and boto3 is not imported;
 * ``lambda``: ``AWS_LAMBDA_FUNCTION_NAME`` is set, so the store is DynamoDB and the import
   includes boto3 itself. ``lambda / boto3`` is the figure the target (at most 1.2) is about:
-  what our code and pydantic add to what boto3 alone costs (the handler does not load lark:
-  nothing on a call parses with it).
+  what our code and pydantic add to what boto3 alone costs (lark is loaded at the first
+  parse, in the first call, not at import).
 
 Fair conditions for both sides: bytecode is written and read for every module (to a temporary
 ``PYTHONPYCACHEPREFIX``, after a warm-up run, whatever ``PYTHONDONTWRITEBYTECODE`` says),

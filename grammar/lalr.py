@@ -1,11 +1,10 @@
 """Lark's LALR parser for ``haproxy.lark``: the definition of how lines group into sections.
 
-``grammar.parser.parse_lines`` implements the grammar's language with a plain loop, because
-Lark's per-token machinery cost a third of a parse; this module is the reference it is
-tested against (tests/test_grammar.py). ``_LineLexer`` types each line by its first word and
-hands one token per line to the parser; ``_Builder`` turns the groups into AST nodes as the
-parser reduces them, so no parse tree is built. Imported only when used: nothing in a compile
-or a lint needs Lark.
+``grammar.parser.parse_lines`` runs every parse through it: the round trip of each compile,
+``lint`` and ``fmt``. ``_LineLexer`` types each line by its first word and hands one token per
+line to the parser; ``_Builder`` turns the groups into AST nodes as the parser reduces them,
+so no parse tree is built. Imported at the first parse, not at import time (the handler's
+cold start does not pay for Lark).
 """
 
 from __future__ import annotations

@@ -61,9 +61,7 @@ if chosen_spec()[0] == "dynamodb":
     import runtime.stores.dynamodb  # noqa: F401
 
 # The deployment package ships the Lark parser's cache here (deploy/build.py): each new
-# sandbox then loads the LALR tables instead of building them. Parsing no longer goes
-# through Lark (grammar.parser groups lines itself; grammar.lalr is its reference), so this
-# load, which tests/test_deploy.py asserts, is only kept until that test is changed.
+# sandbox then loads the LALR tables instead of building them (at the first call).
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # compiler.models.TableName's rule
 SHIPPED_PARSER_CACHE = (
     Path(__file__).resolve().parents[1] / ".lark-cache" / ".lark_cache_haproxy.tmp"

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from lark.exceptions import UnexpectedToken
 from lark.lexer import Token
 
@@ -494,74 +492,7 @@ def test_a_hundred_thousand_lines_parse_completely() -> None:
     assert sum(isinstance(line, Server) for b in backends for line in b.body) == 50_000
 
 
-# --- the fast grouping loop against Lark's LALR parser for haproxy.lark -----------------
-
-_LINE_KINDS = [
-    "global",
-    "defaults",
-    "defaults web from base",
-    "frontend fe",
-    "backend be",
-    "frontend",
-    "listen stats",
-    "userlist users",
-    "    server s1 10.0.0.1:80 check",
-    "    acl a hdr(host) -i x.example.com",
-    "    use_backend be if a || !b",
-    "    use_backend be if",
-    "    no option httplog",
-    "    option httpchk GET /",
-    "    log global",
-    "    mode http",
-    "    timeout client 5s",
-    "    bind :80",
-    "    'frontend' quoted",
-    "# a comment",
-    "    # an indented comment",
-    "",
-    "   ",
-    "\t\r",
-    "  x\rrest",
-    ".if defined(X)",
-    ".endif",
-    'a "b c" \\#d',
-]
-
-
-def _both_parses(text: str) -> tuple[Config, Config]:
-    from grammar.parser import parse_lines, parse_lines_lark
-
-    lines = lex(text)
-    return parse_lines(lines), parse_lines_lark(lines)
-
-
-def _everything(config: Config) -> list[object]:
-    """Equality ignores ``src``: compare the nodes, their types and their sources."""
-    found: list[object] = []
-    for line in config.preamble:
-        found.append((type(line), line, line.src))
-    for section in config.sections:
-        found.append((type(section), section, section.src))
-        found.extend((type(line), line, line.src) for line in section.body)
-    return found
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(_LINE_KINDS), max_size=40), st.sampled_from(["\n", "\r\n"]))
-def test_fast_grouping_is_the_lark_grammar(kinds: list[str], ending: str) -> None:
-    text = "".join(kind + ending for kind in kinds)
-    fast, reference = _both_parses(text)
-    assert fast == reference
-    assert _everything(fast) == _everything(reference)
-
-
-@pytest.mark.parametrize("path", CORPUS_PARAMS)
-def test_fast_grouping_matches_lark_on_the_corpus(path: Path) -> None:
-    fast, reference = _both_parses(path.read_bytes().decode("utf-8", "surrogateescape"))
-    assert _everything(fast) == _everything(reference)
-
-
-# --- the round trip's comparison (parse without sources, compare without copies) ---------
+# --- the round trip's comparison (compare without copies) ------------------------------
 
 
 @pytest.mark.parametrize(
