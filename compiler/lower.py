@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from compiler import backend_settings
 from compiler.ast import (
     Acl,
     Backend,
@@ -55,6 +56,8 @@ def lower(services: Iterable[Service], options: RenderOptions | None = None) -> 
     ]
     shared = _backend_head(options)
     sections.extend(_backend(service, options, shared) for service in ordered)
+    if options.compat != "seed":
+        sections.extend(backend_settings.userlists(ordered))
     return Config(tuple(sections))
 
 
@@ -153,22 +156,36 @@ def _backend_head(options: RenderOptions) -> tuple[Line, ...]:
 
 
 def _backend(service: Service, options: RenderOptions, head: tuple[Line, ...]) -> Backend:
-    check = ("check",) if options.health_check.enabled else ()
+    check: tuple[str, ...] = ("check",) if options.health_check.enabled else ()
+    seed = options.compat == "seed"
+    # Per-service settings (compiler.backend_settings); the seed cannot express them.
+    settings = not seed and backend_settings.has_settings(service)
+    if settings:
+        head = backend_settings.head(service, head)
+        check = backend_settings.checks(service, options.health_check.enabled)
     body = list(head)
+    if settings:
+        body.extend(backend_settings.lines(service))
+    containers = sorted(service.containers, key=_container_order)
     if service.cookie:
         body.append(Cookie(service.cookie, ("prefix", "nocache")))
         # The seed gave every server the cookie *name* as its value, so every returning
         # client went to the first server. The server id is unique within a backend.
-        seed = options.compat == "seed"
         body.extend(
-            Server(c.id, c.ip, (*check, "cookie", service.cookie if seed else c.id))
-            for c in sorted(service.containers, key=_container_order)
+            Server(
+                c.id,
+                c.ip,
+                (*check, "cookie", service.cookie if seed else c.id, *_extra(service, c, seed)),
+            )
+            for c in containers
         )
     else:
-        body.extend(
-            Server(c.id, c.ip, check) for c in sorted(service.containers, key=_container_order)
-        )
+        body.extend(Server(c.id, c.ip, (*check, *_extra(service, c, seed))) for c in containers)
     return Backend(service.name, tuple(body))
+
+
+def _extra(service: Service, container: ContainerRef, seed: bool) -> tuple[str, ...]:
+    return () if seed else backend_settings.server_extra(service, container)
 
 
 def _container_order(container: ContainerRef) -> tuple[str, str]:

@@ -9,6 +9,7 @@ directive.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -240,10 +241,186 @@ class _Strict(BaseModel):
 
 
 class ContainerRef(_Strict):
-    """A container of a service: its id (the server name) and ``address:port``."""
+    """A container of a service: its id (the server name), ``address:port`` and, when set,
+    its share of the traffic (``weight``, HAProxy's server weight: 0 takes none)."""
 
     id: Identifier
     ip: Address
+    weight: int | None = Field(default=None, ge=0, le=256)
+
+
+# --- per-service settings (issue 13) -----------------------------------------------------
+# Every field is optional and None means "as before": a payload without settings compiles to
+# exactly the config it always did.
+
+BalanceName = Literal["roundrobin", "static-rr", "leastconn", "first", "source", "random"]
+_DURATION = re.compile(r"[0-9]{1,9}(us|ms|s|m|h|d)?")
+_USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_REALM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# RFC 9110 field name (a token), at most 64 characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+# Framing headers are HAProxy's to manage: setting them invites request smuggling.
+_FORBIDDEN_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "host"})
+_CRYPT_ALPHABET = r"[./0-9A-Za-z]"
+# The crypt(3) schemes Debian's libxcrypt verifies: yescrypt, bcrypt (htpasswd -B writes
+# $2y$), SHA-512 and SHA-256 crypt.
+_PASSWORD_HASH = re.compile(
+    rf"\$y\${_CRYPT_ALPHABET}+\${_CRYPT_ALPHABET}*\${_CRYPT_ALPHABET}{{43}}"
+    rf"|\$2[aby]\$[0-9]{{2}}\${_CRYPT_ALPHABET}{{53}}"
+    rf"|\$[56]\$(?:rounds=[0-9]{{1,9}}\$)?{_CRYPT_ALPHABET}{{1,16}}\${_CRYPT_ALPHABET}{{43,86}}"
+)
+
+_duration = matching(
+    _DURATION,
+    "duration",
+    "is not an HAProxy duration: a number with an optional unit us, ms, s, m, h or d "
+    "(no unit means milliseconds)",
+)
+_user_name = matching(
+    _USER_NAME, "user_name", "is not a valid user name: 1 to 64 of letters, digits, _.@-"
+)
+_realm = matching(_REALM, "realm", "is not a valid realm: 1 to 64 of letters, digits, _.-")
+
+
+def _health_path(value: str) -> str:
+    return "/" if value == "/" else normalize_path(value)
+
+
+def _password_hash(value: str) -> str:
+    # Never echo the value: it may be a password.
+    if len(value) <= 512 and _PASSWORD_HASH.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "password_hash",
+        "is not a crypt(3) password hash (plain-text passwords are refused): give a "
+        "yescrypt ($y$, mkpasswd), bcrypt ($2b$/$2y$, htpasswd -B) or SHA-512 ($6$, openssl "
+        "passwd -6) hash",
+    )
+
+
+def _header_name(value: str) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        refuse(
+            "header_name",
+            "is not a valid header name: an HTTP token of 1 to 64 characters (letters, digits "
+            "and !#$%&'*+-.^_`|~; no spaces, quotes, colons or control characters)",
+            value,
+        )
+    if value.lower() in _FORBIDDEN_HEADERS:
+        refuse("header_name", "is managed by HAProxy and cannot be set", value)
+    return value
+
+
+def _header_value(value: str) -> str:
+    if len(value) > 1024 or not value.isprintable():
+        refuse(
+            "header_value",
+            "is not a valid header value: at most 1024 printable characters (no control "
+            "characters or line breaks)",
+            value,
+        )
+    return value
+
+
+def _cidr(value: str) -> str:
+    """An IPv4 or IPv6 network (``10.0.0.0/8``, ``fd00::/8``; an address alone is /32 or
+    /128), normalised to its network address."""
+    network = None
+    if len(value) <= 64 and value.isascii() and value.strip() == value:
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            network = None
+    if network is None:
+        refuse(
+            "cidr",
+            "is not an IPv4 or IPv6 network: an address or CIDR, e.g. 10.0.0.0/8 or fd00::/8",
+            value,
+        )
+    return network.compressed
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+HealthPath = Annotated[str, AfterValidator(_health_path)]
+UserName = Annotated[str, AfterValidator(_user_name)]
+Realm = Annotated[str, AfterValidator(_realm)]
+PasswordHash = Annotated[str, AfterValidator(_password_hash)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+HeaderValue = Annotated[str, AfterValidator(_header_value)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class HealthSettings(_Strict):
+    """An HTTP health check: ``option httpchk GET <path>``, ``http-check expect status``,
+    and the servers' ``inter``/``rise``/``fall``."""
+
+    path: HealthPath
+    status: int | None = Field(default=None, ge=100, le=599)
+    interval: Duration | None = None
+    rise: int | None = Field(default=None, ge=1, le=1000)
+    fall: int | None = Field(default=None, ge=1, le=1000)
+
+
+class TimeoutSettings(_Strict):
+    """Backend timeouts; ``tunnel`` applies once a connection is upgraded (WebSocket)."""
+
+    connect: Duration | None = None
+    server: Duration | None = None
+    queue: Duration | None = None
+    tunnel: Duration | None = None
+
+
+class AuthUser(_Strict):
+    name: UserName
+    hash: PasswordHash
+
+
+class AuthSettings(_Strict):
+    """HTTP basic authentication against a ``userlist`` of crypt(3) hashes."""
+
+    realm: Realm | None = None
+    users: list[AuthUser] = Field(min_length=1, max_length=1000)
+
+    @field_validator("users")
+    @classmethod
+    def _unique_names(cls, users: list[AuthUser]) -> list[AuthUser]:
+        seen: set[str] = set()
+        for user in users:
+            if user.name in seen:
+                refuse("user_name", "is listed twice", user.name)
+            seen.add(user.name)
+        return users
+
+
+class HeaderSettings(_Strict):
+    """Headers to set (replacing any the client or server sent) on requests and responses."""
+
+    request: dict[HeaderName, HeaderValue] = Field(default_factory=dict, max_length=100)
+    response: dict[HeaderName, HeaderValue] = Field(default_factory=dict, max_length=100)
+
+
+SETTING_FIELDS = ("health", "balance", "maxconn", "timeouts", "auth", "allow", "headers")
+
+
+class ServiceSettings(_Strict):
+    """The optional per-service settings a candidate carries and a service keeps."""
+
+    health: HealthSettings | None = None
+    balance: BalanceName | None = None
+    maxconn: int | None = Field(default=None, ge=1, le=1_000_000)
+    timeouts: TimeoutSettings | None = None
+    auth: AuthSettings | None = None
+    allow: list[Cidr] | None = Field(default=None, min_length=1, max_length=1000)
+    headers: HeaderSettings | None = None
+
+    def settings_key(self) -> str:
+        """The settings as canonical JSON: equal for equal settings, and comparable."""
+        dumped = self.model_dump(mode="json", include=set(SETTING_FIELDS), exclude_none=True)
+        return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings fields, to copy onto another model (``model_copy(update=...)``)."""
+        return {name: getattr(self, name) for name in SETTING_FIELDS}
 
 
 class CandidateContainer(ContainerRef):
@@ -261,7 +438,7 @@ class RunningContainer(_Strict):
     ip: Address
 
 
-class Candidate(_Strict):
+class Candidate(ServiceSettings):
     """An entry of ``candidates``: new containers with their service's routing settings."""
 
     service_name: ServiceName = Field(alias="serviceName")
@@ -286,7 +463,7 @@ class Payload(_Strict):
     candidates: list[Candidate] = Field(default_factory=list)
 
 
-class Service(_Strict):
+class Service(ServiceSettings):
     """A resolved service: one backend, one routing rule, its servers."""
 
     name: ServiceName

@@ -70,6 +70,7 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
             "mode": candidate.config_mode,
             "predicate": candidate.predicate,
             "cookie": candidate.cookie,
+            **candidate.settings(),
         }
         draft = drafts.get(name)
         if draft is None:
@@ -79,8 +80,12 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
         for index in indexes:
             for position, container in enumerate(payload.candidates[index].containers):
                 origin = f"$.candidates[{index}].containers[{position}]"
-                ref = ContainerRef.model_construct(id=container.id, ip=container.ip)
-                draft.containers.setdefault((container.id, container.ip), (origin, ref))
+                ref = ContainerRef.model_construct(
+                    id=container.id, ip=container.ip, weight=container.weight
+                )
+                key = (container.id, container.ip)
+                # A container listed again brings its weight; it keeps its first origin.
+                draft.containers[key] = (draft.containers.get(key, (origin, ref))[0], ref)
     for index, running in enumerate(payload.running):
         key = (running.id, running.ip)
         if running.service_name in survivors and key not in drafts[running.service_name].containers:
@@ -118,8 +123,13 @@ def _consistent_candidates(
     return result
 
 
-def _settings(candidate: Candidate) -> tuple[str, str, str | None]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie)
+def _settings(candidate: Candidate) -> tuple[str, str, str | None, str]:
+    return (
+        candidate.config_mode,
+        candidate.predicate,
+        candidate.cookie,
+        candidate.settings_key(),
+    )
 
 
 def _routable(

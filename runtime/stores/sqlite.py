@@ -297,7 +297,11 @@ class SQLiteStore:
 
 
 def _dump(service: Service) -> str:
-    return json.dumps(service.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    # Unset settings (and container weights) are left out, so a service without them is
+    # stored exactly as before they existed; ``cookie`` stays, as it always was.
+    data = service.model_dump(mode="json", exclude_none=True)
+    data.setdefault("cookie", None)
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
 def _first_line(error: Exception) -> str:
