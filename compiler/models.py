@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -225,13 +226,55 @@ def _predicate_for_mode_impl(cls: type, value: str, info: ValidationInfo) -> str
     return normalize_path(value) if mode == "path" else normalize_host(value)
 
 
-Identifier = Annotated[str, AfterValidator(_identifier)]
-ServiceName = Annotated[str, AfterValidator(_service_name)]
-TableName = Annotated[str, AfterValidator(_table_name)]
-CookieName = Annotated[str, AfterValidator(_cookie_name)]
-Address = Annotated[str, AfterValidator(_address)]
-Created = Annotated[str, AfterValidator(_created)]
-ConfigMode = Annotated[ConfigModeName, BeforeValidator(_lower_mode)]
+# The published JSON Schema (``lambda-registry schema``) carries each validator's rule as a
+# pattern, so that an editor refuses what the registry would (the registry's own checks, e.g.
+# IP ranges and host lengths, stay the reference: the patterns are at most as strict).
+IDENTIFIER_PATTERN = _IDENTIFIER.pattern
+ADDRESS_PATTERN = (
+    rf"{_OCTET}(?:\.{_OCTET}){{3}}:[0-9]{{1,5}}|\[[0-9A-Fa-f:.]{{2,45}}\]:[0-9]{{1,5}}"
+)
+_SEGMENT = r"(?:[A-Za-z0-9\-._~!$&()*+,;=:@]|%[0-9A-Fa-f]{2})+"
+PATH_PATTERN = rf"/*{_SEGMENT}(?:/{_SEGMENT})*/*"
+HOST_PATTERN = r"(?=.{1,254}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?"
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def schema_of(pattern: str, max_length: int | None = None) -> WithJsonSchema:
+    """A string's JSON Schema: ``pattern`` anchored, and its length limit if it has one."""
+    schema: dict[str, Any] = {"type": "string", "pattern": f"^(?:{pattern})$"}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return WithJsonSchema(schema)
+
+
+Identifier = Annotated[str, AfterValidator(_identifier), schema_of(IDENTIFIER_PATTERN)]
+ServiceName = Annotated[
+    str,
+    AfterValidator(_service_name),
+    schema_of(
+        rf"(?!(?:{_any_case('or')}|{_any_case('if')}|{_any_case('unless')})$)" + IDENTIFIER_PATTERN
+    ),
+]
+TableName = Annotated[str, AfterValidator(_table_name), schema_of(_TABLE.pattern)]
+CookieName = Annotated[str, AfterValidator(_cookie_name), schema_of(_COOKIE_TOKEN.pattern)]
+Address = Annotated[str, AfterValidator(_address), schema_of(ADDRESS_PATTERN)]
+Created = Annotated[
+    str,
+    AfterValidator(_created),
+    schema_of(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+        r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})",
+        64,
+    ),
+]
+ConfigMode = Annotated[
+    ConfigModeName,
+    BeforeValidator(_lower_mode),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_any_case('host')}|{_any_case('path')})$"}),
+]
 
 
 class _Strict(BaseModel):
@@ -247,6 +290,13 @@ class ContainerRef(_Strict):
     id: Identifier
     ip: Address
     weight: int | None = Field(default=None, ge=0, le=256)
+
+
+# A host name in host mode, a path in path mode: which one the registry checks by configMode.
+PREDICATE_SCHEMA: dict[str, Any] = {
+    "maxLength": 1024,
+    "anyOf": [{"pattern": f"^(?:{HOST_PATTERN})$"}, {"pattern": f"^(?:{PATH_PATTERN})$"}],
+}
 
 
 # --- per-service settings (issue 13) -----------------------------------------------------
@@ -340,14 +390,35 @@ def _cidr(value: str) -> str:
     return network.compressed
 
 
-Duration = Annotated[str, AfterValidator(_duration)]
-HealthPath = Annotated[str, AfterValidator(_health_path)]
-UserName = Annotated[str, AfterValidator(_user_name)]
-Realm = Annotated[str, AfterValidator(_realm)]
-PasswordHash = Annotated[str, AfterValidator(_password_hash)]
-HeaderName = Annotated[str, AfterValidator(_header_name)]
-HeaderValue = Annotated[str, AfterValidator(_header_value)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
+Duration = Annotated[str, AfterValidator(_duration), schema_of(_DURATION.pattern)]
+HealthPath = Annotated[str, AfterValidator(_health_path), schema_of(f"/|{PATH_PATTERN}", 1024)]
+UserName = Annotated[str, AfterValidator(_user_name), schema_of(_USER_NAME.pattern)]
+Realm = Annotated[str, AfterValidator(_realm), schema_of(_REALM.pattern)]
+PasswordHash = Annotated[
+    str, AfterValidator(_password_hash), schema_of(_PASSWORD_HASH.pattern, 512)
+]
+HeaderName = Annotated[
+    str,
+    AfterValidator(_header_name),
+    schema_of(
+        "(?!(?:"
+        + "|".join(_any_case(n) for n in sorted(_FORBIDDEN_HEADERS))
+        + ")$)"
+        + _HEADER_NAME.pattern
+    ),
+]
+HeaderValue = Annotated[
+    str, AfterValidator(_header_value), schema_of("[^\\x00-\\x1f\\x7f-\\x9f]*", 1024)
+]
+Cidr = Annotated[
+    str,
+    AfterValidator(_cidr),
+    schema_of(
+        rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?"
+        r"|[0-9A-Fa-f.]{0,40}:[0-9A-Fa-f:.]{1,44}(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?",
+        64,
+    ),
+]
 
 
 class HealthSettings(_Strict):
@@ -395,8 +466,13 @@ class AuthSettings(_Strict):
 class HeaderSettings(_Strict):
     """Headers to set (replacing any the client or server sent) on requests and responses."""
 
-    request: dict[HeaderName, HeaderValue] = Field(default_factory=dict, max_length=100)
-    response: dict[HeaderName, HeaderValue] = Field(default_factory=dict, max_length=100)
+    # In the schema, a name that does not match the header-name pattern is refused too.
+    request: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=100, json_schema_extra={"additionalProperties": False}
+    )
+    response: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=100, json_schema_extra={"additionalProperties": False}
+    )
 
 
 SETTING_FIELDS = ("health", "balance", "maxconn", "timeouts", "auth", "allow", "headers")
@@ -443,7 +519,7 @@ class Candidate(ServiceSettings):
 
     service_name: ServiceName = Field(alias="serviceName")
     config_mode: ConfigMode = Field(default="host", alias="configMode")
-    predicate: str
+    predicate: str = Field(json_schema_extra=PREDICATE_SCHEMA)
     cookie: CookieName | None = None
     containers: list[CandidateContainer] = Field(default_factory=list)
 
@@ -468,7 +544,7 @@ class Service(ServiceSettings):
 
     name: ServiceName
     mode: ConfigModeName
-    predicate: str
+    predicate: str = Field(json_schema_extra=PREDICATE_SCHEMA)
     cookie: CookieName | None = None
     # Lax only about the container: JSON (and stores) give a list where we keep a tuple.
     containers: tuple[ContainerRef, ...] = Field(default=(), strict=False)
