@@ -491,6 +491,8 @@ class ServiceSettings(_Strict):
 
     def settings_key(self) -> str:
         """The settings as canonical JSON: equal for equal settings, and comparable."""
+        if all(getattr(self, name) is None for name in SETTING_FIELDS):
+            return "{}"  # the common case, without a dump (compile speed at 10 000 services)
         dumped = self.model_dump(mode="json", include=set(SETTING_FIELDS), exclude_none=True)
         return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
 
