@@ -7,7 +7,8 @@
 * The rendered config is the union of the live hosts' containers: a service exists while a
   live host reports a candidate of it with at least one container (a candidate without
   containers deploys nothing: it neither keeps a service nor decides its route).
-* One service reported with different routing settings: the newest deployment decides, by
+* One service reported with different settings (route, cookie or per-service settings):
+  the newest deployment decides, by
   the containers' ``created`` time (ties broken by the settings themselves, so the choice
   depends only on what the live reports say, never on the order they came in). Containers
   whose settings differ from the winner's are left out and reported.

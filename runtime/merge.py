@@ -4,7 +4,8 @@ Pure: no store, no I/O. One invocation:
 
 1. cleanse: a stored service with no entry in ``running`` is deleted; one that has keeps only
    the containers whose id is running;
-2. merge: a candidate of a surviving service adds its containers and replaces its settings; a
+2. merge: a candidate of a surviving service adds its containers and replaces its settings
+   (route, cookie and per-service settings; a container listed again brings its weight); a
    candidate of any other service becomes a new service with exactly its own containers;
    every running container of a surviving service is added; containers are de-duplicated;
 3. routes: two services never share a host or a path. A service that already held the route
