@@ -553,6 +553,13 @@ class Service(ServiceSettings):
 
     _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
 
+    def stored_form(self) -> dict[str, Any]:
+        """As JSON for stores and ``state show``: unset settings and weights left out, so a
+        service without them reads exactly as before they existed (``cookie`` stays)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.setdefault("cookie", None)
+        return data
+
     @property
     def route_key(self) -> tuple[str, str]:
         """What two services must not share: the same host, or the same path."""

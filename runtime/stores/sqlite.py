@@ -297,11 +297,7 @@ class SQLiteStore:
 
 
 def _dump(service: Service) -> str:
-    # Unset settings (and container weights) are left out, so a service without them is
-    # stored exactly as before they existed; ``cookie`` stays, as it always was.
-    data = service.model_dump(mode="json", exclude_none=True)
-    data.setdefault("cookie", None)
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return json.dumps(service.stored_form(), separators=(",", ":"), sort_keys=True)
 
 
 def _first_line(error: Exception) -> str:
