@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from compiler import backend_settings
 from compiler.ast import (
     Acl,
     Backend,
@@ -55,6 +56,8 @@ def lower(services: Iterable[Service], options: RenderOptions | None = None) -> 
     ]
     shared = _backend_head(options)
     sections.extend(_backend(service, options, shared) for service in ordered)
+    if options.compat != "seed":
+        sections.extend(backend_settings.userlists(ordered))
     return Config(tuple(sections))
 
 
@@ -183,21 +186,31 @@ def _backend_head(options: RenderOptions) -> tuple[Line, ...]:
 
 
 def _backend(service: Service, options: RenderOptions, head: tuple[Line, ...]) -> Backend:
-    check = ("check",) if options.health_check.enabled else ()
+    check: tuple[str, ...] = ("check",) if options.health_check.enabled else ()
+    seed = options.compat == "seed"
+    # Per-service settings (compiler.backend_settings); the seed cannot express them.
+    settings = not seed and backend_settings.has_settings(service)
+    if settings:
+        head = backend_settings.head(service, head)
+        check = backend_settings.checks(service, options.health_check.enabled)
     body = list(head)
+    if settings:
+        body.extend(backend_settings.lines(service))
+    containers = sorted(service.containers, key=_container_order)
     if service.cookie:
         body.append(Cookie(service.cookie, ("prefix", "nocache")))
         # The seed gave every server the cookie *name* as its value, so every returning
         # client went to the first server. The server id is unique within a backend.
-        seed = options.compat == "seed"
         body.extend(
-            Server(c.id, c.ip, (*check, "cookie", service.cookie if seed else c.id))
-            for c in sorted(service.containers, key=_container_order)
+            Server(
+                c.id,
+                c.ip,
+                (*check, "cookie", service.cookie if seed else c.id, *_extra(service, c, seed)),
+            )
+            for c in containers
         )
     else:
-        body.extend(
-            Server(c.id, c.ip, check) for c in sorted(service.containers, key=_container_order)
-        )
+        body.extend(Server(c.id, c.ip, (*check, *_extra(service, c, seed))) for c in containers)
     body.extend(_slots(service, options, check))
     return Backend(service.name, tuple(body))
 
@@ -221,10 +234,20 @@ def _slots(service: Service, options: RenderOptions, check: tuple[str, ...]) -> 
     names = (f"slot-{n}" for n in range(1, free + len(taken) + 1))
     chosen = [name for name in names if name not in taken][:free]
     cookie = service.cookie is not None
+    # A slot takes the service's server settings (maxconn); a container's weight is its own.
+    extra = () if service.maxconn is None else ("maxconn", str(service.maxconn))
     return [
-        Server(name, slots.placeholder, (*check, *(("cookie", name) if cookie else ()), "disabled"))
+        Server(
+            name,
+            slots.placeholder,
+            (*check, *(("cookie", name) if cookie else ()), *extra, "disabled"),
+        )
         for name in chosen
     ]
+
+
+def _extra(service: Service, container: ContainerRef, seed: bool) -> tuple[str, ...]:
+    return () if seed else backend_settings.server_extra(service, container)
 
 
 def _container_order(container: ContainerRef) -> tuple[str, str]:

@@ -16,6 +16,7 @@ deployment of a service win across hosts. Without a host, the payload is exactly
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -77,9 +78,12 @@ def build_payload(
                 agreeing.append(container)
                 continue
             differing = ", ".join(
-                LABELS[name]
-                for name in ("mode", "predicate", "cookie")
-                if getattr(container.settings, name) != getattr(settings, name)
+                [
+                    LABELS[name]
+                    for name in ("mode", "predicate", "cookie")
+                    if getattr(container.settings, name) != getattr(settings, name)
+                ]
+                + (["settings"] if container.settings.options != settings.options else [])
             )
             problems.append(
                 ContainerProblem(
@@ -98,6 +102,7 @@ def build_payload(
         }
         if settings.cookie is not None:
             candidate["cookie"] = settings.cookie
+        candidate |= json.loads(settings.options)  # the per-service settings, if any
         candidates.append(candidate)
         members.append(tuple(agreeing))
     routed = tuple(c for group in members for c in group)
@@ -113,10 +118,12 @@ def build_payload(
     return PayloadPlan(payload, routed, tuple(problems), tuple(members))
 
 
-def _candidate_container(container: ManagedContainer, *, fleet: bool) -> dict[str, str]:
-    entry = {"id": container.short_id, "ip": container.address}
+def _candidate_container(container: ManagedContainer, *, fleet: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": container.short_id, "ip": container.address}
     if fleet and container.created > 0:
         entry["created"] = rfc3339(container.created)
+    if container.settings.weight is not None:
+        entry["weight"] = container.settings.weight
     return entry
 
 
@@ -125,8 +132,8 @@ def rfc3339(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _routing(settings: ServiceSettings) -> tuple[str, str, str | None]:
-    return (settings.mode, settings.predicate, settings.cookie)
+def _routing(settings: ServiceSettings) -> tuple[str, str, str | None, str]:
+    return (settings.mode, settings.predicate, settings.cookie, settings.options)
 
 
 def table_for_host(name: str) -> str:

@@ -7,7 +7,8 @@
 * The rendered config is the union of the live hosts' containers: a service exists while a
   live host reports a candidate of it with at least one container (a candidate without
   containers deploys nothing: it neither keeps a service nor decides its route).
-* One service reported with different routing settings: the newest deployment decides, by
+* One service reported with different settings (route, cookie or per-service settings):
+  the newest deployment decides, by
   the containers' ``created`` time (ties broken by the settings themselves, so the choice
   depends only on what the live reports say, never on the order they came in). Containers
   whose settings differ from the winner's are left out and reported.
@@ -32,6 +33,8 @@ from compiler.models import (
     Service,
 )
 
+# Route and settings of a candidate: mode, predicate, cookie, the other settings as JSON.
+Settings = tuple[ConfigModeName, str, str | None, str]
 DEFAULT_TTL = 90.0  # seconds: three of Cosmonaut's default 30 s resyncs
 UNKNOWN = "~"  # sorts after every RFC 3339 time: "not known to be old"
 
@@ -100,10 +103,12 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
             if candidate.containers:
                 entries[candidate.service_name].append((host, index, candidate))
 
-    winners: dict[str, tuple[ConfigModeName, str, str | None]] = {}
+    winners: dict[str, Settings] = {}
+    best_candidates: dict[str, Candidate] = {}
     for name, claims in entries.items():
         best = max(claims, key=lambda claim: (_newest(claim[2]), _settings_key(claim[2])))
         winners[name] = _settings(best[2])
+        best_candidates[name] = best[2]
         for host, index, candidate in claims:
             if _settings(candidate) != winners[name]:
                 diagnostics.append(
@@ -127,7 +132,7 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 unlisted[running.service_name].append((host, running))
     services = []
     for name in sorted(kept):
-        mode, predicate, cookie = winners[name]
+        mode, predicate, cookie, _ = winners[name]
         containers: dict[str, ContainerRef] = {}
         for host, index, candidate in entries[name]:
             if _settings(candidate) != winners[name]:
@@ -143,6 +148,8 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 predicate=predicate,
                 cookie=cookie,
                 containers=tuple(sorted(containers.values(), key=lambda c: (c.id, c.ip))),
+                # The newest deployment's settings, as for its route.
+                **best_candidates[name].settings(),
             )
         )
     return FleetResult(tuple(services), diagnostics=tuple(diagnostics))
@@ -159,7 +166,10 @@ def _add(
     ip: str = getattr(container, "ip")  # noqa: B009
     known = containers.get(container_id)
     if known is None:
-        containers[container_id] = ContainerRef.model_construct(id=container_id, ip=ip)
+        weight: int | None = getattr(container, "weight", None)
+        containers[container_id] = ContainerRef.model_construct(
+            id=container_id, ip=ip, weight=weight
+        )
     elif known.ip != ip:
         diagnostics.append(
             Diagnostic(
@@ -171,7 +181,7 @@ def _add(
 
 
 def _routable(
-    winners: dict[str, tuple[ConfigModeName, str, str | None]],
+    winners: dict[str, Settings],
     entries: Mapping[str, list[tuple[str, int, Candidate]]],
     diagnostics: list[Diagnostic],
     where: Callable[[str, int], str],
@@ -210,21 +220,24 @@ def _routable(
     return kept
 
 
-def _settings(candidate: Candidate) -> tuple[ConfigModeName, str, str | None]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie)
+def _settings(candidate: Candidate) -> Settings:
+    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.settings_key())
 
 
-def _settings_key(candidate: Candidate) -> tuple[str, str, str]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie or "")
+def _settings_key(candidate: Candidate) -> tuple[str, str, str, str]:
+    return (
+        candidate.config_mode,
+        candidate.predicate,
+        candidate.cookie or "",
+        candidate.settings_key(),
+    )
 
 
 def _newest(candidate: Candidate) -> str:
     return max((c.created or "" for c in candidate.containers), default="")
 
 
-def _oldest(
-    claims: list[tuple[str, int, Candidate]], settings: tuple[ConfigModeName, str, str | None]
-) -> str:
+def _oldest(claims: list[tuple[str, int, Candidate]], settings: Settings) -> str:
     times = [
         c.created or UNKNOWN
         for _, _, candidate in claims

@@ -4,7 +4,8 @@ Pure: no store, no I/O. One invocation:
 
 1. cleanse: a stored service with no entry in ``running`` is deleted; one that has keeps only
    the containers whose id is running;
-2. merge: a candidate of a surviving service adds its containers and replaces its settings; a
+2. merge: a candidate of a surviving service adds its containers and replaces its settings
+   (route, cookie and per-service settings; a container listed again brings its weight); a
    candidate of any other service becomes a new service with exactly its own containers;
    every running container of a surviving service is added; containers are de-duplicated;
 3. routes: two services never share a host or a path. A service that already held the route
@@ -71,6 +72,7 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
             "mode": candidate.config_mode,
             "predicate": candidate.predicate,
             "cookie": candidate.cookie,
+            **candidate.settings(),
         }
         draft = drafts.get(name)
         if draft is None:
@@ -83,8 +85,10 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
             prefix = f"$.candidates[{index}].containers["
             for position, container in enumerate(payload.candidates[index].containers):
                 key = (container.id, container.ip)
-                if key not in containers:
-                    containers[key] = (f"{prefix}{position}]", _container_ref(*key))
+                ref = _container_ref(container.id, container.ip, container.weight)
+                # A container listed again brings its weight; it keeps its first origin.
+                found = containers.get(key)
+                containers[key] = (found[0] if found else f"{prefix}{position}]", ref)
     for index, running in enumerate(payload.running):
         name = running.service_name
         if name in survivors:
@@ -105,15 +109,17 @@ _FIELDS_SET = frozenset({"id", "ip"})
 _new_ref = ContainerRef.__new__
 
 
-def _container_ref(container_id: str, ip: str) -> ContainerRef:
-    """``ContainerRef.model_construct(id=..., ip=...)`` for already validated values, through
-    pydantic's pickling protocol (``__setstate__``), at less than half the cost: a compile
-    makes one per container (tests/test_reconcile.py checks that both give the same model)."""
+def _container_ref(container_id: str, ip: str, weight: int | None = None) -> ContainerRef:
+    """``ContainerRef.model_construct(...)`` for already validated values, through pydantic's
+    pickling protocol (``__setstate__``), at less than half the cost: a compile makes one per
+    container (tests/test_reconcile.py checks that both give the same model)."""
     ref = _new_ref(ContainerRef)
     ref.__setstate__(
         {
-            "__dict__": {"id": container_id, "ip": ip},
-            "__pydantic_fields_set__": set(_FIELDS_SET),
+            "__dict__": {"id": container_id, "ip": ip, "weight": weight},
+            "__pydantic_fields_set__": set(_FIELDS_SET)
+            if weight is None
+            else {*_FIELDS_SET, "weight"},
             "__pydantic_extra__": None,
             "__pydantic_private__": None,
         }
@@ -151,8 +157,13 @@ def _consistent_candidates(
     return result
 
 
-def _settings(candidate: Candidate) -> tuple[str, str, str | None]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie)
+def _settings(candidate: Candidate) -> tuple[str, str, str | None, str]:
+    return (
+        candidate.config_mode,
+        candidate.predicate,
+        candidate.cookie,
+        candidate.settings_key(),
+    )
 
 
 def _routable(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from compiler.ast import Config
+from compiler.backend_settings import seed_unsupported
 from compiler.errors import Diagnostic, PayloadError
 from compiler.lower import lower
 from compiler.models import HostReport, Payload, Service
@@ -88,6 +89,8 @@ def _compile(
         _refuse_diagnostics(entry_diagnostics, file)
     store = store or MemoryStore(ephemeral=True)
     options = options or RenderOptions()
+    if options.compat == "seed":  # settings the seed cannot express: ignored, but said so
+        entry_diagnostics += seed_unsupported(model)
 
     produced: list[tuple[Config, str]] = []  # the last attempt's output (stores may retry)
     attempts = 0

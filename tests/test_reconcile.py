@@ -151,11 +151,14 @@ def test_fast_container_refs_are_model_construct_refs() -> None:
     from compiler.models import ContainerRef
     from runtime.merge import _container_ref
 
-    fast = _container_ref("c1", "10.0.0.1:80")
-    slow = ContainerRef.model_construct(id="c1", ip="10.0.0.1:80")
-    assert type(fast) is ContainerRef
-    assert fast == slow
-    assert fast.__dict__ == slow.__dict__ and list(fast.__dict__) == list(ContainerRef.model_fields)
-    assert fast.model_fields_set == slow.model_fields_set
-    assert fast.model_dump() == slow.model_dump() and repr(fast) == repr(slow)
-    assert hash(fast) == hash(slow)
+    for weight in (None, 3):
+        fast = _container_ref("c1", "10.0.0.1:80", weight)
+        given = {} if weight is None else {"weight": weight}
+        slow = ContainerRef.model_construct(id="c1", ip="10.0.0.1:80", **given)
+        assert type(fast) is ContainerRef
+        assert fast == slow
+        assert fast.__dict__ == slow.__dict__
+        assert list(fast.__dict__) == list(ContainerRef.model_fields)
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.model_dump() == slow.model_dump() and repr(fast) == repr(slow)
+        assert hash(fast) == hash(slow)
