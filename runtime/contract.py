@@ -81,9 +81,14 @@ class ContractError(ValueError):
     """A 200 answer that does not follow the contract."""
 
 
-def etag_of(text: str) -> str:
-    """The entity tag of a config: a strong ETag naming its text."""
-    return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
+def etag_of(text: str, files: Mapping[str, str] | None = None) -> str:
+    """The entity tag of a config: a strong ETag naming its text, and with map files (a
+    bundle: ``files`` holds more than the config) every file's name and text."""
+    digest = hashlib.sha256(text.encode("utf-8"))
+    if files is not None and len(files) > 1:
+        for name, content in list(files.items())[1:]:
+            digest.update(b"\0" + name.encode("utf-8") + b"\0" + content.encode("utf-8"))
+    return '"' + digest.hexdigest()[:32] + '"'
 
 
 def wants_json(accept: str) -> bool:
