@@ -127,8 +127,8 @@ class Syncer:
             timings["registry"] = time.monotonic() - clock - timings["discover"]
             diagnostics = compiled.diagnostics
             self._report_diagnostics(plan, diagnostics)
-            self.etag = etag_of(compiled.text)
-            applied = self.applier.apply(compiled.text, discovery.haproxy)
+            self.etag = etag_of(compiled.text, compiled.files)
+            applied = self.applier.apply(compiled.text, discovery.haproxy, maps=compiled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
             if isinstance(caught, RegistryError):
@@ -192,7 +192,7 @@ class Syncer:
         error: str | None = None
         self.etag = polled.etag
         try:
-            applied = self.applier.apply(polled.text)
+            applied = self.applier.apply(polled.text, maps=polled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
         result = PassResult(
