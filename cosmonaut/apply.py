@@ -130,12 +130,16 @@ class Applier:
         self.target.validate(haproxy)  # master-worker mode, before anything changes
         old = referenced_maps(running or "")
         added = {name: content for name, content in maps if name not in old}
+        temporary: str | None = None
         try:
             self.target.write_maps(haproxy, added)
             temporary = self.target.write_temporary(haproxy, text)
             step("write")
             checked = self.target.check_and_move(haproxy, temporary)
         except BaseException:
+            # The old config is still in place: nothing new may stay beside it.
+            if temporary is not None:
+                self.target.remove(haproxy, temporary)
             self.target.remove_maps(haproxy, set(added))
             raise
         step("check+move")
