@@ -50,7 +50,7 @@ frontend ok
     bind 127.0.0.1:{port}
     http-request return status 200 content-type text/plain string ok
 """
-ACL_POINTS = (10, 50, 200, 1000)  # ACL routing, host mode, last service
+ACL_POINTS = (10, 20, 50, 200, 1000)  # ACL routing, host mode, last service
 
 
 @dataclass(frozen=True, slots=True)
