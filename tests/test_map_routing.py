@@ -297,3 +297,20 @@ def test_written_bundle_survives_any_working_directory(
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_a_direct_lambda_invocation_returns_the_bundle_as_a_stream(
+    servers: dict[str, int], assert_haproxy_accepts: Any
+) -> None:
+    from runtime.bundle import parse_stream
+    from runtime.config import HandlerConfig
+    from runtime.handler import RegistryApp
+    from runtime.stores.select import StoreSpec
+
+    app = RegistryApp(
+        HandlerConfig(store=StoreSpec("memory"), options=RenderOptions(routing="map"))
+    )
+    answer = app.handle(_payload(servers))
+    files = parse_stream(answer)
+    assert len(files) == 4 and next(iter(files)) == "haproxy.cfg"
+    assert_haproxy_accepts(files)
