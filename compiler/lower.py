@@ -12,6 +12,7 @@ the most specific path to the least.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from compiler import backend_settings
 from compiler.ast import (
@@ -19,6 +20,7 @@ from compiler.ast import (
     Backend,
     Balance,
     Bind,
+    Bundle,
     Comment,
     Condition,
     Config,
@@ -28,6 +30,8 @@ from compiler.ast import (
     Global,
     Line,
     Log,
+    MapEntry,
+    MapFile,
     Mode,
     Option,
     Section,
@@ -37,7 +41,8 @@ from compiler.ast import (
     UseBackend,
 )
 from compiler.models import ContainerRef, Service
-from compiler.options import RenderOptions
+from compiler.options import RenderOptions, uses_maps
+from compiler.printer import map_file
 
 # Host header without its optional ":port", compared case-insensitively. `host_only` would
 # say it better but only exists from HAProxy 2.8 on; `field(1,:)` works on 2.6.
@@ -45,20 +50,34 @@ _HOST_FETCH = "hdr(host),field(1,:)"
 
 
 def lower(services: Iterable[Service], options: RenderOptions | None = None) -> Config:
-    """Build the whole config. Service names and route keys must be unique (see reconcile)."""
+    """The config alone; with map routing it refers to maps only ``lower_bundle`` gives."""
+    return lower_bundle(services, options).config
+
+
+def lower_bundle(services: Iterable[Service], options: RenderOptions | None = None) -> Bundle:
+    """Build the whole output: the config and its map files (none with ACL routing).
+
+    Service names and route keys must be unique (see reconcile).
+    """
     options = options or RenderOptions()
     ordered = sorted(services, key=lambda service: service.name)
     _require_unique(ordered)
-    sections: list[Section] = [
-        _global(options),
-        _defaults(options),
-        _frontend(ordered, options),
-    ]
+    maps: tuple[MapFile, ...] = ()
+    head = _global(options)
+    if uses_maps(options, len(ordered)):
+        frontend, maps = _map_frontend(ordered, options)
+        if maps:
+            # Relative file names (the maps) are read from the config's own directory, so the
+            # bundle works from any working directory (HAProxy >= 2.4).
+            head = replace(head, body=(*head.body, Statement("default-path", ("config",))))
+    else:
+        frontend = _frontend(ordered, options)
+    sections: list[Section] = [head, _defaults(options), frontend]
     shared = _backend_head(options)
     sections.extend(_backend(service, options, shared) for service in ordered)
     if options.compat != "seed":
         sections.extend(backend_settings.userlists(ordered))
-    return Config(tuple(sections))
+    return Bundle(Config(tuple(sections)), maps)
 
 
 def _require_unique(services: Sequence[Service]) -> None:
@@ -143,6 +162,70 @@ def _frontend(services: Sequence[Service], options: RenderOptions) -> Frontend:
     if services:
         body.append(Comment(" Define backends"))
     return Frontend(options.frontend_name, tuple(body))
+
+
+# Variables holding a map lookup's result: HAProxy stops at the first `use_backend` whose
+# condition holds, and a dynamic `use_backend %[...]` whose name is empty or unknown does not
+# fall through to the next rule (haproxy/haproxy#2698), so each one is guarded by an ACL
+# that the lookup found something.
+_HOST_VAR = "txn.host_backend"
+_PATH_VAR = "txn.path_backend"
+_HOST_FOUND = "route_host_found"
+_PATH_FOUND = "route_path_found"
+
+
+def _map_frontend(
+    services: Sequence[Service], options: RenderOptions
+) -> tuple[Frontend, tuple[MapFile, ...]]:
+    """Routing through map lookups, which HAProxy keeps in trees: the same cost at any size.
+
+    Host: the Host header without its port, lower-cased, looked up exactly (host predicates
+    are stored lower-cased). Path: the exact path, else the longest `<path>/` prefix
+    (`map_beg` finds the longest match in its tree), which keeps the segment rule (`/app`
+    and `/app/x` route to app, `/apple` does not) and lets the more specific path win.
+    Host rules come before path rules, as with ACL routing.
+    """
+    address = f"{options.bind_address or ''}:{options.bind_port}"
+    hosts = [s for s in services if s.mode == "host"]
+    paths = [s for s in services if s.mode == "path"]
+    maps: list[MapFile] = []
+    lookups: list[Line] = []
+    routes: list[Line] = []
+    if hosts:
+        host_map = map_file("host", _entries((s.predicate, s.name) for s in hosts))
+        maps.append(host_map)
+        lookups.append(_set_var(_HOST_VAR, f"{_HOST_FETCH},lower,map({host_map.name})"))
+        routes.extend(_guarded_route(_HOST_VAR, _HOST_FOUND))
+    if paths:
+        exact = map_file("path", _entries((s.predicate, s.name) for s in paths))
+        prefix = map_file("path_beg", _entries((s.predicate + "/", s.name) for s in paths))
+        maps.extend((exact, prefix))
+        lookups.append(_set_var(_PATH_VAR, f"path,map({exact.name})"))
+        lookups.append(_set_var(_PATH_VAR, f"path,map_beg({prefix.name})", ("unless", _PATH_FOUND)))
+        routes.extend(_guarded_route(_PATH_VAR, _PATH_FOUND))
+    # The ACLs come first: an http-request rule may name an ACL only once it is declared.
+    # HAProxy runs every http-request rule before any use_backend, so they precede those.
+    acls: list[Line] = []
+    if hosts:
+        acls.append(Acl(_HOST_FOUND, f"var({_HOST_VAR})", ("-m", "found")))
+    if paths:
+        acls.append(Acl(_PATH_FOUND, f"var({_PATH_VAR})", ("-m", "found")))
+    body: list[Line] = [Bind(address), *acls, *lookups, *routes]
+    if services:
+        body.append(Comment(" Define backends"))
+    return Frontend(options.frontend_name, tuple(body)), tuple(maps)
+
+
+def _entries(pairs: Iterable[tuple[str, str]]) -> tuple[MapEntry, ...]:
+    return tuple(MapEntry(key, value) for key, value in sorted(pairs))
+
+
+def _set_var(var: str, expression: str, condition: tuple[str, ...] = ()) -> Statement:
+    return Statement("http-request", (f"set-var({var})", expression, *condition))
+
+
+def _guarded_route(var: str, found: str) -> tuple[Line, ...]:
+    return (UseBackend(f"%[var({var})]", Condition.when(found)),)
 
 
 def _seed_rule(service: Service) -> tuple[Line, ...]:

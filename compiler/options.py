@@ -99,6 +99,11 @@ class ServerSlots(_Options):
     placeholder: Word = "127.0.0.1:1"
 
 
+# `routing="auto"` switches to maps at this many services (benchmarks/routing_bench.py: below
+# it ACL routing costs a few per cent of throughput at most, and stays one readable file).
+AUTO_MAP_SERVICES = 50
+
+
 class RenderOptions(_Options):
     """Everything about the output that is not in the payload. Defaults follow the seed."""
 
@@ -136,6 +141,19 @@ class RenderOptions(_Options):
     server_state_file: Word | None = "/var/lib/haproxy/server-state"
     stats_socket: StatsSocket | None = StatsSocket()
     server_slots: ServerSlots = ServerSlots()
+    # --- routing at scale (issue 11) ---
+    # How the frontend picks a backend: one ACL + use_backend per service (`acl`, linear in
+    # the number of services), map lookups (`map`, a tree: the same cost at any size; the
+    # output is then a bundle of haproxy.cfg + map files), or `auto`: maps from
+    # AUTO_MAP_SERVICES services on. `compat="seed"` always keeps the seed's ACLs.
+    routing: Literal["acl", "map", "auto"] = "auto"
+
+
+def uses_maps(options: RenderOptions, services: int) -> bool:
+    """Whether a config of ``services`` services routes through map files."""
+    if options.compat == "seed" or options.routing == "acl":
+        return False
+    return options.routing == "map" or services >= AUTO_MAP_SERVICES
 
 
 def parse_render_options(raw: str | bytes, *, file: str) -> RenderOptions:

@@ -98,11 +98,20 @@ class RuntimePath:
         self._parsed: tuple[str, Config] | None = None
         self._applied: tuple[str, str] | None = None  # (the registry's text, the file's)
 
-    def apply(self, text: str, haproxy: HaproxyContainer | None = None) -> ApplyResult:
+    def apply(
+        self,
+        text: str,
+        haproxy: HaproxyContainer | None = None,
+        *,
+        maps: tuple[tuple[str, str], ...] = (),
+    ) -> ApplyResult:
+        """Like ``Applier.apply``. With map routing, a change the runtime API can make leaves
+        the frontend, hence its (digest-named) map files, as they are: only a reload writes
+        maps, and ``maps`` go to every ``Applier.apply`` call."""
         started = time.monotonic()
         target = self.applier.target
         if self.applier.dry_run:
-            return self.applier.apply(text, haproxy)
+            return self.applier.apply(text, haproxy, maps=maps)
         haproxy = target.located(haproxy)
         running_text = self.applier.running_config(haproxy)
         with self._lock:
@@ -118,17 +127,17 @@ class RuntimePath:
         try:
             new = parse(text, file="<registry>")
         except LocatedError:
-            return self.applier.apply(text, haproxy)  # rejected there, with its message
+            return self.applier.apply(text, haproxy, maps=maps)  # rejected there, with its message
         running = self._running_config(running_text)
         if running is None or not slots_in_use(new):
-            return self._full(text, new, running, haproxy, "first", "no running config")
+            return self._full(text, new, running, haproxy, "first", "no running config", maps)
         placed = place(new, running, keep_capacity=True)
         if placed.grew:
             why = f"backend(s) {', '.join(placed.grew)} need more slots"
-            return self._full(text, new, running, haproxy, "slots", why)
+            return self._full(text, new, running, haproxy, "slots", why, maps)
         plan = runtime_plan(running, placed.config)
         if isinstance(plan, str):
-            return self._full(text, new, running, haproxy, "structural", plan)
+            return self._full(text, new, running, haproxy, "structural", plan, maps)
         refilled = {c.split()[2] for c in plan.commands if " addr " in c}
         back = self._back(placed.servers, refilled)
         if not plan.commands:
@@ -144,12 +153,12 @@ class RuntimePath:
                     digest(live),
                     time.monotonic() - started,
                 )
-            return self._full(text, new, running, haproxy, "structural", "free slots changed")
+            return self._full(text, new, running, haproxy, "structural", "free slots changed", maps)
         steps: dict[str, float] = {}
         try:
             self.api.run(plan.commands + back)
         except RuntimeApiError as error:
-            return self._full(text, new, running, haproxy, "command", error.message)
+            return self._full(text, new, running, haproxy, "command", error.message, maps)
         steps["runtime"] = time.monotonic() - started
         self._adopt(placed.servers)
         # HAProxy routes the change now; printing the file (with its round-trip check) and
@@ -261,15 +270,16 @@ class RuntimePath:
         haproxy: HaproxyContainer,
         reason: str,
         why: str,
+        maps: tuple[tuple[str, str], ...] = (),
     ) -> ApplyResult:
         """The reload path, with the servers' state saved first so the reload keeps it."""
         placed = place(new, running, keep_capacity=False)
         live = print_verified(placed.config) if placed.config is not new else text
         if live == self.applier.running_config(haproxy):
             self._adopt(placed.servers)
-            return self.applier.apply(live, haproxy)  # "unchanged"
+            return self.applier.apply(live, haproxy, maps=maps)  # "unchanged"
         self._save_state(haproxy, new)
-        result = self.applier.apply(live, haproxy)
+        result = self.applier.apply(live, haproxy, maps=maps)
         if result.ok:
             self._applied = (text, live)
             # The saved state says maint for a container that exited and runs again.

@@ -130,8 +130,8 @@ class Syncer:
             timings["registry"] = time.monotonic() - clock - timings["discover"]
             diagnostics = compiled.diagnostics
             self._report_diagnostics(plan, diagnostics)
-            self.etag = etag_of(compiled.text)
-            applied = self._apply(compiled.text, discovery.haproxy)
+            self.etag = etag_of(compiled.text, compiled.files)
+            applied = self._apply(compiled.text, discovery.haproxy, maps=compiled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
             if isinstance(caught, RegistryError):
@@ -195,7 +195,7 @@ class Syncer:
         error: str | None = None
         self.etag = polled.etag
         try:
-            applied = self._apply(polled.text)
+            applied = self._apply(polled.text, maps=polled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
         result = PassResult(
@@ -209,8 +209,10 @@ class Syncer:
         self._record(result)
         return result
 
-    def _apply(self, text: str, haproxy: Any = None) -> ApplyResult:
-        return (self.runtime or self.applier).apply(text, haproxy)
+    def _apply(
+        self, text: str, haproxy: Any = None, *, maps: tuple[tuple[str, str], ...] = ()
+    ) -> ApplyResult:
+        return (self.runtime or self.applier).apply(text, haproxy, maps=maps)
 
     def drain(self, container: str, why: str) -> bool:
         """Stop new traffic to ``container`` now (the runtime API); False when not possible."""

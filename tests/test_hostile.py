@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from compiler.ast import Acl, AclRef, Backend, Frontend, Server, UseBackend
+from grammar.maps import parse_map
 from grammar.parser import parse
+from runtime.bundle import parse_stream
 from tests.conftest import run_cli
 
 GOOD = {
@@ -257,12 +259,17 @@ HOSTILE = [
 ]
 
 
-def routing(config: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """What ``config`` routes: per backend, the host its frontend rule matches and its servers.
+def routing(output: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """What compile's output routes: per backend, the host its frontend rule (or its host
+    map line) matches and its servers.
 
     Fails unless every ``use_backend`` names an ACL of its frontend and a backend that exists,
-    and every backend is reached by exactly one rule.
+    and every backend is reached by exactly one rule (or map line).
     """
+    files = parse_stream(output)
+    config = files.pop("haproxy.cfg")
+    if files:
+        return _map_routing(config, files)
     parsed = parse(config)
     frontends = [s for s in parsed.sections if isinstance(s, Frontend)]
     assert len(frontends) == 1, config
@@ -283,25 +290,48 @@ def routing(config: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     return {
         name: (
             hosts[name],
-            tuple(
-                f"{x.name} {x.address}"
-                for x in backend.body
-                if isinstance(x, Server) and "disabled" not in x.params  # not a free slot
-            ),
+            _servers(backend),
         )
         for name, backend in backends.items()
     }
 
 
+def _servers(backend: Backend) -> tuple[str, ...]:
+    """The backend's servers, without the free slots (``disabled``) the runtime API fills."""
+    return tuple(
+        f"{x.name} {x.address}"
+        for x in backend.body
+        if isinstance(x, Server) and "disabled" not in x.params
+    )
+
+
+def _map_routing(config: str, maps: dict[str, str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    (name,) = maps  # only host services here: one host map
+    parsed = parse(config)
+    (frontend,) = [s for s in parsed.sections if isinstance(s, Frontend)]
+    lookups = [line for line in frontend.body if getattr(line, "keyword", "") == "http-request"]
+    assert [line.args for line in lookups] == [  # type: ignore[attr-defined]
+        ("set-var(txn.host_backend)", f"hdr(host),field(1,:),lower,map({name})")
+    ]
+    entries = parse_map(maps[name], name).entries
+    hosts = {entry.value: entry.key for entry in entries}
+    assert len(hosts) == len(entries), "two map lines for one backend"
+    backends = {s.name: s for s in parsed.sections if isinstance(s, Backend)}
+    assert set(hosts) == set(backends), f"rules for {sorted(hosts)}, backends {sorted(backends)}"
+    return {name: (hosts[name], _servers(backend)) for name, backend in backends.items()}
+
+
+@pytest.mark.parametrize("mode", ["acl", "map"])
 @pytest.mark.parametrize(("bad_candidate", "path", "routed"), HOSTILE)
 def test_hostile_entry_is_reported_and_the_rest_compiles(
     bad_candidate: Any,
     path: str,
     routed: dict[str, tuple[str, tuple[str, ...]]],
+    mode: str,
     assert_haproxy_accepts: Callable[[str], None],
 ) -> None:
     payload = json.dumps(with_bad(bad_candidate))
-    lenient = run_cli("compile", "-", "--format", "json", stdin=payload)
+    lenient = run_cli("compile", "-", "--format", "json", "--routing", mode, stdin=payload)
     assert lenient.returncode == 0, lenient.stderr[:2000]
     report = json.loads(lenient.stderr)
     assert any(d["path"].startswith(path) for d in report["diagnostics"]), report
@@ -318,7 +348,9 @@ def test_hostile_entry_is_reported_and_the_rest_compiles(
     if "evil" not in routed:
         assert "evil" not in config
 
-    strict = run_cli("compile", "-", "--strict", stdin=payload)
+    if mode == "map" and routed:
+        assert "### lambda-registry file: " in config
+    strict = run_cli("compile", "-", "--strict", "--routing", mode, stdin=payload)
     assert strict.returncode == 2
     assert strict.stdout == ""
 

@@ -1,5 +1,9 @@
 """``lambda-registry lint``: the I/O around ``grammar.lint``.
 
+Besides the rules over the text, it checks the files a config reads (HAP060: a map or ACL
+pattern file that is not there, for a config read from a file) and map files named on the
+command line (``*.map``, HAP061: badly formed lines).
+
 Exit codes (``runtime.cli.exits``): 0 when no finding has error severity, 1 when one has, 2
 when an input cannot be read (or an option is wrong). Findings go to stdout
 (``--format text|json|sarif``), a summary to stderr.
@@ -85,6 +89,40 @@ class LintReport:
         return Exit.FAILED if self.errors else Exit.OK
 
 
+def map_findings(text: str, display: str) -> list[Finding]:
+    """A map file named on the command line: its badly formed lines (HAP061)."""
+    from grammar.lint.rules.files import map_file_findings
+
+    return map_file_findings(text, display)
+
+
+def missing_files(text: str, path: str) -> list[Finding]:
+    """HAP060: map and pattern files the config at ``path`` names that are not there.
+
+    Relative names are looked up where HAProxy would: beside the config with ``default-path
+    config``, under an ``origin`` path, else in the working directory.
+    """
+    if "map" not in text and "-f" not in text:
+        return []  # nothing to look for: skip the second parse
+    import os
+
+    from compiler.errors import ParseError
+    from grammar.lint.rules.files import base_directory, map_reference_findings
+    from grammar.parser import parse
+
+    try:
+        config = parse(text, file=path)
+    except ParseError:
+        return []  # HAP001 says why
+    base = base_directory(config)
+    directory = os.path.dirname(os.path.abspath(path)) if base == "" else (base or ".")
+
+    def exists(name: str) -> bool:
+        return os.path.isfile(name if os.path.isabs(name) else os.path.join(directory, name))
+
+    return map_reference_findings(config, path, exists)
+
+
 def _patterns(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -105,6 +143,7 @@ def run_lint(args: argparse.Namespace) -> int:
         say(sys.stderr, "lambda-registry lint: no FILE given (use - for stdin)\n")
         return Exit.BAD_INPUT
     options = LintOptions(tuple(select), tuple(ignore), target)
+    codes = {rule_.code for rule_ in rules}
     result = LintReport()
     with paused_gc(freeze=True):
         for name in config_inputs(args.files):
@@ -114,7 +153,15 @@ def run_lint(args: argparse.Namespace) -> int:
             except InputError as error:
                 result.failed(str(error))
                 continue
-            result.checked(lint_text(text, file=display, options=options))
+            if name.endswith(".map"):
+                result.checked(map_findings(text, display) if "HAP061" in codes else [])
+                continue
+            findings = lint_text(text, file=display, options=options)
+            if name != "-" and "HAP060" in codes:
+                findings = sorted(
+                    [*findings, *missing_files(text, name)], key=lambda f: (f.line, f.col, f.code)
+                )
+            result.checked(findings)
     for problem in result.unreadable:
         say(sys.stderr, f"error: {problem}\n")
     document = report(

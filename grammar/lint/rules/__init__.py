@@ -7,6 +7,6 @@ HAProxy accepts but is most likely a mistake. The reference, with examples, is
 ``docs/lint-rules.md``.
 """
 
-from grammar.lint.rules import acls, keywords, names, routing, servers, structure
+from grammar.lint.rules import acls, files, keywords, names, routing, servers, structure
 
-__all__ = ["acls", "keywords", "names", "routing", "servers", "structure"]
+__all__ = ["acls", "files", "keywords", "names", "routing", "servers", "structure"]
