@@ -5,8 +5,9 @@ compared. The handler is measured twice:
 
 * ``local``: no AWS settings, so the embedded store is configured and boto3 is not imported;
 * ``lambda``: ``AWS_LAMBDA_FUNCTION_NAME`` is set, so the store is DynamoDB and the import
-  includes boto3 itself. ``lambda / boto3`` is the figure the target (at most 1.3) is about:
-  what our code, pydantic and lark add to what boto3 alone costs.
+  includes boto3 itself. ``lambda / boto3`` is the figure the target (at most 1.2) is about:
+  what our code and pydantic add to what boto3 alone costs (lark is loaded at the first
+  parse, in the first call, not at import).
 
 Fair conditions for both sides: bytecode is written and read for every module (to a temporary
 ``PYTHONPYCACHEPREFIX``, after a warm-up run, whatever ``PYTHONDONTWRITEBYTECODE`` says),
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import BenchmarkFailed, run_benchmark  # noqa: E402
 
-TARGET = 1.3
+TARGET = 1.2
 # Printed by each case's check run: where the modules came from, and whether boto3 was loaded.
 _REPORT = (
     "; import json as _j, sys as _s; print(_j.dumps({'boto3': 'boto3' in _s.modules, "
@@ -75,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
                 "import runtime.handler",
                 env,
                 False,
-                ("runtime.handler", "pydantic", "lark"),
+                ("runtime.handler", "pydantic"),
             ),
             "import runtime.handler (lambda)": (
                 "import runtime.handler",
                 lambda_env,
                 True,
-                ("runtime.handler", "pydantic", "lark"),
+                ("runtime.handler", "pydantic"),
             ),
             "import boto3, pydantic, lark": (
                 "import boto3, pydantic, lark",

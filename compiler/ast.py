@@ -331,3 +331,37 @@ def section_header_words(section: Section) -> tuple[str, ...]:
     if isinstance(section, Frontend | Backend):
         return (section.keyword, section.name, *section.header_args)
     return (section.keyword, *section.header_args)
+
+
+# --- map files (the bundle) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MapEntry:
+    """One line of an HAProxy map file: ``<key> <value>``.
+
+    HAProxy reads the key up to the first blank and the value to the end of the line, with no
+    quoting or escapes at all, so neither may contain what would end or split them (the
+    printer refuses such values).
+    """
+
+    key: str
+    value: str
+    src: Source | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MapFile:
+    """A map file the config loads with ``map(<name>)``; ``name`` is relative to the config's
+    directory (``default-path config``)."""
+
+    name: str
+    entries: tuple[MapEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """What a compile produces: the config and the map files it refers to, as one unit."""
+
+    config: Config
+    maps: tuple[MapFile, ...] = ()

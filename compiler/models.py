@@ -9,6 +9,7 @@ directive.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -227,13 +229,55 @@ def _predicate_for_mode_impl(cls: type, value: str, info: ValidationInfo) -> str
     return normalize_path(value) if mode == "path" else normalize_host(value)
 
 
-Identifier = Annotated[str, AfterValidator(_identifier)]
-ServiceName = Annotated[str, AfterValidator(_service_name)]
-TableName = Annotated[str, AfterValidator(_table_name)]
-CookieName = Annotated[str, AfterValidator(_cookie_name)]
-Address = Annotated[str, AfterValidator(_address)]
-Created = Annotated[str, AfterValidator(_created)]
-ConfigMode = Annotated[ConfigModeName, BeforeValidator(_lower_mode)]
+# The published JSON Schema (``lambda-registry schema``) carries each validator's rule as a
+# pattern, so that an editor refuses what the registry would (the registry's own checks, e.g.
+# IP ranges and host lengths, stay the reference: the patterns are at most as strict).
+IDENTIFIER_PATTERN = _IDENTIFIER.pattern
+ADDRESS_PATTERN = (
+    rf"{_OCTET}(?:\.{_OCTET}){{3}}:[0-9]{{1,5}}|\[[0-9A-Fa-f:.]{{2,45}}\]:[0-9]{{1,5}}"
+)
+_SEGMENT = r"(?:[A-Za-z0-9\-._~!$&()*+,;=:@]|%[0-9A-Fa-f]{2})+"
+PATH_PATTERN = rf"/*{_SEGMENT}(?:/{_SEGMENT})*/*"
+HOST_PATTERN = r"(?=.{1,254}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?"
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def schema_of(pattern: str, max_length: int | None = None) -> WithJsonSchema:
+    """A string's JSON Schema: ``pattern`` anchored, and its length limit if it has one."""
+    schema: dict[str, Any] = {"type": "string", "pattern": f"^(?:{pattern})$"}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return WithJsonSchema(schema)
+
+
+Identifier = Annotated[str, AfterValidator(_identifier), schema_of(IDENTIFIER_PATTERN)]
+ServiceName = Annotated[
+    str,
+    AfterValidator(_service_name),
+    schema_of(
+        rf"(?!(?:{_any_case('or')}|{_any_case('if')}|{_any_case('unless')})$)" + IDENTIFIER_PATTERN
+    ),
+]
+TableName = Annotated[str, AfterValidator(_table_name), schema_of(_TABLE.pattern)]
+CookieName = Annotated[str, AfterValidator(_cookie_name), schema_of(_COOKIE_TOKEN.pattern)]
+Address = Annotated[str, AfterValidator(_address), schema_of(ADDRESS_PATTERN)]
+Created = Annotated[
+    str,
+    AfterValidator(_created),
+    schema_of(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+        r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})",
+        64,
+    ),
+]
+ConfigMode = Annotated[
+    ConfigModeName,
+    BeforeValidator(_lower_mode),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{_any_case('host')}|{_any_case('path')})$"}),
+]
 
 
 class _Strict(BaseModel):
@@ -243,10 +287,226 @@ class _Strict(BaseModel):
 
 
 class ContainerRef(_Strict):
-    """A container of a service: its id (the server name) and ``address:port``."""
+    """A container of a service: its id (the server name), ``address:port`` and, when set,
+    its share of the traffic (``weight``, HAProxy's server weight: 0 takes none)."""
 
     id: Identifier
     ip: Address
+    weight: int | None = Field(default=None, ge=0, le=256)
+
+
+# A host name in host mode, a path in path mode: which one the registry checks by configMode.
+PREDICATE_SCHEMA: dict[str, Any] = {
+    "maxLength": 1024,
+    "anyOf": [{"pattern": f"^(?:{HOST_PATTERN})$"}, {"pattern": f"^(?:{PATH_PATTERN})$"}],
+}
+
+
+# --- per-service settings (issue 13) -----------------------------------------------------
+# Every field is optional and None means "as before": a payload without settings compiles to
+# exactly the config it always did.
+
+BalanceName = Literal["roundrobin", "static-rr", "leastconn", "first", "source", "random"]
+_DURATION = re.compile(r"[0-9]{1,9}(us|ms|s|m|h|d)?")
+_USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_REALM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# RFC 9110 field name (a token), at most 64 characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+# Framing headers are HAProxy's to manage: setting them invites request smuggling.
+_FORBIDDEN_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "host"})
+_CRYPT_ALPHABET = r"[./0-9A-Za-z]"
+# The crypt(3) schemes Debian's libxcrypt verifies: yescrypt, bcrypt (htpasswd -B writes
+# $2y$), SHA-512 and SHA-256 crypt.
+_PASSWORD_HASH = re.compile(
+    rf"\$y\${_CRYPT_ALPHABET}+\${_CRYPT_ALPHABET}*\${_CRYPT_ALPHABET}{{43}}"
+    rf"|\$2[aby]\$[0-9]{{2}}\${_CRYPT_ALPHABET}{{53}}"
+    rf"|\$[56]\$(?:rounds=[0-9]{{1,9}}\$)?{_CRYPT_ALPHABET}{{1,16}}\${_CRYPT_ALPHABET}{{43,86}}"
+)
+
+_duration = matching(
+    _DURATION,
+    "duration",
+    "is not an HAProxy duration: a number with an optional unit us, ms, s, m, h or d "
+    "(no unit means milliseconds)",
+)
+_user_name = matching(
+    _USER_NAME, "user_name", "is not a valid user name: 1 to 64 of letters, digits, _.@-"
+)
+_realm = matching(_REALM, "realm", "is not a valid realm: 1 to 64 of letters, digits, _.-")
+
+
+def _health_path(value: str) -> str:
+    return "/" if value == "/" else normalize_path(value)
+
+
+def _password_hash(value: str) -> str:
+    # Never echo the value: it may be a password.
+    if len(value) <= 512 and _PASSWORD_HASH.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "password_hash",
+        "is not a crypt(3) password hash (plain-text passwords are refused): give a "
+        "yescrypt ($y$, mkpasswd), bcrypt ($2b$/$2y$, htpasswd -B) or SHA-512 ($6$, openssl "
+        "passwd -6) hash",
+    )
+
+
+def _header_name(value: str) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        refuse(
+            "header_name",
+            "is not a valid header name: an HTTP token of 1 to 64 characters (letters, digits "
+            "and !#$%&'*+-.^_`|~; no spaces, quotes, colons or control characters)",
+            value,
+        )
+    if value.lower() in _FORBIDDEN_HEADERS:
+        refuse("header_name", "is managed by HAProxy and cannot be set", value)
+    return value
+
+
+def _header_value(value: str) -> str:
+    if len(value) > 1024 or not value.isprintable():
+        refuse(
+            "header_value",
+            "is not a valid header value: at most 1024 printable characters (no control "
+            "characters or line breaks)",
+            value,
+        )
+    return value
+
+
+def _cidr(value: str) -> str:
+    """An IPv4 or IPv6 network (``10.0.0.0/8``, ``fd00::/8``; an address alone is /32 or
+    /128), normalised to its network address."""
+    network = None
+    if len(value) <= 64 and value.isascii() and value.strip() == value:
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            network = None
+    if network is None:
+        refuse(
+            "cidr",
+            "is not an IPv4 or IPv6 network: an address or CIDR, e.g. 10.0.0.0/8 or fd00::/8",
+            value,
+        )
+    return network.compressed
+
+
+Duration = Annotated[str, AfterValidator(_duration), schema_of(_DURATION.pattern)]
+HealthPath = Annotated[str, AfterValidator(_health_path), schema_of(f"/|{PATH_PATTERN}", 1024)]
+UserName = Annotated[str, AfterValidator(_user_name), schema_of(_USER_NAME.pattern)]
+Realm = Annotated[str, AfterValidator(_realm), schema_of(_REALM.pattern)]
+PasswordHash = Annotated[
+    str, AfterValidator(_password_hash), schema_of(_PASSWORD_HASH.pattern, 512)
+]
+HeaderName = Annotated[
+    str,
+    AfterValidator(_header_name),
+    schema_of(
+        "(?!(?:"
+        + "|".join(_any_case(n) for n in sorted(_FORBIDDEN_HEADERS))
+        + ")$)"
+        + _HEADER_NAME.pattern
+    ),
+]
+HeaderValue = Annotated[
+    str, AfterValidator(_header_value), schema_of("[^\\x00-\\x1f\\x7f-\\x9f]*", 1024)
+]
+Cidr = Annotated[
+    str,
+    AfterValidator(_cidr),
+    schema_of(
+        rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?"
+        r"|[0-9A-Fa-f.]{0,40}:[0-9A-Fa-f:.]{1,44}(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?",
+        64,
+    ),
+]
+
+
+class HealthSettings(_Strict):
+    """An HTTP health check: ``option httpchk GET <path>``, ``http-check expect status``,
+    and the servers' ``inter``/``rise``/``fall``."""
+
+    path: HealthPath
+    status: int | None = Field(default=None, ge=100, le=599)
+    interval: Duration | None = None
+    rise: int | None = Field(default=None, ge=1, le=1000)
+    fall: int | None = Field(default=None, ge=1, le=1000)
+
+
+class TimeoutSettings(_Strict):
+    """Backend timeouts; ``tunnel`` applies once a connection is upgraded (WebSocket)."""
+
+    connect: Duration | None = None
+    server: Duration | None = None
+    queue: Duration | None = None
+    tunnel: Duration | None = None
+
+
+class AuthUser(_Strict):
+    name: UserName
+    hash: PasswordHash
+
+
+class AuthSettings(_Strict):
+    """HTTP basic authentication against a ``userlist`` of crypt(3) hashes."""
+
+    realm: Realm | None = None
+    users: list[AuthUser] = Field(min_length=1, max_length=1000)
+
+    @field_validator("users")
+    @classmethod
+    def _unique_names(cls, users: list[AuthUser]) -> list[AuthUser]:
+        seen: set[str] = set()
+        for user in users:
+            if user.name in seen:
+                refuse("user_name", "is listed twice", user.name)
+            seen.add(user.name)
+        return users
+
+
+class HeaderSettings(_Strict):
+    """Headers to set (replacing any the client or server sent) on requests and responses."""
+
+    # In the schema, a name that does not match the header-name pattern is refused too.
+    request: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=100, json_schema_extra={"additionalProperties": False}
+    )
+    response: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=100, json_schema_extra={"additionalProperties": False}
+    )
+
+
+SETTING_FIELDS = ("health", "balance", "maxconn", "timeouts", "auth", "allow", "headers")
+# What travels with a service like its settings (merge, fleet, stores, state show): the
+# backend settings above and HTTPS (issue 14), which the frontend and backend read apart.
+CARRIED_FIELDS = (*SETTING_FIELDS, "tls")
+
+
+class ServiceSettings(_Strict):
+    """The optional per-service settings a candidate carries and a service keeps."""
+
+    health: HealthSettings | None = None
+    balance: BalanceName | None = None
+    maxconn: int | None = Field(default=None, ge=1, le=1_000_000)
+    timeouts: TimeoutSettings | None = None
+    auth: AuthSettings | None = None
+    allow: list[Cidr] | None = Field(default=None, min_length=1, max_length=1000)
+    headers: HeaderSettings | None = None
+    # TLS (issue 14); left out of dumps when "off", so stored state reads as it did.
+    tls: TlsMode = Field(default="off", exclude_if=lambda mode: mode == "off")
+
+    def settings_key(self) -> str:
+        """The settings as canonical JSON: equal for equal settings, and comparable."""
+        if self.tls == "off" and all(getattr(self, name) is None for name in SETTING_FIELDS):
+            return "{}"  # the common case, without a dump (compile speed at 10 000 services)
+        dumped = self.model_dump(mode="json", include=set(CARRIED_FIELDS), exclude_none=True)
+        return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings fields, to copy onto another model (``model_copy(update=...)``)."""
+        return {name: getattr(self, name) for name in CARRIED_FIELDS}
 
 
 class CandidateContainer(ContainerRef):
@@ -264,16 +524,14 @@ class RunningContainer(_Strict):
     ip: Address
 
 
-class Candidate(_Strict):
+class Candidate(ServiceSettings):
     """An entry of ``candidates``: new containers with their service's routing settings."""
 
     service_name: ServiceName = Field(alias="serviceName")
     config_mode: ConfigMode = Field(default="host", alias="configMode")
-    predicate: str
+    predicate: str = Field(json_schema_extra=PREDICATE_SCHEMA)
     cookie: CookieName | None = None
     containers: list[CandidateContainer] = Field(default_factory=list)
-    # TLS (issue 14)
-    tls: TlsMode = Field(default="off", exclude_if=lambda mode: mode == "off")
 
     _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
 
@@ -291,19 +549,24 @@ class Payload(_Strict):
     candidates: list[Candidate] = Field(default_factory=list)
 
 
-class Service(_Strict):
+class Service(ServiceSettings):
     """A resolved service: one backend, one routing rule, its servers."""
 
     name: ServiceName
     mode: ConfigModeName
-    predicate: str
+    predicate: str = Field(json_schema_extra=PREDICATE_SCHEMA)
     cookie: CookieName | None = None
     # Lax only about the container: JSON (and stores) give a list where we keep a tuple.
     containers: tuple[ContainerRef, ...] = Field(default=(), strict=False)
-    # TLS (issue 14)
-    tls: TlsMode = Field(default="off", exclude_if=lambda mode: mode == "off")
 
     _predicate_for_mode = field_validator("predicate")(_predicate_for_mode_impl)
+
+    def stored_form(self) -> dict[str, Any]:
+        """As JSON for stores and ``state show``: unset settings and weights left out, so a
+        service without them reads exactly as before they existed (``cookie`` stays)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.setdefault("cookie", None)
+        return data
 
     @property
     def route_key(self) -> tuple[str, str]:

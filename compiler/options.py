@@ -102,6 +102,43 @@ class TlsOptions(_Options):
     hsts_include_subdomains: bool = False
 
 
+# Zero downtime (issue 12): the runtime API socket and the server slots it fills.
+_RETRY_ON = frozenset(
+    "none conn-failure empty-response junk-response response-timeout 0rtt-rejected "
+    "404 408 425 500 501 502 503 504 all-retryable-errors".split()
+)
+_retry_on = one_of(_RETRY_ON, "retry_on", "is not a retry-on keyword HAProxy 2.6 knows")
+RetryOn = Annotated[str, AfterValidator(_retry_on)]
+
+
+class StatsSocket(_Options):
+    """``stats socket <path> mode <mode> level <level>`` in ``global``: the runtime API.
+
+    A unix socket only, never an address, so no admin interface is ever on a network. The
+    default directory exists in the official image and in Debian's package; mount a volume
+    there that Cosmonaut shares to reach it (see the README)."""
+
+    path: Word = "/var/lib/haproxy/admin.sock"
+    mode: Annotated[str, Field(pattern=r"^[0-7]{3,4}$")] = "660"
+    level: Literal["user", "operator", "admin"] = "admin"
+
+
+class ServerSlots(_Options):
+    """Placeholder servers (in maintenance) after each backend's servers, which Cosmonaut
+    fills through the runtime API instead of reloading. A backend of ``n`` servers gets the
+    first size of ``minimum``, ``minimum * growth``, ... above ``n``: at least one free."""
+
+    enabled: bool = True
+    minimum: int = Field(default=4, ge=1, le=4096)
+    growth: float = Field(default=2.0, ge=1.1, le=16.0)
+    placeholder: Word = "127.0.0.1:1"
+
+
+# `routing="auto"` switches to maps at this many services (benchmarks/routing_bench.py: below
+# it ACL routing costs a few per cent of throughput at most, and stays one readable file).
+AUTO_MAP_SERVICES = 50
+
+
 class RenderOptions(_Options):
     """Everything about the output that is not in the payload. Defaults follow the seed."""
 
@@ -130,6 +167,33 @@ class RenderOptions(_Options):
     # With it, HAProxy answers ACME HTTP-01 challenges itself with `<token>.<thumbprint>`, on
     # every port, before any routing (works without `tls`: the first certificate needs it).
     acme_thumbprint: Thumbprint | None = None
+    # Zero downtime (issue 12): safe retries, old workers, server state, runtime API, slots.
+    # None (or False) leaves a statement out; compat="seed" leaves all of them out.
+    retries: int | None = Field(default=3, ge=0, le=100)
+    # ``option redispatch <n>``: every n-th retry goes to another server (1: each retry), so
+    # a request to a container that just exited is not retried on it; None leaves it out.
+    redispatch: int | None = Field(default=1, ge=-100, le=100)
+    retry_on: tuple[RetryOn, ...] = Field(
+        strict=False, default=("conn-failure", "empty-response", "response-timeout")
+    )
+    tunnel_timeout: Duration | None = "1h"
+    hard_stop_after: Duration | None = "30m"
+    server_state_file: Word | None = "/var/lib/haproxy/server-state"
+    stats_socket: StatsSocket | None = StatsSocket()
+    server_slots: ServerSlots = ServerSlots()
+    # --- routing at scale (issue 11) ---
+    # How the frontend picks a backend: one ACL + use_backend per service (`acl`, linear in
+    # the number of services), map lookups (`map`, a tree: the same cost at any size; the
+    # output is then a bundle of haproxy.cfg + map files), or `auto`: maps from
+    # AUTO_MAP_SERVICES services on. `compat="seed"` always keeps the seed's ACLs.
+    routing: Literal["acl", "map", "auto"] = "auto"
+
+
+def uses_maps(options: RenderOptions, services: int) -> bool:
+    """Whether a config of ``services`` services routes through map files."""
+    if options.compat == "seed" or options.routing == "acl":
+        return False
+    return options.routing == "map" or services >= AUTO_MAP_SERVICES
 
 
 def parse_render_options(raw: str | bytes, *, file: str) -> RenderOptions:

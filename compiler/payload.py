@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,10 +25,30 @@ Loc = tuple[int | str, ...]
 _FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "payload": ("table", "host", "running", "candidates"),
     "running": ("serviceName", "id", "ip"),
-    "candidate": ("serviceName", "configMode", "predicate", "cookie", "containers", "tls"),
-    "container": ("id", "ip", "created"),
+    "candidate": (
+        "serviceName",
+        "configMode",
+        "predicate",
+        "cookie",
+        "containers",
+        "health",
+        "balance",
+        "maxconn",
+        "timeouts",
+        "auth",
+        "allow",
+        "headers",
+        "tls",
+    ),
+    "container": ("id", "ip", "created", "weight"),
+    "health": ("path", "status", "interval", "rise", "fall"),
+    "timeouts": ("connect", "server", "queue", "tunnel"),
+    "auth": ("realm", "users"),
+    "users": ("name", "hash"),
+    "headers": ("request", "response"),
 }
 _MAX_PASSES = 4
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EXPECTED = {
     "string": "a string",
     "list": "an array",
@@ -43,7 +64,14 @@ def json_path(loc: Sequence[int | str]) -> str:
     """``('candidates', 0, 'ip')`` -> ``$.candidates[0].ip``."""
     parts = ["$"]
     for item in loc:
-        parts.append(f"[{item}]" if isinstance(item, int) else f".{item}")
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item == "[key]":
+            continue  # pydantic's marker for "the key itself", which the path already names
+        elif _PLAIN_KEY.fullmatch(item):
+            parts.append(f".{item}")
+        else:  # a user's key (a header name, say): quoted, shortened, never a raw newline
+            parts.append(f"[{json.dumps(item if len(item) <= 40 else item[:40] + '...')}]")
     return "".join(parts)
 
 
@@ -161,6 +189,10 @@ def _model_of(loc: Loc) -> str:
         return "running"
     if len(loc) >= 4 and loc[2] == "containers":
         return "container"
+    # A nested settings object: the innermost named one (``auth.users[0]`` -> users).
+    for part in reversed(loc[2:-1]):
+        if isinstance(part, str) and part in _FIELDS_BY_MODEL:
+            return part
     return "candidate"
 
 

@@ -15,26 +15,34 @@ Two layouts:
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
 
 from compiler.ast import (
     Blank,
+    Bundle,
     Comment,
     Config,
     Directive,
     Line,
+    MapEntry,
+    MapFile,
     Source,
     section_header_words,
 )
-from compiler.quoting import UnprintableValueError, quote_arg
-from compiler.statements import statement_words
+from compiler.quoting import BARE_WORD, UnprintableValueError, quote_arg
+from compiler.statements import STATEMENT_SPELLERS, statement_words
 
 Layout = Literal["canonical", "lossless"]
+CONFIG_NAME = "haproxy.cfg"  # the config's name in a bundle when it is not written to a file
 INDENT = "    "
 # Generated configs repeat the same words (keywords, `check`, `cookie`, ...) all the time.
 _spell = lru_cache(maxsize=1 << 14)(quote_arg)
+# Words that quote_arg leaves bare (compiler.quoting.BARE_WORD), non-empty, joined by one space.
+_BARE_WORDS = re.compile(rf"{BARE_WORD.pattern}(?: {BARE_WORD.pattern})*")
 
 
 def print_config(config: Config, layout: Layout = "canonical") -> str:
@@ -105,6 +113,9 @@ def _kept_trailing_comments(body: Sequence[Line], end: int, next_header: Source 
 
 
 def _line_text(line: Line, indent: str) -> str:
+    spell = STATEMENT_SPELLERS.get(type(line))
+    if spell is not None:  # a statement: nearly every line
+        return _words_line(spell(line), line.src, indent)
     if isinstance(line, Comment):
         return f"{indent}#{line.text.rstrip()}\n"
     if isinstance(line, Blank):
@@ -115,6 +126,12 @@ def _line_text(line: Line, indent: str) -> str:
 
 
 def _words_line(words: Sequence[str], src: Source | None, indent: str) -> str:
+    if src is None:
+        joined = " ".join(words)
+        if _BARE_WORDS.fullmatch(joined) is not None:
+            # Every word is its own spelling (what quote_arg gives a bare word): one regex
+            # for the line instead of a look-up per word.
+            return f"{indent}{joined}\n"
     if src is not None and src.values == tuple(words):
         # Unchanged since it was read: keep the author's spelling (formatting is layout only).
         spelled = _respelled(src)
@@ -170,3 +187,55 @@ def _lossless_body(out: list[str], body: Sequence[Line]) -> None:
 
 def _lossless_line(out: list[str], src: Source | None, words: Sequence[str], indent: str) -> None:
     out.append(src.text if src is not None else _words_line(words, None, indent))
+
+
+# --- map files ---------------------------------------------------------------------------
+
+# HAProxy reads map lines into a buffer of `tune.bufsize` (16 KiB by default) and splits
+# longer ones; stay well below it.
+MAP_LINE_LIMIT = 8192
+_BLANKS = frozenset(" \t\r\n\v\f\x00")
+
+
+def map_entry_problem(key: str, value: str) -> str | None:
+    """Why ``key value`` cannot be one map line as HAProxy reads it, or ``None``.
+
+    HAProxy's map reader (``pat_ref_read_from_file_smp``) has no quoting: a line starting
+    with ``#`` is a comment, the key ends at the first blank, the value at the line's end
+    with trailing blanks trimmed.
+    """
+    if not key or any(char in _BLANKS for char in key):
+        return f"a map key must be non-empty and free of blanks: {key!r}"
+    if key.startswith("#"):
+        return f"a map key cannot start with '#': {key!r}"
+    if not value or value != value.strip(" \t") or any(c in "\r\n\x00" for c in value):
+        return f"a map value must be non-empty, one line, without edge blanks: {value!r}"
+    if len(key) + len(value) + 2 > MAP_LINE_LIMIT:
+        return f"a map line is longer than {MAP_LINE_LIMIT} bytes"
+    return None
+
+
+def print_map(entries: Sequence[MapEntry]) -> str:
+    """Map file text: one ``key value`` line per entry, in the given order."""
+    out: list[str] = []
+    for entry in entries:
+        problem = map_entry_problem(entry.key, entry.value)
+        if problem is not None:
+            raise UnprintableValueError(problem)
+        out.append(f"{entry.key} {entry.value}\n")
+    return "".join(out)
+
+
+def print_bundle(bundle: Bundle, config_name: str = CONFIG_NAME) -> dict[str, str]:
+    """Every file of a bundle by name, the config first, then the maps in order."""
+    files = {config_name: print_config(bundle.config)}
+    for map_file in bundle.maps:
+        files[map_file.name] = print_map(map_file.entries)
+    return files
+
+
+def map_file(kind: str, entries: Sequence[MapEntry]) -> MapFile:
+    """A map file named after its content (``<kind>.<digest>.map``): a new bundle never
+    overwrites a map an older config still refers to, so files can be replaced one by one."""
+    digest = hashlib.sha256(print_map(entries).encode("utf-8")).hexdigest()[:12]
+    return MapFile(f"{kind}.{digest}.map", tuple(entries))

@@ -16,7 +16,7 @@ import re
 # expands it inside double quotes; quoting it keeps it literal on every version), and so are
 # `{`, `}` and `!` for readability only: quoting does not hide them from the condition
 # parser, which sees unquoted words.
-_BARE = re.compile(r"[A-Za-z0-9_.:/@%+,=~*^()\[\]<>|&;?-]+")
+BARE_WORD = re.compile(r"[A-Za-z0-9_.:/@%+,=~*^()\[\]<>|&;?-]+")
 _DOUBLE_QUOTE_ESCAPES = {
     "\\": "\\\\",
     '"': '\\"',
@@ -33,7 +33,7 @@ class UnprintableValueError(ValueError):
 
 def quote_arg(value: str) -> str:
     """The shortest safe spelling of ``value`` as one HAProxy word."""
-    if _BARE.fullmatch(value):
+    if BARE_WORD.fullmatch(value):
         return value
     if "\x00" in value:
         raise UnprintableValueError("a NUL byte cannot appear in an HAProxy configuration")

@@ -9,7 +9,7 @@ parser never rejects a well-formed line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from compiler.ast import (
@@ -147,6 +147,9 @@ _SPELLERS: dict[type, Callable[[Any], tuple[str, ...]]] = {
     Log: lambda n: (*_prefix(n.prefix), "log", *n.args),
     Statement: lambda n: (*_prefix(n.prefix), n.keyword, *n.args),
 }
+
+
+STATEMENT_SPELLERS: Mapping[type, Callable[[Any], tuple[str, ...]]] = _SPELLERS
 
 
 def _prefix(prefix: Prefix | None) -> tuple[str, ...]:

@@ -1,13 +1,19 @@
 """Apply a config to the HAProxy container without ever applying a broken one.
 
-For each new config:
+For each new config (with map routing: a bundle, the config and the map files it reads):
 
 1. skip it when it is identical to what runs;
-2. parse it with the grammar and check the round trip (print -> parse -> compare);
-3. write it into the container under a temporary name and run ``haproxy -c`` there;
-4. move it into place atomically (a rename in the config's directory);
+2. parse it with the grammar and check the round trip (print -> parse -> compare), for every
+   file; the config must refer to exactly the maps that came with it;
+3. write the maps beside the config under their content-named names (never a file the running
+   config reads), then the config under a temporary name, and run ``haproxy -c`` there;
+4. move the config into place atomically (a rename in the config's directory);
 5. reload HAProxy hitlessly (``SIGUSR2`` to the master) and confirm a new worker came up;
-6. on a failed reload, restore the last known good config and reload that.
+6. on a failed reload, restore the last known good config and reload that;
+7. remove the maps that no config in place reads any more (the old ones after a success, the
+   new ones after a refusal or a rollback).
+
+At every moment the config in place reads only maps that are there, with its content.
 
 ``--dry-run`` stops after step 2 and returns the unified diff instead.
 """
@@ -21,15 +27,19 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from compiler.errors import LocatedError
+from compiler.printer import print_map
 from cosmonaut.discovery import HaproxyContainer
 from cosmonaut.errors import ApplyError
 from cosmonaut.haproxy import HaproxyTarget
 from cosmonaut.state import History, digest
+from grammar.maps import map_problems, parse_map
 from grammar.parser import parse
 from grammar.roundtrip import print_verified
+from runtime.bundle import referenced_maps
 
-Outcome = Literal["applied", "unchanged", "dry-run", "rejected", "rolled-back", "failed"]
-OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run"})
+Outcome = Literal["applied", "unchanged", "dry-run", "rejected", "rolled-back", "failed", "runtime"]
+# "runtime": applied through HAProxy's runtime API, no reload (cosmonaut.runtime_api).
+OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run", "runtime"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +83,25 @@ class Applier:
             self._known = key
         return self._running
 
+    def adopt(self, text: str) -> None:
+        """``text`` is what runs now: the runtime path changed HAProxy and wrote the file."""
+        self._running = text
+        if self.history is not None:
+            self.history.record(text)
+
     def forget(self) -> None:
         """Read the running config again at the next apply."""
         self._known = None
 
-    def apply(self, text: str, haproxy: HaproxyContainer | None = None) -> ApplyResult:
-        """Apply ``text``; ``haproxy`` is the container as just inspected, if at hand."""
+    def apply(
+        self,
+        text: str,
+        haproxy: HaproxyContainer | None = None,
+        *,
+        maps: tuple[tuple[str, str], ...] = (),
+    ) -> ApplyResult:
+        """Apply ``text`` and its ``maps`` (name, text); ``haproxy`` is the container as just
+        inspected, if at hand."""
         started = time.monotonic()
         steps: dict[str, float] = {}
         mark = started
@@ -103,17 +126,32 @@ class Applier:
             print_verified(parse(text, file="<registry>"))
         except LocatedError as error:
             return result("rejected", f"the config does not pass the grammar check: {error}")
+        mismatch = bundle_problem(text, maps)
+        if mismatch is not None:
+            return result("rejected", mismatch)
         step("verify")
         if self.dry_run:
             diff = unified_diff(running, text, haproxy)
             return result("dry-run", "not applied (--dry-run)", diff)
 
         self.target.validate(haproxy)  # master-worker mode, before anything changes
-        temporary = self.target.write_temporary(haproxy, text)
-        step("write")
-        checked = self.target.check_and_move(haproxy, temporary)
+        old = referenced_maps(running or "")
+        added = {name: content for name, content in maps if name not in old}
+        temporary: str | None = None
+        try:
+            self.target.write_maps(haproxy, added)
+            temporary = self.target.write_temporary(haproxy, text)
+            step("write")
+            checked = self.target.check_and_move(haproxy, temporary)
+        except BaseException:
+            # The old config is still in place: nothing new may stay beside it.
+            if temporary is not None:
+                self.target.remove(haproxy, temporary)
+            self.target.remove_maps(haproxy, set(added))
+            raise
         step("check+move")
         if not checked.moved:
+            self.target.remove_maps(haproxy, set(added))
             output = checked.output.strip().replace(temporary, "<new config>")
             return result("rejected", f"haproxy -c refused the config:\n{output}")
         before = self.target.mark(haproxy)
@@ -121,8 +159,12 @@ class Applier:
             reloaded = self.target.reload(haproxy, before)
         except ApplyError as error:
             step("reload")
-            return self._roll_back(haproxy, running, error, result)
+            rolled = self._roll_back(haproxy, running, error, result)
+            if rolled.outcome == "rolled-back":
+                self.target.remove_maps(haproxy, set(added) - old)
+            return rolled
         step("reload")
+        self.target.remove_maps(haproxy, old - {name for name, _ in maps})
         self._running = text
         if self.history is not None:
             self.history.record(text)
@@ -157,6 +199,28 @@ class Applier:
         self._running = good
         self._known = (haproxy.id, haproxy.started_at)
         return result("rolled-back", f"{error.message}; the last known good config was restored")
+
+
+def bundle_problem(text: str, maps: tuple[tuple[str, str], ...]) -> str | None:
+    """Why a config and its maps are not one sound bundle, or ``None``: the config must read
+    exactly the maps given, and each map must read back as HAProxy reads it."""
+    names = [name for name, _ in maps]
+    wanted = referenced_maps(text)
+    if set(names) != wanted or len(names) != len(set(names)):
+        missing = sorted(wanted - set(names))
+        extra = sorted(set(names) - wanted)
+        return (
+            f"a mismatched bundle: the config reads maps {missing} that did not come with it"
+            if missing
+            else f"a mismatched bundle: maps {extra} came with a config that does not read them"
+        )
+    for name, content in maps:
+        problems = map_problems(content)
+        parsed = parse_map(content, name)
+        if problems or print_map(parsed.entries) != content:
+            where = f"line {problems[0].line}: {problems[0].message}" if problems else "layout"
+            return f"map {name} does not pass the map check ({where})"
+    return None
 
 
 def unified_diff(old: str | None, new: str, haproxy: HaproxyContainer) -> str:

@@ -210,6 +210,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="how long to wait for HAProxy's new worker after a reload (default 10)",
     )
     apply.add_argument(
+        "--runtime-socket",
+        metavar="PATH",
+        help="HAProxy's stats socket (on a volume shared with the HAProxy container): "
+        "containers join and leave existing backends through the runtime API, without a "
+        "reload, and stopping or unhealthy containers are drained at once (default: off)",
+    )
+    apply.add_argument(
         "--state-dir",
         type=Path,
         metavar="DIR",

@@ -32,6 +32,7 @@ from cosmonaut.registry import (
     RemoteRegistry,
     registry_auth,
 )
+from cosmonaut.runtime_api import RuntimeApi, RuntimePath
 from cosmonaut.state import History, default_state_dir
 from cosmonaut.sync import Syncer
 from runtime.backoff import Backoff
@@ -73,6 +74,10 @@ class _Parts:
             name = _host_name(self.engine, wait=wait_for_docker)
         table = args.table or table_for_host(name or "")
         host = host_id_for(name or "") if args.host_id == AUTO_HOST_ID else args.host_id
+        runtime = None
+        if args.runtime_socket:
+            api = RuntimeApi(args.runtime_socket)
+            runtime = RuntimePath(self.applier, api, self.metrics)
         self.syncer = Syncer(
             self.discoverer,
             self.registry,
@@ -81,6 +86,7 @@ class _Parts:
             host=host,
             metrics=self.metrics,
             status_path=None if args.dry_run else self.state_dir / "status.json",
+            runtime=runtime,
         )
 
 

@@ -24,8 +24,16 @@ from typing import Any, Literal
 
 from cosmonaut.engine import JSON, Engine, NotFound
 from cosmonaut.errors import UsageError
-from cosmonaut.settings import ContainerProblem, ServiceSettings, is_managed, parse_environment
-from cosmonaut.settings import read_settings as read_service_settings
+from cosmonaut.settings import (
+    NETWORK_LABEL,
+    ContainerProblem,
+    ServiceSettings,
+    is_enabled,
+    is_managed,
+    network_of,
+    parse_environment,
+    read_services,
+)
 
 DEFAULT_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 AddressMode = Literal["container", "published"]
@@ -186,9 +194,12 @@ class Discoverer:
             static = self._static_of(container_id, summary)
             if static is None or not is_managed(static.labels, static.environment):
                 continue
-            settings = read_service_settings(name, static.labels, static.environment)
-            if not isinstance(settings, ServiceSettings):
-                problems.extend(settings)
+            if not is_enabled(static.labels):
+                continue  # cosmonaut.enable=false: opted out
+            services = read_services(name, static.labels, static.environment)
+            offered = [one for one in services if isinstance(one, ServiceSettings)]
+            if len(offered) != len(services) or not offered:
+                problems.extend(one for one in services if isinstance(one, ContainerProblem))
                 continue
             state = str(summary.get("State", "")).lower()
             if state != "running":
@@ -197,24 +208,33 @@ class Discoverer:
             if container_id in unhealthy:
                 excluded.append(Excluded(name, "Docker health check says unhealthy"))
                 continue
-            if self.advertise_address is not None and self.address_mode == "published":
-                found = published_address(summary, settings.port, self.advertise_address)
-            else:
-                found = _address(summary, networks)
-            if isinstance(found, Unreachable):
-                problems.append(ContainerProblem(name, found.setting, found.reason))
-                continue
-            managed.append(
-                ManagedContainer(
-                    container_id,
-                    name,
-                    static.created,
-                    settings,
-                    found.network,
-                    found.ip,
-                    found.host_port,
+            chosen = network_of(static.labels)
+            # One entry per service the container offers (several ports, several services).
+            entries: list[ManagedContainer] = []
+            for settings in offered:
+                if self.advertise_address is not None and self.address_mode == "published":
+                    found = published_address(summary, settings.port, self.advertise_address)
+                else:
+                    found = _address(summary, (chosen,) if chosen else networks)
+                if isinstance(found, Unreachable):
+                    where = (
+                        NETWORK_LABEL if chosen and found.setting == "network" else found.setting
+                    )
+                    problems.append(ContainerProblem(name, where, found.reason))
+                    break
+                entries.append(
+                    ManagedContainer(
+                        container_id,
+                        name,
+                        static.created,
+                        settings,
+                        found.network,
+                        found.ip,
+                        found.host_port,
+                    )
                 )
-            )
+            else:
+                managed.extend(entries)
         for stale in set(self._static) - seen:
             del self._static[stale]
         return Discovery(tuple(managed), tuple(problems), tuple(excluded), haproxy, networks)

@@ -157,17 +157,23 @@ class Engine:
         return cast(ExecResult, self._call(f"exec {command[0]} in {container}", run))
 
     def put_file(self, container: str, directory: str, name: str, data: bytes) -> None:
+        self.put_files(container, directory, {name: data})
+
+    def put_files(self, container: str, directory: str, files: dict[str, bytes]) -> None:
+        """Copy files into one directory of a container, in one archive (one API call)."""
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            info.mtime = int(time.time())
-            archive.addfile(info, io.BytesIO(data))
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o644
+                info.mtime = int(time.time())
+                archive.addfile(info, io.BytesIO(data))
 
         def put(api: Any) -> Any:
             return api.put_archive(container, directory, buffer.getvalue())
 
+        name = ", ".join(files)[:200]
         what = f"copy {name} into {container}"
         try:
             ok = self._call(what, put)

@@ -135,6 +135,28 @@ class HaproxyTarget:
         self.engine.put_file(haproxy.id, directory or "/", name, text.encode("utf-8"))
         return posixpath.join(directory, name)
 
+    def write_maps(self, haproxy: HaproxyContainer, maps: dict[str, str]) -> None:
+        """Write map files beside the config under their own (content-named) names.
+
+        A new bundle's maps never replace a file the running config reads (a name names one
+        content), so they can go in before the config is checked and moved.
+        """
+        if not maps:
+            return
+        directory = posixpath.dirname(haproxy.config_path) or "/"
+        self.engine.put_files(
+            haproxy.id, directory, {name: text.encode("utf-8") for name, text in maps.items()}
+        )
+
+    def remove_maps(self, haproxy: HaproxyContainer, names: set[str]) -> None:
+        """Remove map files beside the config (best effort: a stray map is harmless)."""
+        if not names:
+            return
+        directory = posixpath.dirname(haproxy.config_path) or "/"
+        paths = [posixpath.join(directory, name) for name in sorted(names)]
+        with contextlib.suppress(Exception):
+            self.engine.exec(haproxy.id, ["rm", "-f", *paths], user="0")
+
     def check(self, haproxy: HaproxyContainer, path: str) -> ExecResult:
         """``haproxy -c`` inside the container, with its binary, files and user."""
         return self.engine.exec(haproxy.id, [self.binary(haproxy), "-c", "-f", path])

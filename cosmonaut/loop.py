@@ -30,13 +30,14 @@ from cosmonaut import logs
 from cosmonaut.engine import JSON, Engine, EngineError, EngineUnavailable, EventStream
 from cosmonaut.metrics import Metrics
 from cosmonaut.poll import Polled, Poller
+from cosmonaut.runtime_api import EXITED
 from cosmonaut.sync import PassResult, Syncer
 from runtime.backoff import Backoff
 
 # Container actions that can change what is routed. Docker says "destroy", Podman "remove";
-# health events are "health_status: healthy" (Docker) or "health_status" (Podman). "kill" is
-# left out on purpose: every reload signals HAProxy, and a kill that stops a container is
-# followed by "die".
+# health events are "health_status: healthy" (Docker) or "health_status" (Podman). "kill" does
+# not start a pass (every reload signals HAProxy, and a kill that stops a container is followed
+# by "die"), but a stop signal drains the container's server at once (``drain_reason``).
 RELEVANT_ACTIONS = frozenset(
     {"start", "die", "stop", "destroy", "remove", "pause", "unpause", "rename"}
 )
@@ -68,6 +69,41 @@ def relevant(event: JSON, keyword: str | None = None, haproxy: str | None = None
     elif kind == "network" and action in RELEVANT_NETWORK_ACTIONS:
         container = str(attributes.get("container", ""))[:12]
         return f"network {action} {container}"
+    return None
+
+
+# Signals that ask a process to stop, as Docker's "kill" event names them (its "signal"
+# attribute is the number; other engines may spell the name).
+STOP_SIGNALS = frozenset({"15", "2", "3", "SIGTERM", "SIGINT", "SIGQUIT", "TERM", "INT", "QUIT"})
+
+
+HEALTH_UNKNOWN = "health status unknown"
+
+
+def drain_reason(event: JSON, keyword: str | None = None) -> str | None:
+    """Why the event's container should be drained now, else None: a ``kill`` with a stop
+    signal (SIGTERM, SIGINT, SIGQUIT; other signals, SIGHUP say, are ignored) or the
+    container turning unhealthy (``HEALTH_UNKNOWN`` when the event does not say the status).
+    Podman 4's Docker-compatible API sends no ``kill`` event for ``docker stop``, no signal
+    attribute for ``docker kill`` and no status in health events (see the README)."""
+    if event.get("Type") != "container":
+        return None
+    action = str(event.get("Action") or event.get("status") or "")
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    name = str(attributes.get("name") or "")
+    if keyword and name and keyword.lower() not in name.lower():
+        return None
+    base, _, detail = action.partition(":")
+    if base == "die":
+        return EXITED
+    if base == "kill":
+        signal = str(attributes.get("signal") or "").upper()
+        return f"signal {signal}" if signal in STOP_SIGNALS else None
+    if base == "health_status":
+        status = (detail.strip() or str(attributes.get("health_status") or "")).lower()
+        if not status:
+            return HEALTH_UNKNOWN  # Podman 4 does not say which: inspect the container
+        return "unhealthy" if status == "unhealthy" else None
     return None
 
 
@@ -172,9 +208,11 @@ class Watcher:
         backoff: Backoff | None = None,
         keyword: str | None = None,
         haproxy: str | None = None,
+        drain: Callable[[str, str], object] | None = None,
     ) -> None:
         self.engine = engine
         self.trigger = trigger
+        self.drain = drain  # (container id, why): called on this thread, at once
         self.keyword = keyword
         self.haproxy = haproxy
         self.metrics = metrics or Metrics()
@@ -193,6 +231,20 @@ class Watcher:
         if stream is not None:
             stream.close()
         self._thread.join(timeout=5)
+
+    def _drain(self, event: JSON) -> None:
+        """Drain the event's container at once when it is stopping or unhealthy."""
+        assert self.drain is not None
+        why = drain_reason(event, self.keyword)
+        container = str((event.get("Actor") or {}).get("ID", ""))
+        if why == HEALTH_UNKNOWN:
+            try:
+                state = self.engine.inspect(container).get("State") or {}
+            except EngineError:
+                return
+            why = "unhealthy" if (state.get("Health") or {}).get("Status") == "unhealthy" else None
+        if why is not None and container:
+            self.drain(container, why)
 
     def _run(self) -> None:
         first = True
@@ -219,6 +271,8 @@ class Watcher:
             first = False
             try:
                 for event in stream:
+                    if self.drain is not None:
+                        self._drain(event)
                     reason = relevant(event, self.keyword, self.haproxy)
                     if reason is not None:
                         actor = event.get("Actor") or {}
@@ -277,6 +331,7 @@ class Daemon:
             metrics=syncer.metrics,
             keyword=discoverer.keyword,
             haproxy=discoverer.haproxy_name,
+            drain=syncer.drain if syncer.runtime is not None else None,
         )
         self.quiet = debounce_min
         self.passes = 0

@@ -46,6 +46,24 @@ _HELP = {
         "Unix time of the last pass that left HAProxy up to date.",
     ),
     "cosmonaut_managed_containers": ("gauge", "Containers routed by the last pass."),
+    # Zero downtime (issue 12): the runtime API path.
+    "cosmonaut_runtime_updates_total": (
+        "counter",
+        "Changes applied through HAProxy's runtime API (slots filled or emptied), no reload.",
+    ),
+    "cosmonaut_reloads_avoided_total": (
+        "counter",
+        "Reloads the runtime API made unnecessary.",
+    ),
+    "cosmonaut_drains_total": (
+        "counter",
+        "Servers put in drain at once (a stop signal, or the container turned unhealthy).",
+    ),
+    "cosmonaut_runtime_fallbacks_total": (
+        "counter",
+        "Changes that took the reload path although the runtime API is configured, by reason "
+        "(structural, slots, command).",
+    ),
     "cosmonaut_problem_containers": ("gauge", "Containers left out for bad settings."),
 }
 
@@ -55,6 +73,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.values: dict[str, float] = dict.fromkeys(_HELP, 0.0)
         self.failures_by_reason: dict[str, int] = {}
+        self.fallbacks_by_reason: dict[str, int] = {}
         self._buckets = [0] * len(BUCKETS)
         self._latency_sum = 0.0
         self._latency_count = 0
@@ -72,6 +91,11 @@ class Metrics:
             self.values["cosmonaut_failures_total"] += 1
             self.failures_by_reason[reason] = self.failures_by_reason.get(reason, 0) + 1
 
+    def fallback(self, reason: str) -> None:
+        with self._lock:
+            self.values["cosmonaut_runtime_fallbacks_total"] += 1
+            self.fallbacks_by_reason[reason] = self.fallbacks_by_reason.get(reason, 0) + 1
+
     def success(self) -> None:
         self.set("cosmonaut_last_success_timestamp_seconds", time.time())
 
@@ -88,6 +112,7 @@ class Metrics:
             return {
                 **self.values,
                 "failures_by_reason": dict(self.failures_by_reason),
+                "fallbacks_by_reason": dict(self.fallbacks_by_reason),
                 "apply_latency_seconds": {
                     "count": self._latency_count,
                     "sum": round(self._latency_sum, 4),
@@ -99,10 +124,14 @@ class Metrics:
             lines: list[str] = []
             for name, (kind, text) in _HELP.items():
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-                if name == "cosmonaut_failures_total" and self.failures_by_reason:
+                by_reason = {
+                    "cosmonaut_failures_total": self.failures_by_reason,
+                    "cosmonaut_runtime_fallbacks_total": self.fallbacks_by_reason,
+                }.get(name)
+                if by_reason:
                     lines += [
                         f'{name}{{reason="{reason}"}} {count}'
-                        for reason, count in sorted(self.failures_by_reason.items())
+                        for reason, count in sorted(by_reason.items())
                     ]
                 else:
                     lines.append(f"{name} {_number(self.values.get(name, 0.0))}")

@@ -16,6 +16,7 @@ deployment of a service win across hosts. Without a host, the payload is exactly
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -77,9 +78,12 @@ def build_payload(
                 agreeing.append(container)
                 continue
             differing = ", ".join(
-                LABELS[name]
-                for name in ("mode", "predicate", "cookie", "tls")
-                if getattr(container.settings, name) != getattr(settings, name)
+                [
+                    LABELS[name]
+                    for name in ("mode", "predicate", "cookie", "tls")
+                    if getattr(container.settings, name) != getattr(settings, name)
+                ]
+                + (["settings"] if _others(container.settings) != _others(settings) else [])
             )
             problems.append(
                 ContainerProblem(
@@ -98,8 +102,7 @@ def build_payload(
         }
         if settings.cookie is not None:
             candidate["cookie"] = settings.cookie
-        if settings.tls != "off":
-            candidate["tls"] = settings.tls
+        candidate |= json.loads(settings.options)  # the per-service settings (tls too), if any
         candidates.append(candidate)
         members.append(tuple(agreeing))
     routed = tuple(c for group in members for c in group)
@@ -115,10 +118,12 @@ def build_payload(
     return PayloadPlan(payload, routed, tuple(problems), tuple(members))
 
 
-def _candidate_container(container: ManagedContainer, *, fleet: bool) -> dict[str, str]:
-    entry = {"id": container.short_id, "ip": container.address}
+def _candidate_container(container: ManagedContainer, *, fleet: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": container.short_id, "ip": container.address}
     if fleet and container.created > 0:
         entry["created"] = rfc3339(container.created)
+    if container.settings.weight is not None:
+        entry["weight"] = container.settings.weight
     return entry
 
 
@@ -128,7 +133,14 @@ def rfc3339(timestamp: float) -> str:
 
 
 def _routing(settings: ServiceSettings) -> tuple[str, str, str | None, str]:
-    return (settings.mode, settings.predicate, settings.cookie, settings.tls)
+    return (settings.mode, settings.predicate, settings.cookie, settings.options)
+
+
+def _others(settings: ServiceSettings) -> dict[str, Any]:
+    """The per-service settings but tls, which is reported under its own label."""
+    options: dict[str, Any] = json.loads(settings.options)
+    options.pop("tls", None)
+    return options
 
 
 def table_for_host(name: str) -> str:

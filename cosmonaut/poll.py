@@ -40,6 +40,7 @@ class Polled:
     text: str
     etag: str
     generation: int
+    maps: tuple[tuple[str, str], ...] = ()  # the config's map files (name, text), if any
 
 
 class RegistryHealth:
@@ -167,7 +168,7 @@ class Poller:
             self.report("registry back")
         elif fetched is not None:
             self.metrics.inc("cosmonaut_polled_changes_total")
-            self.deliver(Polled(fetched.text, fetched.etag, generation))
+            self.deliver(Polled(fetched.text, fetched.etag, generation, fetched.maps))
         return self.interval
 
     def _answered(self) -> bool:

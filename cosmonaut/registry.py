@@ -62,6 +62,7 @@ class Fetched:
 
     text: str
     etag: str
+    maps: tuple[tuple[str, str], ...] = ()  # the config's map files (name, text), if any
 
 
 class RegistryClient(Protocol):
@@ -121,7 +122,7 @@ class LocalRegistry:
                     file="registry",
                     diagnostics=error.diagnostics,
                 ) from None
-        return RegistryResult(result.text, result.diagnostics)
+        return RegistryResult(result.text, result.diagnostics, maps=contract.maps_of(result.files))
 
     def fetch(self, table: str, etag: str | None = None) -> Fetched | None:
         with self._lock:
@@ -137,7 +138,7 @@ class LocalRegistry:
                 raise RegistryUnavailable(f"the store failed: {error}", file="registry") from None
         if rendered is None or rendered.etag == etag:
             return None
-        return Fetched(rendered.text, rendered.etag)
+        return Fetched(rendered.text, rendered.etag, contract.maps_of(rendered.files))
 
     def close(self) -> None:
         pass
@@ -463,8 +464,10 @@ class RemoteRegistry:
         except contract.ContractError as error:
             raise RegistryError(f"{url}: {error}", file="registry") from None
         lowered = {name.lower(): value for name, value in answer.items()}
-        tag = lowered.get(contract.ETAG_HEADER.lower()) or contract.etag_of(result.text)
-        return Fetched(result.text, tag)
+        tag = lowered.get(contract.ETAG_HEADER.lower()) or contract.etag_of(
+            result.text, result.files
+        )
+        return Fetched(result.text, tag, result.maps)
 
     @staticmethod
     def _with_table(url: str, table: str) -> str:

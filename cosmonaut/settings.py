@@ -9,13 +9,14 @@ container's name and the label or variable that holds the bad value.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
-from compiler.models import Candidate
+from compiler.models import SETTING_FIELDS, Candidate
 
 SettingName = Literal["service", "mode", "predicate", "cookie", "port", "tls"]
 
@@ -40,6 +41,13 @@ REQUIRED: tuple[SettingName, ...] = ("service", "predicate", "port")
 # does not: many images set it for their own use.
 MARKER_VARIABLES = frozenset({"SERVICE_NAME", "CONFIG_MODE", "PREDICATE", "COOKIE"})
 LABEL_PREFIX = "cosmonaut."
+COMPOSE_SERVICE = "com.docker.compose.service"
+ENABLE_LABEL = "cosmonaut.enable"
+NETWORK_LABEL = "cosmonaut.network"
+# Label roots of the single-service form; any other ``cosmonaut.<name>.`` is a namespace.
+SERVICE_ROOTS = frozenset({*(label.removeprefix(LABEL_PREFIX) for label in LABELS.values())})
+SINGLE_ROOTS = frozenset({*SERVICE_ROOTS, *SETTING_FIELDS, "weight", "enable", "network"})
+_DOCS = "README.md, 'Per-service settings'"
 
 _MODEL_FIELDS: dict[str, SettingName] = {
     "serviceName": "service",
@@ -69,7 +77,16 @@ class ServiceSettings:
     predicate: str
     cookie: str | None
     port: int
-    tls: Literal["off", "on", "redirect"] = "off"  # TLS (issue 14)
+    # The per-service settings in the payload's form, as canonical JSON ("{}" for none), and
+    # this container's weight.
+    options: str = "{}"
+    weight: int | None = None
+
+    @property
+    def tls(self) -> Literal["off", "on", "redirect"]:
+        """HTTPS for the service (issue 14): carried in ``options`` like the other settings."""
+        mode = json.loads(self.options).get("tls", "off") if self.options != "{}" else "off"
+        return cast(Literal["off", "on", "redirect"], mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +122,32 @@ def is_managed(labels: Mapping[str, str], environment: Mapping[str, str]) -> boo
 
 
 def read_settings(
-    container: str, labels: Mapping[str, str], environment: Mapping[str, str]
+    container: str,
+    labels: Mapping[str, str],
+    environment: Mapping[str, str],
+    *,
+    prefix: str = LABEL_PREFIX,
 ) -> ServiceSettings | tuple[ContainerProblem, ...]:
-    """The container's settings, or every problem found with them (never an exception)."""
+    """The container's settings, or every problem found with them (never an exception).
+
+    ``prefix`` is where its labels start: ``cosmonaut.`` for the single-service form,
+    ``cosmonaut.<service>.`` for one service of the namespaced form (which reads no
+    environment). Without a service name, the Compose service name is the default.
+    """
     raw: dict[SettingName, tuple[str, str]] = {}  # setting -> (where, value)
-    for setting, label in LABELS.items():
+    names = {
+        setting: prefix + label.removeprefix(LABEL_PREFIX) for setting, label in LABELS.items()
+    }
+    for setting, label in names.items():
         if label in labels:
             raw[setting] = (label, labels[label])
         elif ENVIRONMENT[setting] in environment:
             raw[setting] = (ENVIRONMENT[setting], environment[ENVIRONMENT[setting]])
+    if "service" not in raw and "predicate" in raw and labels.get(COMPOSE_SERVICE, "").strip():
+        raw["service"] = (COMPOSE_SERVICE, labels[COMPOSE_SERVICE])
 
     def where(setting: SettingName) -> str:
-        return raw[setting][0] if setting in raw else f"{LABELS[setting]} / {ENVIRONMENT[setting]}"
+        return raw[setting][0] if setting in raw else f"{names[setting]} / {ENVIRONMENT[setting]}"
 
     problems: list[ContainerProblem] = []
     for setting in REQUIRED:
@@ -142,12 +173,23 @@ def read_settings(
         if raw["tls"][0] == ENVIRONMENT["tls"]:
             value = _TLS_FROM_HTTPS_METHOD.get(value, value)
         document["tls"] = value
+    options, weight = _options(container, labels, prefix, problems)
+    document.update(options)
     candidate: Candidate | None = None
     try:
         candidate = Candidate.model_validate(document)
     except ValidationError as error:
         for detail in error.errors(include_url=False):
             field = str(detail["loc"][0]) if detail["loc"] else ""
+            if field in SETTING_FIELDS:
+                problems.append(
+                    ContainerProblem(
+                        container,
+                        _option_label(prefix, detail["loc"]),
+                        _reason(detail["msg"], "port"),
+                    )
+                )
+                continue
             if field not in _MODEL_FIELDS or detail["type"] == "missing":
                 continue  # reported above as missing or empty
             setting = _MODEL_FIELDS[field]
@@ -164,8 +206,126 @@ def read_settings(
         predicate=candidate.predicate,
         cookie=candidate.cookie,
         port=port,
-        tls=candidate.tls,
+        options=candidate.settings_key(),
+        weight=weight,
     )
+
+
+def read_services(
+    container: str, labels: Mapping[str, str], environment: Mapping[str, str]
+) -> tuple[ServiceSettings, ...] | tuple[ContainerProblem, ...]:
+    """Every service the container offers: the single-service form (``cosmonaut.predicate``,
+    or the original's environment) and each ``cosmonaut.<service>.*`` namespace. Any problem
+    leaves out the whole container (all of them are reported)."""
+    namespaces = sorted(
+        {
+            key[len(LABEL_PREFIX) :].split(".", 1)[0]
+            for key in labels
+            if key.startswith(LABEL_PREFIX)
+            and "." in key[len(LABEL_PREFIX) :]
+            and key[len(LABEL_PREFIX) :].split(".", 1)[0] not in SINGLE_ROOTS
+        }
+    )
+    single = any(
+        key.startswith(LABEL_PREFIX) and key[len(LABEL_PREFIX) :].split(".", 1)[0] in SERVICE_ROOTS
+        for key in labels
+    ) or any(name in environment for name in MARKER_VARIABLES)
+    found: list[ServiceSettings] = []
+    problems: list[ContainerProblem] = []
+    if single or not namespaces:
+        read = read_settings(container, labels, environment)
+        if isinstance(read, ServiceSettings):
+            found.append(read)
+        else:
+            problems.extend(read)
+    for namespace in namespaces:
+        prefix = f"{LABEL_PREFIX}{namespace}."
+        scoped = {key: value for key, value in labels.items() if key.startswith(prefix)}
+        scoped.setdefault(prefix + "service", namespace)
+        read = read_settings(container, scoped, {}, prefix=prefix)
+        if isinstance(read, ServiceSettings):
+            found.append(read)
+        else:
+            problems.extend(read)
+    services = [s.service for s in found]
+    for name in sorted({n for n in services if services.count(n) > 1}):
+        problems.append(ContainerProblem(container, LABEL_PREFIX + name, "service given twice"))
+    if problems:
+        return tuple(problems)
+    return tuple(found)
+
+
+def is_enabled(labels: Mapping[str, str]) -> bool:
+    """``cosmonaut.enable=false`` (or no, 0, off) opts a container out, whatever else it says."""
+    return labels.get(ENABLE_LABEL, "true").strip().lower() not in {"false", "no", "0", "off"}
+
+
+def network_of(labels: Mapping[str, str]) -> str | None:
+    """The Docker network to reach the container on (``cosmonaut.network``), if it says."""
+    value = labels.get(NETWORK_LABEL, "").strip()
+    return value or None
+
+
+def _options(
+    container: str, labels: Mapping[str, str], prefix: str, problems: list[ContainerProblem]
+) -> tuple[dict[str, Any], int | None]:
+    """The settings labels under ``prefix`` in the payload's shape, and the weight."""
+    options: dict[str, Any] = {}
+    weight: int | None = None
+    for key, value in labels.items():
+        if not key.startswith(prefix):
+            continue
+        path = key[len(prefix) :].split(".")
+        root = path[0]
+        text = value.strip()
+        if root == "weight" and len(path) == 1:
+            if not (text.isascii() and text.isdigit() and 0 <= int(text) <= 256):
+                problems.append(
+                    ContainerProblem(container, key, f"{_short(text)} is not a weight (0 to 256)")
+                )
+            else:
+                weight = int(text)
+        elif root in ("balance", "maxconn") and len(path) == 1:
+            options[root] = _number(text) if root == "maxconn" else text
+        elif root == "allow" and len(path) == 1:
+            options["allow"] = [part.strip() for part in text.split(",") if part.strip()]
+        elif root in ("health", "timeouts") and len(path) == 2:
+            number = path[1] in ("status", "rise", "fall")
+            options.setdefault(root, {})[path[1]] = _number(text) if number else text
+        elif root == "auth" and len(path) == 2 and path[1] == "realm":
+            options.setdefault("auth", {})["realm"] = text
+        elif root == "auth" and len(path) == 2 and path[1] == "users":
+            users = []
+            for entry in (part.strip() for part in text.split(",")):
+                name, _, hashed = entry.partition(":")
+                users.append({"name": name, "hash": hashed})
+            options.setdefault("auth", {})["users"] = users
+        elif root == "headers" and len(path) >= 3 and path[1] in ("request", "response"):
+            # The header name may itself hold dots: everything after the direction.
+            options.setdefault("headers", {}).setdefault(path[1], {})[".".join(path[2:])] = value
+        elif root in SETTING_FIELDS or root == "weight":
+            problems.append(ContainerProblem(container, key, f"unknown setting label; see {_DOCS}"))
+    return options, weight
+
+
+def _option_label(prefix: str, loc: tuple[int | str, ...]) -> str:
+    """The label that holds the value at ``loc`` of the candidate."""
+    root = str(loc[0])
+    if root == "headers" and len(loc) >= 3:
+        return f"{prefix}headers.{loc[1]}.{loc[2]}"
+    if root in ("health", "timeouts") and len(loc) >= 2:
+        return f"{prefix}{root}.{loc[1]}"
+    if root == "auth" and len(loc) >= 2:
+        return f"{prefix}auth.{loc[1]}"
+    return f"{prefix}{root}"
+
+
+def _number(text: str) -> int | str:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def _port(entry: tuple[str, str] | None) -> int | str:

@@ -101,6 +101,10 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"            {applied.get('message')}")
     success = status.get("last_success") or {}
     lines.append(f"last ok:    {success.get('time', 'never')}")
+    change = status.get("change_path")
+    if change:
+        reason = f" ({change['reason']})" if change.get("reason") else ""
+        lines.append(f"last change: {change['path']}{reason}")
     routed = status.get("routed") or []
     lines.append(f"routed:     {len(routed)} container(s)")
     for item in routed:

@@ -32,6 +32,7 @@ from cosmonaut.metrics import Metrics
 from cosmonaut.payload import PayloadPlan, build_payload
 from cosmonaut.poll import Polled, RegistryHealth
 from cosmonaut.registry import RegistryClient
+from cosmonaut.runtime_api import RuntimePath
 from cosmonaut.settings import ContainerProblem
 from cosmonaut.state import write_status
 from runtime.contract import RegistryResult, etag_of
@@ -91,6 +92,7 @@ class Syncer:
         metrics: Metrics | None = None,
         status_path: Path | None = None,
         health: RegistryHealth | None = None,
+        runtime: RuntimePath | None = None,
     ) -> None:
         self.discoverer = discoverer
         self.registry = registry
@@ -100,6 +102,7 @@ class Syncer:
         self.metrics = metrics or Metrics()
         self.health = health or RegistryHealth(self.metrics)
         self.status_path = status_path
+        self.runtime = runtime  # the runtime API path in front of the applier, if configured
         self.last: PassResult | None = None
         self.last_success: PassResult | None = None
         self.last_sync: PassResult | None = None  # the last pass that listed the host
@@ -127,8 +130,8 @@ class Syncer:
             timings["registry"] = time.monotonic() - clock - timings["discover"]
             diagnostics = compiled.diagnostics
             self._report_diagnostics(plan, diagnostics)
-            self.etag = etag_of(compiled.text)
-            applied = self.applier.apply(compiled.text, discovery.haproxy)
+            self.etag = etag_of(compiled.text, compiled.files)
+            applied = self._apply(compiled.text, discovery.haproxy, maps=compiled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
             if isinstance(caught, RegistryError):
@@ -192,7 +195,7 @@ class Syncer:
         error: str | None = None
         self.etag = polled.etag
         try:
-            applied = self.applier.apply(polled.text)
+            applied = self._apply(polled.text, maps=polled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
         result = PassResult(
@@ -205,6 +208,15 @@ class Syncer:
         )
         self._record(result)
         return result
+
+    def _apply(
+        self, text: str, haproxy: Any = None, *, maps: tuple[tuple[str, str], ...] = ()
+    ) -> ApplyResult:
+        return (self.runtime or self.applier).apply(text, haproxy, maps=maps)
+
+    def drain(self, container: str, why: str) -> bool:
+        """Stop new traffic to ``container`` now (the runtime API); False when not possible."""
+        return self.runtime is not None and self.runtime.drain(container, why)
 
     def _report_problems(self, problems: tuple[ContainerProblem, ...]) -> None:
         """Log each problem when it first appears (not at every pass), and when it is gone."""
@@ -291,7 +303,17 @@ class Syncer:
             "problems": [p.as_dict() for p in listed.problems] if listed else [],
             "excluded": [e.as_dict() for e in discovery.excluded] if discovery else [],
             "metrics": self.metrics.snapshot(),
+            "change_path": self._change_path(),
         }
+
+    def _change_path(self) -> dict[str, Any] | None:
+        """How the last change reached HAProxy: the runtime API, or a reload (and why)."""
+        runtime = self.runtime
+        if runtime is None:
+            return {"path": "reload", "reason": "no runtime API (--runtime-socket)"}
+        if runtime.last_path is None:
+            return None
+        return {"path": runtime.last_path, "reason": runtime.last_reason}
 
 
 def _failure(caught: Exception) -> tuple[FailureKind, str]:

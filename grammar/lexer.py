@@ -146,11 +146,16 @@ def lex(text: str, file: str | None = None) -> list[LexedLine]:
     known = layouts.get
     interned: _Interned = {}
     number = 0
+    # One search of the whole text instead of one per line: with nothing for the scanner
+    # anywhere (no CR either, so no CRLF endings), every line takes the plain path.
+    plain = _NEEDS_SCANNER.search(text) is None
     for piece in pieces:
         number += 1
         layout = known(piece)
         if layout is None:
-            if piece[-1:] == "\r":
+            if plain:
+                layout = _plain_layout(piece, "\n")
+            elif piece[-1:] == "\r":
                 layout = _layout(piece[:-1], "\r\n", number, file, interned)
             else:
                 layout = _layout(piece, "\n", number, file, interned)
@@ -174,8 +179,12 @@ def _layout(
 ) -> _Layout:
     if _NEEDS_SCANNER.search(content) is not None:
         return _scan(content, newline, number, file, interned)
-    # Fast path: nothing but blanks and ordinary characters, so every word is spelled as its
-    # value; columns are found later, and only if someone asks (an error, a lint finding).
+    return _plain_layout(content, newline)
+
+
+def _plain_layout(content: str, newline: str) -> _Layout:
+    """Fast path: nothing but blanks and ordinary characters, so every word is spelled as its
+    value; columns are found later, and only if someone asks (an error, a lint finding)."""
     words = content.split()
     if not words:
         return content + newline, newline, content, (), (), None

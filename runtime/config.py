@@ -76,9 +76,14 @@ def load_options_env(environ: Mapping[str, str]) -> RenderOptions:
     return parse_render_options(text, file=source)
 
 
-def load_render_options(path: str | None, compat: str | None) -> RenderOptions:
-    """``--options FILE`` (JSON) with ``--compat`` on top; the defaults when neither is given."""
+def load_render_options(
+    path: str | None, compat: str | None, routing: str | None = None
+) -> RenderOptions:
+    """``--options FILE`` (JSON) with ``--compat`` and ``--routing`` on top; the defaults when
+    none is given."""
     options = parse_render_options(read_input(path), file=path) if path else RenderOptions()
     if compat:
         options = options.model_copy(update={"compat": compat})
+    if routing:
+        options = options.model_copy(update={"routing": routing})
     return options

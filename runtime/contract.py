@@ -6,7 +6,10 @@ The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote regi
 * 200: the config as ``text/plain``, the left-out entries counted in
   ``Lambda-Registry-Diagnostics`` and listed (JSON, cut to whole entries within 4 KiB) in
   ``Lambda-Registry-Diagnostics-Detail``; with ``Accept: application/json`` the body is
-  ``{"table", "config", "diagnostics": [{"path", "message", "severity"}], "services"}``;
+  ``{"table", "config", "files", "diagnostics": [{"path", "message", "severity"}],
+  "services"}``, where ``files`` is the whole bundle by file name (``haproxy.cfg`` first,
+  then the map files it reads). A bundle with map files cannot be one ``text/plain`` body:
+  without ``application/json`` in ``Accept`` it is a 406 ``not-acceptable`` problem;
 * errors: ``application/problem+json`` (RFC 9457) whose ``type`` is
   ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member;
 * authentication to ``lambda-registry serve``: ``Authorization: Bearer <token>``; without it,
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,14 +63,28 @@ IF_NONE_MATCH_HEADER = "If-None-Match"
 TABLE_PARAMETER = "table"  # GET ?table=NAME
 
 
+CONFIG_FILE = "haproxy.cfg"  # the config's name among a bundle's ``files``
+
+
 @dataclass(frozen=True, slots=True)
 class RegistryResult:
-    """A compiled config as the contract carries it."""
+    """A compiled config (and its map files, with map routing) as the contract carries it."""
 
     text: str
     diagnostics: tuple[Diagnostic, ...]
     table: str | None = None
     services: tuple[str, ...] = ()
+    maps: tuple[tuple[str, str], ...] = ()  # (name, text) of each map file, in order
+
+    @property
+    def files(self) -> dict[str, str]:
+        """The whole bundle by name, the config first."""
+        return {CONFIG_FILE: self.text, **dict(self.maps)}
+
+
+def maps_of(files: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The map files of a bundle given as files by name, the config first."""
+    return tuple(list(files.items())[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +99,14 @@ class ContractError(ValueError):
     """A 200 answer that does not follow the contract."""
 
 
-def etag_of(text: str) -> str:
-    """The entity tag of a config: a strong ETag naming its text."""
-    return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
+def etag_of(text: str, files: Mapping[str, str] | None = None) -> str:
+    """The entity tag of a config: a strong ETag naming its text, and with map files (a
+    bundle: ``files`` holds more than the config) every file's name and text."""
+    digest = hashlib.sha256(text.encode("utf-8"))
+    if files is not None and len(files) > 1:
+        for name, content in list(files.items())[1:]:
+            digest.update(b"\0" + name.encode("utf-8") + b"\0" + content.encode("utf-8"))
+    return '"' + digest.hexdigest()[:32] + '"'
 
 
 def wants_json(accept: str) -> bool:
@@ -99,6 +122,7 @@ def encode_result(result: RegistryResult, *, as_json: bool) -> Encoded:
         document = {
             "table": result.table,
             "config": result.text,
+            "files": result.files,
             "diagnostics": diagnostics,
             "services": list(result.services),
         }
@@ -124,6 +148,7 @@ def decode_result(headers: Mapping[str, str], body: bytes) -> RegistryResult:
             diagnostics_from_json(document.get("diagnostics")),
             table if isinstance(table, str) else None,
             tuple(s for s in services if isinstance(s, str)) if isinstance(services, list) else (),
+            _maps_from_json(document.get("files"), text),
         )
     try:
         text = body.decode("utf-8")
@@ -136,6 +161,25 @@ def decode_result(headers: Mapping[str, str], body: bytes) -> RegistryResult:
         except ValueError:
             detail = None
     return RegistryResult(text, diagnostics_from_json(detail))
+
+
+def _maps_from_json(files: Any, config: str) -> tuple[tuple[str, str], ...]:
+    """The maps of a ``files`` member: every file text, named by a plain file name, the config
+    first and the same as ``config``. An older registry sends no ``files``: no maps."""
+    if files is None:
+        return ()
+    if not isinstance(files, dict) or not files:
+        raise ContractError("'files' is not an object of file names and texts")
+    names = list(files)
+    if names[0] != CONFIG_FILE or files[CONFIG_FILE] != config:
+        raise ContractError(f"'files' must start with {CONFIG_FILE!r}, the same as 'config'")
+    for name, text in files.items():
+        if not isinstance(text, str) or not _FILE_NAME.fullmatch(name) or name in (".", ".."):
+            raise ContractError(f"'files' holds an unusable entry {name[:80]!r}")
+    return maps_of(files)
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def encode_problem(

@@ -7,7 +7,8 @@
 * The rendered config is the union of the live hosts' containers: a service exists while a
   live host reports a candidate of it with at least one container (a candidate without
   containers deploys nothing: it neither keeps a service nor decides its route).
-* One service reported with different routing settings: the newest deployment decides, by
+* One service reported with different settings (route, cookie or per-service settings):
+  the newest deployment decides, by
   the containers' ``created`` time (ties broken by the settings themselves, so the choice
   depends only on what the live reports say, never on the order they came in). Containers
   whose settings differ from the winner's are left out and reported.
@@ -30,9 +31,10 @@ from compiler.models import (
     Payload,
     RunningContainer,
     Service,
-    TlsMode,
 )
 
+# Route and settings of a candidate: mode, predicate, cookie, the other settings as JSON.
+Settings = tuple[ConfigModeName, str, str | None, str]
 DEFAULT_TTL = 90.0  # seconds: three of Cosmonaut's default 30 s resyncs
 UNKNOWN = "~"  # sorts after every RFC 3339 time: "not known to be old"
 
@@ -101,10 +103,12 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
             if candidate.containers:
                 entries[candidate.service_name].append((host, index, candidate))
 
-    winners: dict[str, _Settings] = {}
+    winners: dict[str, Settings] = {}
+    best_candidates: dict[str, Candidate] = {}
     for name, claims in entries.items():
         best = max(claims, key=lambda claim: (_newest(claim[2]), _settings_key(claim[2])))
         winners[name] = _settings(best[2])
+        best_candidates[name] = best[2]
         for host, index, candidate in claims:
             if _settings(candidate) != winners[name]:
                 diagnostics.append(
@@ -128,7 +132,7 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 unlisted[running.service_name].append((host, running))
     services = []
     for name in sorted(kept):
-        mode, predicate, cookie, tls = winners[name]
+        mode, predicate, cookie, _ = winners[name]
         containers: dict[str, ContainerRef] = {}
         for host, index, candidate in entries[name]:
             if _settings(candidate) != winners[name]:
@@ -143,8 +147,9 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
                 mode=mode,
                 predicate=predicate,
                 cookie=cookie,
-                tls=tls,
                 containers=tuple(sorted(containers.values(), key=lambda c: (c.id, c.ip))),
+                # The newest deployment's settings, as for its route.
+                **best_candidates[name].settings(),
             )
         )
     return FleetResult(tuple(services), diagnostics=tuple(diagnostics))
@@ -161,7 +166,10 @@ def _add(
     ip: str = getattr(container, "ip")  # noqa: B009
     known = containers.get(container_id)
     if known is None:
-        containers[container_id] = ContainerRef.model_construct(id=container_id, ip=ip)
+        weight: int | None = getattr(container, "weight", None)
+        containers[container_id] = ContainerRef.model_construct(
+            id=container_id, ip=ip, weight=weight
+        )
     elif known.ip != ip:
         diagnostics.append(
             Diagnostic(
@@ -173,7 +181,7 @@ def _add(
 
 
 def _routable(
-    winners: dict[str, _Settings],
+    winners: dict[str, Settings],
     entries: Mapping[str, list[tuple[str, int, Candidate]]],
     diagnostics: list[Diagnostic],
     where: Callable[[str, int], str],
@@ -212,23 +220,24 @@ def _routable(
     return kept
 
 
-# What the containers of one service must agree on: mode, predicate, cookie, TLS.
-_Settings = tuple[ConfigModeName, str, str | None, TlsMode]
-
-
-def _settings(candidate: Candidate) -> _Settings:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.tls)
+def _settings(candidate: Candidate) -> Settings:
+    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.settings_key())
 
 
 def _settings_key(candidate: Candidate) -> tuple[str, str, str, str]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie or "", candidate.tls)
+    return (
+        candidate.config_mode,
+        candidate.predicate,
+        candidate.cookie or "",
+        candidate.settings_key(),
+    )
 
 
 def _newest(candidate: Candidate) -> str:
     return max((c.created or "" for c in candidate.containers), default="")
 
 
-def _oldest(claims: list[tuple[str, int, Candidate]], settings: _Settings) -> str:
+def _oldest(claims: list[tuple[str, int, Candidate]], settings: Settings) -> str:
     times = [
         c.created or UNKNOWN
         for _, _, candidate in claims

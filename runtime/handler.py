@@ -3,14 +3,16 @@
 Accepted events:
 
 * a direct invocation whose event *is* the payload (as the seed's Lambda was called):
-  returns the config text, and raises on errors, so the caller sees a function error
+  returns the config text (with map files, the bundle in ``runtime.bundle``'s stream form),
+  and raises on errors, so the caller sees a function error
   (``errorType`` is ``PayloadError``, ``StoreError``, ``ConflictError`` or ``InternalError``);
 * API Gateway REST (v1) and HTTP API (v2) proxy events, and Lambda function URL events,
   whose body is the payload as JSON (base64-encoded or not). They get back an HTTP response:
 
   | status | when | body |
   | --- | --- | --- |
-  | 200 | compiled | the config, ``text/plain`` (or JSON when ``Accept: application/json``) |
+  | 200 | compiled | the config, ``text/plain`` (or JSON, all files, for ``application/json``) |
+  | 406 | compiled, but there are map files and ``Accept`` lacks JSON | problem+json |
   | 400 | malformed body (no body, bad base64, not JSON, wrong envelope) | problem+json |
   | 405 | a method other than POST | problem+json |
   | 409 | concurrent updates: retries ran out | problem+json |
@@ -23,8 +25,8 @@ Configuration is read from the environment once, at the first call (see
 ``runtime.config``). Each call writes one JSON log line to stdout with the request id, the
 table, the counts and the duration.
 
-Cold start: importing this module loads pydantic, lark and the compiler (every call needs
-them), and boto3 when the configured store is DynamoDB (its client is made at the first
+Cold start: importing this module loads pydantic and the compiler (every call needs them),
+and boto3 when the configured store is DynamoDB (its client is made at the first
 call). Nothing else happens at import: the first call reads the configuration and loads the
 Lark parser from the cache the deployment package ships (``SHIPPED_PARSER_CACHE``).
 """
@@ -61,7 +63,7 @@ if chosen_spec()[0] == "dynamodb":
     import runtime.stores.dynamodb  # noqa: F401
 
 # The deployment package ships the Lark parser's cache here (deploy/build.py): each new
-# sandbox then loads the LALR tables instead of building them.
+# sandbox then loads the LALR tables instead of building them (at the first call).
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # compiler.models.TableName's rule
 SHIPPED_PARSER_CACHE = (
     Path(__file__).resolve().parents[1] / ".lark-cache" / ".lark_cache_haproxy.tmp"
@@ -132,6 +134,10 @@ class RegistryApp:
             raise InternalError(
                 f"internal error (request {log['request_id']}); see the function's logs"
             ) from None
+        if len(result.files) > 1:
+            from runtime.bundle import format_stream
+
+            return format_stream(result.files)
         return result.text
 
     # -- HTTP events -------------------------------------------------------------------------
@@ -165,14 +171,19 @@ class RegistryApp:
         except Exception as error:
             log.update(error=type(error).__name__, traceback=_traceback())
             return _problem(500, "internal-error", "Internal error", _internal(log), log)
+        as_json = contract.wants_json(request.headers.get("accept", ""))
+        maps = contract.maps_of(result.files)
+        if maps and not as_json:
+            return _not_acceptable(log)  # compiled and stored; only this answer cannot be sent
         encoded = contract.encode_result(
             contract.RegistryResult(
                 result.text,
                 result.diagnostics,
                 log.get("table"),
                 tuple(service.name for service in result.services),
+                maps,
             ),
-            as_json=contract.wants_json(request.headers.get("accept", "")),
+            as_json=as_json,
         )
         return _response(200, encoded)
 
@@ -204,11 +215,19 @@ class RegistryApp:
         if_none_match = request.headers.get(contract.IF_NONE_MATCH_HEADER.lower(), "")
         if _etag_matches(if_none_match, rendered.etag):
             return _response(304, contract.Encoded(cache, ""))
+        as_json = contract.wants_json(request.headers.get("accept", ""))
+        maps = contract.maps_of(rendered.files)
+        if maps and not as_json:
+            return _not_acceptable(log)
         encoded = contract.encode_result(
             contract.RegistryResult(
-                rendered.text, (), table, tuple(service.name for service in rendered.services)
+                rendered.text,
+                (),
+                table,
+                tuple(service.name for service in rendered.services),
+                maps,
             ),
-            as_json=contract.wants_json(request.headers.get("accept", "")),
+            as_json=as_json,
         )
         encoded.headers.update(cache)
         return _response(200, encoded)
@@ -337,6 +356,14 @@ def _response(status: int, encoded: contract.Encoded) -> dict[str, Any]:
         "body": encoded.body,
         "isBase64Encoded": False,
     }
+
+
+def _not_acceptable(log: dict[str, Any]) -> dict[str, Any]:
+    detail = (
+        "the config routes through map files: a bundle of several files, which only a JSON "
+        "answer can carry; send 'Accept: application/json'"
+    )
+    return _problem(406, "not-acceptable", "Not acceptable", detail, log)
 
 
 def _problem(

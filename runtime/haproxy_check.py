@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 HAPROXY_ENV = "LAMBDA_REGISTRY_HAPROXY"
@@ -25,15 +26,22 @@ def haproxy_binary() -> str | None:
     return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
 
 
-def check_config(text: str, *, binary: str | None = None, timeout: float = 120) -> CheckResult:
-    """``haproxy -c`` on ``text``. Raises FileNotFoundError when no haproxy is installed."""
+def check_config(
+    text: str | Mapping[str, str], *, binary: str | None = None, timeout: float = 120
+) -> CheckResult:
+    """``haproxy -c`` on a config, or on a bundle (files by name, the config first, its maps
+    beside it). Raises FileNotFoundError when no haproxy is installed."""
     binary = binary or haproxy_binary()
     if binary is None:
         raise FileNotFoundError("haproxy is not installed (set LAMBDA_REGISTRY_HAPROXY)")
+    files = {"haproxy.cfg": text} if isinstance(text, str) else dict(text)
     with tempfile.TemporaryDirectory(prefix="lambda-registry-check-") as directory:
-        path = os.path.join(directory, "haproxy.cfg")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        path = ""
+        for name, content in files.items():
+            target = os.path.join(directory, os.path.basename(name))
+            path = path or target  # the first file is the config
+            with open(target, "w", encoding="utf-8", newline="") as handle:
+                handle.write(content)
         completed = subprocess.run(
             [binary, "-c", "-f", path],
             capture_output=True,

@@ -4,7 +4,8 @@ Pure: no store, no I/O. One invocation:
 
 1. cleanse: a stored service with no entry in ``running`` is deleted; one that has keeps only
    the containers whose id is running;
-2. merge: a candidate of a surviving service adds its containers and replaces its settings; a
+2. merge: a candidate of a surviving service adds its containers and replaces its settings
+   (route, cookie and per-service settings; a container listed again brings its weight); a
    candidate of any other service becomes a new service with exactly its own containers;
    every running container of a surviving service is added; containers are de-duplicated;
 3. routes: two services never share a host or a path. A service that already held the route
@@ -35,7 +36,7 @@ class Reconciled:
 class _Draft:
     """A service being assembled, with the JSON path of each container's origin."""
 
-    service: Service
+    service: Service | None  # None for a new service: made once, in _finish
     containers: dict[tuple[str, str], tuple[str, ContainerRef]]  # (id, ip) -> (origin, ref)
 
 
@@ -65,33 +66,70 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
         )
         for name, service in survivors.items()
     }
+    new_services: dict[str, dict[str, Any]] = {}  # built once, in _finish
     for name, (indexes, candidate) in sorted(accepted.items()):
         settings: dict[str, Any] = {
             "mode": candidate.config_mode,
             "predicate": candidate.predicate,
             "cookie": candidate.cookie,
-            "tls": candidate.tls,
+            **candidate.settings(),
         }
         draft = drafts.get(name)
         if draft is None:
-            draft = drafts[name] = _Draft(Service.model_construct(name=name, **settings), {})
+            draft = drafts[name] = _Draft(None, {})
+            new_services[name] = settings
         else:
-            draft.service = draft.service.model_copy(update=settings)
+            draft.service = _with(draft.service, settings)
+        containers = draft.containers
         for index in indexes:
+            prefix = f"$.candidates[{index}].containers["
             for position, container in enumerate(payload.candidates[index].containers):
-                origin = f"$.candidates[{index}].containers[{position}]"
-                ref = ContainerRef.model_construct(id=container.id, ip=container.ip)
-                draft.containers.setdefault((container.id, container.ip), (origin, ref))
+                key = (container.id, container.ip)
+                ref = _container_ref(container.id, container.ip, container.weight)
+                # A container listed again brings its weight; it keeps its first origin.
+                found = containers.get(key)
+                containers[key] = (found[0] if found else f"{prefix}{position}]", ref)
     for index, running in enumerate(payload.running):
-        key = (running.id, running.ip)
-        if running.service_name in survivors and key not in drafts[running.service_name].containers:
-            # Validated on the way in: no need to validate again.
-            ref = ContainerRef.model_construct(id=running.id, ip=running.ip)
-            drafts[running.service_name].containers[key] = (f"$.running[{index}]", ref)
+        name = running.service_name
+        if name in survivors:
+            containers = drafts[name].containers
+            key = (running.id, running.ip)
+            if key not in containers:
+                # Validated on the way in: no need to validate again.
+                containers[key] = (f"$.running[{index}]", _container_ref(*key))
 
-    services = [_finish(draft, diagnostics) for _, draft in sorted(drafts.items())]
-    services_tuple = tuple(services)
-    return Reconciled(services_tuple, services_tuple, tuple(delete), tuple(diagnostics))
+    services = tuple(
+        _finish(name, draft, new_services.get(name), diagnostics)
+        for name, draft in sorted(drafts.items())
+    )
+    return Reconciled(services, services, tuple(delete), tuple(diagnostics))
+
+
+_FIELDS_SET = frozenset({"id", "ip"})
+_new_ref = ContainerRef.__new__
+
+
+def _container_ref(container_id: str, ip: str, weight: int | None = None) -> ContainerRef:
+    """``ContainerRef.model_construct(...)`` for already validated values, through pydantic's
+    pickling protocol (``__setstate__``), at less than half the cost: a compile makes one per
+    container (tests/test_reconcile.py checks that both give the same model)."""
+    ref = _new_ref(ContainerRef)
+    ref.__setstate__(
+        {
+            "__dict__": {"id": container_id, "ip": ip, "weight": weight},
+            "__pydantic_fields_set__": set(_FIELDS_SET)
+            if weight is None
+            else {*_FIELDS_SET, "weight"},
+            "__pydantic_extra__": None,
+            "__pydantic_private__": None,
+        }
+    )
+    return ref
+
+
+def _with(service: Service | None, update: dict[str, Any]) -> Service:
+    assert service is not None  # a draft without a service is a new one (see _finish)
+    return service.model_copy(update=update)
 
 
 def _consistent_candidates(
@@ -120,7 +158,12 @@ def _consistent_candidates(
 
 
 def _settings(candidate: Candidate) -> tuple[str, str, str | None, str]:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.tls)
+    return (
+        candidate.config_mode,
+        candidate.predicate,
+        candidate.cookie,
+        candidate.settings_key(),
+    )
 
 
 def _routable(
@@ -168,18 +211,27 @@ def _routable(
             del accepted[name]
 
 
-def _finish(draft: _Draft, diagnostics: list[Diagnostic]) -> Service:
-    """Dedupe containers; a server id seen with two addresses keeps its first address."""
+def _finish(
+    name: str, draft: _Draft, settings: dict[str, Any] | None, diagnostics: list[Diagnostic]
+) -> Service:
+    """Dedupe containers; a server id seen with two addresses keeps its first address.
+
+    A new service (``settings`` given) is made here, once, with its containers."""
     kept: dict[str, ContainerRef] = {}
     for (container_id, ip), (origin, ref) in sorted(draft.containers.items()):
         if container_id in kept:
             diagnostics.append(
                 Diagnostic(
                     origin,
-                    f"container '{container_id}' of service '{draft.service.name}' is listed "
+                    f"container '{container_id}' of service '{name}' is listed "
                     f"with two addresses ({kept[container_id].ip} and {ip}); {ip} is left out",
                 )
             )
             continue
         kept[container_id] = ref
-    return draft.service.model_copy(update={"containers": tuple(kept.values())})
+    containers = tuple(kept.values())
+    if settings is not None:
+        # Validated on the way in (a candidate's settings): no need to validate again.
+        return Service.model_construct(name=name, **settings, containers=containers)
+    assert draft.service is not None
+    return draft.service.model_copy(update={"containers": containers})

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from compiler.ast import Config
+from compiler.backend_settings import seed_unsupported
 from compiler.errors import Diagnostic, PayloadError
-from compiler.lower import lower
+from compiler.lower import lower_bundle
 from compiler.models import HostReport, Payload, Service
 from compiler.options import RenderOptions
 from compiler.payload import load_payload, parse_payload_text
 from compiler.perf import paused_gc
+from compiler.printer import CONFIG_NAME
 from compiler.tls import diagnostics as tls_diagnostics
-from grammar.roundtrip import print_verified
+from grammar.roundtrip import print_verified_bundle
 from runtime.contract import etag_of
 from runtime.fleet import DEFAULT_TTL, FleetResult, live, render, report_and_render
 from runtime.merge import Reconciled, reconcile
@@ -34,8 +36,10 @@ R = TypeVar("R", Reconciled, FleetResult)  # what a store's decide returns, by m
 
 @dataclass(frozen=True, slots=True)
 class CompileResult:
-    text: str
+    text: str  # the config
     config: Config
+    # Every file of the bundle by name: the config first (as CONFIG_NAME), then its maps.
+    files: Mapping[str, str]
     services: tuple[Service, ...]
     diagnostics: tuple[Diagnostic, ...]
     reconciled: Reconciled | FleetResult
@@ -49,7 +53,7 @@ def compile_payload(
     store: Store | None = None,
     file: str | None = None,
     strict: bool = False,
-    before_commit: Callable[[str], None] | None = None,
+    before_commit: Callable[[Mapping[str, str]], None] | None = None,
     clock: Callable[[], float] = time.time,
     host_ttl: float = DEFAULT_TTL,
 ) -> CompileResult:
@@ -58,7 +62,8 @@ def compile_payload(
     With no ``store``, nothing is remembered: the output is built from the candidates alone.
     Raises ``PayloadError`` for a malformed envelope and ``InternalError`` when the round trip
     fails; bad entries are reported in ``diagnostics`` instead, unless ``strict``, which makes
-    any of them a ``PayloadError``. ``before_commit`` sees the config text before the store
+    any of them a ``PayloadError``. ``before_commit`` sees the bundle's files (by name, the
+    config first as ``CONFIG_NAME``) before the store
     commits (``haproxy -c``, say); whatever it raises leaves the store unchanged. ``clock``
     and ``host_ttl`` are fleet mode's: a host silent for longer than ``host_ttl`` seconds of
     ``clock`` is expired.
@@ -73,7 +78,7 @@ def _compile(
     store: Store | None,
     file: str | None,
     strict: bool,
-    before_commit: Callable[[str], None] | None,
+    before_commit: Callable[[Mapping[str, str]], None] | None,
     clock: Callable[[], float],
     host_ttl: float,
 ) -> CompileResult:
@@ -89,8 +94,10 @@ def _compile(
         _refuse_diagnostics(entry_diagnostics, file)
     store = store or MemoryStore(ephemeral=True)
     options = options or RenderOptions()
+    if options.compat == "seed":  # settings the seed cannot express: ignored, but said so
+        entry_diagnostics += seed_unsupported(model)
 
-    produced: list[tuple[Config, str]] = []  # the last attempt's output (stores may retry)
+    produced: list[tuple[Config, dict[str, str]]] = []  # the last attempt's (stores may retry)
     attempts = 0
 
     def produce(result: R) -> R:
@@ -100,11 +107,11 @@ def _compile(
         attempts += 1
         if strict:
             _refuse_diagnostics(result.diagnostics, file)
-        config = lower(result.render, options)
-        text = print_verified(config)
+        bundle = lower_bundle(result.render, options)
+        files = print_verified_bundle(bundle)
         if before_commit is not None:
-            before_commit(text)
-        produced.append((config, text))
+            before_commit(files)
+        produced.append((bundle.config, files))
         return result
 
     def decide(stored: Mapping[str, Service]) -> Reconciled:
@@ -118,10 +125,11 @@ def _compile(
         reconciled = store.update(model.table, decide)
     else:
         reconciled = store.update_hosts(model.table, decide_hosts)
-    config, text = produced[-1]
+    config, files = produced[-1]
     return CompileResult(
-        text=text,
+        text=files[CONFIG_NAME],
         config=config,
+        files=files,
         services=reconciled.render,
         diagnostics=entry_diagnostics
         + reconciled.diagnostics
@@ -143,15 +151,16 @@ def _refuse_diagnostics(diagnostics: tuple[Diagnostic, ...], file: str | None) -
 
 @dataclass(frozen=True, slots=True)
 class TableConfig:
-    """What a table renders now; ``etag`` names the text (an HTTP entity tag)."""
+    """What a table renders now; ``etag`` names the bundle (an HTTP entity tag)."""
 
     text: str
     services: tuple[Service, ...]
     hosts: int  # live host reports (0 for a host-less table)
+    files: Mapping[str, str]  # the whole bundle, the config first (CONFIG_NAME)
 
     @property
     def etag(self) -> str:
-        return etag_of(self.text)
+        return etag_of(self.text, self.files)
 
 
 def render_table(
@@ -177,4 +186,5 @@ def render_table(
                 return None
             services = tuple(stored[name] for name in sorted(stored))
             count = 0
-        return TableConfig(print_verified(lower(services, options)), services, count)
+        files = print_verified_bundle(lower_bundle(services, options))
+        return TableConfig(files[CONFIG_NAME], services, count, files)

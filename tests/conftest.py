@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +91,16 @@ def haproxy_snapshot(syrupy_installed: None, haproxy_snapshot: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def assert_haproxy_accepts(haproxy: str) -> Callable[[str], None]:
-    def check(text: str) -> None:
-        result = check_config(text, binary=haproxy)
-        assert result.ok, f"haproxy -c refused the config:\n{result.output}\n---\n{text[:4000]}"
+def assert_haproxy_accepts(haproxy: str) -> Callable[[str | Mapping[str, str]], None]:
+    """``haproxy -c`` on a config, a bundle (files by name, the config first) or compile's
+    stdout (a bundle's stream form is split into its files)."""
+    from runtime.bundle import parse_stream
+
+    def check(text: str | Mapping[str, str]) -> None:
+        files = parse_stream(text) if isinstance(text, str) else text
+        result = check_config(files, binary=haproxy)
+        shown = next(iter(files.values()))[:4000]
+        assert result.ok, f"haproxy -c refused the config:\n{result.output}\n---\n{shown}"
 
     return check
 

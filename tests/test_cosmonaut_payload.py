@@ -88,7 +88,7 @@ def test_empty_host() -> None:
 def test_tls_goes_into_the_candidate_only_when_set() -> None:
     from dataclasses import replace
 
-    secure = container("w1", replace(WEB, tls="redirect"), "10.0.0.1")
+    secure = container("w1", replace(WEB, options='{"tls":"redirect"}'), "10.0.0.1")
     plain = container("d1", DOCS, "10.0.0.2")
     plan = build_payload("tbl", [secure, plain])
     by_name = {c["serviceName"]: c for c in plan.payload["candidates"]}

@@ -153,3 +153,48 @@ def test_serve_command_over_http(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def map_server() -> Iterator[RegistryServer]:
+    from compiler.options import RenderOptions
+    from runtime.stores.select import StoreSpec
+
+    config = HandlerConfig(store=StoreSpec("memory"), options=RenderOptions(routing="map"))
+    running = RegistryServer("127.0.0.1", 0, RegistryApp(config)).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_bundle_comes_over_http_whole(map_server: RegistryServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    from compiler.options import RenderOptions
+    from runtime.contract import maps_of
+
+    remote = RemoteRegistry(map_server.url)
+    result = remote.compile(payload())
+    local = LocalRegistry(MemoryStore(ephemeral=True), RenderOptions(routing="map"))
+    expected = local.compile(payload())
+    assert result.text == expected.text and len(result.maps) == 3
+    assert result.maps == expected.maps
+    assert result.files == {"haproxy.cfg": result.text, **dict(result.maps)}
+    kept = LocalRegistry(MemoryStore(), RenderOptions(routing="map"))  # remembers
+    kept.compile(payload())
+    fetched = kept.fetch(payload()["table"])
+    assert fetched is not None and fetched.maps == result.maps
+    # The bundle cannot be one text/plain body: asking for text only is a 406 problem.
+    body = json.dumps(payload()).encode()
+    plain = urllib.request.Request(map_server.url, body, {"Accept": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(plain, timeout=10)
+    assert refused.value.code == 406
+    assert "application/json" in json.loads(refused.value.read())["detail"]
+    asked = urllib.request.Request(map_server.url, body, {"Accept": "application/json"})
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        document = json.loads(answer.read())
+    assert list(document["files"]) == ["haproxy.cfg", *(name for name, _ in result.maps)]
+    assert maps_of(document["files"]) == result.maps

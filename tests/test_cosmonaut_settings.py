@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cosmonaut.settings import (
     ContainerProblem,
     ServiceSettings,
+    is_enabled,
     is_managed,
+    network_of,
     parse_environment,
+    read_services,
     read_settings,
 )
 
@@ -141,3 +146,110 @@ def test_bad_tls_value_names_the_label_or_variable(
     assert isinstance(problems, tuple)
     assert [(p.container, p.setting) for p in problems] == [("c1", where)]
     assert "off, on or redirect" in problems[0].reason
+
+
+# -- per-service settings, several services per container (issue 13) ------------------------
+
+SHA512 = "$6$salt$" + "x" * 86
+SETTINGS_LABELS = {
+    "cosmonaut.weight": "3",
+    "cosmonaut.balance": "leastconn",
+    "cosmonaut.maxconn": "50",
+    "cosmonaut.health.path": "/healthz",
+    "cosmonaut.health.status": "200",
+    "cosmonaut.health.interval": "2s",
+    "cosmonaut.timeouts.tunnel": "1h",
+    "cosmonaut.auth.realm": "staff",
+    "cosmonaut.auth.users": f"alice:{SHA512}, bob:{SHA512}",
+    "cosmonaut.allow": "10.0.0.0/8, fd00::/8",
+    "cosmonaut.headers.request.X-Env": "prod",
+    "cosmonaut.headers.response.X-Frame-Options": "DENY",
+}
+
+
+def test_setting_labels_become_the_payload_settings() -> None:
+    (settings,) = read_services("c1", {**WEB, **SETTINGS_LABELS}, {})
+    assert isinstance(settings, ServiceSettings)
+    assert settings.weight == 3
+    assert json.loads(settings.options) == {
+        "balance": "leastconn",
+        "maxconn": 50,
+        "health": {"path": "/healthz", "status": 200, "interval": "2s"},
+        "timeouts": {"tunnel": "1h"},
+        "auth": {
+            "realm": "staff",
+            "users": [{"name": "alice", "hash": SHA512}, {"name": "bob", "hash": SHA512}],
+        },
+        "allow": ["10.0.0.0/8", "fd00::/8"],
+        "headers": {"request": {"X-Env": "prod"}, "response": {"X-Frame-Options": "DENY"}},
+    }
+
+
+def namespaced(labels: dict[str, str], service: str) -> dict[str, str]:
+    return {
+        f"cosmonaut.{service}.{key.removeprefix('cosmonaut.')}": value
+        for key, value in labels.items()
+        if key != "cosmonaut.service"
+    }
+
+
+def test_namespaced_and_single_service_forms_agree() -> None:
+    single = read_services("c1", {**WEB, **SETTINGS_LABELS}, {})
+    assert read_services("c1", namespaced({**WEB, **SETTINGS_LABELS}, "web"), {}) == single
+
+
+def test_two_services_on_two_ports() -> None:
+    labels = {
+        "cosmonaut.web.predicate": "web.example.com",
+        "cosmonaut.web.port": "80",
+        "cosmonaut.admin.predicate": "admin.example.com",
+        "cosmonaut.admin.port": "8080",
+        "cosmonaut.admin.allow": "127.0.0.1",
+    }
+    found = read_services("c1", labels, {})
+    assert [(s.service, s.port) for s in found if isinstance(s, ServiceSettings)] == [
+        ("admin", 8080),
+        ("web", 80),
+    ]
+
+
+def test_compose_service_name_is_the_default() -> None:
+    labels = {
+        "com.docker.compose.service": "shop",
+        "cosmonaut.predicate": "shop.example.com",
+        "cosmonaut.port": "80",
+    }
+    (settings,) = read_services("c1", labels, {})
+    assert isinstance(settings, ServiceSettings) and settings.service == "shop"
+
+
+def test_enable_false_and_network() -> None:
+    assert not is_enabled({**WEB, "cosmonaut.enable": "false"})
+    assert is_enabled({**WEB, "cosmonaut.enable": "true"}) and is_enabled(WEB)
+    assert network_of({**WEB, "cosmonaut.network": "front"}) == "front"
+    assert network_of(WEB) is None
+
+
+@pytest.mark.parametrize(
+    ("label", "value"),
+    [
+        ("cosmonaut.weight", "257"),
+        ("cosmonaut.weight", "3 backup"),
+        ("cosmonaut.maxconn", "many"),
+        ("cosmonaut.balance", "roundrobin\nbackend x"),
+        ("cosmonaut.health.status", "abc"),
+        ("cosmonaut.timeouts.connect", "5s #x"),
+        ("cosmonaut.auth.users", "alice:hunter2"),
+        ("cosmonaut.allow", "everyone"),
+        ("cosmonaut.headers.request.X A", "v"),
+        ("cosmonaut.headers.request.X-A", "v\r\nSet-Cookie: x"),
+        ("cosmonaut.timeouts.client", "5s"),
+    ],
+)
+def test_bad_setting_labels_leave_out_the_container_naming_the_label(
+    label: str, value: str
+) -> None:
+    problems = read_services("c1", {**WEB, "cosmonaut.health.path": "/h", label: value}, {})
+    assert problems and all(isinstance(p, ContainerProblem) for p in problems)
+    assert any(p.setting == label for p in problems if isinstance(p, ContainerProblem)), problems
+    assert all("hunter2" not in str(p) for p in problems)

@@ -98,8 +98,8 @@ def servers(text: str) -> dict[str, list[str]]:
         if line.startswith("backend "):
             backend = line.split()[1]
             found[backend] = []
-        elif backend and line.strip().startswith("server "):
-            words = line.split()
+        elif backend and line.strip().startswith("server ") and not line.endswith(" disabled"):
+            words = line.split()  # a free slot (``disabled``) routes nothing
             found[backend].append(f"{words[1]} {words[2]}")
     return found
 

@@ -286,7 +286,7 @@ def from_config(text: str) -> ModelServices:
             servers = backends[backend][1]
             if words[0] == "cookie":
                 backends[backend] = (words[1], servers)
-            elif words[0] == "server":
+            elif words[0] == "server" and words[-1] != "disabled":  # not a free slot
                 assert words[2] == address(words[1]), line
                 servers.append(words[1])
     assert sorted(routes) == sorted(backends), "one routing rule per backend"

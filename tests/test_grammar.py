@@ -33,8 +33,9 @@ from compiler.ast import (
 )
 from compiler.errors import ParseError
 from grammar import lexer as lexer_module
+from grammar.lalr import _parse_error
 from grammar.lexer import LexedLine, lex, lex_line
-from grammar.parser import _parse_error, parse, parse_file
+from grammar.parser import parse, parse_file
 from grammar.sections import SECTION_KEYWORDS
 from tests.required import requirement
 
@@ -489,3 +490,43 @@ def test_a_hundred_thousand_lines_parse_completely() -> None:
         (f"s{k}", f"10.39.15.{k + 1}:8080", ("check", "weight", "10")) for k in range(5)
     ]
     assert sum(isinstance(line, Server) for b in backends for line in b.body) == 50_000
+
+
+# --- the round trip's comparison (compare without copies) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        # Spelled as a backend header: reads back as a Backend, not a generic section.
+        (Config((GenericSection("backend", ("b",)),)), "section 1: expected 'backend b'"),
+        # A statement named like a section keyword starts a section of its own.
+        (
+            Config((Backend("b", (Statement("backend", ("c",)),)),)),
+            "backend b: expected 1 lines, got 0",
+        ),
+        # In the preamble too.
+        (Config((), (Statement("acl", ("a", "path", "/x")),)), "preamble, line 1"),
+        (Config((Frontend("f", header_args=("x",)),)), "no difference"),
+    ],
+)
+def test_round_trip_mismatches_are_found(config: Config, message: str) -> None:
+    from compiler.errors import InternalError
+    from grammar.roundtrip import print_verified
+
+    if message == "no difference":
+        print_verified(config)  # header arguments survive: no error
+        return
+    with pytest.raises(InternalError) as caught:
+        print_verified(config)
+    assert message in str(caught.value)
+
+
+def test_round_trip_ignores_blank_lines_only() -> None:
+    from grammar.roundtrip import print_verified
+
+    config = Config(
+        (Global((Blank(), Statement("daemon"), Blank())), Backend("b", (Blank(), Option("x"))))
+    )
+    text = print_verified(config)
+    assert "daemon" in text and "option x" in text

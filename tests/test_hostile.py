@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from compiler.ast import Acl, AclRef, Backend, Frontend, Server, UseBackend
+from grammar.maps import parse_map
 from grammar.parser import parse
+from runtime.bundle import parse_stream
 from tests.conftest import run_cli
 
 GOOD = {
@@ -112,15 +114,162 @@ HOSTILE = [
         bad(predicate="GOOD.example.com"), "$.candidates[0].predicate", NOTHING, id="host-conflict"
     ),
     pytest.param(7, "$.candidates[0]", GOOD_ONLY, id="not-an-object"),
+    # Per-service settings (issue 13): each bad value leaves out its service (or container).
+    *[
+        pytest.param(bad(**{field: value}), f"$.candidates[0].{where}", GOOD_ONLY, id=name)
+        for name, field, value, where in [
+            (
+                "health-newline",
+                "health",
+                {"path": "/h\nbackend x\n  server s 1.1.1.1:80"},
+                "health.path",
+            ),
+            ("health-hash", "health", {"path": "/h#x"}, "health.path"),
+            ("health-quote", "health", {"path": "/h'x"}, "health.path"),
+            ("health-status-type", "health", {"path": "/h", "status": "200"}, "health.status"),
+            ("health-status-huge", "health", {"path": "/h", "status": 10**30}, "health.status"),
+            (
+                "health-interval",
+                "health",
+                {"path": "/h", "interval": "2s\n server s 1.1.1.1:80"},
+                "health.interval",
+            ),
+            ("health-rise", "health", {"path": "/h", "rise": -1}, "health.rise"),
+            ("health-fall-bool", "health", {"path": "/h", "fall": True}, "health.fall"),
+            ("health-type", "health", "/h", "health"),
+            ("health-unknown", "health", {"path": "/h", "uri": "/x"}, "health.uri"),
+            ("balance-newline", "balance", "roundrobin\nbackend x", "balance"),
+            ("balance-type", "balance", ["roundrobin"], "balance"),
+            ("balance-unknown", "balance", "uri whole", "balance"),
+            ("maxconn-huge", "maxconn", 10**100, "maxconn"),
+            ("maxconn-string", "maxconn", "100", "maxconn"),
+            ("maxconn-zero", "maxconn", 0, "maxconn"),
+            ("timeout-hash", "timeouts", {"connect": "5s #x"}, "timeouts.connect"),
+            (
+                "timeout-newline",
+                "timeouts",
+                {"tunnel": "1h\n server s 1.1.1.1:80"},
+                "timeouts.tunnel",
+            ),
+            ("timeout-type", "timeouts", {"queue": 10}, "timeouts.queue"),
+            ("timeout-huge", "timeouts", {"server": "9" * 10_000_000}, "timeouts.server"),
+            ("timeout-unknown", "timeouts", {"client": "5s"}, "timeouts.client"),
+            (
+                "auth-plain-text",
+                "auth",
+                {"users": [{"name": "a", "hash": "hunter2"}]},
+                "auth.users[0].hash",
+            ),
+            (
+                "auth-hash-newline",
+                "auth",
+                {"users": [{"name": "a", "hash": "$6$ab$\nuser b password x"}]},
+                "auth.users[0].hash",
+            ),
+            (
+                "auth-hash-quote",
+                "auth",
+                {"users": [{"name": "a", "hash": "$6$a'b$" + "x" * 86}]},
+                "auth.users[0].hash",
+            ),
+            (
+                "auth-user-space",
+                "auth",
+                {"users": [{"name": "a b", "hash": "$6$ab$" + "x" * 86}]},
+                "auth.users[0].name",
+            ),
+            (
+                "auth-user-hash",
+                "auth",
+                {"users": [{"name": "a#b", "hash": "$6$ab$" + "x" * 86}]},
+                "auth.users[0].name",
+            ),
+            (
+                "auth-twice",
+                "auth",
+                {"users": [{"name": "a", "hash": "$6$ab$" + "x" * 86}] * 2},
+                "auth.users",
+            ),
+            (
+                "auth-realm-quote",
+                "auth",
+                {"realm": 'x" if TRUE', "users": [{"name": "a", "hash": "$6$ab$" + "x" * 86}]},
+                "auth.realm",
+            ),
+            ("auth-no-users", "auth", {"users": []}, "auth.users"),
+            (
+                "auth-huge-hash",
+                "auth",
+                {"users": [{"name": "a", "hash": "$6$" + "x" * 10_000_000}]},
+                "auth.users[0].hash",
+            ),
+            ("auth-type", "auth", ["a:b"], "auth"),
+            ("allow-newline", "allow", ["10.0.0.0/8\n server s 1.1.1.1:80"], "allow[0]"),
+            ("allow-hash", "allow", ["0.0.0.0/0 #"], "allow[0]"),
+            ("allow-word", "allow", ["any"], "allow[0]"),
+            ("allow-prefix", "allow", ["10.0.0.0/33"], "allow[0]"),
+            ("allow-string", "allow", "10.0.0.0/8", "allow"),
+            ("allow-number", "allow", [10], "allow[0]"),
+            ("allow-empty", "allow", [], "allow"),
+            ("header-name-crlf", "headers", {"request": {"X-A\r\nX-B": "v"}}, "headers.request"),
+            ("header-name-space", "headers", {"request": {"X A": "v"}}, "headers.request"),
+            (
+                "header-name-framing",
+                "headers",
+                {"request": {"Content-Length": "0"}},
+                "headers.request",
+            ),
+            (
+                "header-value-crlf",
+                "headers",
+                {"response": {"X-A": "v\r\nSet-Cookie: x"}},
+                "headers.response",
+            ),
+            (
+                "header-value-newline",
+                "headers",
+                {"request": {"X-A": "v\n server s 1.1.1.1:80"}},
+                "headers.request",
+            ),
+            (
+                "header-value-huge",
+                "headers",
+                {"request": {"X-A": "x" * 10_000_000}},
+                "headers.request",
+            ),
+            ("header-value-type", "headers", {"request": {"X-A": 5}}, "headers.request"),
+            ("header-type", "headers", [["X-A", "v"]], "headers"),
+        ]
+    ],
+    *[
+        pytest.param(
+            bad(containers=[{"id": "e1", "ip": "10.0.0.9:80", "weight": value}]),
+            "$.candidates[0].containers[0].weight",
+            EVIL_WITHOUT_SERVER,
+            id=name,
+        )
+        for name, value in [
+            ("weight-huge", 257),
+            ("weight-negative", -1),
+            ("weight-string", "3"),
+            ("weight-injection", "3 backup"),
+            ("weight-float", 1.5),
+        ]
+    ],
 ]
 
 
-def routing(config: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """What ``config`` routes: per backend, the host its frontend rule matches and its servers.
+def routing(output: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """What compile's output routes: per backend, the host its frontend rule (or its host
+    map line) matches and its servers.
 
     Fails unless every ``use_backend`` names an ACL of its frontend and a backend that exists,
-    and every backend is reached by exactly one rule.
+    and every backend is reached by exactly one rule (or map line).
     """
+    files = parse_stream(output)
+    config = files.pop("haproxy.cfg")
+    if files:
+        return _map_routing(config, files)
     parsed = parse(config)
     frontends = [s for s in parsed.sections if isinstance(s, Frontend)]
     assert len(frontends) == 1, config
@@ -141,25 +290,53 @@ def routing(config: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     return {
         name: (
             hosts[name],
-            tuple(f"{x.name} {x.address}" for x in backend.body if isinstance(x, Server)),
+            _servers(backend),
         )
         for name, backend in backends.items()
     }
 
 
+def _servers(backend: Backend) -> tuple[str, ...]:
+    """The backend's servers, without the free slots (``disabled``) the runtime API fills."""
+    return tuple(
+        f"{x.name} {x.address}"
+        for x in backend.body
+        if isinstance(x, Server) and "disabled" not in x.params
+    )
+
+
+def _map_routing(config: str, maps: dict[str, str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    (name,) = maps  # only host services here: one host map
+    parsed = parse(config)
+    (frontend,) = [s for s in parsed.sections if isinstance(s, Frontend)]
+    lookups = [line for line in frontend.body if getattr(line, "keyword", "") == "http-request"]
+    assert [line.args for line in lookups] == [  # type: ignore[attr-defined]
+        ("set-var(txn.host_backend)", f"hdr(host),field(1,:),lower,map({name})")
+    ]
+    entries = parse_map(maps[name], name).entries
+    hosts = {entry.value: entry.key for entry in entries}
+    assert len(hosts) == len(entries), "two map lines for one backend"
+    backends = {s.name: s for s in parsed.sections if isinstance(s, Backend)}
+    assert set(hosts) == set(backends), f"rules for {sorted(hosts)}, backends {sorted(backends)}"
+    return {name: (hosts[name], _servers(backend)) for name, backend in backends.items()}
+
+
+@pytest.mark.parametrize("mode", ["acl", "map"])
 @pytest.mark.parametrize(("bad_candidate", "path", "routed"), HOSTILE)
 def test_hostile_entry_is_reported_and_the_rest_compiles(
     bad_candidate: Any,
     path: str,
     routed: dict[str, tuple[str, tuple[str, ...]]],
+    mode: str,
     assert_haproxy_accepts: Callable[[str], None],
 ) -> None:
     payload = json.dumps(with_bad(bad_candidate))
-    lenient = run_cli("compile", "-", "--format", "json", stdin=payload)
+    lenient = run_cli("compile", "-", "--format", "json", "--routing", mode, stdin=payload)
     assert lenient.returncode == 0, lenient.stderr[:2000]
     report = json.loads(lenient.stderr)
     assert any(d["path"].startswith(path) for d in report["diagnostics"]), report
     assert len(lenient.stderr) < 5000  # a 10 MB value is never echoed back
+    assert "hunter2" not in lenient.stderr  # nor a plain-text password
     config = lenient.stdout
     assert_haproxy_accepts(config)
     # Exactly what the payload asked for: one bad entry never blocks the good service (it is
@@ -171,7 +348,9 @@ def test_hostile_entry_is_reported_and_the_rest_compiles(
     if "evil" not in routed:
         assert "evil" not in config
 
-    strict = run_cli("compile", "-", "--strict", stdin=payload)
+    if mode == "map" and routed:
+        assert "### lambda-registry file: " in config
+    strict = run_cli("compile", "-", "--strict", "--routing", mode, stdin=payload)
     assert strict.returncode == 2
     assert strict.stdout == ""
 

@@ -1,4 +1,4 @@
-"""HAP060 (a bind's certificate is missing) against the real haproxy, through the CLI."""
+"""HAP062 (a bind's certificate is missing) against the real haproxy, through the CLI."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_missing_certificate_is_an_error_haproxy_agrees_with(tmp_path: Path, hap
     assert not refused.ok
     result = run_cli("lint", str(config))
     assert result.returncode == 1
-    assert f"{config}:7:" in result.stdout and "HAP060" in result.stdout
+    assert f"{config}:7:" in result.stdout and "HAP062" in result.stdout
     assert "no such file or folder" in result.stdout
 
     (tmp_path / "certs").mkdir()
@@ -38,20 +38,24 @@ def test_missing_certificate_is_an_error_haproxy_agrees_with(tmp_path: Path, hap
     assert check_config(config.read_text(), binary=haproxy).ok
     result = run_cli("lint", str(config))
     assert result.returncode == 0, result.stdout
-    assert "HAP060" not in result.stdout
+    assert "HAP062" not in result.stdout
 
 
-def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None:
+def test_relative_paths_are_looked_up_where_haproxy_would(tmp_path: Path) -> None:
+    # As for HAP060's map files: the working directory, or the config's with default-path.
     config = tmp_path / "haproxy.cfg"
     config.write_text(CONFIG.format(crt="certs/site.pem"))
-    assert "HAP060" in run_cli("lint", str(config)).stdout
+    assert "HAP062" in run_cli("lint", str(config), cwd=tmp_path).stdout
     (tmp_path / "certs").mkdir()
     write_pem(tmp_path / "certs", "site.pem", "site.example.test")
-    assert "HAP060" not in run_cli("lint", str(config)).stdout
+    assert "HAP062" not in run_cli("lint", str(config), cwd=tmp_path).stdout
+    assert "HAP062" in run_cli("lint", str(config), cwd=Path("/")).stdout
+    config.write_text("global\n    default-path config\n" + CONFIG.format(crt="certs/site.pem"))
+    assert "HAP062" not in run_cli("lint", str(config), cwd=Path("/")).stdout
 
 
 def test_unknown_folder_checks_nothing() -> None:
     # stdin or the library without a path check: nothing to compare with, so no finding.
     text = CONFIG.format(crt="/nonexistent/certs")
     assert [f.code for f in lint_text(text)] == []
-    assert "HAP060" not in run_cli("lint", "-", stdin=text).stdout
+    assert "HAP062" not in run_cli("lint", "-", stdin=text).stdout

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
 
 IDENT_CHARS = string.ascii_letters + string.digits + "_.:-"
@@ -85,14 +86,18 @@ def test_output_is_independent_of_input_order(payload: dict[str, Any], rnd: rand
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(payload=payloads)
+@given(payload=payloads, routing=st.sampled_from(["acl", "map"]))
 def test_generated_configs_pass_haproxy(
-    payload: dict[str, Any], assert_haproxy_accepts: Callable[[str], None]
+    payload: dict[str, Any], routing: str, assert_haproxy_accepts: Callable[[Any], None]
 ) -> None:
-    result = compile_payload(payload)
+    # Map routing: every key and value a valid payload can give is a well-formed map line
+    # (the printer refuses any other), and the whole bundle passes haproxy -c.
+    result = compile_payload(payload, options=RenderOptions.model_validate({"routing": routing}))
     left_out = {d.path.split(".predicate")[0] for d in result.diagnostics}
     routed = {s.name for s in result.services}
     for index, entry in enumerate(payload["candidates"]):
         if f"$.candidates[{index}]" not in left_out:
             assert entry["serviceName"] in routed
-    assert_haproxy_accepts(result.text)
+    if routing == "map" and result.services:
+        assert len(result.files) > 1
+    assert_haproxy_accepts(result.files)

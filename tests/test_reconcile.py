@@ -143,3 +143,22 @@ def test_duplicate_containers_are_merged_and_conflicting_addresses_reported() ->
     assert [(c.id, c.ip) for c in result.render[0].containers] == [("c1", "10.0.0.1:80")]
     (diagnostic,) = result.diagnostics
     assert diagnostic.path == "$.candidates[0].containers[2]"
+
+
+def test_fast_container_refs_are_model_construct_refs() -> None:
+    """The merge builds its refs through pydantic's pickling protocol, not model_construct:
+    they must be the same models, field for field (a field added to ContainerRef fails here)."""
+    from compiler.models import ContainerRef
+    from runtime.merge import _container_ref
+
+    for weight in (None, 3):
+        fast = _container_ref("c1", "10.0.0.1:80", weight)
+        given = {} if weight is None else {"weight": weight}
+        slow = ContainerRef.model_construct(id="c1", ip="10.0.0.1:80", **given)
+        assert type(fast) is ContainerRef
+        assert fast == slow
+        assert fast.__dict__ == slow.__dict__
+        assert list(fast.__dict__) == list(ContainerRef.model_fields)
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.model_dump() == slow.model_dump() and repr(fast) == repr(slow)
+        assert hash(fast) == hash(slow)

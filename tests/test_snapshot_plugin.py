@@ -122,3 +122,48 @@ def test_an_orphaned_snapshot_fails_pytest(tmp_path: Path) -> None:
     # --snapshot-update deletes the orphan and only it.
     assert pytest_in(tmp_path, "--snapshot-update").returncode == 0
     assert sorted(p.name for p in stored.iterdir()) == ["test_first.cfg", "test_second.cfg"]
+
+
+BUNDLE_TEST = """
+from compiler.options import RenderOptions
+from runtime.pipeline import compile_payload
+
+PAYLOAD = {"table": "users", "running": [], "candidates": [
+    {"serviceName": "web", "predicate": "HOST",
+     "containers": [{"id": "c1", "ip": "10.0.0.1:80"}]}]}
+
+def test_bundle(haproxy_bundle_snapshot):
+    result = compile_payload(PAYLOAD, options=RenderOptions(routing="map"))
+    assert result.files == haproxy_bundle_snapshot
+"""
+
+
+def test_bundle_snapshots_are_plain_files_and_name_the_changed_file(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    test_file = tmp_path / "tests" / "test_bundles.py"
+    test_file.write_text(BUNDLE_TEST.replace("HOST", "a.example.com"))
+    stored = tmp_path / "snapshots" / "test_bundles.bundles" / "test_bundle"
+
+    assert pytest_in(tmp_path).returncode == 1  # no snapshot yet
+    created = pytest_in(tmp_path, "--snapshot-update")
+    assert created.returncode == 0, created.stdout
+    files = contents(stored)
+    assert sorted(files)[0] == "haproxy.cfg" and len(files) == 2
+    (map_name,) = [name for name in files if name.endswith(".map")]
+    assert files[map_name] == "a.example.com web\n"
+    assert pytest_in(tmp_path).returncode == 0
+
+    # Another host: the config (which names the map) and the map file itself change.
+    test_file.write_text(BUNDLE_TEST.replace("HOST", "b.example.com"))
+    changed = pytest_in(tmp_path)
+    assert changed.returncode == 1
+    assert "haproxy.cfg (changed)" in changed.stdout, changed.stdout
+    assert f"{map_name} (missing)" in changed.stdout
+    assert ".map (new)" in changed.stdout
+    assert contents(stored) == files  # plain pytest rewrites nothing
+
+    assert pytest_in(tmp_path, "--snapshot-update").returncode == 0
+    updated = contents(stored)
+    assert map_name not in updated and "b.example.com web\n" in updated.values()
+    assert len(updated) == 2

@@ -67,6 +67,19 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         },
     ),
     "no-health-check": (load_example("mixed.json"), {"health_check": {"enabled": False}}),
+    # Per-service settings (examples/settings.json has every one): each in its backend; under
+    # compat=seed all are ignored (and reported); a service's health check replaces the
+    # render option's, and turns checks on where the option turned them off.
+    "settings": (load_example("settings.json"), {}),
+    "settings-compat": (load_example("settings.json"), {"compat": "seed"}),
+    "settings-over-health-option": (
+        load_example("settings.json"),
+        {"health_check": {"enabled": True, "http_path": "/status"}, "balance": "source"},
+    ),
+    "settings-health-option-off": (
+        load_example("settings.json"),
+        {"health_check": {"enabled": False}},
+    ),
 }
 
 

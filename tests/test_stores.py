@@ -117,10 +117,10 @@ def test_round_trip_failure_in_the_pipeline_stores_nothing(
     compile_payload(seed_payload, store=store)
     before = store.services("astro")
 
-    def broken_round_trip(config: Any) -> str:
+    def broken_round_trip(bundle: Any) -> dict[str, str]:
         raise InternalError("round trip: the printed config parses differently (injected)")
 
-    monkeypatch.setattr("runtime.pipeline.print_verified", broken_round_trip)
+    monkeypatch.setattr("runtime.pipeline.print_verified_bundle", broken_round_trip)
     payload = {**seed_payload, "candidates": [*seed_payload["candidates"], NEWCOMER]}
     with pytest.raises(InternalError, match="round trip"):
         compile_payload(payload, store=store)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from compiler.options import RenderOptions
+from runtime.bundle import write_bundle
 from runtime.pipeline import compile_payload
 from tests.tls_certs import Answer, http_get, https_get, write_pem
 
@@ -116,9 +117,12 @@ def payload(ports: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def run_options(http: int, https: int, certs: Path, **tls: Any) -> RenderOptions:
+def run_options(
+    http: int, https: int, certs: Path, *, routing: str = "auto", **tls: Any
+) -> RenderOptions:
     return RenderOptions.model_validate(
         {
+            "routing": routing,
             "bind_address": "127.0.0.1",
             "bind_port": http,
             "log_targets": [],
@@ -153,22 +157,32 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["auto", "map"], ids=["acl-routing", "map-routing"])
 def running(
-    haproxy: str, certs: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    haproxy: str,
+    certs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
+    """Every test below runs against both routings: ACLs (four services under `auto`) and
+    map files (issue 11), whose frontend needs the HTTPS bind and the ACME answer too."""
     servers = {name: echo_server(name) for name in "abcd"}
     http, https = free_port(), free_port()
-    options = run_options(http, https, certs, hsts_max_age=300)
+    options = run_options(http, https, certs, hsts_max_age=300, routing=request.param)
     result = compile_payload(
         payload({n: port for n, (_, port) in servers.items()}), options=options
     )
     assert result.diagnostics == ()
-    path = tmp_path_factory.mktemp("haproxy") / "haproxy.cfg"
-    path.write_text(result.text)
-    checked = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True, text=True)
+    assert (len(result.files) > 1) == (request.param == "map")
+    folder = tmp_path_factory.mktemp("haproxy")
+    path = folder / "haproxy.cfg"
+    write_bundle(str(path), result.files)
+    # From another directory: a map bundle finds its files itself (default-path config).
+    checked = subprocess.run(
+        [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, cwd="/"
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    process = subprocess.Popen([haproxy, "-db", "-f", str(path)], stderr=subprocess.PIPE)
+    process = subprocess.Popen([haproxy, "-db", "-f", str(path)], stderr=subprocess.PIPE, cwd="/")
     try:
         wait_listening(http, process)
         wait_listening(https, process)
@@ -273,6 +287,11 @@ def test_acme_challenge_is_answered_by_haproxy_on_both_ports(running: Running) -
 def test_sticky_cookie_is_secure_on_a_redirect_service(running: Running) -> None:
     backend_a = running.text.split("backend a\n")[1].split("\n\n")[0]
     assert "cookie SID prefix nocache secure" in backend_a
+    # Server slots (issue 12) follow the servers; the Cookie line keeps its flags.
+    assert "server slot-1 127.0.0.1:1 cookie slot-1 disabled" in backend_a
+    answer = https_get(running.https, A, path="/set-cookie")
+    assert echoed(answer)["backend"] == "a"
+    assert answer.headers["set-cookie"] == "SID=a1~app"  # the server's cookie, prefixed
     backend_b = running.text.split("backend b\n")[1].split("\n\n")[0]
     assert "secure" not in backend_b
 
@@ -338,6 +357,38 @@ def test_tls_is_remembered_by_the_stores(tmp_path: Path, certs: Path) -> None:
     assert again.text == first.text
     for service in again.services:
         assert service_from_item(service_item(service, 1), "tls-test") == service
+    # tls travels with the other per-service settings: in the item's settings JSON.
+    assert service_item(again.services[0], 1)["settings"] == {"S": '{"tls":"redirect"}'}
     # "off" is left out of what is stored, so state written before TLS existed reads the same.
     assert "tls" not in service_item(again.services[-1], 1)
+    assert "settings" not in service_item(again.services[-1], 1)
     assert "tls" not in again.services[-1].model_dump(mode="json")
+
+
+def test_fleet_takes_the_newest_deployments_tls() -> None:
+    """Fleet mode: tls is a setting like the others; the newest deployment's wins, and the
+    older host's disagreeing containers are reported and left out."""
+    from compiler.models import Candidate, HostReport
+    from runtime.fleet import render
+
+    def report(host: str, created: str, tls: str) -> HostReport:
+        candidate = Candidate.model_validate(
+            {
+                "serviceName": "web",
+                "predicate": "web.example.com",
+                "tls": tls,
+                "containers": [{"id": f"{host}1", "ip": "10.0.0.1:80", "created": created}],
+            }
+        )
+        return HostReport(host=host, reported_at=1.0, seq=1, candidates=(candidate,))
+
+    result = render(
+        {
+            "a": report("a", "2026-01-01T00:00:00Z", "off"),
+            "b": report("b", "2026-02-01T00:00:00Z", "redirect"),
+        }
+    )
+    (service,) = result.render
+    assert service.tls == "redirect"
+    assert [c.id for c in service.containers] == ["b1"]
+    assert [d.path for d in result.diagnostics] == ["host 'a': $.candidates[0]"]

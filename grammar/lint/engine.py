@@ -38,7 +38,8 @@ class LintOptions:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     target: Version = DEFAULT_TARGET
-    # Whether a path the config names exists (HAP060); None when the config's folder is unknown.
+    # Whether a file the config names exists (HAP062; `lint` gives HAP060 the same answer);
+    # None when where to look is unknown (stdin, the library).
     path_exists: Callable[[str], bool] | None = None
 
 

@@ -32,8 +32,11 @@ from compiler.ast import (
 from compiler.errors import ParseError
 from grammar.lint.keywords import DEFAULT_TARGET, KEYWORDS, ProblemKind, check_section, check_words
 from grammar.lint.registry import Problem
-from grammar.lint.statements import Stmt, split_condition, to_stmt
+from grammar.lint.statements import CONDITIONAL_KEYWORDS, Stmt, split_condition, to_stmt
 from grammar.sections import PROXY_KINDS, Version
+
+# Built once: `isinstance(x, A | B)` in a loop makes the union object on every pass.
+_LAYOUT = (Comment, Blank)
 
 __all__ = ["AclTable", "AclUse", "LintContext", "Proxy", "Route", "SectionInfo"]
 
@@ -160,8 +163,9 @@ class LintContext:
 
         def lines(body: Sequence[Line], into: list[Stmt]) -> None:
             nonlocal counter, branch
+            append_stmt = into.append
             for line in body:
-                if isinstance(line, Comment | Blank):
+                if isinstance(line, _LAYOUT):
                     continue
                 if isinstance(line, Directive):
                     self.directives.append(line)
@@ -198,7 +202,7 @@ class LintContext:
                     continue
                 if branch:
                     branches[id(line)] = branch
-                into.append(to_stmt(line))
+                append_stmt(to_stmt(line))
 
         def index_section(info: SectionInfo) -> None:
             servers = info.servers
@@ -286,6 +290,10 @@ class LintContext:
                     definitions.setdefault(stmt.args[0], []).append(stmt)
                     order.setdefault(id(stmt.node), position)
                     continue
+                if stmt.keyword not in CONDITIONAL_KEYWORDS and not isinstance(
+                    stmt.node, UseBackend
+                ):
+                    continue  # split_condition's own first test, without the call
                 condition, start = split_condition(stmt)
                 if condition is None:
                     continue

@@ -6,7 +6,8 @@ command family, each registering itself on the parser:
 * ``lint`` (``runtime.cli.lint``), ``fmt`` (``runtime.cli.fmt``): check and format
   existing configs;
 * ``state`` (``runtime.cli.state``): see or reset what the registry remembers;
-* ``serve`` (``runtime.cli.serve``): the registry over HTTP.
+* ``serve`` (``runtime.cli.serve``): the registry over HTTP;
+* ``schema`` (``runtime.cli.schema``): the payload's JSON Schema.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from runtime.cli.compile import add_compile_command
 from runtime.cli.errors import guarded, report_error
 from runtime.cli.fmt import add_fmt_command
 from runtime.cli.lint import add_lint_command
+from runtime.cli.schema import add_schema_command
 from runtime.cli.serve import add_serve_command
 from runtime.cli.state import add_state_commands
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fmt_command(commands)
     add_state_commands(commands)
     add_serve_command(commands)
+    add_schema_command(commands)
     return parser
 
 

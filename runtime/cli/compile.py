@@ -1,4 +1,7 @@
-"""``lambda-registry compile``: a payload in, a verified haproxy.cfg out.
+"""``lambda-registry compile``: a payload in, a verified haproxy.cfg (and its map files) out.
+
+Without ``-o`` the bundle goes to stdout in ``runtime.bundle``'s stream form (the config
+alone when there are no maps).
 
 Exit codes (``runtime.cli.exits``): 0 compiled (diagnostics, if any, on stderr); 1 ``--check``
 failed (``haproxy -c`` refused the config); 2 bad input, any diagnostic with ``--strict``, or
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from runtime.cli.errors import CheckFailedError, report
@@ -23,8 +27,17 @@ def add_compile_command(commands: Any) -> None:
         "compile", help="payload JSON -> haproxy.cfg", description="Compile a payload."
     )
     compile_.add_argument("payload", nargs="?", default="-", help="payload file, or - for stdin")
-    compile_.add_argument("-o", "--output", help="write the config here (atomically)")
+    compile_.add_argument(
+        "-o",
+        "--output",
+        help="write the config here, and its map files beside it (atomically, as a set)",
+    )
     compile_.add_argument("--compat", choices=["none", "seed"], help="reproduce the seed's output")
+    compile_.add_argument(
+        "--routing",
+        choices=["acl", "map", "auto"],
+        help="route with one ACL per service, with map files, or auto (maps from 50 services)",
+    )
     compile_.add_argument("--options", help="render options (JSON file)")
     compile_.add_argument("--check", action="store_true", help="also run haproxy -c on it")
     compile_.add_argument("--strict", action="store_true", help="any diagnostic is fatal")
@@ -42,12 +55,13 @@ def add_compile_command(commands: Any) -> None:
 
 
 def run_compile(args: argparse.Namespace) -> int:
+    from runtime.bundle import format_stream, write_bundle
     from runtime.config import load_render_options
-    from runtime.files import read_input, write_atomic
+    from runtime.files import read_input
     from runtime.pipeline import compile_payload
     from runtime.stores.select import choose_store
 
-    options = load_render_options(args.options, args.compat)
+    options = load_render_options(args.options, args.compat, args.routing)
     store = choose_store(args.store)
     source = "<stdin>" if args.payload == "-" else args.payload
     result = compile_payload(
@@ -60,17 +74,17 @@ def run_compile(args: argparse.Namespace) -> int:
     )
     report(args, diagnostics=result.diagnostics)
     if args.output:
-        write_atomic(args.output, result.text)
+        write_bundle(args.output, result.files)
     else:
-        sys.stdout.write(result.text)
+        sys.stdout.write(format_stream(result.files))
     return Exit.OK
 
 
-def _haproxy_accepts(text: str) -> None:
+def _haproxy_accepts(files: Mapping[str, str]) -> None:
     from runtime.haproxy_check import check_config
 
     try:
-        check = check_config(text)
+        check = check_config(files)
     except FileNotFoundError:
         print("lambda-registry: haproxy not installed; --check skipped", file=sys.stderr)
         return

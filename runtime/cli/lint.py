@@ -1,5 +1,9 @@
 """``lambda-registry lint``: the I/O around ``grammar.lint``.
 
+Besides the rules over the text, it checks the files a config reads (HAP060: a map or ACL
+pattern file that is not there, for a config read from a file) and map files named on the
+command line (``*.map``, HAP061: badly formed lines).
+
 Exit codes (``runtime.cli.exits``): 0 when no finding has error severity, 1 when one has, 2
 when an input cannot be read (or an option is wrong). Findings go to stdout
 (``--format text|json|sarif``), a summary to stderr.
@@ -8,10 +12,10 @@ when an input cannot be read (or an option is wrong). Findings go to stdout
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from compiler.perf import paused_gc
@@ -86,6 +90,59 @@ class LintReport:
         return Exit.FAILED if self.errors else Exit.OK
 
 
+def map_findings(text: str, display: str) -> list[Finding]:
+    """A map file named on the command line: its badly formed lines (HAP061)."""
+    from grammar.lint.rules.files import map_file_findings
+
+    return map_file_findings(text, display)
+
+
+def files_beside(text: str, path: str) -> Callable[[str], bool]:
+    """Whether a file the config at ``path`` names exists (map and pattern files, ``crt``).
+
+    Relative names are looked up where HAProxy would: beside the config with ``default-path
+    config``, under an ``origin`` path, else in the working directory. The config is parsed
+    for that only when a relative name is asked about.
+    """
+    directory: list[str] = []
+
+    def base() -> str:
+        if not directory:
+            from compiler.errors import ParseError
+            from grammar.lint.rules.files import base_directory
+            from grammar.parser import parse
+
+            try:
+                where = base_directory(parse(text, file=path))
+            except ParseError:
+                where = None  # HAP001 says why
+            directory.append(
+                os.path.dirname(os.path.abspath(path)) if where == "" else (where or ".")
+            )
+        return directory[0]
+
+    def exists(name: str) -> bool:
+        return os.path.exists(name if os.path.isabs(name) else os.path.join(base(), name))
+
+    return exists
+
+
+def missing_files(text: str, path: str, exists: Callable[[str], bool]) -> list[Finding]:
+    """HAP060: map and pattern files the config at ``path`` names that ``exists`` does not
+    find."""
+    if "map" not in text and "-f" not in text:
+        return []  # nothing to look for: skip the second parse
+    from compiler.errors import ParseError
+    from grammar.lint.rules.files import map_reference_findings
+    from grammar.parser import parse
+
+    try:
+        config = parse(text, file=path)
+    except ParseError:
+        return []  # HAP001 says why
+    return map_reference_findings(config, path, exists)
+
+
 def _patterns(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -106,6 +163,7 @@ def run_lint(args: argparse.Namespace) -> int:
         say(sys.stderr, "lambda-registry lint: no FILE given (use - for stdin)\n")
         return Exit.BAD_INPUT
     options = LintOptions(tuple(select), tuple(ignore), target)
+    codes = {rule_.code for rule_ in rules}
     result = LintReport()
     with paused_gc(freeze=True):
         for name in config_inputs(args.files):
@@ -115,9 +173,22 @@ def run_lint(args: argparse.Namespace) -> int:
             except InputError as error:
                 result.failed(str(error))
                 continue
-            # Paths in the config (crt ...) are checked against the config's own folder.
-            known = options if name == "-" else replace(options, path_exists=_under(name))
-            result.checked(lint_text(text, file=display, options=known))
+            if name.endswith(".map"):
+                result.checked(map_findings(text, display) if "HAP061" in codes else [])
+                continue
+            if name == "-":
+                result.checked(lint_text(text, file=display, options=options))
+                continue
+            # One answer to "is this file there?" for every rule that asks (crt: HAP062).
+            exists = files_beside(text, name)
+            known = replace(options, path_exists=exists)
+            findings = lint_text(text, file=display, options=known)
+            if "HAP060" in codes:
+                findings = sorted(
+                    [*findings, *missing_files(text, name, exists)],
+                    key=lambda f: (f.line, f.col, f.code),
+                )
+            result.checked(findings)
     for problem in result.unreadable:
         say(sys.stderr, f"error: {problem}\n")
     document = report(
@@ -130,13 +201,3 @@ def run_lint(args: argparse.Namespace) -> int:
     say(sys.stdout, document)
     say(sys.stderr, result.summary() + "\n")
     return result.exit_code
-
-
-def _under(config: str) -> Callable[[str], bool]:
-    """Whether a path named in ``config`` exists, a relative one taken from its folder."""
-    folder = Path(config).resolve().parent
-
-    def exists(path: str) -> bool:
-        return (folder / path).exists()
-
-    return exists

@@ -76,7 +76,7 @@ def run_show(args: argparse.Namespace) -> int:
         document = {
             "store": store.label,
             "table": table,
-            "services": [service.model_dump(mode="json") for service in services],
+            "services": [service.stored_form() for service in services],
         }
         print(json.dumps(document, indent=2))
         return Exit.OK
@@ -179,5 +179,11 @@ def _describe(service: Service) -> str:
     route = f"{service.mode} {service.predicate}"
     cookie = f", cookie {service.cookie}" if service.cookie else ""
     lines = [f"{service.name}: {route}{cookie}, {len(service.containers)} container(s)"]
-    lines.extend(f"    {container.id} {container.ip}" for container in service.containers)
+    if service.settings_key() != "{}":
+        lines.append(f"    settings: {service.settings_key()}")
+    lines.extend(
+        f"    {container.id} {container.ip}"
+        + (f" weight {container.weight}" if container.weight is not None else "")
+        for container in service.containers
+    )
     return "\n".join(lines)

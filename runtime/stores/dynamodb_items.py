@@ -3,7 +3,8 @@
 A service is one item (hash key ``serviceName``)::
 
     {"serviceName": "app1", "configMode": "host", "predicate": "first.example.com",
-     "cookie": "JSESSIONID", "containers": [{"id": ..., "ip": ...}], "version": 7}
+     "cookie": "JSESSIONID", "containers": [{"id": ..., "ip": ..., "weight": 3}],
+     "settings": "<the per-service settings as JSON, only when any is set>", "version": 7}
 
 A host report is one item or more; each host writes only its own items, so reports of
 different hosts never conflict::
@@ -20,6 +21,7 @@ report's ``seq``: a scan that meets parts of two different reports reads again.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -27,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from compiler.models import HostReport, Service
+from compiler.models import ContainerRef, HostReport, Service
 from runtime.stores import StoreError
 from runtime.stores.reports import dump_report, load_report
 
@@ -108,16 +110,30 @@ def service_item(service: Service, version: int) -> dict[str, Any]:
         HASH_KEY: {"S": service.name},
         "configMode": {"S": service.mode},
         "predicate": {"S": service.predicate},
-        "containers": {
-            "L": [{"M": {"id": {"S": c.id}, "ip": {"S": c.ip}}} for c in service.containers]
-        },
+        "containers": {"L": [{"M": _container_attributes(c)} for c in service.containers]},
         "version": {"N": str(version)},
     }
     if service.cookie is not None:
         item["cookie"] = {"S": service.cookie}
-    if service.tls != "off":
-        item["tls"] = {"S": service.tls}
+    settings = service.settings_key()
+    if settings != "{}":
+        # The per-service settings as one JSON string: nested, and validated on the way back.
+        item["settings"] = {"S": settings}
     return item
+
+
+def _container_attributes(container: ContainerRef) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"id": {"S": container.id}, "ip": {"S": container.ip}}
+    if container.weight is not None:
+        attributes["weight"] = {"N": str(container.weight)}
+    return attributes
+
+
+def _container_data(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": attributes["id"]["S"], "ip": attributes["ip"]["S"]}
+    if "weight" in attributes:
+        data["weight"] = int(attributes["weight"]["N"])
+    return data
 
 
 def service_from_item(item: Mapping[str, Any], table: str) -> Service:
@@ -127,14 +143,14 @@ def service_from_item(item: Mapping[str, Any], table: str) -> Service:
             "mode": item["configMode"]["S"],
             "predicate": item["predicate"]["S"],
             "cookie": item["cookie"]["S"] if "cookie" in item else None,
-            "tls": item["tls"]["S"] if "tls" in item else "off",
             "containers": [
-                {"id": c["M"]["id"]["S"], "ip": c["M"]["ip"]["S"]}
-                for c in item.get("containers", {}).get("L", [])
+                _container_data(c["M"]) for c in item.get("containers", {}).get("L", [])
             ],
         }
+        if "settings" in item:
+            data.update(json.loads(item["settings"]["S"]))
         return Service.model_validate(data)
-    except (KeyError, TypeError, ValidationError) as error:
+    except (KeyError, TypeError, ValueError, ValidationError) as error:
         name = item.get(HASH_KEY, {}).get("S", "?")
         reason = str(error).splitlines()[0] if isinstance(error, ValidationError) else repr(error)
         raise StoreError(

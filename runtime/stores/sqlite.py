@@ -297,7 +297,7 @@ class SQLiteStore:
 
 
 def _dump(service: Service) -> str:
-    return json.dumps(service.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    return json.dumps(service.stored_form(), separators=(",", ":"), sort_keys=True)
 
 
 def _first_line(error: Exception) -> str:

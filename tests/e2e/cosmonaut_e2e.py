@@ -135,9 +135,14 @@ def request(
         connection.close()
 
 
-def backend_script(port: int, paths: tuple[str, ...], cookie: str | None) -> str:
+def backend_script(
+    port: int, paths: tuple[str, ...], cookie: str | None, stop_delay: float = 0.0
+) -> str:
     """busybox httpd answering with the container's hostname (its short id) on ``/``, on
-    ``/<path>/`` for each path, and on ``/cgi-bin/id``, which also sets ``cookie``."""
+    ``/<path>/`` for each path, and on ``/cgi-bin/id``, which also sets ``cookie``. On
+    SIGTERM it exits at once, or, with ``stop_delay``, keeps serving that long first (an app
+    that finishes its in-flight work)."""
+    pause = f"sleep {stop_delay:g}; " if stop_delay else ""
     dirs = " ".join(f"/www/{p.strip('/')}" for p in paths)
     set_cookie = f"Set-Cookie: {cookie}=v\\r\\n" if cookie else ""
     return f"""
@@ -150,7 +155,7 @@ printf 'Content-Type: text/plain\\r\\n{set_cookie}\\r\\n'
 echo $HOSTNAME
 EOF
 chmod +x /www/cgi-bin/id
-trap 'kill $pid; exit 0' TERM
+trap '{pause}kill $pid; exit 0' TERM
 httpd -f -p {port} -h /www & pid=$!
 wait $pid
 """
@@ -191,6 +196,7 @@ class DockerHost:
         healthcheck: dict[str, Any] | None = None,
         start: bool = True,
         ports: dict[str, Any] | None = None,
+        stop_delay: float = 0.0,
     ) -> Any:
         settings = {**(environment or {}), **(labels or {})}
         cookie = cookie or settings.get("cosmonaut.cookie") or settings.get("COOKIE")
@@ -200,7 +206,7 @@ class DockerHost:
             paths = (*paths, predicate)
         container = self.client.containers.create(
             BUSYBOX,
-            ["sh", "-c", backend_script(port, paths, cookie)],
+            ["sh", "-c", backend_script(port, paths, cookie, stop_delay)],
             name=f"{self.prefix}{suffix}",
             labels=labels or {},
             environment=environment or {},
@@ -213,14 +219,24 @@ class DockerHost:
         return container
 
     def haproxy(
-        self, config: str | None = None, *, command: list[str] | None = None, image: str = HAPROXY
+        self,
+        config: str | None = None,
+        *,
+        command: list[str] | None = None,
+        image: str = HAPROXY,
+        runtime_dir: Path | None = None,
     ) -> HaproxyBox:
+        """HAProxy in a container; with ``runtime_dir``, that host folder is its
+        ``/var/lib/haproxy`` (the stats socket and the server state), as in the README."""
         from cosmonaut.engine import Engine
         from runtime.pipeline import compile_payload
 
         text = config or compile_payload({"table": "e2e-test", "running": []}).text
         name = f"{self.prefix}haproxy"
-        container = self.client.containers.create(image, command, name=name)
+        volumes = {}
+        if runtime_dir is not None:
+            volumes[str(runtime_dir)] = {"bind": "/var/lib/haproxy", "mode": "rw"}
+        container = self.client.containers.create(image, command, name=name, volumes=volumes)
         self.started.append(container)
         Engine().put_file(container.id, "/usr/local/etc/haproxy", "haproxy.cfg", text.encode())
         container.start()
@@ -305,8 +321,10 @@ def reconciler(
     dry_run: bool = False,
     reload_timeout: float = 10.0,
     table: str = "e2e-test",
+    runtime_socket: Path | None = None,
 ) -> Any:
-    """Cosmonaut's parts for one test, limited to the test's containers by ``--keyword``."""
+    """Cosmonaut's parts for one test, limited to the test's containers by ``--keyword``;
+    with ``runtime_socket``, the runtime API path too (``--runtime-socket``)."""
     from cosmonaut.apply import Applier
     from cosmonaut.discovery import Discoverer
     from cosmonaut.engine import Engine
@@ -321,13 +339,18 @@ def reconciler(
     target = HaproxyTarget(engine, discoverer, reload_timeout=reload_timeout)
     history = History(state_dir / "history", 3) if state_dir else None
     applier = Applier(target, history, dry_run=dry_run)
-    return Syncer(
+    syncer = Syncer(
         discoverer,
         registry or LocalRegistry(MemoryStore()),
         applier,
         table=table,
         status_path=state_dir / "status.json" if state_dir else None,
     )
+    if runtime_socket is not None:
+        from cosmonaut.runtime_api import RuntimeApi, RuntimePath
+
+        syncer.runtime = RuntimePath(applier, RuntimeApi(str(runtime_socket)), syncer.metrics)
+    return syncer
 
 
 class RunningDaemon:

@@ -44,7 +44,8 @@ def routed(haproxy: HaproxyBox, *containers: Any) -> set[str]:
 
 
 def servers(haproxy: HaproxyBox) -> int:
-    return sum(1 for line in haproxy.config().splitlines() if line.startswith("    server "))
+    lines = haproxy.config().splitlines()  # free slots (``disabled``) route nothing
+    return sum(1 for x in lines if x.startswith("    server ") and not x.endswith(" disabled"))
 
 
 def settled(daemon: RunningDaemon, *containers: Any) -> None:

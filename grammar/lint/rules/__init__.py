@@ -7,6 +7,6 @@ HAProxy accepts but is most likely a mistake. The reference, with examples, is
 ``docs/lint-rules.md``.
 """
 
-from grammar.lint.rules import acls, keywords, names, routing, servers, structure, tls
+from grammar.lint.rules import acls, files, keywords, names, routing, servers, structure, tls
 
-__all__ = ["acls", "keywords", "names", "routing", "servers", "structure", "tls"]
+__all__ = ["acls", "files", "keywords", "names", "routing", "servers", "structure", "tls"]

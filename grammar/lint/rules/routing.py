@@ -49,18 +49,21 @@ def mode_mismatch(ctx: LintContext) -> Iterator[Problem]:
 @rule("HAP051", "missing-timeouts", "warning", "client/connect/server timeouts not set")
 def missing_timeouts(ctx: LintContext) -> Iterator[Problem]:
     for proxy in ctx.proxies:
-        if proxy.kind == "defaults" or proxy.mode() not in ("tcp", "http"):
+        if proxy.kind == "defaults":
             continue
-        if any(stmt.keyword == "disabled" for stmt in proxy.info.statements):
+        mode = proxy.mode()
+        if mode not in ("tcp", "http"):
+            continue
+        if "disabled" in proxy.info.keywords:  # the keywords of its statements
             continue
         missing: list[str] = []
         if proxy.frontend and proxy.lookup("timeout client") is None:
             missing.append("client")
-        if proxy.backend and any(True for _ in proxy.info.servers):
+        if proxy.backend and proxy.info.servers:
             if proxy.lookup("timeout connect") is None:
                 missing.append("connect")
             if proxy.lookup("timeout server") is None and (
-                proxy.mode() == "http" or proxy.lookup("timeout tunnel") is None
+                mode == "http" or proxy.lookup("timeout tunnel") is None
             ):
                 missing.append("server")
         if missing:

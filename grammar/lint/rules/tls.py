@@ -1,4 +1,4 @@
-"""Rules about TLS on bind lines (HAP060-HAP061), issue 14."""
+"""Rules about TLS on bind lines (HAP062-HAP063), issue 14."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ _TLS_PARAMS = frozenset(
 )  # fmt: skip
 
 
-@rule("HAP060", "missing-certificate", "error", "a bind names a certificate file that is missing")
+@rule("HAP062", "missing-certificate", "error", "a bind names a certificate file that is missing")
 def missing_certificate(ctx: LintContext) -> Iterator[Problem]:
     exists = ctx.path_exists
     if exists is None:
@@ -57,7 +57,7 @@ def missing_certificate(ctx: LintContext) -> Iterator[Problem]:
                     )
 
 
-@rule("HAP061", "tls-params-without-ssl", "warning", "certificate parameters on a bind without ssl")
+@rule("HAP063", "tls-params-without-ssl", "warning", "certificate parameters on a bind without ssl")
 def tls_params_without_ssl(ctx: LintContext) -> Iterator[Problem]:
     for proxy in ctx.proxies:
         if not proxy.frontend:

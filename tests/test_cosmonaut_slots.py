@@ -1,0 +1,106 @@
+"""Server slots: the registry's config laid onto the running slots, and the runtime commands."""
+
+from __future__ import annotations
+
+from compiler.lower import lower, slot_capacity
+from compiler.models import Service
+from compiler.options import RenderOptions
+from compiler.printer import print_config
+from cosmonaut.slots import Plan, place, runtime_plan
+from grammar.parser import parse
+
+
+def config(*containers: tuple[str, str], cookie: str | None = "SID", **options: object) -> str:
+    service = Service.model_validate(
+        {
+            "name": "web",
+            "mode": "host",
+            "predicate": "web.example",
+            "cookie": cookie,
+            "containers": [{"id": i, "ip": ip} for i, ip in containers],
+        }
+    )
+    return print_config(lower([service], RenderOptions.model_validate(options)))
+
+
+def servers(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("server ")]
+
+
+def test_slot_capacity_is_the_next_size_up_by_the_growth_factor() -> None:
+    assert [slot_capacity(n, 4, 2.0) for n in (0, 3, 4, 7, 8, 100)] == [4, 4, 8, 8, 16, 128]
+    assert slot_capacity(4, 4, 1.5) == 6
+
+
+def test_the_registry_gives_free_slots_with_their_own_cookie_values() -> None:
+    text = config(("c1", "10.0.0.1:80"))
+    assert servers(text) == [
+        "server c1 10.0.0.1:80 check cookie c1",
+        "server slot-1 127.0.0.1:1 check cookie slot-1 disabled",
+        "server slot-2 127.0.0.1:1 check cookie slot-2 disabled",
+        "server slot-3 127.0.0.1:1 check cookie slot-3 disabled",
+    ]
+
+
+def test_a_new_container_fills_a_free_slot_and_keeps_the_others_where_they_are() -> None:
+    running = parse(config(("c1", "10.0.0.1:80"), ("c2", "10.0.0.2:80")))
+    new = parse(config(("c1", "10.0.0.1:80"), ("c2", "10.0.0.2:80"), ("c3", "10.0.0.3:80")))
+    placed = place(new, running, keep_capacity=True)
+    assert servers(print_config(placed.config)) == [
+        "server c1 10.0.0.1:80 check cookie c1",
+        "server c2 10.0.0.2:80 check cookie c2",
+        "server slot-1 10.0.0.3:80 check cookie slot-1",
+        "server slot-2 127.0.0.1:1 check cookie slot-2 disabled",
+    ]
+    assert placed.servers["c3"] == ("web", "slot-1")
+    plan = runtime_plan(running, placed.config)
+    assert plan == Plan(
+        (
+            "set server web/slot-1 addr 10.0.0.3 port 80",
+            "enable health web/slot-1",
+            "set server web/slot-1 state ready",
+        ),
+        filled=1,
+        emptied=0,
+    )
+
+
+def test_a_leaving_container_empties_its_slot_which_keeps_its_name() -> None:
+    running = parse(config(("c1", "10.0.0.1:80"), ("c2", "10.0.0.2:80")))
+    new = parse(config(("c2", "10.0.0.2:80")))
+    placed = place(new, running, keep_capacity=True)
+    assert servers(print_config(placed.config))[:2] == [
+        "server c1 127.0.0.1:1 check cookie c1 disabled",
+        "server c2 10.0.0.2:80 check cookie c2",
+    ]
+    assert runtime_plan(running, placed.config) == Plan(
+        ("set server web/c1 state maint",), filled=0, emptied=1
+    )
+
+
+def test_a_full_backend_grows_at_a_reload_keeping_running_names() -> None:
+    four = [(f"c{n}", f"10.0.0.{n}:80") for n in range(1, 5)]
+    running_text = config(*four[:3])
+    running = parse(running_text)
+    step = place(parse(config(*four)), running, keep_capacity=True)
+    assert not step.grew  # the fourth fills the last slot
+    full = step.config
+    five = place(parse(config(*four, ("c5", "10.0.0.5:80"))), full, keep_capacity=True)
+    assert five.grew == ("web",)
+    grown = place(parse(config(*four, ("c5", "10.0.0.5:80"))), full, keep_capacity=False)
+    names = [line.split()[1] for line in servers(print_config(grown.config))]
+    assert names[:4] == ["c1", "c2", "c3", "slot-1"]  # the fourth keeps its slot name
+    assert len(names) == 8
+
+
+def test_anything_but_servers_changing_takes_a_reload() -> None:
+    running = parse(config(("c1", "10.0.0.1:80")))
+    new = parse(config(("c1", "10.0.0.1:80"), retries=5))
+    placed = place(new, running, keep_capacity=True)
+    assert "structural" in str(runtime_plan(running, placed.config))
+
+
+def test_without_slots_nothing_is_translated() -> None:
+    text = config(("c1", "10.0.0.1:80"), server_slots={"enabled": False})
+    placed = place(parse(text), parse(text), keep_capacity=True)
+    assert print_config(placed.config) == text
