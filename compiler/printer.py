@@ -128,7 +128,9 @@ def _line_text(line: Line, indent: str) -> str:
 def _words_line(words: Sequence[str], src: Source | None, indent: str) -> str:
     if src is None:
         joined = " ".join(words)
-        if _BARE_WORDS.fullmatch(joined) is not None:
+        # The count rules out a word that holds a space itself ("max-age=1; preload"), which
+        # the regex alone would take for two bare words.
+        if joined.count(" ") == len(words) - 1 and _BARE_WORDS.fullmatch(joined) is not None:
             # Every word is its own spelling (what quote_arg gives a bare word): one regex
             # for the line instead of a look-up per word.
             return f"{indent}{joined}\n"

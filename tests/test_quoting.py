@@ -55,3 +55,15 @@ def test_empty_value_survives_before_another_word() -> None:
 def test_nul_is_refused() -> None:
     with pytest.raises(UnprintableValueError):
         quote_arg("a\x00b")
+
+
+@given(st.lists(VALUES, min_size=1, max_size=4))
+@example(["set-header", "Strict-Transport-Security", "max-age=31536000; includeSubDomains"])
+@example(["a b", "c"])
+def test_printed_statement_reads_back_word_for_word(words: list[str]) -> None:
+    # The printer's all-bare fast path must not take a word holding a space for two words.
+    if words[-1] == "":
+        words = [*words, "x"]  # an empty last word has no spelling (test above)
+    config = Config((GenericSection("program", ("p",), (Statement("command", tuple(words)),)),))
+    (line,) = [line for line in print_config(config).split("\n") if "command" in line]
+    assert words_of(line) == ("command", *words)
