@@ -253,3 +253,16 @@ def test_bad_setting_labels_leave_out_the_container_naming_the_label(
     assert problems and all(isinstance(p, ContainerProblem) for p in problems)
     assert any(p.setting == label for p in problems if isinstance(p, ContainerProblem)), problems
     assert all("hunter2" not in str(p) for p in problems)
+
+
+def test_tls_in_the_namespaced_form_rides_with_the_settings() -> None:
+    labels = {
+        "cosmonaut.web.predicate": "w.example",
+        "cosmonaut.web.port": "80",
+        "cosmonaut.web.tls": "redirect",
+        "cosmonaut.web.maxconn": "5",
+    }
+    (settings,) = read_services("c1", labels, {})
+    assert isinstance(settings, ServiceSettings)
+    assert settings.tls == "redirect"
+    assert json.loads(settings.options) == {"maxconn": 5, "tls": "redirect"}
