@@ -250,7 +250,9 @@ def test_a_container_on_host_b_is_routed_through_host_a_until_b_dies(
     )
     eventually(lambda: a.haproxy.get(host="api.example").status == 503, what="api gone at A")
     assert answers(a.haproxy, "web.example", 8) == {short(web_a)}
-    assert a.metrics()["cosmonaut_polled_changes_total"] >= 2  # B's arrival, B's expiry
+    # B's expiry reaches A through the poll (A has no event then); B's arrival may come
+    # either way, through the poll or with the answer to one of A's own passes.
+    assert a.metrics()["cosmonaut_polled_changes_total"] >= 1
     # B's HAProxy is nobody's now: it keeps serving its last config, untouched.
     assert answers(b.haproxy, "api.example") == {short(api_b)}
 
