@@ -69,7 +69,12 @@ def make_payload(
 def check_output(text: str, services: int, containers: int) -> None:
     lines = text.splitlines()
     backends = sum(1 for line in lines if line.startswith("backend "))
-    servers = sum(1 for line in lines if line.lstrip().startswith("server "))
+    # Free server slots (``disabled``, for the runtime API) are not containers.
+    servers = sum(
+        1
+        for line in lines
+        if line.lstrip().startswith("server ") and not line.endswith(" disabled")
+    )
     if backends != services or servers != services * containers:
         raise BenchmarkFailed(
             f"the config has {backends} backends and {servers} servers; expected {services} "
