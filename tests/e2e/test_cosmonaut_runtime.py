@@ -166,8 +166,20 @@ def test_an_unhealthy_container_is_drained_at_once_then_leaves_without_a_reload(
         eventually(lambda: answers(haproxy, "web.example") == {short(well), short(sick)})
         before = workers(syncer)
         eventually(lambda: sick.exec_run(["rm", "/www/index.html"]).exit_code == 0, what="rm")
-        assert podman_healthcheck(sick) == "unhealthy"  # a health_status event follows
-        eventually(lambda: syncer.metrics.values["cosmonaut_drains_total"] == 1, what="drain")
+        # Each check run sends a health_status event. Podman 4.3 was seen to lose one under CI
+        # load (the daemon's resync would still take the container out, without the drain
+        # this test is about), so a lost event is followed by another check run, twice.
+        for attempt in range(3):
+            assert podman_healthcheck(sick) == "unhealthy"  # a health_status event follows
+            try:
+                eventually(
+                    lambda: syncer.metrics.values["cosmonaut_drains_total"] >= 1,
+                    what="drain",
+                )
+                break
+            except pytest.fail.Exception:
+                if attempt == 2:
+                    raise
         eventually(lambda: answers(haproxy, "web.example") == {short(well)}, what="sick out")
         eventually(lambda: daemon.passes[-1].applied.outcome == "runtime", what="runtime")
         assert workers(syncer) == before
