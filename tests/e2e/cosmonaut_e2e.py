@@ -16,6 +16,7 @@ import http.client
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -475,3 +476,19 @@ def leftovers(haproxy: HaproxyBox) -> list[str]:
     """Files in the HAProxy container's config folder other than haproxy.cfg."""
     listing = haproxy.container.exec_run(["ls", "-a", "/usr/local/etc/haproxy"]).output.decode()
     return [name for name in listing.split() if name not in (".", "..", "haproxy.cfg")]
+
+
+def load_clients(haproxy: HaproxyBox, host: str) -> subprocess.Popen[str]:
+    """Start tests/e2e/load_clients.py against ``haproxy`` for ``host``: continuous GETs with
+    and without keep-alive, in a process of their own (in the test's process they would take
+    the interpreter lock from the calls under test). It prints ``ready``, then, once its stdin
+    closes, a JSON summary; its stdin and stdout are pipes."""
+    script = Path(__file__).with_name("load_clients.py")
+    clients = subprocess.Popen(
+        [sys.executable, str(script), haproxy.ip, host],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert clients.stdin is not None and clients.stdout is not None
+    return clients

@@ -24,6 +24,7 @@ from cosmonaut_e2e import (
     backend_script,
     engine_tool,
     eventually,
+    load_clients,
     podman_healthcheck,
     reconciler,
     short,
@@ -364,16 +365,7 @@ def test_zero_failed_requests_while_reloading(host: DockerHost) -> None:
     assert apply.apply(configs[0]).outcome == "applied"
     eventually(lambda: answers(haproxy) == {short(a)}, what="routed")
 
-    # The clients run in a process of their own: in this one they would take the interpreter
-    # lock from the apply calls and double their time.
-    script = Path(__file__).with_name("load_clients.py")
-    clients = subprocess.Popen(
-        [sys.executable, str(script), haproxy.ip, "web.example"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert clients.stdin is not None and clients.stdout is not None
+    clients = load_clients(haproxy, "web.example")
     results = []
     try:
         assert clients.stdout.readline().strip() == "ready"

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from cosmonaut_e2e import (
     HaproxyBox,
     RunningDaemon,
     eventually,
+    load_clients,
     podman_healthcheck,
     reconciler,
     short,
@@ -208,14 +207,7 @@ def test_rolling_replace_under_load_fails_no_request(
     old = [start(f"old{n}") for n in range(3)]
     with RunningDaemon(syncer) as daemon:
         eventually(lambda: answers(haproxy, "web.example", 20) == {short(c) for c in old})
-        script = Path(__file__).with_name("load_clients.py")
-        clients = subprocess.Popen(
-            [sys.executable, str(script), haproxy.ip, "web.example"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert clients.stdin is not None and clients.stdout is not None
+        clients = load_clients(haproxy, "web.example")
         try:
             assert clients.stdout.readline().strip() == "ready"
             for index, container in enumerate(old):
@@ -265,14 +257,7 @@ def test_mixed_changes_under_load_reload_only_for_structural_ones(
     host.service("other0", labels=OTHER)
     assert sync_ok(syncer).outcome == "applied"
     eventually(lambda: answers(haproxy, "web.example") == {short(c) for c in loaded})
-    script = Path(__file__).with_name("load_clients.py")
-    clients = subprocess.Popen(
-        [sys.executable, str(script), haproxy.ip, "web.example"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert clients.stdin is not None and clients.stdout is not None
+    clients = load_clients(haproxy, "web.example")
     outcomes: list[str] = []
     structural = 0
     joined: Any = None
