@@ -99,9 +99,11 @@ class Applier:
         haproxy: HaproxyContainer | None = None,
         *,
         maps: tuple[tuple[str, str], ...] = (),
+        force: bool = False,
     ) -> ApplyResult:
         """Apply ``text`` and its ``maps`` (name, text); ``haproxy`` is the container as just
-        inspected, if at hand."""
+        inspected, if at hand. ``force``: check and reload even when ``text`` is what runs
+        (certificate files changed: only a reload loads them)."""
         started = time.monotonic()
         steps: dict[str, float] = {}
         mark = started
@@ -120,7 +122,7 @@ class Applier:
         haproxy = self.target.located(haproxy)
         running = self.running_config(haproxy)
         step("locate")
-        if text == running:
+        if text == running and not force:
             return result("unchanged", "the config is identical to the running one")
         try:
             print_verified(parse(text, file="<registry>"))

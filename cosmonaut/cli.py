@@ -230,6 +230,57 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="how many applied configs to keep in STATE_DIR/history (default 10)",
     )
+    https = parser.add_argument_group("HTTPS")
+    https.add_argument(
+        "--certs-dir",
+        metavar="PATH",
+        help="the certificate folder inside the HAProxy container (default: the 'tls' render "
+        "option's certs_dir, with the in-process registry); a change there is loaded by a "
+        "reload, and ACME certificates are written there",
+    )
+    https.add_argument(
+        "--acme-directory",
+        metavar="URL",
+        help="get certificates from this ACME CA (e.g. Let's Encrypt's "
+        "https://acme-v02.api.letsencrypt.org/directory) for services labelled "
+        "cosmonaut.tls.acme=true; needs --acme-accept-tos",
+    )
+    https.add_argument("--acme-email", metavar="ADDRESS", help="the ACME account's contact")
+    https.add_argument(
+        "--acme-accept-tos",
+        action="store_true",
+        help="agree to the ACME CA's terms of service (required with --acme-directory)",
+    )
+    https.add_argument(
+        "--acme-all",
+        action="store_true",
+        help="get certificates for every tls on/redirect service in host mode whose name has "
+        "no <name>.pem or <name>.crt in the certificate folder, labelled or not",
+    )
+    https.add_argument(
+        "--acme-ca-bundle",
+        type=Path,
+        metavar="PATH",
+        help="CA certificates to verify the ACME server's HTTPS with (default: the system's)",
+    )
+    https.add_argument(
+        "--acme-store",
+        metavar="SPEC",
+        help="where the ACME account, leases and certificates are kept, shared by a fleet "
+        "(default: the in-process registry's store; with --registry-url, "
+        "sqlite:STATE_DIR/acme.db, which a fleet must replace with a shared one)",
+    )
+    https.add_argument(
+        "--acme-retry-min",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="first retry after a failed order; doubles up to --acme-retry-max, and never "
+        "sooner than the CA's Retry-After (default 60)",
+    )
+    https.add_argument(
+        "--acme-retry-max", type=_seconds, default=3600.0, metavar="SECONDS", help="(default 3600)"
+    )
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default="info"
     )
@@ -281,6 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "address_mode", None) == "published" and not args.advertise_address:
         parser.error("--address-mode published needs --advertise-address IP")
+    if getattr(args, "acme_directory", None) and not args.acme_accept_tos:
+        parser.error(
+            "--acme-directory needs --acme-accept-tos: read the CA's terms of service first"
+        )
+    acme_only = ("acme_email", "acme_all", "acme_ca_bundle", "acme_store")
+    if not getattr(args, "acme_directory", None) and any(getattr(args, a, None) for a in acme_only):
+        parser.error(
+            "--acme-email, --acme-all, --acme-ca-bundle and --acme-store need --acme-directory"
+        )
     logs.configure(sys.stderr, getattr(args, "log_level", "info"))
     return guarded(
         lambda: int(args.handler(args)),

@@ -16,8 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cosmonaut import logs
+from cosmonaut.acme.manager import CertificateManager
+from cosmonaut.acme.vault import Vault
 from cosmonaut.apply import Applier
-from cosmonaut.cli import AUTO_HOST_ID
+from cosmonaut.certfolder import CertFolder
+from cosmonaut.cli import AUTO_HOST_ID, INSTALL_HINT
 from cosmonaut.discovery import Discoverer
 from cosmonaut.engine import Engine, EngineUnavailable
 from cosmonaut.errors import UsageError
@@ -78,6 +81,7 @@ class _Parts:
         if args.runtime_socket:
             api = RuntimeApi(args.runtime_socket)
             runtime = RuntimePath(self.applier, api, self.metrics)
+        folder, certificates = _https(args, self, table=table, holder=host or name or "host")
         self.syncer = Syncer(
             self.discoverer,
             self.registry,
@@ -87,11 +91,79 @@ class _Parts:
             metrics=self.metrics,
             status_path=None if args.dry_run else self.state_dir / "status.json",
             runtime=runtime,
+            folder=folder,
+            certificates=certificates,
+            acme_everyone=args.acme_all,
         )
+
+
+def _https(
+    args: argparse.Namespace, parts: _Parts, *, table: str, holder: str
+) -> tuple[CertFolder | None, CertificateManager | None]:
+    """The certificate folder (``--certs-dir``, else the ``tls`` render option's) and, with
+    ``--acme-directory``, the ACME manager, whose account key's thumbprint the in-process
+    registry renders (the remote registry's options must carry it: the log says which)."""
+    registry = parts.registry
+    local = registry if isinstance(registry, LocalRegistry) else None
+    tls = local.options.tls if local is not None else None
+    directory = args.certs_dir or (tls.certs_dir if tls is not None else None)
+    folder = CertFolder(parts.engine, directory) if directory else None
+    if not args.acme_directory:
+        return folder, None
+    if folder is None:
+        raise UsageError(
+            "--acme-directory needs a certificate folder: the 'tls' render option (--options) "
+            "or --certs-dir",
+            file="--acme-directory",
+        )
+    try:
+        from cosmonaut.acme.client import AcmeClient, new_account_key, thumbprint
+    except ImportError:
+        raise UsageError(
+            f"ACME needs the 'acme' extra: {INSTALL_HINT.replace('cosmonaut]', 'cosmonaut,acme]')}",
+            file="--acme-directory",
+        ) from None
+    if args.acme_store:
+        store = choose_store(args.acme_store)
+    elif local is not None:
+        store = local.store
+    else:
+        store = choose_store(f"sqlite:{parts.state_dir / 'acme.db'}")
+    vault = Vault(store, table, holder)
+    key = vault.account_key(new_account_key)
+    account_thumbprint = thumbprint(key)
+    if local is not None:
+        local.options = local.options.model_copy(update={"acme_thumbprint": account_thumbprint})
+    else:
+        logs.info(
+            "acme: the registry's render options need this thumbprint",
+            acme_thumbprint=account_thumbprint,
+        )
+    verify: bool | str = str(args.acme_ca_bundle) if args.acme_ca_bundle else True
+    client = AcmeClient(
+        args.acme_directory, key, email=args.acme_email, verify=verify, holder=holder
+    )
+    manager = CertificateManager(
+        vault,
+        client,
+        metrics=parts.metrics,
+        retry_min=args.acme_retry_min,
+        retry_max=args.acme_retry_max,
+    )
+    logs.info(
+        "acme on", directory=args.acme_directory, store=vault.label, thumbprint=account_thumbprint
+    )
+    return folder, manager
 
 
 def run_once(args: argparse.Namespace) -> int:
     parts = _Parts(args, wait_for_docker=None)
+    certificates = parts.syncer.certificates
+    if certificates is not None:
+        # Once: learn the names, order what is due (one round, bounded by the CA's answers),
+        # then the pass that installs and routes them.
+        parts.syncer.sync(("once",))
+        certificates.tick()
     result = parts.syncer.sync(("once",))
     applied = result.applied
     if applied is not None and applied.outcome == "dry-run" and applied.diff:

@@ -159,14 +159,24 @@ class Engine:
     def put_file(self, container: str, directory: str, name: str, data: bytes) -> None:
         self.put_files(container, directory, {name: data})
 
-    def put_files(self, container: str, directory: str, files: dict[str, bytes]) -> None:
-        """Copy files into one directory of a container, in one archive (one API call)."""
+    def put_files(
+        self,
+        container: str,
+        directory: str,
+        files: dict[str, bytes],
+        *,
+        mode: int = 0o644,
+        owner: tuple[int, int] = (0, 0),
+    ) -> None:
+        """Copy files into one directory of a container, in one archive (one API call), with
+        ``mode`` and ``owner`` (uid, gid)."""
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:
             for name, data in files.items():
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
-                info.mode = 0o644
+                info.mode = mode
+                info.uid, info.gid = owner
                 info.mtime = int(time.time())
                 archive.addfile(info, io.BytesIO(data))
 

@@ -303,6 +303,8 @@ class Daemon:
         poll_interval: float = 0.0,
         retry_backoff: Backoff | None = None,
         on_pass: Callable[[PassResult], None] | None = None,
+        folder_interval: float = 5.0,
+        acme_interval: float = 10.0,
     ) -> None:
         self.engine = engine
         self.syncer = syncer
@@ -335,8 +337,26 @@ class Daemon:
         )
         self.quiet = debounce_min
         self.passes = 0
+        # HTTPS: how often the certificate folder is listed (a change is loaded by a pass),
+        # and the ACME manager's thread, which asks for a pass when a certificate arrives.
+        self.folder_interval = folder_interval
+        self.acme_interval = acme_interval
+        self._acme_stop = threading.Event()
+        self._acme_thread: threading.Thread | None = None
+        certificates = syncer.certificates
+        if certificates is not None:
+            certificates.notify = self.trigger.notify
+            self._acme_thread = threading.Thread(
+                target=certificates.run,
+                args=(self._acme_stop, acme_interval),
+                name="cosmonaut-acme",
+                daemon=True,
+            )
 
     def stop(self) -> None:
+        self._acme_stop.set()
+        if self.syncer.certificates is not None:
+            self.syncer.certificates.wake()
         self.trigger.stop()
         self.syncer.applier.target.stop()
         self.syncer.registry.close()
@@ -345,19 +365,29 @@ class Daemon:
         self.watcher.start()
         if self.poller is not None:
             self.poller.start()
+        if self._acme_thread is not None:
+            self._acme_thread.start()
         try:
             self._loop()
         finally:
+            self._acme_stop.set()
+            if self.syncer.certificates is not None:
+                self.syncer.certificates.wake()
             if self.poller is not None:
                 self.poller.stop()
             self.watcher.stop()
+            if self._acme_thread is not None:
+                self._acme_thread.join(timeout=5)
 
     def _loop(self) -> None:
         next_resync = time.monotonic() + self.resync_interval
         retry_at: float | None = None
+        watch_folder = self.syncer.folder is not None and self.folder_interval > 0
+        next_folder = time.monotonic() + self.folder_interval if watch_folder else float("inf")
         while not self.trigger.stopped:
             now = time.monotonic()
             wake = min(next_resync, retry_at) if retry_at is not None else next_resync
+            wake = min(wake, next_folder)
             batch = self.trigger.wait_batch(
                 self.quiet, self.debounce_max, timeout=max(0.0, wake - now)
             )
@@ -365,6 +395,16 @@ class Daemon:
                 return
             now = time.monotonic()
             offer = self.trigger.take_offer()
+            folder_changed = False
+            if batch is None and offer is None and now >= next_folder:
+                next_folder = now + self.folder_interval
+                folder_changed = self.syncer.folder_changed()
+                if (
+                    not folder_changed
+                    and now < next_resync
+                    and (retry_at is None or now < retry_at)
+                ):
+                    continue
             if batch is None and offer is not None:
                 result = self._polled(offer)
                 if result is None:
@@ -372,6 +412,8 @@ class Daemon:
             else:
                 if batch is not None:
                     reasons = batch.reasons
+                elif folder_changed:
+                    reasons = ("certificate folder changed",)
                 elif retry_at is not None and now >= retry_at:
                     reasons = ("retry",)
                 else:

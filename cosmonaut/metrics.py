@@ -65,6 +65,28 @@ _HELP = {
         "(structural, slots, command).",
     ),
     "cosmonaut_problem_containers": ("gauge", "Containers left out for bad settings."),
+    "cosmonaut_acme_names": ("gauge", "Names whose certificate Cosmonaut gets (ACME)."),
+    "cosmonaut_acme_names_failed": (
+        "gauge",
+        "ACME names without a working certificate whose last order failed.",
+    ),
+    "cosmonaut_acme_names_waiting": (
+        "gauge",
+        "ACME names another host of the fleet is ordering (it holds the lease).",
+    ),
+    "cosmonaut_acme_certificates_issued_total": ("counter", "Certificates this host ordered."),
+    "cosmonaut_acme_failures_total": ("counter", "ACME orders that failed (retried later)."),
+    "cosmonaut_acme_next_expiry_timestamp_seconds": (
+        "gauge",
+        "When the first ACME certificate expires (unix time; 0: none).",
+    ),
+}
+# Per-name gauges (label ``name``): set whole by ``set_per_name``.
+_PER_NAME_HELP: dict[str, str] = {
+    "cosmonaut_acme_certificate_expiry_timestamp_seconds": (
+        "When each ACME certificate expires (unix time)."
+    ),
+    "cosmonaut_acme_certificate_failing": ("1 while the last order for the name failed, else 0."),
 }
 
 
@@ -74,6 +96,7 @@ class Metrics:
         self.values: dict[str, float] = dict.fromkeys(_HELP, 0.0)
         self.failures_by_reason: dict[str, int] = {}
         self.fallbacks_by_reason: dict[str, int] = {}
+        self.per_name: dict[str, dict[str, float]] = {name: {} for name in _PER_NAME_HELP}
         self._buckets = [0] * len(BUCKETS)
         self._latency_sum = 0.0
         self._latency_count = 0
@@ -95,6 +118,10 @@ class Metrics:
         with self._lock:
             self.values["cosmonaut_runtime_fallbacks_total"] += 1
             self.fallbacks_by_reason[reason] = self.fallbacks_by_reason.get(reason, 0) + 1
+
+    def set_per_name(self, metric: str, values: dict[str, float]) -> None:
+        with self._lock:
+            self.per_name[metric] = dict(values)
 
     def success(self) -> None:
         self.set("cosmonaut_last_success_timestamp_seconds", time.time())
@@ -135,6 +162,12 @@ class Metrics:
                     ]
                 else:
                     lines.append(f"{name} {_number(self.values.get(name, 0.0))}")
+            for name, text in _PER_NAME_HELP.items():
+                lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+                lines += [
+                    f'{name}{{name="{label}"}} {_number(value)}'
+                    for label, value in sorted(self.per_name[name].items())
+                ]
             name = "cosmonaut_apply_latency_seconds"
             lines += [
                 f"# HELP {name} Time from a new config to a confirmed reload.",

@@ -104,8 +104,10 @@ class RuntimePath:
         haproxy: HaproxyContainer | None = None,
         *,
         maps: tuple[tuple[str, str], ...] = (),
+        force: bool = False,
     ) -> ApplyResult:
-        """Like ``Applier.apply``. With map routing, a change the runtime API can make leaves
+        """Like ``Applier.apply`` (``force``: the reload path, since only a reload loads
+        certificate files). With map routing, a change the runtime API can make leaves
         the frontend, hence its (digest-named) map files, as they are: only a reload writes
         maps, and ``maps`` go to every ``Applier.apply`` call."""
         started = time.monotonic()
@@ -114,6 +116,14 @@ class RuntimePath:
             return self.applier.apply(text, haproxy, maps=maps)
         haproxy = target.located(haproxy)
         running_text = self.applier.running_config(haproxy)
+        if force:
+            try:
+                new = parse(text, file="<registry>")
+            except LocatedError:
+                return self.applier.apply(text, haproxy, maps=maps)
+            running = self._running_config(running_text)
+            why = "certificate files changed"
+            return self._full(text, new, running, haproxy, "certificates", why, maps, force=True)
         with self._lock:
             aside = "maint" in self._aside.values()
         if self._applied == (text, running_text) and not aside:
@@ -271,15 +281,17 @@ class RuntimePath:
         reason: str,
         why: str,
         maps: tuple[tuple[str, str], ...] = (),
+        *,
+        force: bool = False,
     ) -> ApplyResult:
         """The reload path, with the servers' state saved first so the reload keeps it."""
         placed = place(new, running, keep_capacity=False)
         live = print_verified(placed.config) if placed.config is not new else text
-        if live == self.applier.running_config(haproxy):
+        if live == self.applier.running_config(haproxy) and not force:
             self._adopt(placed.servers)
             return self.applier.apply(live, haproxy, maps=maps)  # "unchanged"
         self._save_state(haproxy, new)
-        result = self.applier.apply(live, haproxy, maps=maps)
+        result = self.applier.apply(live, haproxy, maps=maps, force=force)
         if result.ok:
             self._applied = (text, live)
             # The saved state says maint for a container that exited and runs again.

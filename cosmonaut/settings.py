@@ -43,6 +43,9 @@ MARKER_VARIABLES = frozenset({"SERVICE_NAME", "CONFIG_MODE", "PREDICATE", "COOKI
 LABEL_PREFIX = "cosmonaut."
 COMPOSE_SERVICE = "com.docker.compose.service"
 ENABLE_LABEL = "cosmonaut.enable"
+ACME_SUFFIX = "tls.acme"  # cosmonaut.tls.acme, cosmonaut.<service>.tls.acme
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off", ""})
 NETWORK_LABEL = "cosmonaut.network"
 # Label roots of the single-service form; any other ``cosmonaut.<name>.`` is a namespace.
 SERVICE_ROOTS = frozenset({*(label.removeprefix(LABEL_PREFIX) for label in LABELS.values())})
@@ -81,6 +84,9 @@ class ServiceSettings:
     # this container's weight.
     options: str = "{}"
     weight: int | None = None
+    # ``cosmonaut.tls.acme=true``: Cosmonaut gets the certificate (ACME); never sent to the
+    # registry, which only sees ``tls``.
+    acme: bool = False
 
     @property
     def tls(self) -> Literal["off", "on", "redirect"]:
@@ -173,6 +179,7 @@ def read_settings(
         if raw["tls"][0] == ENVIRONMENT["tls"]:
             value = _TLS_FROM_HTTPS_METHOD.get(value, value)
         document["tls"] = value
+    acme = _flag(container, prefix + ACME_SUFFIX, labels, problems)
     options, weight = _options(container, labels, prefix, problems)
     document.update(options)
     candidate: Candidate | None = None
@@ -208,6 +215,7 @@ def read_settings(
         port=port,
         options=candidate.settings_key(),
         weight=weight,
+        acme=acme,
     )
 
 
@@ -303,9 +311,23 @@ def _options(
         elif root == "headers" and len(path) >= 3 and path[1] in ("request", "response"):
             # The header name may itself hold dots: everything after the direction.
             options.setdefault("headers", {}).setdefault(path[1], {})[".".join(path[2:])] = value
+        elif root == "tls" and path[1:] == ["acme"]:
+            continue  # read by _flag
         elif root in SETTING_FIELDS or root == "weight":
             problems.append(ContainerProblem(container, key, f"unknown setting label; see {_DOCS}"))
     return options, weight
+
+
+def _flag(
+    container: str, label: str, labels: Mapping[str, str], problems: list[ContainerProblem]
+) -> bool:
+    """A yes/no label (absent: no)."""
+    text = labels.get(label, "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text not in _FALSE:
+        problems.append(ContainerProblem(container, label, f"{_short(text)} is not true or false"))
+    return False
 
 
 def _option_label(prefix: str, loc: tuple[int | str, ...]) -> str:

@@ -24,7 +24,10 @@ from typing import Any, Literal
 
 from compiler.errors import Diagnostic, LocatedError
 from cosmonaut import logs
+from cosmonaut.acme.manager import CertificateManager, acme_names, hold_back
+from cosmonaut.acme.vault import Issued
 from cosmonaut.apply import Applier, ApplyResult
+from cosmonaut.certfolder import CertFolder
 from cosmonaut.discovery import Discoverer, Discovery
 from cosmonaut.engine import EngineError, EngineUnavailable
 from cosmonaut.errors import HaproxyContainerError, RegistryError, RegistryUnavailable
@@ -93,6 +96,9 @@ class Syncer:
         status_path: Path | None = None,
         health: RegistryHealth | None = None,
         runtime: RuntimePath | None = None,
+        folder: CertFolder | None = None,
+        certificates: CertificateManager | None = None,
+        acme_everyone: bool = False,
     ) -> None:
         self.discoverer = discoverer
         self.registry = registry
@@ -103,6 +109,13 @@ class Syncer:
         self.health = health or RegistryHealth(self.metrics)
         self.status_path = status_path
         self.runtime = runtime  # the runtime API path in front of the applier, if configured
+        # HTTPS: the HAProxy container's certificate folder (a change there is loaded by a
+        # reload), and the ACME certificates, with --acme-directory.
+        self.folder = folder
+        self.certificates = certificates
+        self.acme_everyone = acme_everyone
+        self._folder_seen: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
+        self._acme_waiting: tuple[str, ...] = ()
         self.last: PassResult | None = None
         self.last_success: PassResult | None = None
         self.last_sync: PassResult | None = None  # the last pass that listed the host
@@ -125,6 +138,7 @@ class Syncer:
             discovery = self.discoverer.discover()
             timings["discover"] = time.monotonic() - clock
             plan = build_payload(self.table, discovery.containers, host=self.host)
+            plan = self._hold_back(plan)
             self._report_problems((*discovery.problems, *plan.problems))
             compiled = self._ask(plan.payload)
             timings["registry"] = time.monotonic() - clock - timings["discover"]
@@ -212,7 +226,59 @@ class Syncer:
     def _apply(
         self, text: str, haproxy: Any = None, *, maps: tuple[tuple[str, str], ...] = ()
     ) -> ApplyResult:
-        return (self.runtime or self.applier).apply(text, haproxy, maps=maps)
+        """Apply ``text``; with a certificate folder, first write the ACME certificates it
+        lacks, and reload even an unchanged config when the folder changed since the last
+        apply (a reload is what loads certificate files)."""
+        if self.folder is None:
+            return (self.runtime or self.applier).apply(text, haproxy, maps=maps)
+        haproxy = self.applier.target.located(haproxy)
+        key = (haproxy.id, haproxy.started_at)
+        listing = self.folder.listing(haproxy)
+        issued: list[Issued] = []
+        written: tuple[str, ...] = ()
+        if self.certificates is not None:
+            issued = self.certificates.ready_all()
+            written = self.folder.install(haproxy, issued, listing or ())
+            if written:
+                logs.info("certificates written", files=list(written), folder=self.folder.directory)
+                listing = self.folder.listing(haproxy)
+        seen = self._folder_seen
+        # The first look at a container is the baseline: HAProxy loaded that folder.
+        force = bool(written) or (seen is not None and seen[0] == key and seen[1] != listing)
+        result = (self.runtime or self.applier).apply(text, haproxy, maps=maps, force=force)
+        if result.ok or seen is None or seen[0] != key:
+            self._folder_seen = (key, listing)
+        if result.ok and self.certificates is not None:
+            self.certificates.installed(issued)
+        return result
+
+    def folder_changed(self) -> bool:
+        """Whether the certificate folder changed since the last apply (the daemon asks
+        every few seconds, and runs a pass when it did)."""
+        if self.folder is None or self._folder_seen is None:
+            return False
+        try:
+            haproxy = self.applier.target.locate()
+            listing = self.folder.listing(haproxy)
+        except (EngineError, EngineUnavailable, HaproxyContainerError):
+            return False
+        return self._folder_seen != ((haproxy.id, haproxy.started_at), listing)
+
+    def _hold_back(self, plan: PayloadPlan) -> PayloadPlan:
+        """With ACME: tell the manager which names to get, and keep each service whose first
+        certificate has not arrived on HTTP (its ``tls`` off in the payload)."""
+        if self.certificates is None:
+            return plan
+        folder = self._folder_seen[1] if self._folder_seen else None
+        names = acme_names(
+            plan, everyone=self.acme_everyone, folder=CertFolder.certificates(folder or ())
+        )
+        self.certificates.want(names.values())
+        waiting = {i: n for i, n in names.items() if self.certificates.ready(n) is None}
+        if tuple(sorted(waiting.values())) != self._acme_waiting and waiting:
+            logs.info("waiting for certificates: served on HTTP", names=sorted(waiting.values()))
+        self._acme_waiting = tuple(sorted(waiting.values()))
+        return hold_back(plan, waiting)
 
     def drain(self, container: str, why: str) -> bool:
         """Stop new traffic to ``container`` now (the runtime API); False when not possible."""
@@ -304,6 +370,7 @@ class Syncer:
             "excluded": [e.as_dict() for e in discovery.excluded] if discovery else [],
             "metrics": self.metrics.snapshot(),
             "change_path": self._change_path(),
+            "acme": self.certificates.status() if self.certificates is not None else None,
         }
 
     def _change_path(self) -> dict[str, Any] | None:

@@ -17,6 +17,11 @@ Persistent stores make concurrent calls on one table serialisable, so no update 
 A store that fails raises ``StoreError`` (``ConflictError`` when concurrent writers kept
 winning until the retries ran out); the table is then as it was before the call.
 
+Beside services and host reports, a store keeps *records*: small named documents of a table
+(``record``, ``swap_record``), each with a revision, written only by compare-and-swap. Cosmonaut
+keeps its ACME account, leases and certificates in them, so that every host of a fleet sees
+the same ones (``cosmonaut.acme.vault``).
+
 Which store a caller gets (a spec such as ``sqlite:PATH``, the environment, the default) is
 decided in one place: ``runtime.stores.select``. The SQLite and DynamoDB modules are imported
 only when asked for, so a caller that never uses DynamoDB never imports boto3.
@@ -90,6 +95,14 @@ H = TypeVar("H", bound=HostDecision)
 HostDecide = Callable[[Mapping[str, "HostReport"]], H]
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A named document of a table and its revision (1 for the first write, then +1)."""
+
+    value: str
+    revision: int
+
+
 class Store(Protocol):
     """One small protocol for every store; ``label`` names it in messages (``sqlite:PATH``)."""
 
@@ -122,6 +135,15 @@ class Store(Protocol):
 
     def forget_host(self, table: str, host: str) -> bool:
         """Remove one host's report at once; ``False`` when there was none."""
+        ...
+
+    def record(self, table: str, key: str) -> Record | None:
+        """The record ``key`` of ``table``, or None."""
+        ...
+
+    def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
+        """Write ``value`` (None: delete) if the record's revision is still ``expected`` (0:
+        the record must not exist); ``False``, changing nothing, when it is not."""
         ...
 
 

@@ -51,6 +51,7 @@ from runtime.stores import (
     ConflictError,
     D,
     Decide,
+    Record,
     StoreError,
     TableModeError,
     changes,
@@ -63,6 +64,7 @@ from runtime.stores.dynamodb_items import service_item as _item
 
 HASH_KEY = "serviceName"
 VERSION_KEY = "#lambda-registry"
+RECORD_PREFIX = "@record:"  # records (``Store.record``): ``@`` never starts a service name
 MAX_TRANSACTION_ITEMS = 100
 _RETRYABLE_CANCEL = frozenset(
     {
@@ -232,6 +234,51 @@ class DynamoDBStore(FleetItems):
             file=self.label,
         )
 
+    # -- records -----------------------------------------------------------------------------
+
+    def record(self, table: str, key: str) -> Record | None:
+        with self._errors(table, f"cannot read record {key!r} of"):
+            try:
+                response = self.client.get_item(
+                    TableName=table, Key={HASH_KEY: {"S": RECORD_PREFIX + key}}, ConsistentRead=True
+                )
+            except ClientError as error:
+                if _code(error) == "ResourceNotFoundException":
+                    return None
+                raise
+        item = response.get("Item")
+        if not item:
+            return None
+        return Record(str(item["value"]["S"]), int(item["revision"]["N"]))
+
+    def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
+        item_key = {HASH_KEY: {"S": RECORD_PREFIX + key}}
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(serviceName)"}
+            if expected == 0
+            else {
+                "ConditionExpression": "revision = :r",
+                "ExpressionAttributeValues": {":r": {"N": str(expected)}},
+            }
+        )
+        with self._errors(table, f"cannot write record {key!r} of"):
+            self._ensure_table(table)
+            try:
+                if value is None:
+                    self.client.delete_item(TableName=table, Key=item_key, **condition)
+                else:
+                    item = {
+                        **item_key,
+                        "value": {"S": value},
+                        "revision": {"N": str(expected + 1)},
+                    }
+                    self.client.put_item(TableName=table, Item=item, **condition)
+            except ClientError as error:
+                if _code(error) == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
+
     # -- reading -----------------------------------------------------------------------------
 
     def _snapshot(self, table: str) -> tuple[int, dict[str, Service]]:
@@ -246,7 +293,7 @@ class DynamoDBStore(FleetItems):
         host_items: list[dict[str, Any]] = []
         for item in self._scan(table):
             name = item.get(HASH_KEY, {}).get("S")
-            if name == VERSION_KEY:
+            if name == VERSION_KEY or str(name).startswith(RECORD_PREFIX):
                 continue
             if is_host_item(item):
                 host_items.append(item)

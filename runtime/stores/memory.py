@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from runtime.stores import D, Decide, H, HostDecide, TableModeError, apply
+from runtime.stores import D, Decide, H, HostDecide, Record, TableModeError, apply
 
 if TYPE_CHECKING:
     from compiler.models import HostReport, Service
@@ -21,6 +21,7 @@ class MemoryStore:
     def __init__(self, *, ephemeral: bool = False) -> None:
         self._tables: dict[str, dict[str, Service]] = {}
         self._hosts: dict[str, dict[str, HostReport]] = {}
+        self._records: dict[tuple[str, str], Record] = {}
         self._ephemeral = ephemeral
         self._lock = threading.Lock()
 
@@ -66,3 +67,18 @@ class MemoryStore:
     def forget_host(self, table: str, host: str) -> bool:
         with self._lock:
             return self._hosts.get(table, {}).pop(host, None) is not None
+
+    def record(self, table: str, key: str) -> Record | None:
+        with self._lock:
+            return self._records.get((table, key))
+
+    def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
+        with self._lock:
+            current = self._records.get((table, key))
+            if (current.revision if current else 0) != expected:
+                return False
+            if value is None:
+                self._records.pop((table, key), None)
+            else:
+                self._records[(table, key)] = Record(value, expected + 1)
+            return True

@@ -9,6 +9,9 @@ Schema (version 1, in ``PRAGMA user_version``)::
         PRIMARY KEY (tbl, name)
     ) WITHOUT ROWID
 
+Version 2 added ``host_reports`` (fleet mode), version 3 ``records`` (Cosmonaut's ACME
+account, leases and certificates; the file is created with mode 0600, since it may hold keys).
+
 Concurrency: ``update`` opens ``BEGIN IMMEDIATE`` before it reads, which takes the database's
 write lock. A second process (or thread) waits for it (up to ``timeout`` seconds, SQLite's
 busy timeout), then reads what the first one committed. No update is lost, and ``decide``
@@ -34,13 +37,14 @@ from runtime.stores import (
     Decide,
     H,
     HostDecide,
+    Record,
     StoreError,
     TableModeError,
     changes,
 )
 from runtime.stores.reports import dump_report, load_report
 
-SCHEMA_VERSION = 2  # 2: host reports (fleet mode)
+SCHEMA_VERSION = 3  # 2: host reports (fleet mode); 3: records
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS services (
@@ -56,6 +60,15 @@ CREATE TABLE IF NOT EXISTS host_reports (
     host TEXT NOT NULL,
     report TEXT NOT NULL,
     PRIMARY KEY (tbl, host)
+) WITHOUT ROWID
+""",
+    """
+CREATE TABLE IF NOT EXISTS records (
+    tbl TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    PRIMARY KEY (tbl, key)
 ) WITHOUT ROWID
 """,
 )
@@ -211,6 +224,47 @@ class SQLiteStore:
             host: load_report(text, table=table, host=host, label=self.label) for host, text in rows
         }
 
+    # -- records -----------------------------------------------------------------------------
+
+    def record(self, table: str, key: str) -> Record | None:
+        if not self.path.exists():
+            return None
+        connection = self._connect(create=False)
+        try:
+            if not self._has_records_table(connection):
+                return None
+            row = connection.execute(
+                "SELECT value, revision FROM records WHERE tbl = ? AND key = ?", (table, key)
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise self._error(error, f"cannot read record {key!r} of table {table!r}") from None
+        finally:
+            connection.close()
+        return Record(str(row[0]), int(row[1])) if row else None
+
+    def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
+        with self._transaction(f"cannot write record {key!r} of table {table!r}") as connection:
+            row = connection.execute(
+                "SELECT revision FROM records WHERE tbl = ? AND key = ?", (table, key)
+            ).fetchone()
+            if (int(row[0]) if row else 0) != expected:
+                return False
+            if value is None:
+                connection.execute("DELETE FROM records WHERE tbl = ? AND key = ?", (table, key))
+            else:
+                connection.execute(
+                    "INSERT OR REPLACE INTO records (tbl, key, value, revision) "
+                    "VALUES (?, ?, ?, ?)",
+                    (table, key, value, expected + 1),
+                )
+        return True
+
+    def _has_records_table(self, connection: sqlite3.Connection) -> bool:
+        row = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+        ).fetchone()
+        return row is not None
+
     # -- internals ---------------------------------------------------------------------------
 
     def _connect(self, *, create: bool, read_only: bool = True) -> sqlite3.Connection:
@@ -223,6 +277,9 @@ class SQLiteStore:
                     "nothing was changed",
                     file=self.label,
                 ) from None
+            with contextlib.suppress(FileExistsError, OSError):
+                # Owner-only from the start: records may hold private keys.
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             if create or not read_only:
                 # isolation_level=None: we issue BEGIN/COMMIT/ROLLBACK ourselves.

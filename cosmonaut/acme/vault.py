@@ -1,0 +1,145 @@
+"""The ACME state a fleet shares, as records of the registry's store (``Store.record``).
+
+Records of the table (``swap_record`` writes them by compare-and-swap, so two hosts never
+both win):
+
+* ``acme:account-key``: the account's private key (PEM). Created once, by whichever host
+  needs it first; every host then signs with it and renders the same thumbprint.
+* ``acme:lease:<name>``: ``{"holder", "expires"}``: the host ordering ``name`` now. A host
+  takes a lease that is absent, expired or its own; it releases it when done.
+* ``acme:cert:<name>``: the issued certificate (full chain and key, PEM) and its validity.
+
+On one host the store is the SQLite file in the state folder (mode 0600); in a fleet it is
+the shared table (DynamoDB, say), which is how every host picks up a certificate one host got.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from runtime.stores import Store
+
+ACCOUNT_KEY = "acme:account-key"
+LEASE_PREFIX = "acme:lease:"
+CERT_PREFIX = "acme:cert:"
+SWAP_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A certificate for ``name``: its full chain and private key (PEM), and its validity
+    (unix times)."""
+
+    name: str
+    fullchain: str
+    key: str
+    not_before: float
+    not_after: float
+    issued_by: str  # the host that ordered it
+
+    @property
+    def renew_at(self) -> float:
+        """When a third of the lifetime is left."""
+        return self.not_after - (self.not_after - self.not_before) / 3
+
+    def pem(self) -> bytes:
+        """What HAProxy loads: the chain, then the key, in one file."""
+        chain = self.fullchain if self.fullchain.endswith("\n") else self.fullchain + "\n"
+        return (chain + self.key).encode("ascii")
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.pem()).hexdigest()[:16]
+
+    def public(self) -> dict[str, object]:
+        """What status and logs may show (no key material)."""
+        return {
+            "name": self.name,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+            "issued_by": self.issued_by,
+            "digest": self.digest,
+        }
+
+
+class Vault:
+    """The records of one table; ``holder`` names this host in leases."""
+
+    def __init__(
+        self,
+        store: Store,
+        table: str,
+        holder: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.table = table
+        self.holder = holder
+        self.clock = clock
+
+    @property
+    def label(self) -> str:
+        return f"{getattr(self.store, 'label', 'store')} table {self.table}"
+
+    def account_key(self, create: Callable[[], str]) -> str:
+        """The account's private key (PEM); ``create`` makes one when there is none yet.
+        When two hosts race, the first write wins and both use it."""
+        for _ in range(SWAP_ATTEMPTS):
+            record = self.store.record(self.table, ACCOUNT_KEY)
+            if record is not None:
+                return record.value
+            if self.store.swap_record(self.table, ACCOUNT_KEY, 0, create()):
+                continue  # read back what was stored
+        raise RuntimeError("the ACME account key kept changing")  # not reached in practice
+
+    def take_lease(self, name: str, ttl: float) -> str | None:
+        """Take the lease on ``name`` for ``ttl`` seconds; None when taken, else the host
+        that holds it."""
+        key = LEASE_PREFIX + name
+        for _ in range(SWAP_ATTEMPTS):
+            record = self.store.record(self.table, key)
+            expected = 0
+            if record is not None:
+                lease = json.loads(record.value)
+                holder = str(lease.get("holder"))
+                if holder != self.holder and float(lease.get("expires", 0)) > self.clock():
+                    return holder
+                expected = record.revision
+            value = json.dumps({"holder": self.holder, "expires": self.clock() + ttl})
+            if self.store.swap_record(self.table, key, expected, value):
+                return None
+        return "another host"
+
+    def release_lease(self, name: str) -> None:
+        key = LEASE_PREFIX + name
+        record = self.store.record(self.table, key)
+        if record is not None and json.loads(record.value).get("holder") == self.holder:
+            self.store.swap_record(self.table, key, record.revision, None)
+
+    def certificate(self, name: str) -> Issued | None:
+        record = self.store.record(self.table, CERT_PREFIX + name)
+        if record is None:
+            return None
+        document = json.loads(record.value)
+        return Issued(
+            name=str(document["name"]),
+            fullchain=str(document["fullchain"]),
+            key=str(document["key"]),
+            not_before=float(document["not_before"]),
+            not_after=float(document["not_after"]),
+            issued_by=str(document.get("issued_by", "")),
+        )
+
+    def put_certificate(self, issued: Issued) -> None:
+        key = CERT_PREFIX + issued.name
+        value = json.dumps(asdict(issued), sort_keys=True)
+        for _ in range(SWAP_ATTEMPTS):
+            record = self.store.record(self.table, key)
+            if self.store.swap_record(self.table, key, record.revision if record else 0, value):
+                return
+        raise RuntimeError(f"the certificate record of {issued.name} kept changing")
