@@ -1,0 +1,331 @@
+"""ACME without a CA: store records, the vault's leases, the labels, which services wait on
+HTTP, and the manager's schedule (renewal at a third of the lifetime, backoff that respects
+``Retry-After``, one name's failure never touching another), on a test clock.
+
+The CA itself is pebble in ``tests/test_acme_pebble.py``; here an ``Orderer`` that answers
+as told stands in for it, since what is under test is when Cosmonaut orders, not how.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cosmonaut.acme.client import AcmeError
+from cosmonaut.acme.manager import CertificateManager, acme_names, hold_back
+from cosmonaut.acme.vault import Issued, Vault
+from cosmonaut.discovery import ManagedContainer
+from cosmonaut.metrics import Metrics
+from cosmonaut.payload import build_payload
+from cosmonaut.settings import ContainerProblem, ServiceSettings, read_services
+from runtime.pipeline import compile_payload
+from runtime.stores import Store
+from runtime.stores.memory import MemoryStore
+from runtime.stores.sqlite import SQLiteStore
+from tests.test_dynamodb import dynamodb, moto_server  # noqa: F401  (fixtures)
+
+DAY = 86_400.0
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    if request.param == "sqlite":
+        return SQLiteStore(tmp_path / "state.db")
+    request.getfixturevalue("dynamodb")
+    from runtime.stores.dynamodb import DynamoDBStore
+
+    return DynamoDBStore()
+
+
+@pytest.fixture
+def table(request: pytest.FixtureRequest) -> str:
+    import uuid
+
+    return f"acme-{uuid.uuid4().hex[:10]}"
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+def test_records_are_written_by_compare_and_swap(store: Store, table: str) -> None:
+    assert store.record(table, "k") is None
+    assert store.swap_record(table, "k", 0, "one")
+    assert not store.swap_record(table, "k", 0, "again")  # exists now
+    record = store.record(table, "k")
+    assert record is not None and (record.value, record.revision) == ("one", 1)
+    assert not store.swap_record(table, "k", 5, "stale")
+    assert store.swap_record(table, "k", 1, "two")
+    assert store.record(table, "k") == type(record)("two", 2)
+    assert store.swap_record(table, "k", 2, None)
+    assert store.record(table, "k") is None
+
+
+def test_records_do_not_show_as_services_or_hosts(store: Store, table: str) -> None:
+    store.swap_record(table, "acme:cert:web.example", 0, "{}")
+    payload = {
+        "table": table,
+        "running": [{"serviceName": "web", "id": "w1", "ip": "10.0.0.1:80"}],
+        "candidates": [
+            {
+                "serviceName": "web",
+                "predicate": "web.example",
+                "containers": [{"id": "w1", "ip": "10.0.0.1:80"}],
+            }
+        ],
+    }
+    text = compile_payload(payload, store=store).text
+    assert list(store.services(table)) == ["web"]
+    assert store.hosts(table) == {}
+    assert "acme" not in text
+
+
+def test_two_writers_racing_for_one_record_one_wins(store: Store, table: str) -> None:
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def write(n: int) -> None:
+        barrier.wait()
+        results.append(store.swap_record(table, "lease", 0, str(n)))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1
+
+
+def test_the_sqlite_file_is_private(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "state" / "registry.db")
+    store.swap_record("t", "acme:account-key", 0, "secret")
+    assert (tmp_path / "state" / "registry.db").stat().st_mode & 0o777 == 0o600
+
+
+# -- the vault -------------------------------------------------------------------------------
+
+
+def test_one_account_key_for_every_host() -> None:
+    store = MemoryStore()
+    made: list[str] = []
+
+    def create() -> str:
+        made.append(f"key-{len(made)}")
+        return made[-1]
+
+    a = Vault(store, "t", "a").account_key(create)
+    b = Vault(store, "t", "b").account_key(create)
+    assert a == b == "key-0" and made == ["key-0"]
+
+
+def test_a_lease_is_held_until_released_or_expired() -> None:
+    now = [1000.0]
+    store = MemoryStore()
+    a = Vault(store, "t", "a", clock=lambda: now[0])
+    b = Vault(store, "t", "b", clock=lambda: now[0])
+    assert a.take_lease("web.example", 60) is None
+    assert b.take_lease("web.example", 60) == "a"
+    assert a.take_lease("web.example", 60) is None  # its own: renewed
+    now[0] += 61
+    assert b.take_lease("web.example", 60) is None  # a's expired
+    b.release_lease("web.example")
+    a.release_lease("web.example")  # not a's: nothing happens
+    assert a.take_lease("web.example", 60) is None
+
+
+# -- labels and the plan ---------------------------------------------------------------------
+
+WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "80"}
+
+
+def test_the_acme_label_in_both_label_forms() -> None:
+    single = read_services(
+        "c1", {**WEB, "cosmonaut.tls": "redirect", "cosmonaut.tls.acme": "true"}, {}
+    )
+    assert [s.acme for s in single] == [True]  # type: ignore[union-attr]
+    namespaced = read_services(
+        "c1",
+        {
+            "cosmonaut.api.predicate": "api.example",
+            "cosmonaut.api.port": "81",
+            "cosmonaut.api.tls": "on",
+            "cosmonaut.api.tls.acme": "yes",
+            "cosmonaut.www.predicate": "www.example",
+            "cosmonaut.www.port": "82",
+        },
+        {},
+    )
+    assert {s.service: s.acme for s in namespaced} == {"api": True, "www": False}  # type: ignore[union-attr]
+    # Not sent to the registry: only tls is.
+    assert "acme" not in single[0].options  # type: ignore[union-attr]
+
+
+def test_a_bad_acme_label_leaves_out_its_container_and_says_where() -> None:
+    problems = read_services("c1", {**WEB, "cosmonaut.tls.acme": "sure"}, {})
+    assert problems == (
+        ContainerProblem("c1", "cosmonaut.tls.acme", "'sure' is not true or false"),
+    )
+
+
+def managed(name: str, settings: ServiceSettings) -> ManagedContainer:
+    return ManagedContainer(f"{name:0<12}{'f' * 52}", name, 0.0, settings, "podman", "10.88.0.2:80")
+
+
+def settings(service: str, tls: str, *, acme: bool, mode: str = "host") -> ServiceSettings:
+    predicate = f"{service}.example" if mode == "host" else f"/{service}"
+    options = json.dumps({"tls": tls}) if tls != "off" else "{}"
+    return ServiceSettings(service, mode, predicate, None, 80, options, None, acme)  # type: ignore[arg-type]
+
+
+def test_which_services_get_acme_certificates() -> None:
+    plan = build_payload(
+        "t",
+        [
+            managed("a", settings("a", "redirect", acme=True)),
+            managed("b", settings("b", "on", acme=False)),
+            managed("c", settings("c", "off", acme=True)),  # no HTTPS asked
+            managed("d", settings("d", "on", acme=True, mode="path")),  # no name to certify
+            managed("e", settings("e", "on", acme=False)),
+        ],
+    )
+    assert acme_names(plan, everyone=False) == {0: "a.example"}
+    # Daemon-wide: every on/redirect host service without a certificate file of its own.
+    assert acme_names(plan, everyone=True, folder=["e.example.pem", "a.example.acme.pem"]) == {
+        0: "a.example",
+        1: "b.example",
+    }
+
+
+def test_a_service_waiting_for_its_first_certificate_stays_on_http() -> None:
+    plan = build_payload(
+        "t",
+        [
+            managed("a", settings("a", "redirect", acme=True)),
+            managed("b", settings("b", "redirect", acme=False)),
+        ],
+    )
+    held = hold_back(plan, [0])
+    assert [c.get("tls") for c in held.payload["candidates"]] == ["off", "redirect"]
+    assert [c.get("tls") for c in plan.payload["candidates"]] == ["redirect", "redirect"]
+
+
+# -- the manager -----------------------------------------------------------------------------
+
+
+class Answers:
+    """Issues certificates valid for 90 days from the clock, or raises what it is told to."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.failures: dict[str, list[Exception]] = {}
+        self.orders: list[str] = []
+
+    def order(self, name: str) -> Issued:
+        self.orders.append(name)
+        if self.failures.get(name):
+            raise self.failures[name].pop(0)
+        now = self.clock[0]
+        return Issued(name, f"CHAIN {name} {now}\n", "KEY\n", now, now + 90 * DAY, "a")
+
+
+def manager_on_clock(**options: Any) -> tuple[CertificateManager, Answers, list[float], list[str]]:
+    clock = [1_000_000.0]
+    answers = Answers(clock)
+    notified: list[str] = []
+    manager = CertificateManager(
+        Vault(MemoryStore(), "t", "a", clock=lambda: clock[0]),
+        answers,
+        clock=lambda: clock[0],
+        metrics=Metrics(),
+        notify=notified.append,
+        **options,
+    )
+    return manager, answers, clock, notified
+
+
+def test_ordered_once_then_renewed_with_a_third_of_the_lifetime_left() -> None:
+    manager, answers, clock, notified = manager_on_clock()
+    manager.want(["web.example"])
+    manager.tick()
+    assert answers.orders == ["web.example"] and notified == ["certificate web.example"]
+    first = manager.ready("web.example")
+    assert first is not None
+    manager.installed([first])
+    clock[0] += 59 * DAY  # 31 days left: more than a third
+    manager.tick()
+    assert answers.orders == ["web.example"]
+    clock[0] += 2 * DAY  # 29 days left
+    manager.tick()
+    assert answers.orders == ["web.example"] * 2
+    second = manager.ready("web.example")
+    assert second is not None and second.not_after > first.not_after
+    assert notified == ["certificate web.example"] * 2
+
+
+def test_failures_back_off_and_respect_retry_after_without_touching_other_names() -> None:
+    manager, answers, clock, _ = manager_on_clock(retry_min=60, retry_max=600)
+    answers.failures["bad.example"] = [
+        AcmeError("the CA refused: rateLimited: too many", retry_after=3600),
+        AcmeError("the CA refused: serverInternal: oops"),
+    ]
+    manager.want(["bad.example", "good.example"])
+    manager.tick()
+    status = {s["name"]: s for s in manager.status()}
+    assert status["good.example"]["state"] == "valid"
+    assert status["bad.example"]["state"] == "failed"
+    assert status["bad.example"]["last_error"] == "the CA refused: rateLimited: too many"
+    assert manager.ready("good.example") is not None
+    clock[0] += 600  # the backoff alone would allow it; Retry-After does not
+    manager.tick()
+    assert answers.orders.count("bad.example") == 1
+    clock[0] += 3000
+    manager.tick()
+    assert answers.orders.count("bad.example") == 2
+    status = {s["name"]: s for s in manager.status()}
+    assert status["bad.example"]["failures"] == 2
+    assert manager.metrics.per_name["cosmonaut_acme_certificate_failing"] == {
+        "bad.example": 1.0,
+        "good.example": 0.0,
+    }
+    clock[0] += 600 * 1.2 + 1  # the second backoff (at most 120 s * jitter) has passed
+    manager.tick()
+    assert manager.ready("bad.example") is not None
+    assert manager.status()[0]["last_error"] is None
+    rendered = manager.metrics.render()
+    assert 'cosmonaut_acme_certificate_expiry_timestamp_seconds{name="bad.example"}' in rendered
+
+
+def test_a_failed_renewal_keeps_the_working_certificate_served() -> None:
+    manager, answers, clock, _ = manager_on_clock()
+    manager.want(["web.example"])
+    manager.tick()
+    clock[0] += 61 * DAY
+    answers.failures["web.example"] = [AcmeError("cannot reach the CA")]
+    manager.tick()
+    assert manager.status()[0]["state"] == "valid"
+    assert manager.status()[0]["last_error"] == "cannot reach the CA"
+    assert manager.ready("web.example") is not None
+
+
+def test_a_host_waits_while_another_holds_the_lease() -> None:
+    manager, answers, clock, _ = manager_on_clock()
+    other = Vault(manager.vault.store, "t", "b", clock=lambda: clock[0])
+    assert other.take_lease("web.example", 600) is None
+    manager.want(["web.example"])
+    manager.tick()
+    assert answers.orders == []
+    assert manager.status()[0]["state"] == "waiting"
+    assert manager.status()[0]["lease_holder"] == "b"
+
+
+def test_key_material_never_reaches_the_status() -> None:
+    manager, _, _, _ = manager_on_clock()
+    manager.want(["web.example"])
+    manager.tick()
+    assert "KEY" not in json.dumps(manager.status())
+    assert "KEY" not in json.dumps(manager.ready("web.example").public())  # type: ignore[union-attr]
