@@ -19,6 +19,7 @@ import datetime
 import posixpath
 from collections.abc import Iterable
 
+from cosmonaut import logs
 from cosmonaut.acme.vault import Issued
 from cosmonaut.discovery import HaproxyContainer
 from cosmonaut.engine import Engine, EngineError
@@ -48,11 +49,21 @@ class CertFolder:
         self.directory = directory
         self._written: dict[tuple[str, str], dict[str, str]] = {}  # container -> file -> digest
         self._owner: dict[str, tuple[int, int]] = {}
+        self._no_shell: set[str] = set()
 
     def listing(self, haproxy: HaproxyContainer) -> tuple[str, ...] | None:
-        """The folder's files as ``name size mtime inode`` lines; None when it is missing."""
+        """The folder's files as ``name size mtime inode`` lines; None when it is missing, or
+        when the image has no shell to list it with (then changes are not watched)."""
         result = self.engine.exec(haproxy.id, ["sh", "-c", _LIST, "sh", self.directory])
         if result.exit_code == 3:
+            return None
+        if result.exit_code in (126, 127) or "executable file not found" in result.output:
+            if haproxy.id not in self._no_shell:
+                self._no_shell.add(haproxy.id)
+                logs.warning(
+                    "cannot watch the certificate folder: no sh in the HAProxy image",
+                    folder=self.directory,
+                )
             return None
         if result.exit_code != 0:
             raise EngineError(
@@ -84,6 +95,8 @@ class CertFolder:
         if not present and not files:
             files[DEFAULT_FILE] = _self_signed(DEFAULT_NAME)
         if files:
+            if haproxy.id not in self._no_shell:
+                self.engine.exec(haproxy.id, ["mkdir", "-p", self.directory], user="0")
             self.engine.put_files(
                 haproxy.id, self.directory, files, mode=0o600, owner=self._owner_of(haproxy)
             )

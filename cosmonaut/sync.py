@@ -116,6 +116,7 @@ class Syncer:
         self.acme_everyone = acme_everyone
         self._folder_seen: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
         self._acme_waiting: tuple[str, ...] = ()
+        self._acme_names: tuple[str, ...] = ()
         self.last: PassResult | None = None
         self.last_success: PassResult | None = None
         self.last_sync: PassResult | None = None  # the last pass that listed the host
@@ -250,6 +251,7 @@ class Syncer:
             self._folder_seen = (key, listing)
         if result.ok and self.certificates is not None:
             self.certificates.installed(issued)
+            self.certificates.want(self._acme_names)
         return result
 
     def folder_changed(self) -> bool:
@@ -273,7 +275,8 @@ class Syncer:
         names = acme_names(
             plan, everyone=self.acme_everyone, folder=CertFolder.certificates(folder or ())
         )
-        self.certificates.want(names.values())
+        # Wanted (ordered) once a config that answers the challenges is applied: ``_apply``.
+        self._acme_names = tuple(names.values())
         waiting = {i: n for i, n in names.items() if self.certificates.ready(n) is None}
         if tuple(sorted(waiting.values())) != self._acme_waiting and waiting:
             logs.info("waiting for certificates: served on HTTP", names=sorted(waiting.values()))

@@ -230,7 +230,8 @@ class CertificateManager:
                 status.next_attempt = now + WAIT_SECONDS
             return
         with self._lock:
-            status.state = "ordering" if issued is None else status.state
+            if issued is None and status.failures == 0:
+                status.state = "ordering"  # else it stays "failed" until an order succeeds
             status.holder = None
         renewal = issued is not None
         logs.info("acme ordering", name=name, renewal=renewal)

@@ -1,0 +1,311 @@
+"""HTTPS with automatic certificates, end to end on the real engine (issue 14).
+
+``cosmonaut run`` (a process of its own, with the in-process registry on SQLite) manages a
+HAProxy container and a container labelled ``cosmonaut.tls=redirect`` and
+``cosmonaut.tls.acme=true``. pebble (``tests.pebble``) validates HTTP-01 against that HAProxy
+on the engine's bridge, where HAProxy answers from its config: Cosmonaut writes no challenge
+file. Certificates reach the HAProxy container through the Docker API (nothing is mounted).
+
+Also here: a certificate a user adds to a mounted folder is loaded without a failed request,
+and two hosts sharing one registry order one certificate and both serve it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, load_clients, request, short
+
+from tests.pebble import Pebble, require_pebble
+from tests.tls_certs import http_get, https_get, write_pem
+
+NAME = "shop.example.test"
+PLAIN = "plain.example.test"
+OPTIONS = {"tls": {"certs_dir": "/certs"}}
+
+
+def acme_labels(service: str, name: str) -> dict[str, str]:
+    return {
+        "cosmonaut.service": service,
+        "cosmonaut.predicate": name,
+        "cosmonaut.port": "8080",
+        "cosmonaut.tls": "redirect",
+        "cosmonaut.tls.acme": "true",
+    }
+
+
+def verified(ip: str, name: str, roots: str) -> tuple[int, str, int]:
+    """HTTPS to ``ip`` with SNI ``name``, the certificate verified against ``roots`` (and the
+    name): the status, the body and the certificate's serial."""
+    context = ssl.create_default_context(cadata=roots)
+    with (
+        socket.create_connection((ip, 443), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=name) as conn,
+    ):
+        serial = int(str(conn.getpeercert()["serialNumber"]), 16)
+        conn.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body.decode().strip(), serial
+
+
+@dataclass
+class Daemon:
+    """``cosmonaut run`` with ACME, as a process of its own."""
+
+    docker: DockerHost
+    haproxy: HaproxyBox
+    state_dir: Path
+    pebble: Pebble
+    extra: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    log_lines: list[str] = field(default_factory=list)
+
+    @property
+    def log(self) -> Path:
+        return self.state_dir / "cosmonaut.log"
+
+    def start(self) -> Daemon:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        options = self.state_dir / "options.json"
+        options.write_text(json.dumps(OPTIONS))
+        command = [
+            *(sys.executable, "-m", "cosmonaut.cli", "run"),
+            *("--haproxy-container", self.haproxy.name, "--keyword", self.docker.prefix),
+            *("--state-dir", str(self.state_dir), "--options", str(options)),
+            *("--resync-interval", "2", "--poll-interval", "1"),
+            *("--acme-directory", self.pebble.directory, "--acme-accept-tos"),
+            *("--acme-ca-bundle", str(self.pebble.ca), "--acme-email", "ops@example.test"),
+            *("--acme-retry-min", "1", "--acme-retry-max", "2"),
+            *self.extra,
+        ]
+        if not any(arg == "--store" for arg in self.extra):
+            command += ["--store", f"sqlite:{self.state_dir / 'registry.db'}"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, stderr=log, stdout=log)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    def acme(self) -> dict[str, Any]:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "cosmonaut.cli", "status"),
+                *("--state-dir", str(self.state_dir), "--format", "json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        status = json.loads(done.stdout)
+        return {entry["name"]: entry for entry in status.get("acme") or []} | {
+            "metrics": status.get("metrics", {})
+        }
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+@pytest.fixture
+def pebble_for(tmp_path: Path) -> Iterator[Any]:
+    require_pebble()
+    started: list[Pebble] = []
+
+    def start(address: str, **options: Any) -> Pebble:
+        folder = tmp_path / f"pebble{len(started)}"
+        folder.mkdir()
+        server = Pebble(folder, address=address, http_port=80, **options).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+def test_labelled_container_gets_a_certificate_refusals_retried_renewed(
+    host: DockerHost, tmp_path: Path, pebble_for: Any
+) -> None:
+    haproxy = host.haproxy()
+    # Every request refused at first; certificates live 40 s, so renewal is due after 27 s.
+    pebble = pebble_for(haproxy.ip, reject=100, validity=40)
+    shop = host.service("shop", labels=acme_labels("shop", NAME))
+    host.service(
+        "plain",
+        labels={
+            "cosmonaut.service": "plain",
+            "cosmonaut.predicate": PLAIN,
+            "cosmonaut.port": "8080",
+        },
+    )
+    daemon = Daemon(host, haproxy, tmp_path / "state", pebble).start()
+    try:
+        # Refused: retried and reported; the service waits on HTTP, the other is untouched.
+        failed = eventually(
+            lambda: (s := daemon.acme().get(NAME)) and s["failures"] >= 2 and s,
+            timeout=60,
+            what="two failed orders in the status",
+        )
+        assert failed["state"] == "failed" and "badNonce" in failed["last_error"], failed
+        assert request(haproxy.ip, host=NAME).status == 200  # on HTTP, no redirect yet
+        assert request(haproxy.ip, host=PLAIN).status == 200
+        assert daemon.acme()["metrics"]["cosmonaut_acme_names_failed"] == 1
+
+        pebble.restart(reject=0)
+        eventually(
+            lambda: (
+                http_get(80, NAME, path="/a?b=c", address=haproxy.ip).headers.get("location")
+                == f"https://{NAME}/a?b=c"
+            ),
+            timeout=60,
+            what="the redirect once the certificate is there",
+        )
+        roots = pebble.roots()
+        status, body, first = verified(haproxy.ip, NAME, roots)
+        assert (status, body) == (200, short(shop))
+        assert daemon.acme()[NAME]["state"] == "valid"
+        assert daemon.acme()[NAME]["last_error"] is None
+        # The plain service is still on HTTP only; an unknown name gets the default.
+        assert request(haproxy.ip, host=PLAIN).status == 200
+        assert https_get(443, "other.example.test", address=haproxy.ip).common_name == (
+            "cosmonaut-default.invalid"
+        )
+        mode = haproxy.container.exec_run(["stat", "-c", "%a %u", f"/certs/{NAME}.acme.pem"])
+        assert mode.output.decode().split() == ["600", "0"]  # HAProxy runs as root here
+
+        # Renewal, when a third of the lifetime is left: a new certificate, served.
+        renewed = eventually(
+            lambda: (answer := verified(haproxy.ip, NAME, roots))[2] != first and answer,
+            timeout=90,
+            interval=0.5,
+            what="the renewed certificate",
+        )
+        assert renewed[:2] == (200, short(shop))
+        assert daemon.acme()["metrics"]["cosmonaut_acme_certificates_issued_total"] >= 2
+    except BaseException:
+        print(daemon.tail())
+        raise
+    finally:
+        daemon.stop()
+    assert "PRIVATE KEY" not in daemon.log.read_text()
+
+
+def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
+    host: DockerHost, tmp_path: Path
+) -> None:
+    from cosmonaut_e2e import RunningDaemon, reconciler
+    from test_cosmonaut_tls import haproxy_with_certs
+
+    from compiler.options import RenderOptions
+    from cosmonaut.certfolder import CertFolder
+    from cosmonaut.registry import LocalRegistry
+    from runtime.stores.memory import MemoryStore
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    certs.chmod(0o755)
+    write_pem(certs, "00-default.pem", "default.invalid")
+    (certs / "00-default.pem").chmod(0o644)  # the container's haproxy user reads the mount
+    haproxy = haproxy_with_certs(host, certs)
+    host.service(
+        "web",
+        labels={
+            "cosmonaut.service": "web",
+            "cosmonaut.predicate": NAME,
+            "cosmonaut.port": "8080",
+            "cosmonaut.tls": "on",  # HTTP answers too: the load runs on it
+        },
+    )
+    registry = LocalRegistry(
+        MemoryStore(), RenderOptions.model_validate({"tls": {"certs_dir": "/certs"}})
+    )
+    syncer = reconciler(host, haproxy, registry=registry)
+    syncer.folder = CertFolder(syncer.applier.target.engine, "/certs")
+    with RunningDaemon(syncer, resync_interval=60, folder_interval=0.5) as daemon:
+        eventually(lambda: request(haproxy.ip, host=NAME).status == 200, what="routing")
+        assert https_get(443, NAME, address=haproxy.ip).common_name == "default.invalid"
+        clients = load_clients(haproxy, NAME)
+        assert clients.stdout is not None and clients.stdin is not None
+        assert clients.stdout.readline().strip() == "ready"
+        reloads = daemon.reloads()
+        write_pem(certs, f"{NAME}.pem", NAME)
+        (certs / f"{NAME}.pem").chmod(0o644)
+        eventually(
+            lambda: https_get(443, NAME, address=haproxy.ip).common_name == NAME,
+            timeout=30,
+            what="the new certificate served",
+        )
+        clients.stdin.close()
+        summary = json.loads(clients.stdout.read())
+        clients.wait(timeout=30)
+    assert daemon.reloads() == reloads + 1
+    reasons = [p.reasons for p in daemon.passes if p.applied and p.applied.outcome == "applied"]
+    assert reasons[-1] == ("certificate folder changed",)
+    failures = [f for client in summary.values() for f in client["failures"]]
+    assert failures == [], summary
+    assert sum(client["requests"] for client in summary.values()) > 20
+
+
+def test_two_hosts_sharing_a_registry_order_one_certificate_and_both_serve_it(
+    host: DockerHost, client: Any, tmp_path: Path, pebble_for: Any
+) -> None:
+    other = DockerHost(client, f"cz{uuid.uuid4().hex[:8]}-")
+    daemons: list[Daemon] = []
+    try:
+        boxes = [host, other]
+        haproxies = [box.haproxy() for box in boxes]
+        # The CA reaches host B's HAProxy only; host A may be the one that orders.
+        pebble = pebble_for(haproxies[1].ip)
+        shared = tmp_path / "shared.db"
+        table = f"acme-{uuid.uuid4().hex[:8]}"
+        for index, (box, haproxy) in enumerate(zip(boxes, haproxies, strict=True)):
+            box.service("shop", labels=acme_labels("shop", NAME))
+            extra = ("--host-id", f"host-{index}", "--table", table, "--store", f"sqlite:{shared}")
+            daemons.append(
+                Daemon(box, haproxy, tmp_path / f"state{index}", pebble, extra=extra).start()
+            )
+        roots = pebble.roots()
+        serials = []
+        for haproxy in haproxies:
+            answer = eventually(
+                lambda h=haproxy: verified(h.ip, NAME, roots),  # type: ignore[misc]
+                timeout=90,
+                interval=0.5,
+                what=f"HTTPS on {haproxy.name}",
+            )
+            assert answer[0] == 200
+            serials.append(answer[2])
+        assert serials[0] == serials[1]
+        issued = [d.acme()["metrics"]["cosmonaut_acme_certificates_issued_total"] for d in daemons]
+        assert sorted(issued) == [0, 1], issued
+    except BaseException:
+        for daemon in daemons:
+            print(daemon.tail())
+        raise
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        other.cleanup()
