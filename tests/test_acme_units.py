@@ -329,3 +329,27 @@ def test_key_material_never_reaches_the_status() -> None:
     manager.tick()
     assert "KEY" not in json.dumps(manager.status())
     assert "KEY" not in json.dumps(manager.ready("web.example").public())  # type: ignore[union-attr]
+
+
+def test_records_are_listed_by_prefix(store: Store, table: str) -> None:
+    store.swap_record(table, "acme:cert:a.example", 0, "A")
+    store.swap_record(table, "acme:cert:b.example", 0, "B")
+    store.swap_record(table, "acme:lease:a.example", 0, "L")
+    store.swap_record(f"{table}-other", "acme:cert:c.example", 0, "C")
+    listed = store.records(table, "acme:cert:")
+    assert {key: record.value for key, record in listed.items()} == {
+        "acme:cert:a.example": "A",
+        "acme:cert:b.example": "B",
+    }
+    assert store.records("never-written", "acme:") == {}
+
+
+def test_every_host_installs_every_certificate_of_the_fleet() -> None:
+    manager, _, clock, _ = manager_on_clock()
+    manager.want(["mine.example"])
+    manager.tick()
+    other = Vault(manager.vault.store, "t", "b", clock=lambda: clock[0])
+    now = clock[0]
+    other.put_certificate(Issued("theirs.example", "C\n", "K\n", now, now + DAY, "b"))
+    other.put_certificate(Issued("expired.example", "C\n", "K\n", now - 2 * DAY, now - DAY, "b"))
+    assert [i.name for i in manager.ready_all()] == ["mine.example", "theirs.example"]

@@ -152,10 +152,15 @@ class CertificateManager:
         return issued
 
     def ready_all(self) -> list[Issued]:
-        """The valid stored certificates of every wanted name."""
-        with self._lock:
-            names = sorted(self._wanted)
-        return [issued for name in names if (issued := self.ready(name)) is not None]
+        """Every valid (unexpired) certificate of the table, what this host's HAProxy
+        installs: in a fleet, it routes services whose containers run on other hosts too."""
+        try:
+            stored = self.vault.certificates()
+        except StoreError as error:
+            logs.warning("acme certificates unreadable", error=str(error))
+            return []
+        now = self.clock()
+        return [issued for issued in stored if issued.not_after > now]
 
     def installed(self, issued: Iterable[Issued]) -> None:
         """This host's HAProxy now serves ``issued`` (called after a successful apply)."""

@@ -8,6 +8,8 @@ both win):
 * ``acme:lease:<name>``: ``{"holder", "expires"}``: the host ordering ``name`` now. A host
   takes a lease that is absent, expired or its own; it releases it when done.
 * ``acme:cert:<name>``: the issued certificate (full chain and key, PEM) and its validity.
+  Every host installs every one of them (``certificates``), also for services it runs no
+  container of: its HAProxy routes them too.
 
 On one host the store is the SQLite file in the state folder (mode 0600); in a fleet it is
 the shared table (DynamoDB, say), which is how every host picks up a certificate one host got.
@@ -123,17 +125,12 @@ class Vault:
 
     def certificate(self, name: str) -> Issued | None:
         record = self.store.record(self.table, CERT_PREFIX + name)
-        if record is None:
-            return None
-        document = json.loads(record.value)
-        return Issued(
-            name=str(document["name"]),
-            fullchain=str(document["fullchain"]),
-            key=str(document["key"]),
-            not_before=float(document["not_before"]),
-            not_after=float(document["not_after"]),
-            issued_by=str(document.get("issued_by", "")),
-        )
+        return None if record is None else _issued(record.value)
+
+    def certificates(self) -> list[Issued]:
+        """Every certificate of the table (the fleet's), in name order."""
+        records = self.store.records(self.table, CERT_PREFIX)
+        return [_issued(records[key].value) for key in sorted(records)]
 
     def put_certificate(self, issued: Issued) -> None:
         key = CERT_PREFIX + issued.name
@@ -143,3 +140,15 @@ class Vault:
             if self.store.swap_record(self.table, key, record.revision if record else 0, value):
                 return
         raise RuntimeError(f"the certificate record of {issued.name} kept changing")
+
+
+def _issued(text: str) -> Issued:
+    document = json.loads(text)
+    return Issued(
+        name=str(document["name"]),
+        fullchain=str(document["fullchain"]),
+        key=str(document["key"]),
+        not_before=float(document["not_before"]),
+        not_after=float(document["not_after"]),
+        issued_by=str(document.get("issued_by", "")),
+    )

@@ -18,9 +18,9 @@ A store that fails raises ``StoreError`` (``ConflictError`` when concurrent writ
 winning until the retries ran out); the table is then as it was before the call.
 
 Beside services and host reports, a store keeps *records*: small named documents of a table
-(``record``, ``swap_record``), each with a revision, written only by compare-and-swap. Cosmonaut
-keeps its ACME account, leases and certificates in them, so that every host of a fleet sees
-the same ones (``cosmonaut.acme.vault``).
+(``record``, ``records``, ``swap_record``), each with a revision, written only by
+compare-and-swap. Cosmonaut keeps its ACME account, leases and certificates in them, so that
+every host of a fleet sees the same ones (``cosmonaut.acme.vault``).
 
 Which store a caller gets (a spec such as ``sqlite:PATH``, the environment, the default) is
 decided in one place: ``runtime.stores.select``. The SQLite and DynamoDB modules are imported
@@ -139,6 +139,10 @@ class Store(Protocol):
 
     def record(self, table: str, key: str) -> Record | None:
         """The record ``key`` of ``table``, or None."""
+        ...
+
+    def records(self, table: str, prefix: str) -> dict[str, Record]:
+        """Every record of ``table`` whose key starts with ``prefix``."""
         ...
 
     def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:

@@ -251,6 +251,29 @@ class DynamoDBStore(FleetItems):
             return None
         return Record(str(item["value"]["S"]), int(item["revision"]["N"]))
 
+    def records(self, table: str, prefix: str) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        request: dict[str, Any] = {
+            "TableName": table,
+            "ConsistentRead": True,
+            "FilterExpression": "begins_with(serviceName, :p)",
+            "ExpressionAttributeValues": {":p": {"S": RECORD_PREFIX + prefix}},
+        }
+        with self._errors(table, "cannot read the records of"):
+            try:
+                while True:
+                    page = self.client.scan(**request)
+                    for item in page.get("Items", []):
+                        key = str(item[HASH_KEY]["S"]).removeprefix(RECORD_PREFIX)
+                        found[key] = Record(str(item["value"]["S"]), int(item["revision"]["N"]))
+                    if not page.get("LastEvaluatedKey"):
+                        return found
+                    request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            except ClientError as error:
+                if _code(error) == "ResourceNotFoundException":
+                    return {}
+                raise
+
     def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
         item_key = {HASH_KEY: {"S": RECORD_PREFIX + key}}
         condition: dict[str, Any] = (

@@ -72,6 +72,12 @@ class MemoryStore:
         with self._lock:
             return self._records.get((table, key))
 
+    def records(self, table: str, prefix: str) -> dict[str, Record]:
+        with self._lock:
+            return {
+                k: r for (t, k), r in self._records.items() if t == table and k.startswith(prefix)
+            }
+
     def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
         with self._lock:
             current = self._records.get((table, key))

@@ -242,6 +242,23 @@ class SQLiteStore:
             connection.close()
         return Record(str(row[0]), int(row[1])) if row else None
 
+    def records(self, table: str, prefix: str) -> dict[str, Record]:
+        if not self.path.exists():
+            return {}
+        connection = self._connect(create=False)
+        try:
+            if not self._has_records_table(connection):
+                return {}
+            rows = connection.execute(
+                "SELECT key, value, revision FROM records WHERE tbl = ? AND substr(key, 1, ?) = ?",
+                (table, len(prefix), prefix),
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise self._error(error, f"cannot read the records of table {table!r}") from None
+        finally:
+            connection.close()
+        return {str(key): Record(str(value), int(revision)) for key, value, revision in rows}
+
     def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
         with self._transaction(f"cannot write record {key!r} of table {table!r}") as connection:
             row = connection.execute(
