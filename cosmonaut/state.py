@@ -118,6 +118,19 @@ def status_text(status: dict[str, Any]) -> str:
         )
     for item in status.get("excluded") or []:
         lines.append(f"  out of rotation: {item['container']}: {item['reason']}")
+    acme = status.get("acme")
+    if acme is not None:
+        lines.append(f"acme:       {len(acme)} name(s)")
+    for entry in acme or []:
+        line = f"  {entry['name']:<32} {entry['state']:<9} expires {entry.get('not_after') or '-'}"
+        if entry.get("lease_holder"):
+            line += f"  (host {entry['lease_holder']} is ordering)"
+        if entry.get("last_error"):
+            line += (
+                f"  failed {entry['failures']}x: {entry['last_error']}"
+                f"  (next try {entry.get('next_attempt')})"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
