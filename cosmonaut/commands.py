@@ -81,7 +81,9 @@ class _Parts:
         if args.runtime_socket:
             api = RuntimeApi(args.runtime_socket)
             runtime = RuntimePath(self.applier, api, self.metrics)
-        folder, certificates = _https(args, self, table=table, holder=host or name or "host")
+        folder, certificates, thumbprint = _https(
+            args, self, table=table, holder=host or name or "host"
+        )
         self.syncer = Syncer(
             self.discoverer,
             self.registry,
@@ -94,12 +96,13 @@ class _Parts:
             folder=folder,
             certificates=certificates,
             acme_everyone=args.acme_all,
+            acme_thumbprint=thumbprint,
         )
 
 
 def _https(
     args: argparse.Namespace, parts: _Parts, *, table: str, holder: str
-) -> tuple[CertFolder | None, CertificateManager | None]:
+) -> tuple[CertFolder | None, CertificateManager | None, str | None]:
     """The certificate folder (``--certs-dir``, else the ``tls`` render option's) and, with
     ``--acme-directory``, the ACME manager, whose account key's thumbprint the in-process
     registry renders (the remote registry's options must carry it: the log says which)."""
@@ -109,7 +112,7 @@ def _https(
     directory = args.certs_dir or (tls.certs_dir if tls is not None else None)
     folder = CertFolder(parts.engine, directory) if directory else None
     if not args.acme_directory:
-        return folder, None
+        return folder, None, None
     if folder is None:
         raise UsageError(
             "--acme-directory needs a certificate folder: the 'tls' render option (--options) "
@@ -153,7 +156,7 @@ def _https(
     logs.info(
         "acme on", directory=args.acme_directory, store=vault.label, thumbprint=account_thumbprint
     )
-    return folder, manager
+    return folder, manager, account_thumbprint
 
 
 def run_once(args: argparse.Namespace) -> int:

@@ -62,7 +62,7 @@ _HELP = {
     "cosmonaut_runtime_fallbacks_total": (
         "counter",
         "Changes that took the reload path although the runtime API is configured, by reason "
-        "(structural, slots, command).",
+        "(structural, slots, command, certificates).",
     ),
     "cosmonaut_problem_containers": ("gauge", "Containers left out for bad settings."),
     "cosmonaut_acme_names": ("gauge", "Names whose certificate Cosmonaut gets (ACME)."),

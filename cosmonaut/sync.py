@@ -99,6 +99,7 @@ class Syncer:
         folder: CertFolder | None = None,
         certificates: CertificateManager | None = None,
         acme_everyone: bool = False,
+        acme_thumbprint: str | None = None,
     ) -> None:
         self.discoverer = discoverer
         self.registry = registry
@@ -114,6 +115,8 @@ class Syncer:
         self.folder = folder
         self.certificates = certificates
         self.acme_everyone = acme_everyone
+        self.acme_thumbprint = acme_thumbprint  # what the applied config must answer with
+        self._thumbprint_missing = False
         self._folder_seen: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
         self._acme_waiting: tuple[str, ...] = ()
         self._acme_names: tuple[str, ...] = ()
@@ -251,8 +254,22 @@ class Syncer:
             self._folder_seen = (key, listing)
         if result.ok and self.certificates is not None:
             self.certificates.installed(issued)
-            self.certificates.want(self._acme_names)
+            self.certificates.want(self._acme_names if self._answers_challenges(text) else ())
         return result
+
+    def _answers_challenges(self, text: str) -> bool:
+        """Whether the config answers HTTP-01 with this account's thumbprint: until it does
+        (a remote registry without the render option), ordering would only fail and spend
+        the CA's rate limits."""
+        answers = self.acme_thumbprint is None or f".{self.acme_thumbprint}" in text
+        if not answers and not self._thumbprint_missing:
+            logs.error(
+                "acme: the config does not answer challenges with this account's thumbprint; "
+                "no certificate is ordered until the registry's render options carry it",
+                acme_thumbprint=self.acme_thumbprint,
+            )
+        self._thumbprint_missing = not answers
+        return answers
 
     def folder_changed(self) -> bool:
         """Whether the certificate folder changed since the last apply (the daemon asks

@@ -353,3 +353,37 @@ def test_every_host_installs_every_certificate_of_the_fleet() -> None:
     other.put_certificate(Issued("theirs.example", "C\n", "K\n", now, now + DAY, "b"))
     other.put_certificate(Issued("expired.example", "C\n", "K\n", now - 2 * DAY, now - DAY, "b"))
     assert [i.name for i in manager.ready_all()] == ["mine.example", "theirs.example"]
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_acme_usage_errors_say_what_is_missing(tmp_path: Path) -> None:
+    from tests.test_cosmonaut_state import cli
+
+    done = cli("once", "--acme-directory", "https://ca.invalid/dir", "--state-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "--acme-directory needs --acme-accept-tos" in done.stderr
+    done = cli("once", "--acme-email", "ops@example.test", "--state-dir", str(tmp_path))
+    assert done.returncode == 2 and "need --acme-directory" in done.stderr
+    done = cli(
+        *("once", "--table", "t", "--store", "memory", "--state-dir", str(tmp_path)),
+        *("--acme-directory", "https://ca.invalid/dir", "--acme-accept-tos"),
+    )
+    assert done.returncode == 2
+    assert "--acme-directory needs a certificate folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_status_text_shows_each_name_its_expiry_and_last_error() -> None:
+    from cosmonaut.state import status_text
+
+    manager, answers, _, _ = manager_on_clock()
+    answers.failures["bad.example"] = [AcmeError("the CA refused: rejectedIdentifier: no")]
+    manager.want(["bad.example", "good.example"])
+    manager.tick()
+    text = status_text({"table": "t", "acme": manager.status()})
+    assert "acme:       2 name(s)" in text
+    assert "bad.example" in text and "failed 1x: the CA refused: rejectedIdentifier: no" in text
+    good = next(line for line in text.splitlines() if "good.example" in line)
+    assert "valid" in good and "expires 1970-" in good

@@ -213,8 +213,9 @@ def test_labelled_container_gets_a_certificate_refusals_retried_renewed(
     assert "PRIVATE KEY" not in daemon.log.read_text()
 
 
+@pytest.mark.parametrize("change_path", ["reload", "runtime API"])
 def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
-    host: DockerHost, tmp_path: Path
+    host: DockerHost, tmp_path: Path, change_path: str
 ) -> None:
     from cosmonaut_e2e import RunningDaemon, reconciler
     from test_cosmonaut_tls import haproxy_with_certs
@@ -229,7 +230,10 @@ def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
     certs.chmod(0o755)
     write_pem(certs, "00-default.pem", "default.invalid")
     (certs / "00-default.pem").chmod(0o644)  # the container's haproxy user reads the mount
-    haproxy = haproxy_with_certs(host, certs)
+    runtime_dir = tmp_path / "haproxy-lib" if change_path == "runtime API" else None
+    if runtime_dir is not None:
+        runtime_dir.mkdir()
+    haproxy = haproxy_with_certs(host, certs, runtime_dir)
     host.service(
         "web",
         labels={
@@ -242,7 +246,8 @@ def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
     registry = LocalRegistry(
         MemoryStore(), RenderOptions.model_validate({"tls": {"certs_dir": "/certs"}})
     )
-    syncer = reconciler(host, haproxy, registry=registry)
+    socket_path = runtime_dir / "admin.sock" if runtime_dir is not None else None
+    syncer = reconciler(host, haproxy, registry=registry, runtime_socket=socket_path)
     syncer.folder = CertFolder(syncer.applier.target.engine, "/certs")
     with RunningDaemon(syncer, resync_interval=60, folder_interval=0.5) as daemon:
         eventually(lambda: request(haproxy.ip, host=NAME).status == 200, what="routing")
@@ -309,3 +314,35 @@ def test_two_hosts_sharing_a_registry_order_one_certificate_and_both_serve_it(
         for daemon in daemons:
             daemon.stop()
         other.cleanup()
+
+
+def test_once_orders_installs_and_routes_in_one_run(
+    host: DockerHost, tmp_path: Path, pebble_for: Any
+) -> None:
+    """``cosmonaut once`` (cron): one pass, one ordering round, one pass that installs."""
+    haproxy = host.haproxy()
+    pebble = pebble_for(haproxy.ip)
+    shop = host.service("shop", labels=acme_labels("shop", NAME))
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "options.json").write_text(json.dumps(OPTIONS))
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "cosmonaut.cli", "once"),
+            *("--haproxy-container", haproxy.name, "--keyword", host.prefix),
+            *("--state-dir", str(state), "--options", str(state / "options.json")),
+            *("--store", f"sqlite:{state / 'registry.db'}"),
+            *("--acme-directory", pebble.directory, "--acme-accept-tos"),
+            *("--acme-ca-bundle", str(pebble.ca)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "acme certificate issued" in done.stderr
+    assert "PRIVATE KEY" not in done.stderr
+    answer = http_get(80, NAME, address=haproxy.ip)
+    assert (answer.status, answer.headers.get("location")) == (301, f"https://{NAME}/")
+    assert verified(haproxy.ip, NAME, pebble.roots())[:2] == (200, short(shop))

@@ -19,15 +19,19 @@ NAME = "web.example.test"
 OPTIONS = {"tls": {"certs_dir": "/certs", "hsts_max_age": 60}}
 
 
-def haproxy_with_certs(host: DockerHost, certs: Path) -> HaproxyBox:
-    """HAProxy with ``certs`` mounted read-only at /certs and an empty HTTPS config."""
+def haproxy_with_certs(
+    host: DockerHost, certs: Path, runtime_dir: Path | None = None
+) -> HaproxyBox:
+    """HAProxy with ``certs`` mounted read-only at /certs and an empty HTTPS config; with
+    ``runtime_dir``, that folder is its /var/lib/haproxy (the stats socket)."""
     text = compile_payload(
         {"table": "e2e-test", "running": []}, options=RenderOptions.model_validate(OPTIONS)
     ).text
     name = f"{host.prefix}haproxy"
-    container = host.client.containers.create(
-        HAPROXY, name=name, volumes={str(certs): {"bind": "/certs", "mode": "ro"}}
-    )
+    volumes = {str(certs): {"bind": "/certs", "mode": "ro"}}
+    if runtime_dir is not None:
+        volumes[str(runtime_dir)] = {"bind": "/var/lib/haproxy", "mode": "rw"}
+    container = host.client.containers.create(HAPROXY, name=name, volumes=volumes)
     host.started.append(container)
     Engine().put_file(container.id, "/usr/local/etc/haproxy", "haproxy.cfg", text.encode())
     container.start()
