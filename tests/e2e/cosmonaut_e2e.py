@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -492,3 +493,23 @@ def load_clients(haproxy: HaproxyBox, host: str) -> subprocess.Popen[str]:
     )
     assert clients.stdin is not None and clients.stdout is not None
     return clients
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM a ``cosmonaut run`` process (it stops cleanly), SIGKILL after 30 s."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def cosmonaut_status(state_dir: Path, format: str = "text") -> str:
+    """What ``cosmonaut status`` prints."""
+    command = [sys.executable, "-m", "cosmonaut.cli", "status", "--state-dir", str(state_dir)]
+    done = subprocess.run(
+        [*command, "--format", format], capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.stdout

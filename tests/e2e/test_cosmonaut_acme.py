@@ -13,7 +13,6 @@ and two hosts sharing one registry order one certificate and both serve it.
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import ssl
 import subprocess
@@ -25,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, load_clients, request, short
+from cosmonaut_e2e import (
+    DockerHost,
+    HaproxyBox,
+    cosmonaut_status,
+    eventually,
+    load_clients,
+    request,
+    short,
+    stop_process,
+)
 
 from tests.pebble import Pebble, require_pebble
 from tests.tls_certs import http_get, https_get, write_pem
@@ -99,26 +107,10 @@ class Daemon:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        stop_process(self.process)
 
     def acme(self) -> dict[str, Any]:
-        done = subprocess.run(
-            [
-                *(sys.executable, "-m", "cosmonaut.cli", "status"),
-                *("--state-dir", str(self.state_dir), "--format", "json"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        status = json.loads(done.stdout)
+        status = json.loads(cosmonaut_status(self.state_dir, "json"))
         return {entry["name"]: entry for entry in status.get("acme") or []} | {
             "metrics": status.get("metrics", {})
         }

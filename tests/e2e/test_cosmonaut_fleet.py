@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, request, short
+from cosmonaut_e2e import (
+    DockerHost,
+    HaproxyBox,
+    cosmonaut_status,
+    eventually,
+    request,
+    short,
+    stop_process,
+)
 
 from cosmonaut.payload import host_id_for
 from runtime.config import HandlerConfig
@@ -90,15 +98,6 @@ def second_host(client: Any) -> Iterator[DockerHost]:
         box.cleanup()
 
 
-def cosmonaut_status(state_dir: Path, format: str = "text") -> str:
-    """What ``cosmonaut status`` prints."""
-    command = [sys.executable, "-m", "cosmonaut.cli", "status", "--state-dir", str(state_dir)]
-    done = subprocess.run(
-        [*command, "--format", format], capture_output=True, text=True, timeout=60, check=False
-    )
-    return done.stdout
-
-
 @dataclass
 class Cosmonaut:
     """``cosmonaut run`` as a process of its own: one simulated host."""
@@ -159,13 +158,7 @@ class Cosmonaut:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        stop_process(self.process)
 
     def status(self) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(cosmonaut_status(self.state_dir, "json"))
