@@ -132,6 +132,12 @@ def _https(
         store = local.store
     else:
         store = choose_store(f"sqlite:{parts.state_dir / 'acme.db'}")
+        if args.host_id:
+            logs.warning(
+                "acme state is this host's own (no --acme-store): every host of the fleet "
+                "orders its own certificates; give --acme-store a store the fleet shares",
+                store=store.label,
+            )
     vault = Vault(store, table, holder)
     key = vault.account_key(new_account_key)
     account_thumbprint = thumbprint(key)

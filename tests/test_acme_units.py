@@ -27,6 +27,7 @@ from runtime.stores import Store
 from runtime.stores.memory import MemoryStore
 from runtime.stores.sqlite import SQLiteStore
 from tests.test_dynamodb import dynamodb, moto_server  # noqa: F401  (fixtures)
+from tests.tls_certs import self_signed
 
 DAY = 86_400.0
 
@@ -217,6 +218,12 @@ def test_a_service_waiting_for_its_first_certificate_stays_on_http() -> None:
 # -- the manager -----------------------------------------------------------------------------
 
 
+def issued(name: str, not_before: float, not_after: float, by: str = "a") -> Issued:
+    """A real (self-signed) certificate and key; the validity the manager reads is given."""
+    chain, key = self_signed(name)
+    return Issued(name, chain.decode(), key.decode(), not_before, not_after, by)
+
+
 class Answers:
     """Issues certificates valid for 90 days from the clock, or raises what it is told to."""
 
@@ -230,7 +237,7 @@ class Answers:
         if self.failures.get(name):
             raise self.failures[name].pop(0)
         now = self.clock[0]
-        return Issued(name, f"CHAIN {name} {now}\n", "KEY\n", now, now + 90 * DAY, "a")
+        return issued(name, now, now + 90 * DAY)
 
 
 def manager_on_clock(**options: Any) -> tuple[CertificateManager, Answers, list[float], list[str]]:
@@ -327,8 +334,8 @@ def test_key_material_never_reaches_the_status() -> None:
     manager, _, _, _ = manager_on_clock()
     manager.want(["web.example"])
     manager.tick()
-    assert "KEY" not in json.dumps(manager.status())
-    assert "KEY" not in json.dumps(manager.ready("web.example").public())  # type: ignore[union-attr]
+    assert "PRIVATE KEY" not in json.dumps(manager.status())
+    assert "PRIVATE KEY" not in json.dumps(manager.ready("web.example").public())  # type: ignore[union-attr]
 
 
 def test_records_are_listed_by_prefix(store: Store, table: str) -> None:
@@ -350,9 +357,29 @@ def test_every_host_installs_every_certificate_of_the_fleet() -> None:
     manager.tick()
     other = Vault(manager.vault.store, "t", "b", clock=lambda: clock[0])
     now = clock[0]
-    other.put_certificate(Issued("theirs.example", "C\n", "K\n", now, now + DAY, "b"))
-    other.put_certificate(Issued("expired.example", "C\n", "K\n", now - 2 * DAY, now - DAY, "b"))
+    other.put_certificate(issued("theirs.example", now, now + DAY, "b"))
+    other.put_certificate(issued("expired.example", now - 2 * DAY, now - DAY, "b"))
     assert [i.name for i in manager.ready_all()] == ["mine.example", "theirs.example"]
+
+
+def test_a_damaged_certificate_record_is_skipped_and_ordered_again() -> None:
+    manager, answers, clock, _ = manager_on_clock()
+    manager.want(["web.example"])
+    manager.tick()
+    store = manager.vault.store
+    good = issued("other.example", clock[0], clock[0] + DAY)
+    manager.vault.put_certificate(good)
+    record = store.record("t", "acme:cert:web.example")
+    assert record is not None
+    mismatched = json.loads(record.value) | {"key": good.key}  # another certificate's key
+    assert store.swap_record("t", "acme:cert:web.example", record.revision, json.dumps(mismatched))
+    # Installing skips it (the other certificates are still installed), routing holds it back.
+    assert [i.name for i in manager.ready_all()] == ["other.example"]
+    assert manager.ready("web.example") is None
+    clock[0] += 61 * DAY  # due: the damaged record is replaced by a new order
+    manager.tick()
+    assert answers.orders == ["web.example"] * 2
+    assert manager.ready("web.example") is not None
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 from compiler.errors import LocatedError
 from cosmonaut import logs
-from cosmonaut.acme.vault import Issued, Vault
+from cosmonaut.acme.vault import DamagedRecord, Issued, Vault
 from cosmonaut.metrics import Metrics
 from cosmonaut.payload import PayloadPlan
 from runtime.backoff import Backoff
@@ -219,6 +219,9 @@ class CertificateManager:
             return
         try:
             issued = self.vault.certificate(name)
+        except DamagedRecord as error:
+            logs.warning("acme certificate damaged: ordering it again", name=name, error=str(error))
+            issued = None
         except StoreError as error:
             self._failed(status, f"cannot read the certificate: {error}", None)
             return

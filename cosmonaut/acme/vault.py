@@ -23,12 +23,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from runtime.stores import Store
+from cosmonaut import logs
+from runtime.stores import Store, StoreError
 
 ACCOUNT_KEY = "acme:account-key"
 LEASE_PREFIX = "acme:lease:"
 CERT_PREFIX = "acme:cert:"
 SWAP_ATTEMPTS = 5
+
+
+class DamagedRecord(StoreError):
+    """A stored certificate that does not parse, or whose key is not its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,7 @@ class Vault:
                 return record.value
             if self.store.swap_record(self.table, ACCOUNT_KEY, 0, create()):
                 continue  # read back what was stored
-        raise RuntimeError("the ACME account key kept changing")  # not reached in practice
+        raise StoreError("the ACME account key kept changing", file=self.label)
 
     def take_lease(self, name: str, ttl: float) -> str | None:
         """Take the lease on ``name`` for ``ttl`` seconds; None when taken, else the host
@@ -125,12 +130,32 @@ class Vault:
 
     def certificate(self, name: str) -> Issued | None:
         record = self.store.record(self.table, CERT_PREFIX + name)
-        return None if record is None else _issued(record.value)
+        return None if record is None else self._issued(CERT_PREFIX + name, record.value)
+
+    def _issued(self, key: str, text: str) -> Issued:
+        """A stored certificate, checked: the chain and the key parse, and belong together
+        (a damaged record would make ``haproxy -c`` refuse every config after it)."""
+        try:
+            issued = _issued(text)
+            _check_pair(issued)
+        except (ValueError, KeyError, TypeError) as error:
+            raise DamagedRecord(
+                f"record {key!r} of table {self.table!r} is not a usable certificate "
+                f"({type(error).__name__}: {str(error)[:120]}); delete it to order it again",
+                file=self.label,
+            ) from None
+        return issued
 
     def certificates(self) -> list[Issued]:
         """Every certificate of the table (the fleet's), in name order."""
         records = self.store.records(self.table, CERT_PREFIX)
-        return [_issued(records[key].value) for key in sorted(records)]
+        found = []
+        for key in sorted(records):
+            try:
+                found.append(self._issued(key, records[key].value))
+            except DamagedRecord as error:  # the others are still installed
+                logs.warning("acme certificate skipped", error=str(error))
+        return found
 
     def put_certificate(self, issued: Issued) -> None:
         key = CERT_PREFIX + issued.name
@@ -139,7 +164,7 @@ class Vault:
             record = self.store.record(self.table, key)
             if self.store.swap_record(self.table, key, record.revision if record else 0, value):
                 return
-        raise RuntimeError(f"the certificate record of {issued.name} kept changing")
+        raise StoreError(f"the certificate record of {issued.name} kept changing", file=self.label)
 
 
 def _issued(text: str) -> Issued:
@@ -152,3 +177,16 @@ def _issued(text: str) -> Issued:
         not_after=float(document["not_after"]),
         issued_by=str(document.get("issued_by", "")),
     )
+
+
+def _check_pair(issued: Issued) -> None:
+    """``ValueError`` unless the first certificate of the chain and the key match."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    leaf = x509.load_pem_x509_certificate(issued.fullchain.encode("ascii"))
+    key = serialization.load_pem_private_key(issued.key.encode("ascii"), password=None)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if leaf.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
+        raise ValueError("the key does not belong to the certificate")
