@@ -169,10 +169,6 @@ class CertificateManager:
         with self._lock:
             self._installed.update((i.name, i.digest) for i in issued)
 
-    def forget_installed(self) -> None:
-        with self._lock:
-            self._installed.clear()
-
     def status(self) -> list[dict[str, Any]]:
         with self._lock:
             return [self._status[n].as_dict() for n in sorted(self._status)]
