@@ -44,6 +44,7 @@ LABEL_PREFIX = "cosmonaut."
 COMPOSE_SERVICE = "com.docker.compose.service"
 ENABLE_LABEL = "cosmonaut.enable"
 ACME_SUFFIX = "tls.acme"  # cosmonaut.tls.acme, cosmonaut.<service>.tls.acme
+LETSENCRYPT_VARIABLE = "LETSENCRYPT_HOST"  # acme-companion's name for the same request
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off", ""})
 NETWORK_LABEL = "cosmonaut.network"
@@ -180,6 +181,12 @@ def read_settings(
             value = _TLS_FROM_HTTPS_METHOD.get(value, value)
         document["tls"] = value
     acme = _flag(container, prefix + ACME_SUFFIX, labels, problems)
+    # acme-companion's convention: LETSENCRYPT_HOST asks for a certificate, and nginx-proxy
+    # then redirects to HTTPS by default. Labels win, as for every setting.
+    if environment.get(LETSENCRYPT_VARIABLE, "").strip() and prefix + ACME_SUFFIX not in labels:
+        acme = True
+        if "tls" not in raw:
+            document["tls"] = "redirect"
     options, weight = _options(container, labels, prefix, problems)
     document.update(options)
     candidate: Candidate | None = None

@@ -414,3 +414,19 @@ def test_status_text_shows_each_name_its_expiry_and_last_error() -> None:
     assert "bad.example" in text and "failed 1x: the CA refused: rejectedIdentifier: no" in text
     good = next(line for line in text.splitlines() if "good.example" in line)
     assert "valid" in good and "expires 1970-" in good
+
+
+def test_letsencrypt_host_asks_for_a_certificate_as_acme_companion_does() -> None:
+    environment = {"SERVICE_NAME": "web", "PREDICATE": "web.example", "PORT": "80"}
+    (plain,) = read_services("c1", {}, environment)  # type: ignore[misc]
+    assert (plain.tls, plain.acme) == ("off", False)
+    (companion,) = read_services("c1", {}, {**environment, "LETSENCRYPT_HOST": "web.example"})  # type: ignore[misc]
+    assert (companion.tls, companion.acme) == ("redirect", True)  # nginx-proxy's default
+    (on,) = read_services(  # type: ignore[misc]
+        "c1", {}, {**environment, "LETSENCRYPT_HOST": "web.example", "HTTPS_METHOD": "noredirect"}
+    )
+    assert (on.tls, on.acme) == ("on", True)
+    (labelled,) = read_services(  # type: ignore[misc]
+        "c1", {"cosmonaut.tls.acme": "false"}, {**environment, "LETSENCRYPT_HOST": "web.example"}
+    )
+    assert labelled.acme is False  # labels win
