@@ -37,7 +37,7 @@ from runtime.stores import StoreError
 
 NameState = Literal["ordering", "valid", "waiting", "failed"]
 LEASE_SECONDS = 600.0  # longer than any order takes (client.ORDER_SECONDS)
-WAIT_SECONDS = 5.0  # how often a host waiting for another's lease looks again (an order
+WAIT_SECONDS = 2.0  # how often a host waiting for another's lease looks again (an order
 # takes seconds; the sooner this host sees the certificate, the sooner every host of the fleet
 # reports the service's tls alike)
 
