@@ -279,7 +279,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "sooner than the CA's Retry-After (default 60)",
     )
     https.add_argument(
-        "--acme-retry-max", type=_seconds, default=3600.0, metavar="SECONDS", help="(default 3600)"
+        "--acme-retry-max",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="the longest wait between retries of a failing name (default 3600)",
     )
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default="info"
