@@ -52,11 +52,11 @@ class CertFolder:
         self._no_shell: set[str] = set()
 
     def listing(self, haproxy: HaproxyContainer) -> tuple[str, ...] | None:
-        """The folder's files as ``name size mtime inode`` lines; None when it is missing, or
-        when the image has no shell to list it with (then changes are not watched)."""
+        """The folder's files as ``name size mtime inode`` lines (none when it is missing);
+        None when the image has no shell to list it with (then changes are not watched)."""
         result = self.engine.exec(haproxy.id, ["sh", "-c", _LIST, "sh", self.directory])
         if result.exit_code == 3:
-            return None
+            return ()
         if result.exit_code in (126, 127) or "executable file not found" in result.output:
             if haproxy.id not in self._no_shell:
                 self._no_shell.add(haproxy.id)
@@ -79,20 +79,23 @@ class CertFolder:
         return tuple(n for n in names if not n.startswith(".") and not n.endswith(_COMPANIONS))
 
     def install(
-        self, haproxy: HaproxyContainer, issued: Iterable[Issued], listing: tuple[str, ...]
+        self, haproxy: HaproxyContainer, issued: Iterable[Issued], listing: tuple[str, ...] | None
     ) -> tuple[str, ...]:
         """Write what is missing or changed: each issued certificate, and the default when
-        the folder would hold none. Returns the files written."""
+        the folder is known to hold none (``listing`` None: unknown, so only what changed
+        since this container last got it). Returns the files written."""
         key = (haproxy.id, haproxy.started_at)
         written = self._written.setdefault(key, {})
-        present = set(self.certificates(listing))
+        present = None if listing is None else set(self.certificates(listing))
         files: dict[str, bytes] = {}
+        digests: dict[str, str] = {}
         for certificate in issued:
             name = acme_file(certificate.name)
-            if written.get(name) != certificate.digest or name not in present:
+            missing = present is not None and name not in present
+            if written.get(name) != certificate.digest or missing:
                 files[name] = certificate.pem()
-                written[name] = certificate.digest
-        if not present and not files:
+                digests[name] = certificate.digest
+        if present is not None and not present and not files:
             files[DEFAULT_FILE] = _self_signed(DEFAULT_NAME)
         if files:
             if haproxy.id not in self._no_shell:
@@ -100,6 +103,7 @@ class CertFolder:
             self.engine.put_files(
                 haproxy.id, self.directory, files, mode=0o600, owner=self._owner_of(haproxy)
             )
+            written.update(digests)  # only once they are there
         return tuple(sorted(files))
 
     def _owner_of(self, haproxy: HaproxyContainer) -> tuple[int, int]:

@@ -340,11 +340,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             "--acme-directory needs --acme-accept-tos: read the CA's terms of service first"
         )
-    acme_only = ("acme_email", "acme_all", "acme_ca_bundle", "acme_store")
+    acme_only = ("acme_email", "acme_all", "acme_ca_bundle", "acme_store", "acme_accept_tos")
     if not getattr(args, "acme_directory", None) and any(getattr(args, a, None) for a in acme_only):
         parser.error(
-            "--acme-email, --acme-all, --acme-ca-bundle and --acme-store need --acme-directory"
+            "--acme-email, --acme-all, --acme-ca-bundle, --acme-store and --acme-accept-tos "
+            "need --acme-directory"
         )
+    if getattr(args, "acme_directory", None):
+        if args.acme_retry_min < 1:
+            parser.error("--acme-retry-min must be at least 1 s (the CA's rate limits)")
+        if args.acme_retry_max < args.acme_retry_min:
+            parser.error("--acme-retry-max must not be below --acme-retry-min")
+        if args.acme_ca_bundle is not None and not args.acme_ca_bundle.is_file():
+            parser.error(f"--acme-ca-bundle {args.acme_ca_bundle}: no such file")
     logs.configure(sys.stderr, getattr(args, "log_level", "info"))
     return guarded(
         lambda: int(args.handler(args)),

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from cosmonaut.certfolder import CertFolder
 from cosmonaut.cli import AUTO_HOST_ID, INSTALL_HINT
 from cosmonaut.discovery import Discoverer
 from cosmonaut.engine import Engine, EngineUnavailable
-from cosmonaut.errors import UsageError
+from cosmonaut.errors import UnavailableError, UsageError
 from cosmonaut.haproxy import HaproxyTarget
 from cosmonaut.loop import Daemon
 from cosmonaut.metrics import Metrics, MetricsServer
@@ -41,7 +42,9 @@ from cosmonaut.sync import Syncer
 from runtime.backoff import Backoff
 from runtime.cli.exits import Exit
 from runtime.config import HOST_TTL_ENV, load_render_options
+from runtime.files import write_atomic
 from runtime.fleet import DEFAULT_TTL
+from runtime.stores import StoreError
 from runtime.stores.select import choose_store, number_setting
 
 RESYNC = 60.0
@@ -81,9 +84,7 @@ class _Parts:
         if args.runtime_socket:
             api = RuntimeApi(args.runtime_socket)
             runtime = RuntimePath(self.applier, api, self.metrics)
-        folder, certificates, thumbprint = _https(
-            args, self, table=table, holder=host or name or "host"
-        )
+        folder, certificates, thumbprint = _https(args, self, table=table, holder=host or name)
         self.syncer = Syncer(
             self.discoverer,
             self.registry,
@@ -101,7 +102,7 @@ class _Parts:
 
 
 def _https(
-    args: argparse.Namespace, parts: _Parts, *, table: str, holder: str
+    args: argparse.Namespace, parts: _Parts, *, table: str, holder: str | None
 ) -> tuple[CertFolder | None, CertificateManager | None, str | None]:
     """The certificate folder (``--certs-dir``, else the ``tls`` render option's) and, with
     ``--acme-directory``, the ACME manager, whose account key's thumbprint the in-process
@@ -113,6 +114,9 @@ def _https(
     folder = CertFolder(parts.engine, directory) if directory else None
     if not args.acme_directory:
         return folder, None, None
+    if args.dry_run:
+        logs.info("acme off with --dry-run: nothing is ordered, stored or written")
+        return None, None, None
     if folder is None:
         raise UsageError(
             "--acme-directory needs a certificate folder: the 'tls' render option (--options) "
@@ -138,9 +142,21 @@ def _https(
                 "orders its own certificates; give --acme-store a store the fleet shares",
                 store=store.label,
             )
-    vault = Vault(store, table, holder)
-    key = vault.account_key(new_account_key)
-    account_thumbprint = thumbprint(key)
+    vault = Vault(store, table, holder or _holder_id(parts.state_dir))
+    try:
+        key = vault.account_key(new_account_key)
+    except StoreError as error:
+        raise UnavailableError(
+            f"cannot read or create the ACME account key: {error}", file=vault.label
+        ) from None
+    try:
+        account_thumbprint = thumbprint(key)
+    except (ValueError, TypeError):
+        raise UsageError(
+            f"the stored ACME account key (record 'acme:account-key' of {vault.label}) is not "
+            "a private key; delete the record to make a new account",
+            file="--acme-directory",
+        ) from None
     if local is not None:
         local.options = local.options.model_copy(update={"acme_thumbprint": account_thumbprint})
     else:
@@ -150,7 +166,7 @@ def _https(
         )
     verify: bool | str = str(args.acme_ca_bundle) if args.acme_ca_bundle else True
     client = AcmeClient(
-        args.acme_directory, key, email=args.acme_email, verify=verify, holder=holder
+        args.acme_directory, key, email=args.acme_email, verify=verify, holder=vault.holder
     )
     manager = CertificateManager(
         vault,
@@ -163,6 +179,24 @@ def _https(
         "acme on", directory=args.acme_directory, store=vault.label, thumbprint=account_thumbprint
     )
     return folder, manager, account_thumbprint
+
+
+def _holder_id(state_dir: Path) -> str:
+    """This host's name in ACME leases without a host id: a random id kept in the state
+    folder, so that hosts sharing an --acme-store never take each other's leases, and a
+    restarted Cosmonaut still knows its own."""
+    path = state_dir / "acme-holder"
+    try:
+        return path.read_text(encoding="utf-8").strip() or _new_holder(path)
+    except FileNotFoundError:
+        return _new_holder(path)
+
+
+def _new_holder(path: Path) -> str:
+    holder = f"cosmonaut-{uuid.uuid4().hex[:12]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(str(path), holder + "\n")
+    return holder
 
 
 def run_once(args: argparse.Namespace) -> int:

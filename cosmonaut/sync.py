@@ -118,6 +118,7 @@ class Syncer:
         self.acme_thumbprint = acme_thumbprint  # what the applied config must answer with
         self._thumbprint_missing = False
         self._folder_seen: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
+        self._folder_tried: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
         self._acme_waiting: tuple[str, ...] = ()
         self._acme_names: tuple[str, ...] = ()
         self.last: PassResult | None = None
@@ -237,18 +238,28 @@ class Syncer:
             return (self.runtime or self.applier).apply(text, haproxy, maps=maps)
         haproxy = self.applier.target.located(haproxy)
         key = (haproxy.id, haproxy.started_at)
-        listing = self.folder.listing(haproxy)
         issued: list[Issued] = []
         written: tuple[str, ...] = ()
-        if self.certificates is not None:
-            issued = self.certificates.ready_all()
-            written = self.folder.install(haproxy, issued, listing or ())
-            if written:
-                logs.info("certificates written", files=list(written), folder=self.folder.directory)
-                listing = self.folder.listing(haproxy)
+        listing: tuple[str, ...] | None = None
+        try:
+            listing = self.folder.listing(haproxy)
+            if self.certificates is not None:
+                issued = self.certificates.ready_all()
+                written = self.folder.install(haproxy, issued, listing)
+                if written:
+                    folder = self.folder.directory
+                    logs.info("certificates written", files=list(written), folder=folder)
+                    listing = self.folder.listing(haproxy)
+        except EngineError as error:
+            # A read-only or missing folder costs the certificates, not the routing.
+            logs.warning(
+                "certificate folder unusable", folder=self.folder.directory, error=str(error)
+            )
+            issued = []
         seen = self._folder_seen
         # The first look at a container is the baseline: HAProxy loaded that folder.
         force = bool(written) or (seen is not None and seen[0] == key and seen[1] != listing)
+        self._folder_tried = (key, listing)
         result = (self.runtime or self.applier).apply(text, haproxy, maps=maps, force=force)
         if result.ok or seen is None or seen[0] != key:
             self._folder_seen = (key, listing)
@@ -272,16 +283,17 @@ class Syncer:
         return answers
 
     def folder_changed(self) -> bool:
-        """Whether the certificate folder changed since the last apply (the daemon asks
-        every few seconds, and runs a pass when it did)."""
-        if self.folder is None or self._folder_seen is None:
+        """Whether the certificate folder changed since the last apply tried it (the daemon
+        asks every few seconds, and runs a pass when it did; a pass that failed with it is
+        retried by the retry schedule, not by this)."""
+        if self.folder is None or self._folder_tried is None:
             return False
         try:
             haproxy = self.applier.target.locate()
             listing = self.folder.listing(haproxy)
         except (EngineError, EngineUnavailable, HaproxyContainerError):
             return False
-        return self._folder_seen != ((haproxy.id, haproxy.started_at), listing)
+        return self._folder_tried != ((haproxy.id, haproxy.started_at), listing)
 
     def _hold_back(self, plan: PayloadPlan) -> PayloadPlan:
         """With ACME: tell the manager which names to get, and keep each service whose first

@@ -430,3 +430,142 @@ def test_letsencrypt_host_asks_for_a_certificate_as_acme_companion_does() -> Non
         "c1", {"cosmonaut.tls.acme": "false"}, {**environment, "LETSENCRYPT_HOST": "web.example"}
     )
     assert labelled.acme is False  # labels win
+
+
+# -- what a review found (fleet backoff, damaged records, a store down for a moment) ---------
+
+
+def fleet_of_two(**options: Any) -> tuple[list[CertificateManager], Answers, list[float]]:
+    clock = [1_000_000.0]
+    answers = Answers(clock)
+    store = MemoryStore()
+    managers = [
+        CertificateManager(
+            Vault(store, "t", holder, clock=lambda: clock[0]),
+            answers,
+            clock=lambda: clock[0],
+            metrics=Metrics(),
+            **options,
+        )
+        for holder in ("a", "b")
+    ]
+    return managers, answers, clock
+
+
+def test_the_fleet_shares_one_backoff_after_a_failed_order() -> None:
+    (a, b), answers, clock = fleet_of_two(retry_min=60, retry_max=600)
+    answers.failures["web.example"] = [AcmeError("the CA refused: rateLimited", retry_after=3600)]
+    a.want(["web.example"])
+    a.tick()
+    b.want(["web.example"])
+    b.tick()  # a holds the lease through its backoff: b does not order
+    assert answers.orders == ["web.example"]
+    assert b.status()[0]["state"] == "waiting" and b.status()[0]["lease_holder"] == "a"
+    clock[0] += 3601  # the lease ran out with a's backoff: one of them orders again
+    b.tick()
+    a.tick()
+    assert answers.orders == ["web.example"] * 2
+    assert a.ready("web.example") is not None
+
+
+def test_a_name_that_leaves_and_comes_back_keeps_its_backoff() -> None:
+    manager, answers, clock, _ = manager_on_clock(retry_min=60, retry_max=600)
+    answers.failures["web.example"] = [AcmeError("the CA refused: serverInternal")]
+    manager.want(["web.example"])
+    manager.tick()
+    manager.want([])  # the container went away...
+    assert manager.status() == []
+    manager.want(["web.example"])  # ...and came back at once
+    manager.tick()
+    assert answers.orders == ["web.example"]
+    clock[0] += 100
+    manager.tick()
+    assert answers.orders == ["web.example"] * 2
+
+
+def test_a_released_lease_stays_as_a_free_record_and_a_damaged_one_reads_free() -> None:
+    store = MemoryStore()
+    a, b = Vault(store, "t", "a"), Vault(store, "t", "b")
+    assert a.take_lease("web.example", 60) is None
+    a.release_lease("web.example")
+    record = store.record("t", "acme:lease:web.example")
+    assert record is not None and record.revision == 2  # never deleted: revisions only grow
+    assert b.take_lease("web.example", 60) is None
+    store.swap_record("t", "acme:lease:web.example", 3, "{not json")
+    assert a.take_lease("web.example", 60) is None  # overwritten
+
+
+def test_one_name_raising_a_surprise_does_not_stop_the_others() -> None:
+    manager, answers, _, _ = manager_on_clock()
+    answers.failures["a.example"] = [RuntimeError("a bug")]
+    manager.want(["a.example", "b.example"])
+    manager.tick()
+    status = {s["name"]: s for s in manager.status()}
+    assert status["a.example"]["state"] == "failed"
+    assert status["a.example"]["last_error"] == "internal error: RuntimeError: a bug"
+    assert status["b.example"]["state"] == "valid"
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose reads fail while ``down`` is set."""
+
+    down = False
+
+    def record(self, table: str, key: str) -> Any:
+        if self.down:
+            from runtime.stores import StoreError
+
+            raise StoreError("the store is down", file="flaky")
+        return super().record(table, key)
+
+
+def test_a_store_down_for_a_moment_keeps_ready_certificates_ready() -> None:
+    clock = [1_000_000.0]
+    store = FlakyStore()
+    manager = CertificateManager(
+        Vault(store, "t", "a", clock=lambda: clock[0]), Answers(clock), clock=lambda: clock[0]
+    )
+    manager.want(["web.example"])
+    manager.tick()
+    assert manager.ready("web.example") is not None
+    store.down = True
+    assert manager.ready("web.example") is not None  # not taken off HTTPS for one bad read
+    assert manager.ready("never.example") is None
+
+
+def test_letsencrypt_host_leaves_a_path_mode_service_on_http() -> None:
+    environment = {
+        **{"SERVICE_NAME": "docs", "CONFIG_MODE": "path", "PREDICATE": "/docs", "PORT": "80"},
+        "LETSENCRYPT_HOST": "example.com",
+    }
+    (docs,) = read_services("c1", {}, environment)  # type: ignore[misc]
+    assert docs.tls == "off"
+
+
+def test_acme_all_counts_a_user_file_whose_name_holds_acme_as_the_users() -> None:
+    plan = build_payload("t", [managed("a", settings("acme", "on", acme=False))])
+    assert acme_names(plan, everyone=True, folder=["acme.example.pem"]) == {}
+    assert acme_names(plan, everyone=True, folder=["acme.example.acme.pem"]) == {0: "acme.example"}
+
+
+def test_an_existing_sqlite_file_is_made_private_when_it_gets_records(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    store = SQLiteStore(path)
+    store.swap_record("t", "k", 0, "v")
+    path.chmod(0o644)  # as an older release left it
+    store.swap_record("t", "acme:account-key", 0, "secret")
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_more_acme_usage_errors(tmp_path: Path) -> None:
+    from tests.test_cosmonaut_state import cli
+
+    base = ("once", "--state-dir", str(tmp_path), "--acme-directory", "https://ca.invalid/d")
+    done = cli(*base, "--acme-accept-tos", "--acme-retry-min", "0")
+    assert done.returncode == 2 and "--acme-retry-min must be at least 1 s" in done.stderr
+    done = cli(*base, "--acme-accept-tos", "--acme-retry-min", "60", "--acme-retry-max", "10")
+    assert done.returncode == 2 and "must not be below --acme-retry-min" in done.stderr
+    done = cli(*base, "--acme-accept-tos", "--acme-ca-bundle", str(tmp_path / "none.pem"))
+    assert done.returncode == 2 and "none.pem: no such file" in done.stderr
+    done = cli("once", "--state-dir", str(tmp_path), "--acme-accept-tos")
+    assert done.returncode == 2 and "need --acme-directory" in done.stderr

@@ -10,7 +10,9 @@ delays routing. Each round (``tick``), for every name the last pass wants:
   it, this one *waits* (and picks the certificate up from the vault when it appears);
 * with the lease, it orders (``Orderer.order``). A failure is recorded with the CA's words
   and retried later: exponential backoff from ``retry_min`` to ``retry_max``, never sooner
-  than the CA's ``Retry-After``. A failure for one name never delays another.
+  than the CA's ``Retry-After``; the host keeps the lease until then, so the fleet shares
+  one backoff. Orders run one at a time; a failure for one name only costs the others the
+  time that order took.
 
 A service whose first certificate has not arrived stays on HTTP: ``hold_back`` turns its
 ``tls`` off in the payload until ``ready`` says the certificate is there (no redirect to a
@@ -36,6 +38,7 @@ from runtime.backoff import Backoff
 from runtime.stores import StoreError
 
 NameState = Literal["ordering", "valid", "waiting", "failed"]
+ACME_FILE = ".acme.pem"  # cosmonaut.certfolder.ACME_SUFFIX: the files Cosmonaut writes
 LEASE_SECONDS = 600.0  # longer than any order takes (client.ORDER_SECONDS)
 WAIT_SECONDS = 2.0  # how often a host waiting for another's lease looks again (an order
 # takes seconds; the sooner this host sees the certificate, the sooner every host of the fleet
@@ -76,7 +79,7 @@ def acme_names(plan: PayloadPlan, *, everyone: bool, folder: Iterable[str] = ())
     mode services with ``tls`` on or redirect that opt in (``cosmonaut.tls.acme=true``), or,
     with ``everyone``, all of them but those whose name has a file in the folder
     (``<name>.pem``, ``<name>.crt``)."""
-    own = {f.removesuffix(".pem").removesuffix(".crt") for f in folder if "acme" not in f}
+    own = {f.removesuffix(".pem").removesuffix(".crt") for f in folder if not f.endswith(ACME_FILE)}
     chosen: dict[int, str] = {}
     for index, members in enumerate(plan.candidates):
         if not members:
@@ -127,6 +130,7 @@ class CertificateManager:
         self._backoff: dict[str, Backoff] = {}
         self._wake = threading.Event()
         self._installed: dict[str, str] = {}  # name -> digest this host's HAProxy has
+        self._last_ready: dict[str, Issued] = {}  # what ``ready`` last read, per name
 
     # -- what the passes ask ---------------------------------------------------------------
 
@@ -136,8 +140,8 @@ class CertificateManager:
         with self._lock:
             new = wanted - self._wanted
             self._wanted = wanted
-            for name in set(self._status) - wanted:
-                del self._status[name]
+            # A name that leaves and comes back (a container restarting in a loop) keeps its
+            # status, hence its backoff: statuses are only shown for wanted names.
         if new:
             self._wake.set()
 
@@ -146,9 +150,20 @@ class CertificateManager:
         the store cannot be read now (the service stays on HTTP, the others are unaffected)."""
         try:
             issued = self.vault.certificate(name)
-        except StoreError as error:
+        except DamagedRecord as error:
             logs.warning("acme certificate unreadable", name=name, error=str(error))
-            return None
+            issued = None
+        except StoreError as error:
+            # The store is down for a moment: what was ready stays ready (a pass must not
+            # take HTTPS away from every ACME service because one read failed).
+            logs.warning("acme certificate unreadable", name=name, error=str(error))
+            with self._lock:
+                issued = self._last_ready.get(name)
+        with self._lock:
+            if issued is None:
+                self._last_ready.pop(name, None)
+            else:
+                self._last_ready[name] = issued
         if issued is None or issued.not_after <= self.clock():
             return None
         return issued
@@ -171,7 +186,7 @@ class CertificateManager:
 
     def status(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [self._status[n].as_dict() for n in sorted(self._status)]
+            return [self._status[n].as_dict() for n in sorted(self._status) if n in self._wanted]
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -195,7 +210,11 @@ class CertificateManager:
 
     def next_due(self) -> float | None:
         with self._lock:
-            times = [s.next_attempt for s in self._status.values() if s.next_attempt is not None]
+            times = [
+                s.next_attempt
+                for s in self._status.values()
+                if s.next_attempt is not None and s.name in self._wanted
+            ]
         return min(times) if times else None
 
     def tick(self) -> None:
@@ -203,7 +222,15 @@ class CertificateManager:
         with self._lock:
             names = sorted(self._wanted)
         for name in names:
-            self._tick_name(name)
+            try:
+                self._tick_name(name)
+            except Exception as error:  # a bug or a surprise for one name: the others go on
+                logs.LOGGER.exception(
+                    "acme round failed", extra={"cosmonaut_fields": {"name": name}}
+                )
+                status = self._status_of(name)
+                if status is not None:
+                    self._failed(status, f"internal error: {type(error).__name__}: {error}", None)
         self._export()
 
     def _tick_name(self, name: str) -> None:
@@ -248,12 +275,12 @@ class CertificateManager:
             self.metrics.inc("cosmonaut_acme_failures_total")
             retry_after = getattr(error, "retry_after", None)
             self._failed(status, str(error.message), retry_after, issued)
+            self._lease_until(name, status.next_attempt)
             return
-        finally:
-            try:
-                self.vault.release_lease(name)
-            except StoreError as error:
-                logs.warning("acme lease not released", name=name, error=str(error))
+        except BaseException:
+            self._lease_until(name, None)
+            raise
+        self._lease_until(name, None)
         self.metrics.inc("cosmonaut_acme_certificates_issued_total")
         self._backoff.pop(name, None)
         logs.info(
@@ -267,6 +294,17 @@ class CertificateManager:
             status.failures = 0
             status.last_error = None
         self._valid(status, new)
+
+    def _lease_until(self, name: str, until: float | None) -> None:
+        """After an order: free the lease (``None``), or hold it until this host's next
+        attempt, so that no other host of the fleet orders before the backoff is over."""
+        try:
+            if until is None:
+                self.vault.release_lease(name)
+            else:
+                self.vault.hold_lease(name, until)
+        except StoreError as error:
+            logs.warning("acme lease not updated", name=name, error=str(error))
 
     def _status_of(self, name: str) -> NameStatus | None:
         with self._lock:
@@ -315,16 +353,16 @@ class CertificateManager:
 
     def _export(self) -> None:
         with self._lock:
-            states = [s.state for s in self._status.values()]
-            expiries = [s.not_after for s in self._status.values() if s.not_after is not None]
+            wanted = [s for s in self._status.values() if s.name in self._wanted]
+        states = [s.state for s in wanted]
+        expiries = [s.not_after for s in wanted if s.not_after is not None]
         self.metrics.set("cosmonaut_acme_names", len(states))
         self.metrics.set("cosmonaut_acme_names_failed", states.count("failed"))
         self.metrics.set("cosmonaut_acme_names_waiting", states.count("waiting"))
         self.metrics.set(
             "cosmonaut_acme_next_expiry_timestamp_seconds", min(expiries) if expiries else 0.0
         )
-        with self._lock:
-            statuses = list(self._status.values())
+        statuses = wanted
         self.metrics.set_per_name(
             "cosmonaut_acme_certificate_expiry_timestamp_seconds",
             {s.name: s.not_after for s in statuses if s.not_after is not None},

@@ -6,7 +6,8 @@ both win):
 * ``acme:account-key``: the account's private key (PEM). Created once, by whichever host
   needs it first; every host then signs with it and renders the same thumbprint.
 * ``acme:lease:<name>``: ``{"holder", "expires"}``: the host ordering ``name`` now. A host
-  takes a lease that is absent, expired or its own; it releases it when done.
+  takes a lease that is absent, free, expired or its own; it frees it after a success, and
+  after a failure holds it until its next attempt, so the whole fleet keeps one backoff.
 * ``acme:cert:<name>``: the issued certificate (full chain and key, PEM) and its validity.
   Every host installs every one of them (``certificates``), also for services it runs no
   container of: its HAProxy routes them too.
@@ -106,15 +107,14 @@ class Vault:
 
     def take_lease(self, name: str, ttl: float) -> str | None:
         """Take the lease on ``name`` for ``ttl`` seconds; None when taken, else the host
-        that holds it."""
+        that holds it. A lease that does not parse counts as free (it is overwritten)."""
         key = LEASE_PREFIX + name
         for _ in range(SWAP_ATTEMPTS):
             record = self.store.record(self.table, key)
             expected = 0
             if record is not None:
-                lease = json.loads(record.value)
-                holder = str(lease.get("holder"))
-                if holder != self.holder and float(lease.get("expires", 0)) > self.clock():
+                holder, expires = _lease(record.value)
+                if holder not in (None, self.holder) and expires > self.clock():
                     return holder
                 expected = record.revision
             value = json.dumps({"holder": self.holder, "expires": self.clock() + ttl})
@@ -122,11 +122,22 @@ class Vault:
                 return None
         return "another host"
 
+    def hold_lease(self, name: str, until: float) -> None:
+        """Keep this host's lease on ``name`` until ``until``: after a failed order, so that
+        the other hosts wait out the same backoff (and the CA's ``Retry-After``) instead of
+        ordering at once."""
+        self._rewrite_lease(name, {"holder": self.holder, "expires": until})
+
     def release_lease(self, name: str) -> None:
+        """Free this host's lease. The record stays, holder-less (its revision only grows,
+        so a stale compare-and-swap can never win after a release)."""
+        self._rewrite_lease(name, {"holder": None, "expires": 0})
+
+    def _rewrite_lease(self, name: str, lease: dict[str, object]) -> None:
         key = LEASE_PREFIX + name
         record = self.store.record(self.table, key)
-        if record is not None and json.loads(record.value).get("holder") == self.holder:
-            self.store.swap_record(self.table, key, record.revision, None)
+        if record is not None and _lease(record.value)[0] == self.holder:
+            self.store.swap_record(self.table, key, record.revision, json.dumps(lease))
 
     def certificate(self, name: str) -> Issued | None:
         record = self.store.record(self.table, CERT_PREFIX + name)
@@ -190,3 +201,13 @@ def _check_pair(issued: Issued) -> None:
     der = serialization.Encoding.DER
     if leaf.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
         raise ValueError("the key does not belong to the certificate")
+
+
+def _lease(text: str) -> tuple[str | None, float]:
+    """(holder, expiry) of a lease record; a damaged one reads as free."""
+    try:
+        lease = json.loads(text)
+        holder = lease.get("holder")
+        return (None if holder is None else str(holder)), float(lease.get("expires", 0))
+    except (ValueError, TypeError, AttributeError):
+        return None, 0.0

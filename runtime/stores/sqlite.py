@@ -266,6 +266,8 @@ class SQLiteStore:
             ).fetchone()
             if (int(row[0]) if row else 0) != expected:
                 return False
+            if value is not None:
+                self._private()
             if value is None:
                 connection.execute("DELETE FROM records WHERE tbl = ? AND key = ?", (table, key))
             else:
@@ -275,6 +277,12 @@ class SQLiteStore:
                     (table, key, value, expected + 1),
                 )
         return True
+
+    def _private(self) -> None:
+        """Owner-only, also for a file made before it held records (keys, say)."""
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_mode & 0o077:
+                self.path.chmod(0o600)
 
     def _has_records_table(self, connection: sqlite3.Connection) -> bool:
         row = connection.execute(
