@@ -95,8 +95,12 @@ class CertFolder:
             if written.get(name) != certificate.digest or missing:
                 files[name] = certificate.pem()
                 digests[name] = certificate.digest
-        if present is not None and not present and not files:
+        # The default when the folder is known to be empty, and, in an image without a shell
+        # (no listing), once per container: HAProxy refuses an HTTPS bind without any.
+        unknown_first = present is None and DEFAULT_FILE not in written
+        if (present is not None and not present and not files) or unknown_first:
             files[DEFAULT_FILE] = _self_signed(DEFAULT_NAME)
+            digests[DEFAULT_FILE] = "default"
         if files:
             if haproxy.id not in self._no_shell:
                 self.engine.exec(haproxy.id, ["mkdir", "-p", self.directory], user="0")

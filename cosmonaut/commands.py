@@ -115,8 +115,10 @@ def _https(
     if not args.acme_directory:
         return folder, None, None
     if args.dry_run:
+        # Nothing ordered, stored or written; the diff still shows the challenge answer
+        # when the account exists.
         logs.info("acme off with --dry-run: nothing is ordered, stored or written")
-        return None, None, None
+        return None, None, _existing_thumbprint(args, local, table)
     if folder is None:
         raise UsageError(
             "--acme-directory needs a certificate folder: the 'tls' render option (--options) "
@@ -181,15 +183,42 @@ def _https(
     return folder, manager, account_thumbprint
 
 
+def _existing_thumbprint(
+    args: argparse.Namespace, local: LocalRegistry | None, table: str
+) -> str | None:
+    """The stored account's thumbprint, rendered by the in-process registry, without making
+    an account (``--dry-run``); None when there is none or it cannot be read."""
+    if local is None:
+        return None
+    try:
+        from cosmonaut.acme.client import thumbprint
+        from cosmonaut.acme.vault import ACCOUNT_KEY
+
+        store = choose_store(args.acme_store) if args.acme_store else local.store
+        record = store.record(table, ACCOUNT_KEY)
+        if record is None:
+            return None
+        account_thumbprint = thumbprint(record.value)
+    except (ImportError, StoreError, ValueError, TypeError):
+        return None
+    local.options = local.options.model_copy(update={"acme_thumbprint": account_thumbprint})
+    return account_thumbprint
+
+
 def _holder_id(state_dir: Path) -> str:
     """This host's name in ACME leases without a host id: a random id kept in the state
     folder, so that hosts sharing an --acme-store never take each other's leases, and a
     restarted Cosmonaut still knows its own."""
     path = state_dir / "acme-holder"
     try:
-        return path.read_text(encoding="utf-8").strip() or _new_holder(path)
-    except FileNotFoundError:
-        return _new_holder(path)
+        try:
+            return path.read_text(encoding="utf-8").strip() or _new_holder(path)
+        except FileNotFoundError:
+            return _new_holder(path)
+    except OSError as error:
+        raise UsageError(
+            f"cannot keep this host's ACME lease id: {error.strerror or error}", file=str(path)
+        ) from None
 
 
 def _new_holder(path: Path) -> str:

@@ -185,7 +185,7 @@ def read_settings(
     # then redirects to HTTPS by default. Labels win, as for every setting.
     if environment.get(LETSENCRYPT_VARIABLE, "").strip() and prefix + ACME_SUFFIX not in labels:
         acme = True
-        if "tls" not in raw and document.get("configMode", "host") == "host":
+        if "tls" not in raw and str(document.get("configMode", "host")).lower() == "host":
             document["tls"] = "redirect"  # path mode: no name of its own to certify
     options, weight = _options(container, labels, prefix, problems)
     document.update(options)

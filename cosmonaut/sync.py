@@ -121,6 +121,7 @@ class Syncer:
         self._folder_tried: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
         self._acme_waiting: tuple[str, ...] = ()
         self._acme_names: tuple[str, ...] = ()
+        self._install_failed = False  # the last write into the certificate folder failed
         self.last: PassResult | None = None
         self.last_success: PassResult | None = None
         self.last_sync: PassResult | None = None  # the last pass that listed the host
@@ -246,16 +247,19 @@ class Syncer:
             if self.certificates is not None:
                 issued = self.certificates.ready_all()
                 written = self.folder.install(haproxy, issued, listing)
+                self._install_failed = False
                 if written:
                     folder = self.folder.directory
                     logs.info("certificates written", files=list(written), folder=folder)
                     listing = self.folder.listing(haproxy)
         except EngineError as error:
-            # A read-only or missing folder costs the certificates, not the routing.
+            # A read-only or missing folder costs the certificates, not the routing; the
+            # next passes keep services whose certificate is not installed on HTTP.
             logs.warning(
                 "certificate folder unusable", folder=self.folder.directory, error=str(error)
             )
             issued = []
+            self._install_failed = True
         seen = self._folder_seen
         # The first look at a container is the baseline: HAProxy loaded that folder.
         force = bool(written) or (seen is not None and seen[0] == key and seen[1] != listing)
@@ -293,7 +297,13 @@ class Syncer:
             listing = self.folder.listing(haproxy)
         except (EngineError, EngineUnavailable, HaproxyContainerError):
             return False
-        return self._folder_tried != ((haproxy.id, haproxy.started_at), listing)
+        now = ((haproxy.id, haproxy.started_at), listing)
+        if self._folder_tried == now:
+            return False
+        # Reported once: if the pass it starts fails before trying this listing (the
+        # registry down, say), the retry schedule takes over, not a pass every few seconds.
+        self._folder_tried = now
+        return True
 
     def _hold_back(self, plan: PayloadPlan) -> PayloadPlan:
         """With ACME: tell the manager which names to get, and keep each service whose first
@@ -306,7 +316,13 @@ class Syncer:
         )
         # Wanted (ordered) once a config that answers the challenges is applied: ``_apply``.
         self._acme_names = tuple(names.values())
-        waiting = {i: n for i, n in names.items() if self.certificates.ready(n) is None}
+        certificates = self.certificates
+        waiting = {
+            i: n
+            for i, n in names.items()
+            if (issued := certificates.ready(n)) is None
+            or (self._install_failed and not certificates.is_installed(issued))
+        }
         if tuple(sorted(waiting.values())) != self._acme_waiting and waiting:
             logs.info("waiting for certificates: served on HTTP", names=sorted(waiting.values()))
         self._acme_waiting = tuple(sorted(waiting.values()))

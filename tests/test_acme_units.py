@@ -130,7 +130,8 @@ def test_a_lease_is_held_until_released_or_expired() -> None:
     a = Vault(store, "t", "a", clock=lambda: now[0])
     b = Vault(store, "t", "b", clock=lambda: now[0])
     assert a.take_lease("web.example", 60) is None
-    assert b.take_lease("web.example", 60) == "a"
+    busy = b.take_lease("web.example", 60)
+    assert busy is not None and (busy.holder, busy.backoff) == ("a", False)
     assert a.take_lease("web.example", 60) is None  # its own: renewed
     now[0] += 61
     assert b.take_lease("web.example", 60) is None  # a's expired
@@ -569,3 +570,44 @@ def test_more_acme_usage_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "none.pem: no such file" in done.stderr
     done = cli("once", "--state-dir", str(tmp_path), "--acme-accept-tos")
     assert done.returncode == 2 and "need --acme-directory" in done.stderr
+
+
+def test_a_restarted_host_keeps_its_own_backoff() -> None:
+    manager, answers, clock, _ = manager_on_clock(retry_min=60, retry_max=600)
+    answers.failures["web.example"] = [AcmeError("the CA refused: rateLimited", retry_after=900)]
+    manager.want(["web.example"])
+    manager.tick()
+    restarted = CertificateManager(  # the same holder id, a new process
+        Vault(manager.vault.store, "t", "a", clock=lambda: clock[0]),
+        answers,
+        clock=lambda: clock[0],
+    )
+    restarted.want(["web.example"])
+    restarted.tick()
+    assert answers.orders == ["web.example"]
+    assert restarted.next_due() == pytest.approx(clock[0] + 600)  # no store reads meanwhile
+    clock[0] += 901
+    restarted.tick()
+    assert answers.orders == ["web.example"] * 2
+
+
+def test_a_surprise_in_an_order_holds_the_lease_like_any_failure() -> None:
+    (a, b), answers, _ = fleet_of_two()
+    answers.failures["web.example"] = [RuntimeError("a bug")]
+    a.want(["web.example"])
+    a.tick()
+    b.want(["web.example"])
+    b.tick()
+    assert answers.orders == ["web.example"]  # b waits out a's backoff
+
+
+def test_a_deleted_certificate_record_is_ordered_again_at_once() -> None:
+    manager, answers, _, _ = manager_on_clock()
+    manager.want(["web.example"])
+    manager.tick()
+    record = manager.vault.store.record("t", "acme:cert:web.example")
+    assert record is not None
+    manager.vault.store.swap_record("t", "acme:cert:web.example", record.revision, None)
+    assert manager.ready("web.example") is None  # a pass looks...
+    manager.tick()  # ...and the round orders, not weeks later at the renewal time
+    assert answers.orders == ["web.example"] * 2

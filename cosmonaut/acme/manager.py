@@ -131,6 +131,8 @@ class CertificateManager:
         self._wake = threading.Event()
         self._installed: dict[str, str] = {}  # name -> digest this host's HAProxy has
         self._last_ready: dict[str, Issued] = {}  # what ``ready`` last read, per name
+        self._last_all: list[Issued] = []  # what ``ready_all`` last read
+        self._order_failed_with: Issued | None = None  # the certificate an order raised over
 
     # -- what the passes ask ---------------------------------------------------------------
 
@@ -164,9 +166,15 @@ class CertificateManager:
                 self._last_ready.pop(name, None)
             else:
                 self._last_ready[name] = issued
-        if issued is None or issued.not_after <= self.clock():
-            return None
-        return issued
+            usable = issued is not None and issued.not_after > self.clock()
+            status = self._status.get(name)
+            if not usable and status is not None and status.state == "valid":
+                # Deleted, damaged or expired while the status said valid: order now, not
+                # at a renewal time weeks away.
+                status.state = "ordering"
+                status.next_attempt = None
+                self._wake.set()
+        return issued if usable else None
 
     def ready_all(self) -> list[Issued]:
         """Every valid (unexpired) certificate of the table, what this host's HAProxy
@@ -175,9 +183,17 @@ class CertificateManager:
             stored = self.vault.certificates()
         except StoreError as error:
             logs.warning("acme certificates unreadable", error=str(error))
-            return []
+            with self._lock:
+                stored = list(self._last_all)  # as ``ready`` does: a blip takes nothing away
+        with self._lock:
+            self._last_all = list(stored)
         now = self.clock()
         return [issued for issued in stored if issued.not_after > now]
+
+    def is_installed(self, issued: Issued) -> bool:
+        """Whether this host's HAProxy serves ``issued`` (as ``installed`` last said)."""
+        with self._lock:
+            return self._installed.get(issued.name) == issued.digest
 
     def installed(self, issued: Iterable[Issued]) -> None:
         """This host's HAProxy now serves ``issued`` (called after a successful apply)."""
@@ -230,7 +246,10 @@ class CertificateManager:
                 )
                 status = self._status_of(name)
                 if status is not None:
-                    self._failed(status, f"internal error: {type(error).__name__}: {error}", None)
+                    issued, self._order_failed_with = self._order_failed_with, None
+                    why = f"internal error: {type(error).__name__}: {error}"
+                    self._failed(status, why, None, issued)
+                    self._lease_until(name, status.next_attempt)
         self._export()
 
     def _tick_name(self, name: str) -> None:
@@ -252,15 +271,19 @@ class CertificateManager:
             self._valid(status, issued)
             return
         try:
-            holder = self.vault.take_lease(name, LEASE_SECONDS)
+            busy = self.vault.take_lease(name, LEASE_SECONDS)
         except StoreError as error:
             self._failed(status, f"cannot take the lease: {error}", None)
             return
-        if holder is not None:
+        if busy is not None:
             with self._lock:
-                status.state = "valid" if issued is not None else "waiting"
-                status.holder = holder
-                status.next_attempt = now + WAIT_SECONDS
+                if busy.holder != self.vault.holder:
+                    status.state = "valid" if issued is not None else "waiting"
+                    status.holder = busy.holder
+                # A backoff hold: nobody orders before it ends. An order under way: look for
+                # its certificate again soon.
+                wait = busy.until - now if busy.backoff else WAIT_SECONDS
+                status.next_attempt = now + max(WAIT_SECONDS, min(wait, LEASE_SECONDS))
             return
         with self._lock:
             if issued is None and status.failures == 0:
@@ -277,8 +300,13 @@ class CertificateManager:
             self._failed(status, str(error.message), retry_after, issued)
             self._lease_until(name, status.next_attempt)
             return
-        except BaseException:
+        except (KeyboardInterrupt, SystemExit):
             self._lease_until(name, None)
+            raise
+        except Exception:
+            # ``tick`` records the failure with a backoff; the lease is held through it, as
+            # after any failed order.
+            self._order_failed_with = issued
             raise
         self._lease_until(name, None)
         self.metrics.inc("cosmonaut_acme_certificates_issued_total")

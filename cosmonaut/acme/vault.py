@@ -33,6 +33,16 @@ CERT_PREFIX = "acme:cert:"
 SWAP_ATTEMPTS = 5
 
 
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """A lease someone holds: who, until when, and whether it is a backoff after a failed
+    order (then nobody orders before ``until``) rather than an order under way."""
+
+    holder: str
+    until: float
+    backoff: bool
+
+
 class DamagedRecord(StoreError):
     """A stored certificate that does not parse, or whose key is not its own."""
 
@@ -105,28 +115,31 @@ class Vault:
                 continue  # read back what was stored
         raise StoreError("the ACME account key kept changing", file=self.label)
 
-    def take_lease(self, name: str, ttl: float) -> str | None:
-        """Take the lease on ``name`` for ``ttl`` seconds; None when taken, else the host
-        that holds it. A lease that does not parse counts as free (it is overwritten)."""
+    def take_lease(self, name: str, ttl: float) -> Busy | None:
+        """Take the lease on ``name`` for ``ttl`` seconds: None when taken, else who holds
+        it and until when. A lease that does not parse counts as free (it is overwritten).
+        This host's own lease is taken again, unless it is a backoff hold that has not run
+        out (a restarted Cosmonaut keeps its backoff too)."""
         key = LEASE_PREFIX + name
         for _ in range(SWAP_ATTEMPTS):
             record = self.store.record(self.table, key)
             expected = 0
             if record is not None:
-                holder, expires = _lease(record.value)
-                if holder not in (None, self.holder) and expires > self.clock():
-                    return holder
+                holder, expires, backoff = _lease(record.value)
+                live = holder is not None and expires > self.clock()
+                if live and (holder != self.holder or backoff):
+                    return Busy(str(holder), expires, backoff)
                 expected = record.revision
             value = json.dumps({"holder": self.holder, "expires": self.clock() + ttl})
             if self.store.swap_record(self.table, key, expected, value):
                 return None
-        return "another host"
+        return Busy("another host", self.clock() + 1.0, False)
 
     def hold_lease(self, name: str, until: float) -> None:
-        """Keep this host's lease on ``name`` until ``until``: after a failed order, so that
-        the other hosts wait out the same backoff (and the CA's ``Retry-After``) instead of
-        ordering at once."""
-        self._rewrite_lease(name, {"holder": self.holder, "expires": until})
+        """Keep this host's lease on ``name`` until ``until``, marked as a backoff: after a
+        failed order, so that every host (this one restarted, too) waits out the same
+        backoff and the CA's ``Retry-After`` instead of ordering at once."""
+        self._rewrite_lease(name, {"holder": self.holder, "expires": until, "backoff": True})
 
     def release_lease(self, name: str) -> None:
         """Free this host's lease. The record stays, holder-less (its revision only grows,
@@ -203,11 +216,12 @@ def _check_pair(issued: Issued) -> None:
         raise ValueError("the key does not belong to the certificate")
 
 
-def _lease(text: str) -> tuple[str | None, float]:
-    """(holder, expiry) of a lease record; a damaged one reads as free."""
+def _lease(text: str) -> tuple[str | None, float, bool]:
+    """(holder, expiry, whether it is a backoff hold) of a lease; a damaged one reads free."""
     try:
         lease = json.loads(text)
         holder = lease.get("holder")
-        return (None if holder is None else str(holder)), float(lease.get("expires", 0))
+        expires = float(lease.get("expires", 0))
+        return (None if holder is None else str(holder)), expires, bool(lease.get("backoff"))
     except (ValueError, TypeError, AttributeError):
-        return None, 0.0
+        return None, 0.0, False
