@@ -85,6 +85,8 @@ class Excluded:
 
     container: str
     reason: str
+    id: str = ""
+    unhealthy: bool = False
 
     def as_dict(self) -> dict[str, str]:
         return {"container": self.container, "reason": self.reason}
@@ -206,7 +208,9 @@ class Discoverer:
                 excluded.append(Excluded(name, f"container is {state or 'not running'}"))
                 continue
             if container_id in unhealthy:
-                excluded.append(Excluded(name, "Docker health check says unhealthy"))
+                excluded.append(
+                    Excluded(name, "Docker health check says unhealthy", container_id, True)
+                )
                 continue
             chosen = network_of(static.labels)
             # One entry per service the container offers (several ports, several services).

@@ -203,8 +203,11 @@ class RuntimePath:
         state = "maint" if why == EXITED else "drain"
         with self._lock:
             where = self._servers.get(short)
+            already = self._aside.get(short) == state
         if where is None:
             return False
+        if already:
+            return True  # the event and the pass both saw it: one drain
         backend, slot = where
         try:
             self.api.run((f"set server {backend}/{slot} state {state}",))

@@ -151,6 +151,7 @@ class Syncer:
             diagnostics = compiled.diagnostics
             self._report_diagnostics(plan, diagnostics)
             self.etag = etag_of(compiled.text, compiled.files)
+            self._drain_unhealthy(discovery)
             applied = self._apply(compiled.text, discovery.haproxy, maps=compiled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
@@ -327,6 +328,16 @@ class Syncer:
             logs.info("waiting for certificates: served on HTTP", names=sorted(waiting.values()))
         self._acme_waiting = tuple(sorted(waiting.values()))
         return hold_back(plan, waiting)
+
+    def _drain_unhealthy(self, discovery: Discovery) -> None:
+        """Drain each unhealthy container this pass takes out, before the change removes its
+        server: its health event may have come first, while the engine still said healthy
+        (Podman 4 sends the event before it updates the state), and drained nothing."""
+        if self.runtime is None:
+            return
+        for item in discovery.excluded:
+            if item.unhealthy and item.id:
+                self.runtime.drain(item.id, "unhealthy")
 
     def drain(self, container: str, why: str) -> bool:
         """Stop new traffic to ``container`` now (the runtime API); False when not possible."""
