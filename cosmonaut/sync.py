@@ -144,7 +144,9 @@ class Syncer:
             discovery = self.discoverer.discover()
             timings["discover"] = time.monotonic() - clock
             plan = build_payload(self.table, discovery.containers, host=self.host)
-            plan = self._hold_back(plan)
+            # One read of the certificates per pass: what leaves HTTP is what is installed.
+            issued = self.certificates.ready_all() if self.certificates is not None else []
+            plan = self._hold_back(plan, issued)
             self._report_problems((*discovery.problems, *plan.problems))
             compiled = self._ask(plan.payload)
             timings["registry"] = time.monotonic() - clock - timings["discover"]
@@ -152,7 +154,9 @@ class Syncer:
             self._report_diagnostics(plan, diagnostics)
             self.etag = etag_of(compiled.text, compiled.files)
             self._drain_unhealthy(discovery)
-            applied = self._apply(compiled.text, discovery.haproxy, maps=compiled.maps)
+            applied = self._apply(
+                compiled.text, discovery.haproxy, maps=compiled.maps, issued=issued
+            )
         except Exception as caught:
             failure, error = _failure(caught)
             if isinstance(caught, RegistryError):
@@ -231,22 +235,28 @@ class Syncer:
         return result
 
     def _apply(
-        self, text: str, haproxy: Any = None, *, maps: tuple[tuple[str, str], ...] = ()
+        self,
+        text: str,
+        haproxy: Any = None,
+        *,
+        maps: tuple[tuple[str, str], ...] = (),
+        issued: list[Issued] | None = None,
     ) -> ApplyResult:
         """Apply ``text``; with a certificate folder, first write the ACME certificates it
-        lacks, and reload even an unchanged config when the folder changed since the last
-        apply (a reload is what loads certificate files)."""
+        lacks (``issued``, the pass's read, else read now), and reload even an unchanged
+        config when the folder changed since the last apply (a reload is what loads
+        certificate files)."""
         if self.folder is None:
             return (self.runtime or self.applier).apply(text, haproxy, maps=maps)
         haproxy = self.applier.target.located(haproxy)
         key = (haproxy.id, haproxy.started_at)
-        issued: list[Issued] = []
+        if issued is None:
+            issued = self.certificates.ready_all() if self.certificates is not None else []
         written: tuple[str, ...] = ()
         listing: tuple[str, ...] | None = None
         try:
             listing = self.folder.listing(haproxy)
             if self.certificates is not None:
-                issued = self.certificates.ready_all()
                 written = self.folder.install(haproxy, issued, listing)
                 self._install_failed = False
                 if written:
@@ -306,7 +316,7 @@ class Syncer:
         self._folder_tried = now
         return True
 
-    def _hold_back(self, plan: PayloadPlan) -> PayloadPlan:
+    def _hold_back(self, plan: PayloadPlan, issued: list[Issued]) -> PayloadPlan:
         """With ACME: tell the manager which names to get, and keep each service whose first
         certificate has not arrived on HTTP (its ``tls`` off in the payload)."""
         if self.certificates is None:
@@ -318,11 +328,11 @@ class Syncer:
         # Wanted (ordered) once a config that answers the challenges is applied: ``_apply``.
         self._acme_names = tuple(names.values())
         certificates = self.certificates
+        ready = {certificate.name: certificate for certificate in issued}
         waiting = {
             i: n
             for i, n in names.items()
-            if (issued := certificates.ready(n)) is None
-            or (self._install_failed and not certificates.is_installed(issued))
+            if n not in ready or (self._install_failed and not certificates.is_installed(ready[n]))
         }
         if tuple(sorted(waiting.values())) != self._acme_waiting and waiting:
             logs.info("waiting for certificates: served on HTTP", names=sorted(waiting.values()))
@@ -333,11 +343,9 @@ class Syncer:
         """Drain each unhealthy container this pass takes out, before the change removes its
         server: its health event may have come first, while the engine still said healthy
         (Podman 4 sends the event before it updates the state), and drained nothing."""
-        if self.runtime is None:
-            return
         for item in discovery.excluded:
             if item.unhealthy and item.id:
-                self.runtime.drain(item.id, "unhealthy")
+                self.drain(item.id, "unhealthy")
 
     def drain(self, container: str, why: str) -> bool:
         """Stop new traffic to ``container`` now (the runtime API); False when not possible."""

@@ -519,6 +519,13 @@ class FlakyStore(MemoryStore):
             raise StoreError("the store is down", file="flaky")
         return super().record(table, key)
 
+    def records(self, table: str, prefix: str) -> Any:
+        if self.down:
+            from runtime.stores import StoreError
+
+            raise StoreError("the store is down", file="flaky")
+        return super().records(table, prefix)
+
 
 def test_a_store_down_for_a_moment_keeps_ready_certificates_ready() -> None:
     clock = [1_000_000.0]

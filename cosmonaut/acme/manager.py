@@ -32,13 +32,13 @@ from typing import Any, Literal, Protocol
 from compiler.errors import LocatedError
 from cosmonaut import logs
 from cosmonaut.acme.vault import DamagedRecord, Issued, Vault
+from cosmonaut.certfolder import ACME_SUFFIX
 from cosmonaut.metrics import Metrics
 from cosmonaut.payload import PayloadPlan
 from runtime.backoff import Backoff
 from runtime.stores import StoreError
 
 NameState = Literal["ordering", "valid", "waiting", "failed"]
-ACME_FILE = ".acme.pem"  # cosmonaut.certfolder.ACME_SUFFIX: the files Cosmonaut writes
 LEASE_SECONDS = 600.0  # longer than any order takes (client.ORDER_SECONDS)
 WAIT_SECONDS = 2.0  # how often a host waiting for another's lease looks again (an order
 # takes seconds; the sooner this host sees the certificate, the sooner every host of the fleet
@@ -79,7 +79,9 @@ def acme_names(plan: PayloadPlan, *, everyone: bool, folder: Iterable[str] = ())
     mode services with ``tls`` on or redirect that opt in (``cosmonaut.tls.acme=true``), or,
     with ``everyone``, all of them but those whose name has a file in the folder
     (``<name>.pem``, ``<name>.crt``)."""
-    own = {f.removesuffix(".pem").removesuffix(".crt") for f in folder if not f.endswith(ACME_FILE)}
+    own = {
+        f.removesuffix(".pem").removesuffix(".crt") for f in folder if not f.endswith(ACME_SUFFIX)
+    }
     chosen: dict[int, str] = {}
     for index, members in enumerate(plan.candidates):
         if not members:
@@ -130,7 +132,6 @@ class CertificateManager:
         self._backoff: dict[str, Backoff] = {}
         self._wake = threading.Event()
         self._installed: dict[str, str] = {}  # name -> digest this host's HAProxy has
-        self._last_ready: dict[str, Issued] = {}  # what ``ready`` last read, per name
         self._last_all: list[Issued] = []  # what ``ready_all`` last read
         self._order_failed_with: Issued | None = None  # the certificate an order raised over
 
@@ -148,47 +149,34 @@ class CertificateManager:
             self._wake.set()
 
     def ready(self, name: str) -> Issued | None:
-        """The stored certificate for ``name`` while it is valid (not expired); None too when
-        the store cannot be read now (the service stays on HTTP, the others are unaffected)."""
-        try:
-            issued = self.vault.certificate(name)
-        except DamagedRecord as error:
-            logs.warning("acme certificate unreadable", name=name, error=str(error))
-            issued = None
-        except StoreError as error:
-            # The store is down for a moment: what was ready stays ready (a pass must not
-            # take HTTPS away from every ACME service because one read failed).
-            logs.warning("acme certificate unreadable", name=name, error=str(error))
-            with self._lock:
-                issued = self._last_ready.get(name)
-        with self._lock:
-            if issued is None:
-                self._last_ready.pop(name, None)
-            else:
-                self._last_ready[name] = issued
-            usable = issued is not None and issued.not_after > self.clock()
-            status = self._status.get(name)
-            if not usable and status is not None and status.state == "valid":
-                # Deleted, damaged or expired while the status said valid: order now, not
-                # at a renewal time weeks away.
-                status.state = "ordering"
-                status.next_attempt = None
-                self._wake.set()
-        return issued if usable else None
+        """The stored certificate for ``name`` while it is valid (see ``ready_all``)."""
+        return next((issued for issued in self.ready_all() if issued.name == name), None)
 
     def ready_all(self) -> list[Issued]:
-        """Every valid (unexpired) certificate of the table, what this host's HAProxy
-        installs: in a fleet, it routes services whose containers run on other hosts too."""
+        """Every valid (unexpired) certificate of the table, in one read: what this host's
+        HAProxy installs (in a fleet it routes services whose containers run on other hosts
+        too), and what a pass lets out of HTTP. A store down for a moment keeps the last
+        list (a pass must not take HTTPS away because one read failed); a damaged record is
+        left out (``Vault.certificates``). A wanted name whose status said valid but has no
+        usable certificate now (deleted, damaged, expired) is ordered at once, not at a
+        renewal time weeks away."""
         try:
             stored = self.vault.certificates()
         except StoreError as error:
             logs.warning("acme certificates unreadable", error=str(error))
             with self._lock:
-                stored = list(self._last_all)  # as ``ready`` does: a blip takes nothing away
+                stored = list(self._last_all)
         with self._lock:
             self._last_all = list(stored)
-        now = self.clock()
-        return [issued for issued in stored if issued.not_after > now]
+            now = self.clock()
+            usable = [issued for issued in stored if issued.not_after > now]
+            for name in self._wanted - {issued.name for issued in usable}:
+                status = self._status.get(name)
+                if status is not None and status.state == "valid":
+                    status.state = "ordering"
+                    status.next_attempt = None
+                    self._wake.set()
+        return usable
 
     def is_installed(self, issued: Issued) -> bool:
         """Whether this host's HAProxy serves ``issued`` (as ``installed`` last said)."""
