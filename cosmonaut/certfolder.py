@@ -16,7 +16,6 @@ its own.
 from __future__ import annotations
 
 import datetime
-import posixpath
 from collections.abc import Iterable
 
 from cosmonaut import logs
@@ -120,9 +119,6 @@ class CertFolder:
                 owner = (int(numbers[0]), int(numbers[1]))
             self._owner[haproxy.id] = owner
         return self._owner[haproxy.id]
-
-    def path(self, file: str) -> str:
-        return posixpath.join(self.directory, file)
 
 
 def _self_signed(common_name: str) -> bytes:

@@ -354,9 +354,7 @@ class Daemon:
             )
 
     def stop(self) -> None:
-        self._acme_stop.set()
-        if self.syncer.certificates is not None:
-            self.syncer.certificates.wake()
+        self._stop_acme()
         self.trigger.stop()
         self.syncer.applier.target.stop()
         self.syncer.registry.close()
@@ -370,14 +368,18 @@ class Daemon:
         try:
             self._loop()
         finally:
-            self._acme_stop.set()
-            if self.syncer.certificates is not None:
-                self.syncer.certificates.wake()
+            self._stop_acme()
             if self.poller is not None:
                 self.poller.stop()
             self.watcher.stop()
             if self._acme_thread is not None:
                 self._acme_thread.join(timeout=5)
+
+    def _stop_acme(self) -> None:
+        """End the ACME thread's wait at once (it may be sleeping until a renewal)."""
+        self._acme_stop.set()
+        if self.syncer.certificates is not None:
+            self.syncer.certificates.wake()
 
     def _loop(self) -> None:
         next_resync = time.monotonic() + self.resync_interval

@@ -116,17 +116,9 @@ class RuntimePath:
             return self.applier.apply(text, haproxy, maps=maps)
         haproxy = target.located(haproxy)
         running_text = self.applier.running_config(haproxy)
-        if force:
-            try:
-                new = parse(text, file="<registry>")
-            except LocatedError:
-                return self.applier.apply(text, haproxy, maps=maps)
-            running = self._running_config(running_text)
-            why = "certificate files changed"
-            return self._full(text, new, running, haproxy, "certificates", why, maps, force=True)
         with self._lock:
             aside = "maint" in self._aside.values()
-        if self._applied == (text, running_text) and not aside:
+        if self._applied == (text, running_text) and not aside and not force:
             # A resync with nothing new: no parse (seconds at 10 000 services).
             return ApplyResult(
                 "unchanged",
@@ -139,6 +131,9 @@ class RuntimePath:
         except LocatedError:
             return self.applier.apply(text, haproxy, maps=maps)  # rejected there, with its message
         running = self._running_config(running_text)
+        if force:
+            why = "certificate files changed"
+            return self._full(text, new, running, haproxy, "certificates", why, maps, force=True)
         if running is None or not slots_in_use(new):
             return self._full(text, new, running, haproxy, "first", "no running config", maps)
         placed = place(new, running, keep_capacity=True)

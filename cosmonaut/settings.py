@@ -46,7 +46,7 @@ ENABLE_LABEL = "cosmonaut.enable"
 ACME_SUFFIX = "tls.acme"  # cosmonaut.tls.acme, cosmonaut.<service>.tls.acme
 LETSENCRYPT_VARIABLE = "LETSENCRYPT_HOST"  # acme-companion's name for the same request
 _TRUE = frozenset({"true", "yes", "1", "on"})
-_FALSE = frozenset({"false", "no", "0", "off", ""})
+_FALSE = frozenset({"false", "no", "0", "off"})  # for every yes/no label
 NETWORK_LABEL = "cosmonaut.network"
 # Label roots of the single-service form; any other ``cosmonaut.<name>.`` is a namespace.
 SERVICE_ROOTS = frozenset({*(label.removeprefix(LABEL_PREFIX) for label in LABELS.values())})
@@ -272,7 +272,7 @@ def read_services(
 
 def is_enabled(labels: Mapping[str, str]) -> bool:
     """``cosmonaut.enable=false`` (or no, 0, off) opts a container out, whatever else it says."""
-    return labels.get(ENABLE_LABEL, "true").strip().lower() not in {"false", "no", "0", "off"}
+    return labels.get(ENABLE_LABEL, "true").strip().lower() not in _FALSE
 
 
 def network_of(labels: Mapping[str, str]) -> str | None:
@@ -332,7 +332,7 @@ def _flag(
     text = labels.get(label, "").strip().lower()
     if text in _TRUE:
         return True
-    if text not in _FALSE:
+    if text and text not in _FALSE:  # absent or empty: no
         problems.append(ContainerProblem(container, label, f"{_short(text)} is not true or false"))
     return False
 

@@ -17,11 +17,11 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 from tests.required import require
+from tests.test_tls import wait_listening
 from tests.tls_certs import self_signed
 
 
@@ -39,18 +39,6 @@ def require_pebble() -> None:
         import acme  # noqa: F401
     except ImportError:
         require("acme", "not installed; it is in the 'acme' extra")
-
-
-def _wait_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    end = time.monotonic() + 15
-    while time.monotonic() < end:
-        assert process.poll() is None, f"{what} exited at start-up"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"{what} never listened on {port}")
 
 
 class Pebble:
@@ -122,7 +110,7 @@ class Pebble:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_port(self.acme_port, self._server, "pebble")
+        wait_listening(self.acme_port, self._server, 15, "pebble")
         return self
 
     def restart(self, *, reject: int) -> None:

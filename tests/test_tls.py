@@ -136,16 +136,18 @@ def run_options(
     )
 
 
-def wait_listening(port: int, process: subprocess.Popen[bytes], deadline: float = 10) -> None:
+def wait_listening(
+    port: int, process: subprocess.Popen[bytes], deadline: float = 10, what: str = "haproxy"
+) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        assert process.poll() is None, "haproxy exited at start-up"
+        assert process.poll() is None, f"{what} exited at start-up"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise AssertionError(f"haproxy never listened on {port}")
+    raise AssertionError(f"{what} never listened on {port}")
 
 
 @pytest.fixture(scope="module")
