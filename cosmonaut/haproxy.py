@@ -4,9 +4,13 @@ HAProxy must run in master-worker mode (``haproxy -W``; the official image's ent
 ``-W -db``). A reload is ``SIGUSR2`` to the container's main process, the master: it re-reads
 the config, forks a new worker that takes over the listening sockets, and lets the old workers
 finish their connections, so no request is dropped. The reload is confirmed from the master's
-log lines ("New worker (N) forked", "Loading success.", then N in the process table) or, for a
-HAProxy that logs nothing, by a worker process that was not there before. When the master
-refuses the new config it says "Loading failure!" and keeps the old workers.
+log lines ("New worker (N) forked", "Loading success.") together with a worker process that was
+not there before, or, for a HAProxy that logs nothing, by that new process alone. When the
+master refuses the new config it says "Loading failure!" and keeps the old workers.
+
+The log and the process table never exchange pids: the master logs pids of the container's PID
+namespace, while the Engine's process table (``GET /containers/{id}/top``) lists host pids on
+Docker and the container's own on Podman. Each source is compared only with itself.
 """
 
 from __future__ import annotations
@@ -48,10 +52,11 @@ _CHECK_AND_MOVE = '"$0" -c -f "$1" || { rm -f "$1"; exit 97; }; mv -f "$1" "$2" 
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """The state just before a reload: the log's tail, or the worker processes."""
+    """The state just before a reload: the worker processes, and the log's tail when the
+    master writes one."""
 
     lines: tuple[str, ...] | None
-    workers: Workers | None
+    workers: Workers
 
 
 class _Refused(Exception):
@@ -244,14 +249,14 @@ class HaproxyTarget:
         self._validated[key] = any(_NEW_WORKER.search(line) for line in lines)
 
     def mark(self, haproxy: HaproxyContainer) -> Mark:
-        """What to compare with after the reload: the log's tail, or the worker processes."""
+        """What to compare with after the reload: the worker processes, and the log's tail."""
         self.validate(haproxy)
+        workers = self.settled(haproxy)
+        lines: tuple[str, ...] | None = None
         if self._validated[(haproxy.id, haproxy.started_at)]:
-            try:
-                return Mark(tuple(self._lines(haproxy)), None)
-            except EngineError:
-                pass
-        return Mark(None, self.settled(haproxy))
+            with contextlib.suppress(EngineError):  # no log: the processes alone decide
+                lines = tuple(self._lines(haproxy))
+        return Mark(lines, workers)
 
     def settled(self, haproxy: HaproxyContainer) -> Workers:
         """The workers once the master is not in the middle of a reload (bounded wait)."""
@@ -267,8 +272,8 @@ class HaproxyTarget:
         """Send SIGUSR2 to the master and wait until its new worker runs.
 
         Confirmed by the master's log ("Reloading HAProxy", "New worker (N) forked", "Loading
-        success.", then N in the process table), or, for a HAProxy that logs nothing, by a
-        worker process that was not there before. Fails fast when the master says "Loading
+        success.") and a worker process that was not there before, or, for a HAProxy that logs
+        nothing, by that new process alone. Fails fast when the master says "Loading
         failure!" or goes back to waiting without a new worker (it could not bind an address,
         say), and after ``reload_timeout`` otherwise.
         """
@@ -277,9 +282,8 @@ class HaproxyTarget:
         deadline = started + self.reload_timeout
         try:
             if mark.lines is not None:
-                worker = self._confirm_from_log(haproxy, mark.lines, deadline)
+                worker = self._confirm_from_log(haproxy, mark, deadline)
                 return Reloaded(frozenset({worker}), time.monotonic() - started)
-            assert mark.workers is not None
             new = self._confirm_from_processes(haproxy, mark.workers, deadline)
             return Reloaded(new, time.monotonic() - started)
         except NotFound:
@@ -299,23 +303,30 @@ class HaproxyTarget:
         tail = self._log_tail(haproxy)
         raise ApplyError(reason + (f"; HAProxy said:\n{tail}" if tail else ""), file="haproxy")
 
-    def _confirm_from_log(
-        self, haproxy: HaproxyContainer, before: tuple[str, ...], deadline: float
-    ) -> int:
-        previous = _last_worker(before)
+    def _confirm_from_log(self, haproxy: HaproxyContainer, mark: Mark, deadline: float) -> int:
+        """The new worker's pid as the master logged it, once the process table also shows
+        a worker that was not there at ``mark``."""
+        assert mark.lines is not None
+        previous = _last_worker(mark.lines)
         worker: int | None = None
         while True:
             if worker is None:
-                found = _reload_outcome(_after(before, self._lines(haproxy)), previous)
+                found = _reload_outcome(_after(mark.lines, self._lines(haproxy)), previous)
                 if found == "failure":
                     raise _Refused
                 worker = found if isinstance(found, int) else None
-            if worker is not None and worker in self.workers(haproxy).workers:
+            if worker is not None and self._new_workers(haproxy, mark.workers):
                 return worker
             if time.monotonic() >= deadline:
                 raise _TimedOut
             if self._stop.wait(self.poll_interval):
                 raise _TimedOut
+
+    def _new_workers(self, haproxy: HaproxyContainer, before: Workers) -> frozenset[int]:
+        try:
+            return self.workers(haproxy).workers - before.workers
+        except HaproxyContainerError:
+            return frozenset()  # between re-exec and fork: look again
 
     def _confirm_from_processes(
         self, haproxy: HaproxyContainer, before: Workers, deadline: float
