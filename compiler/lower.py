@@ -136,6 +136,9 @@ def _defaults(options: RenderOptions) -> Defaults:
         Timeout("server", timeouts.server),
     ]
     if options.compat != "seed":
+        # At a reload the old worker answers the next request of an idle keep-alive
+        # connection (with "Connection: close") instead of closing it under the client.
+        body.append(Option("idle-close-on-response"))
         if options.tunnel_timeout:
             body.append(Timeout("tunnel", options.tunnel_timeout))
         if options.server_state_file:

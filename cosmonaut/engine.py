@@ -150,7 +150,16 @@ class Engine:
         def run(api: Any) -> ExecResult:
             created = api.exec_create(container, command, user=user, stdout=True, stderr=True)
             output = api.exec_start(created["Id"])
-            code = api.exec_inspect(created["Id"]).get("ExitCode")
+            # The output can end a moment before the engine records the exit code (the
+            # Docker Engine says Running with no ExitCode then): ask again, briefly.
+            deadline = time.monotonic() + 5.0
+            while True:
+                inspected = api.exec_inspect(created["Id"])
+                code = inspected.get("ExitCode")
+                finished = isinstance(code, int) and not inspected.get("Running")
+                if finished or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
             text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
             return ExecResult(code if isinstance(code, int) else -1, text)
 

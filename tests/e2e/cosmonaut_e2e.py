@@ -1,7 +1,9 @@
 """Helpers for tests on the real container engine (never a mock of the Docker API).
 
-The engine is the one ``DOCKER_HOST`` names. When it is unset, the fixtures bring up the
-sandbox's engine (``../shared/tools/container-engine up``, or ``$CONTAINER_ENGINE_TOOL``).
+The engine is the one ``DOCKER_HOST`` names: the Docker Engine or Podman's Docker-compatible
+API. When it is unset, the fixtures bring up the sandbox's engine
+(``../shared/tools/container-engine up``, or ``$CONTAINER_ENGINE_TOOL``), the Docker Engine
+unless ``CONTAINER_ENGINE`` says ``podman``.
 When no engine can be reached the tests skip, except under ``CI=true``, where they fail
 (``tests.required``).
 
@@ -12,6 +14,7 @@ prefix doubles as Cosmonaut's ``--keyword``, so a test only ever sees its own co
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import os
 import shutil
@@ -31,6 +34,7 @@ from tests.required import require
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL_ENV = "CONTAINER_ENGINE_TOOL"
+ENGINE_ENV = "CONTAINER_ENGINE"  # the tool's choice of engine: docker (default here) or podman
 BUSYBOX = "localhost/busybox:latest"
 HAPROXY = "localhost/haproxy:local"
 T = TypeVar("T")
@@ -64,6 +68,7 @@ def ensure_engine() -> str:
                 timeout=900,
                 check=False,
                 cwd="/",
+                env={**os.environ, "CONTAINER_ENGINE": os.environ.get(ENGINE_ENV, "docker")},
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             _unavailable(f"{tool} up: {error}")
@@ -292,14 +297,53 @@ def short(container: Any) -> str:
     return str(container.id[:12])
 
 
-def podman_healthcheck(container: Any) -> str:
-    """Run a container's health check now and return its health status.
+@functools.cache
+def engine_kind() -> str:
+    """``docker`` or ``podman``: which engine serves ``DOCKER_HOST`` (Podman names itself
+    among the version's components; the Docker Engine does not)."""
+    import docker
 
-    Podman runs health checks from systemd timers, which this sandbox lacks; Docker runs them
-    itself. Requires the podman CLI (``container-engine up`` installs it)."""
+    version = docker.from_env(timeout=30).version()
+    names = " ".join(str(c.get("Name", "")) for c in version.get("Components") or [])
+    return "podman" if "podman" in names.lower() else "docker"
+
+
+def tool_environment() -> dict[str, str]:
+    """The environment for ``container-engine`` verbs on the engine under test."""
+    return {**os.environ, ENGINE_ENV: engine_kind()}
+
+
+def health_check(test: list[str]) -> dict[str, Any]:
+    """A health check the test can drive, as ``host.service(healthcheck=...)`` takes it.
+
+    The engines differ here: the Docker Engine runs checks by itself (every 250 ms here, one
+    failure makes it unhealthy), while Podman runs them only when asked, since this sandbox
+    lacks the systemd timers it uses (``health`` asks it)."""
+    # Podman: an hour, so it runs only when asked.
+    interval = 250_000_000 if engine_kind() == "docker" else 3_600_000_000_000
+    return {"test": test, "interval": interval, "timeout": 2_000_000_000, "retries": 1}
+
+
+def health(container: Any, want: str, timeout: float = 15.0) -> str:
+    """Wait until the engine says ``container``'s health is ``want``; on Podman, run the check
+    first (each run sends a ``health_status`` event, as Docker's own runs do on a change)."""
+
+    def status() -> bool:
+        if engine_kind() == "podman":
+            podman_healthcheck(container)
+        container.reload()
+        return str(container.attrs["State"]["Health"]["Status"]) == want
+
+    eventually(status, timeout=timeout, interval=0.1, what=f"{container.name} {want}")
+    return want
+
+
+def podman_healthcheck(container: Any) -> None:
+    """``podman healthcheck run``: Podman runs health checks from systemd timers, which this
+    sandbox lacks. Requires the podman CLI (``container-engine up`` installs it)."""
     podman = shutil.which("podman")
     if podman is None:
-        require("podman CLI", "health checks need 'podman healthcheck run' here")
+        require("podman CLI", "health checks on Podman need 'podman healthcheck run' here")
     runtime = Path(os.environ.get("CONTAINER_ENGINE_DIR", "/run/container-engine")) / "runc-shim"
     command = [podman]
     if runtime.exists():
@@ -310,8 +354,6 @@ def podman_healthcheck(container: Any) -> str:
         timeout=60,
         check=False,
     )
-    container.reload()
-    return str(container.attrs["State"]["Health"]["Status"])
 
 
 def reconciler(

@@ -22,12 +22,15 @@ from cosmonaut_e2e import (
     RegistryFront,
     RunningDaemon,
     backend_script,
+    engine_kind,
     engine_tool,
     eventually,
+    health,
+    health_check,
     load_clients,
-    podman_healthcheck,
     reconciler,
     short,
+    tool_environment,
 )
 
 from cosmonaut.registry import LocalRegistry, RegistryResult, RemoteRegistry
@@ -88,15 +91,15 @@ def test_daemon_follows_container_lifecycle(host: DockerHost) -> None:
 
 def test_unhealthy_container_is_taken_out_of_rotation(host: DockerHost) -> None:
     haproxy = host.haproxy()
-    check = {"test": ["CMD", "test", "-e", "/www/index.html"], "retries": 1}
-    check["interval"] = 3_600_000_000_000
+    check = health_check(["CMD", "test", "-e", "/www/index.html"])
     sick = host.service("sick", labels=WEB, healthcheck=check)
     well = host.service("well", labels=WEB, healthcheck=check)
     with RunningDaemon(reconciler(host, haproxy)) as daemon:
+        health(well, "healthy")
+        health(sick, "healthy")
         eventually(lambda: answers(haproxy) == {short(sick), short(well)}, what="both routed")
-        eventually(lambda: podman_healthcheck(well) == "healthy", what="healthy")
         eventually(lambda: sick.exec_run(["rm", "/www/index.html"]).exit_code == 0, what="rm")
-        assert podman_healthcheck(sick) == "unhealthy"  # a health_status event follows
+        health(sick, "unhealthy")  # a health_status event follows
         settled(daemon, well)
         assert short(sick) not in haproxy.config()
         assert answers(haproxy) == {short(well)}
@@ -194,29 +197,43 @@ def test_docker_api_restart_reconnects_and_resyncs(host: DockerHost, client: Any
     haproxy = host.haproxy()
     parts = reconciler(host, haproxy)
     first = host.service("web1", labels=WEB)
+    gone = host.service("gone", labels=WEB)
     late_name = f"{host.prefix}late"
     with RunningDaemon(parts) as running:
-        eventually(lambda: answers(haproxy) == {short(first)}, what="first routed")
+        eventually(lambda: answers(haproxy) == {short(first), short(gone)}, what="both routed")
+        gone.reload()
         connected = running.daemon.watcher.connected
         restart = threading.Thread(
             target=subprocess.run,
             args=([str(tool), "restart-api"],),
             # cwd "/": the restarted service keeps it (see cosmonaut_e2e.ensure_engine).
-            kwargs={"capture_output": True, "timeout": 120, "check": False, "cwd": "/"},
+            kwargs={
+                "capture_output": True,
+                "timeout": 120,
+                "check": False,
+                "cwd": "/",
+                "env": tool_environment(),
+            },
         )
         restart.start()
-        # Once Cosmonaut has lost the API, start a container without it (Podman needs no
-        # daemon): no event reaches Cosmonaut for it; only the resync after reconnecting can.
+        # Once Cosmonaut has lost the API, a container's process dies (killed from this
+        # machine, as the kernel's OOM killer would), and, on Podman, which needs no daemon
+        # to run a container, another starts: no event reaches Cosmonaut for either; only
+        # the resync after reconnecting can see them. (Docker starts nothing without dockerd.)
         eventually(lambda: not connected.is_set(), timeout=30, interval=0.01, what="disconnect")
-        started = podman_run(late_name, WEB)
+        os.kill(gone.attrs["State"]["Pid"], signal.SIGKILL)
+        started = podman_run(late_name, WEB) if engine_kind() == "podman" else None
         restart.join(timeout=120)
         api_back(tool)
         eventually(lambda: connected.is_set(), timeout=30, what="reconnect")
-        host.started.append(eventually(lambda: client.containers.get(late_name)))
+        want = {short(first)}
+        if started is not None:
+            host.started.append(eventually(lambda: client.containers.get(late_name)))
+            want.add(started[:12])
         eventually(
-            lambda: answers(haproxy) == {short(first), started[:12]},
+            lambda: answers(haproxy) == want,
             timeout=30,
-            what="the container started while the API was away to be routed",
+            what="the resync after reconnecting to route what changed while the API was away",
         )
         assert parts.metrics.snapshot()["cosmonaut_docker_reconnects_total"] >= 1
         eventually(lambda: any("reconnected" in p.reasons for p in running.passes), what="a resync")
@@ -227,7 +244,8 @@ def api_back(tool: Path) -> None:
     while it exits, and take the socket with it; bring it up again then."""
 
     def up() -> bool:
-        return subprocess.run([str(tool), "status"], check=False).returncode == 0
+        done = subprocess.run([str(tool), "status"], check=False, env=tool_environment())
+        return done.returncode == 0
 
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -236,7 +254,14 @@ def api_back(tool: Path) -> None:
         time.sleep(0.2)
     else:
         return  # stayed up
-    subprocess.run([str(tool), "up"], capture_output=True, timeout=300, check=False, cwd="/")
+    subprocess.run(
+        [str(tool), "up"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+        cwd="/",
+        env=tool_environment(),
+    )
     eventually(up, timeout=30, what="the API to be back")
 
 
@@ -385,7 +410,6 @@ def test_zero_failed_requests_while_reloading(host: DockerHost) -> None:
     assert fresh["requests"] > RELOADS and kept["requests"] > RELOADS, figures
     assert kept["reused"] > RELOADS, figures  # requests really went over kept-alive connections
     assert kept["connections"] > 1, figures  # old workers let go of it (it reaches new configs)
-    assert kept["closed_unanswered"] <= RELOADS, figures  # at most once per reload, retried
 
 
 # 200 reloads (the benchmark's figure) take 3.5-4 min here on 2 loaded cores; 100 stay under 2.

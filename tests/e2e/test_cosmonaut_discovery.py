@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import DockerHost, eventually, ip_of, kill, podman_healthcheck, short
+from cosmonaut_e2e import DockerHost, eventually, health, health_check, ip_of, kill, short
 
 from cosmonaut.discovery import Discoverer
 from cosmonaut.engine import Engine
@@ -120,13 +120,12 @@ def test_stopped_and_paused_containers_are_not_routed(host: DockerHost) -> None:
 def test_unhealthy_container_is_taken_out_of_rotation(host: DockerHost) -> None:
     # Healthy while it serves its index page; "sick" loses it. (No spaces in the command:
     # Podman's compat API splits CMD words that contain spaces.)
-    check = {"test": ["CMD", "test", "-e", "/www/index.html"], "retries": 1}
-    check["interval"] = 3_600_000_000_000  # runs only when asked
+    check = health_check(["CMD", "test", "-e", "/www/index.html"])
     sick = host.service("sick", labels=WEB, healthcheck=check)
     well = host.service("well", labels=WEB, healthcheck=check)
     eventually(lambda: sick.exec_run(["rm", "/www/index.html"]).exit_code == 0, what="rm")
-    assert podman_healthcheck(sick) == "unhealthy"
-    assert eventually(lambda: podman_healthcheck(well) == "healthy", what="healthy")
+    health(sick, "unhealthy")
+    health(well, "healthy")
     found = discoverer(host).discover()
     assert [c.name for c in found.containers] == [well.name]
     assert [(e.container, e.reason) for e in found.excluded] == [
