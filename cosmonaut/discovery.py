@@ -19,10 +19,9 @@ import ipaddress
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
-from cosmonaut.engine import JSON, Engine, NotFound
+from cosmonaut.engine import JSON, Engine, NotFound, engine_time
 from cosmonaut.errors import UsageError
 from cosmonaut.settings import (
     NETWORK_LABEL,
@@ -353,11 +352,7 @@ def published_address(summary: JSON, port: int, advertise: str) -> Reachable | U
 
 def _created(inspected: Any, listed: Any) -> float:
     """Creation time: the inspected RFC 3339 time (sub-second), else the listed seconds."""
-    if isinstance(inspected, str) and inspected.endswith("Z"):
-        whole, _, fraction = inspected[:-1].partition(".")
-        try:
-            seconds = datetime.fromisoformat(whole + "+00:00").timestamp()
-            return seconds + (float("0." + fraction) if fraction.isdigit() else 0.0)
-        except ValueError:
-            pass
+    seconds = engine_time(inspected)
+    if seconds is not None:
+        return seconds
     return float(listed) if isinstance(listed, int | float) else 0.0

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import docker  # type: ignore[import-untyped,unused-ignore]
@@ -261,6 +263,39 @@ def parse_top(result: JSON) -> list[Process]:
         except (ValueError, KeyError):
             continue
     return processes
+
+
+def engine_time(text: Any) -> float | None:
+    """An RFC 3339 time as the engines write it (``2026-12-06T05:18:28.123456789Z``, or with
+    an offset), in seconds since the epoch; None when it is not one."""
+    if not isinstance(text, str) or not text:
+        return None
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        return None
+    zone = match["zone"]
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        whole = datetime.fromisoformat(f"{match['whole']}{zone}").timestamp()
+    except ValueError:
+        return None
+    fraction = match["fraction"]
+    return whole + (float("0." + fraction) if fraction else 0.0)
+
+
+_RFC3339 = re.compile(
+    r"(?P<whole>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d+))?"
+    r"(?P<zone>[Zz]|[+-]\d\d:\d\d)"
+)
+
+
+def event_time(event: JSON) -> float | None:
+    """When the engine says an event happened (``timeNano``, else ``time``), in seconds."""
+    nano = event.get("timeNano")
+    if isinstance(nano, int) and nano > 0:
+        return nano / 1e9
+    seconds = event.get("time")
+    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
 
 
 def _explanation(error: Any) -> str:

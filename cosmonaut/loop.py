@@ -27,7 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cosmonaut import logs
-from cosmonaut.engine import JSON, Engine, EngineError, EngineUnavailable, EventStream
+from cosmonaut.engine import (
+    JSON,
+    Engine,
+    EngineError,
+    EngineUnavailable,
+    EventStream,
+    event_time,
+)
 from cosmonaut.metrics import Metrics
 from cosmonaut.poll import Polled, Poller
 from cosmonaut.runtime_api import EXITED
@@ -208,11 +215,11 @@ class Watcher:
         backoff: Backoff | None = None,
         keyword: str | None = None,
         haproxy: str | None = None,
-        drain: Callable[[str, str], object] | None = None,
+        drain: Callable[[str, str, float | None], object] | None = None,
     ) -> None:
         self.engine = engine
         self.trigger = trigger
-        self.drain = drain  # (container id, why): called on this thread, at once
+        self.drain = drain  # (container id, why, event time): called on this thread, at once
         self.keyword = keyword
         self.haproxy = haproxy
         self.metrics = metrics or Metrics()
@@ -244,7 +251,7 @@ class Watcher:
                 return
             why = "unhealthy" if (state.get("Health") or {}).get("Status") == "unhealthy" else None
         if why is not None and container:
-            self.drain(container, why)
+            self.drain(container, why, event_time(event))
 
     def _run(self) -> None:
         first = True

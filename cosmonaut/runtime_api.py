@@ -33,6 +33,7 @@ from compiler.errors import LocatedError
 from cosmonaut import logs
 from cosmonaut.apply import Applier, ApplyResult
 from cosmonaut.discovery import HaproxyContainer
+from cosmonaut.engine import engine_time
 from cosmonaut.errors import ApplyError
 from cosmonaut.metrics import Metrics
 from cosmonaut.slots import Plan, place, runtime_plan, slots_in_use
@@ -94,6 +95,8 @@ class RuntimePath:
         self._servers: dict[str, tuple[str, str]] = {}  # container short id -> (backend, slot)
         # Containers whose server was set aside out of a pass (drain, maint), by state.
         self._aside: dict[str, str] = {}
+        # Containers whose server went to maint at their exit: (full id, when they died).
+        self._died: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._parsed: tuple[str, Config] | None = None
         self._applied: tuple[str, str] | None = None  # (the registry's text, the file's)
@@ -188,12 +191,15 @@ class RuntimePath:
             steps=steps,
         )
 
-    def drain(self, container: str, why: str) -> bool:
+    def drain(self, container: str, why: str, at: float | None = None) -> bool:
         """Put ``container``'s server (a short or full id) in ``drain``, or in ``maint`` when
-        it exited (``why`` is ``exited``); False when it has no server or the API failed.
+        it exited (``why`` is ``exited``, ``at`` when the engine says it died); False when it
+        has no server or the API failed.
 
-        The pass that follows removes an exited container; one that runs again (a restart,
-        same address) is made ``ready`` again by the pass that sees it."""
+        The pass that follows removes an exited container. One that runs again (a restart,
+        same address) is made ``ready`` again by a pass once the engine says it started after
+        it died: a pass that listed the containers just before the exit still sees it
+        running, and must not send traffic to an address that no longer answers."""
         short = container[:12]
         state = "maint" if why == EXITED else "drain"
         with self._lock:
@@ -213,6 +219,8 @@ class RuntimePath:
             return False
         with self._lock:
             self._aside[short] = state
+            if state == "maint":
+                self._died[short] = (container, at if at is not None else time.time())
         if state == "drain":
             self.metrics.inc("cosmonaut_drains_total")
         logs.info(f"server set to {state}", container=short, server=f"{backend}/{slot}", reason=why)
@@ -240,19 +248,44 @@ class RuntimePath:
         with self._lock:
             self._servers = dict(servers)
             self._aside = {k: v for k, v in self._aside.items() if k in servers}
+            self._died = {k: v for k, v in self._died.items() if k in self._aside}
 
     def _back(self, servers: dict[str, tuple[str, str]], refilled: set[str]) -> tuple[str, ...]:
-        """``state ready`` for servers set to maint at an exit whose container runs again
-        (and is not filled anew by this change's commands)."""
+        """``state ready`` for servers set aside (drain, maint) that carry traffic again, and
+        are not filled anew by this change's commands: the exited container runs again, or
+        another container now has the server (the engine gave it the same address, and the
+        placement kept the server's name)."""
         with self._lock:
-            back = [k for k, v in self._aside.items() if v == "maint" and k in servers]
+            previous = dict(self._servers)
+            aside = dict(self._aside)
+            died = dict(self._died)
+        taken = set(servers.values())
+        back: dict[str, tuple[str, str]] = {}
+        for key, state in aside.items():
+            where = servers.get(key)
+            if where is not None:
+                if state == "maint" and self._started_since(*died.get(key, (key, 0.0))):
+                    back[key] = where
+            elif previous.get(key) in taken:
+                back[key] = previous[key]
+        with self._lock:
             for key in back:
-                del self._aside[key]
+                self._aside.pop(key, None)
+                self._died.pop(key, None)
         return tuple(
-            f"set server {servers[k][0]}/{servers[k][1]} state ready"
-            for k in back
-            if f"{servers[k][0]}/{servers[k][1]}" not in refilled
+            f"set server {backend}/{slot} state ready"
+            for backend, slot in back.values()
+            if f"{backend}/{slot}" not in refilled
         )
+
+    def _started_since(self, container: str, died: float) -> bool:
+        """Whether the engine says ``container`` runs, started after ``died``."""
+        try:
+            state = self.applier.target.engine.inspect(container).get("State") or {}
+        except LocatedError:
+            return False  # gone, or the engine away: stays in maint; a later pass looks again
+        started = engine_time(state.get("StartedAt"))
+        return bool(state.get("Running")) and started is not None and started > died
 
     def _write(self, haproxy: HaproxyContainer, live: str) -> None:
         """The config file says what runs now (checked, moved, not reloaded)."""

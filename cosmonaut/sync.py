@@ -347,9 +347,10 @@ class Syncer:
             if item.unhealthy and item.id:
                 self.drain(item.id, "unhealthy")
 
-    def drain(self, container: str, why: str) -> bool:
-        """Stop new traffic to ``container`` now (the runtime API); False when not possible."""
-        return self.runtime is not None and self.runtime.drain(container, why)
+    def drain(self, container: str, why: str, at: float | None = None) -> bool:
+        """Stop new traffic to ``container`` now (the runtime API); False when not possible.
+        ``at``: when the engine says the event happened."""
+        return self.runtime is not None and self.runtime.drain(container, why, at)
 
     def _report_problems(self, problems: tuple[ContainerProblem, ...]) -> None:
         """Log each problem when it first appears (not at every pass), and when it is gone."""
