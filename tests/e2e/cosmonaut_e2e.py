@@ -190,6 +190,28 @@ class DockerHost:
     prefix: str
     started: list[Any] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # built for the test, removed after it
+    networks: list[Any] = field(default_factory=list)  # made for the test, removed after it
+
+    def network(self, suffix: str, subnet: str) -> Any:
+        """A bridge network of the engine's own, with ``subnet``, for containers given an
+        address of the test's choosing (``attach``)."""
+        import docker
+
+        pool = docker.types.IPAMPool(subnet=subnet)
+        network = self.client.networks.create(
+            f"{self.prefix}{suffix}",
+            driver="bridge",
+            ipam=docker.types.IPAMConfig(pool_configs=[pool]),
+        )
+        self.networks.append(network)
+        return network
+
+    def attach(self, container: Any, network: Any, address: str) -> None:
+        """Put a created (not started) container on ``network`` at ``address`` only."""
+        container.reload()
+        for name in list(container.attrs["NetworkSettings"]["Networks"]):
+            self.client.networks.get(name).disconnect(container)
+        network.connect(container, ipv4_address=address)
 
     def service(
         self,
@@ -275,6 +297,9 @@ class DockerHost:
             except Exception as error:
                 if "No such container" not in str(error) and "no such container" not in str(error):
                     raise
+        for network in self.networks:
+            with contextlib.suppress(Exception):  # best effort: nothing runs on it any more
+                network.remove()
         for image in self.images:
             with contextlib.suppress(Exception):  # best effort: it may never have been built
                 self.client.images.remove(image, force=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from cosmonaut_e2e import (
 
 from compiler.options import RenderOptions, Timeouts
 from cosmonaut.registry import LocalRegistry
-from cosmonaut.runtime_api import RuntimeApi
+from cosmonaut.runtime_api import EXITED, RuntimeApi
 from runtime.stores.memory import MemoryStore
 
 WEB = {
@@ -184,7 +185,8 @@ def test_an_unhealthy_container_is_drained_at_once_then_leaves_without_a_reload(
         assert syncer.metrics.values["cosmonaut_drains_total"] == 1  # the pass drained no more
 
 
-# srv_admin_state's bit for a server an operator (here Cosmonaut) set to drain.
+# srv_admin_state's bits: forced maintenance, and drain, as an operator (Cosmonaut) sets them.
+MAINT = 0x01
 DRAIN = 0x08
 
 
@@ -195,6 +197,53 @@ def admin_state(api: RuntimeApi, address: str) -> int:
         if len(row) > 6 and row[4] == address:
             return int(row[6])
     return 0
+
+
+def test_an_exit_seen_after_a_pass_listed_the_container_keeps_it_out_until_it_starts_again(
+    host: DockerHost, tmp_path: Path
+) -> None:
+    """The ``die`` event puts the server in maint; a pass whose listing still shows the
+    container running (made just before the exit) must not send traffic back to it. Only a
+    start after the exit, as the engine reports it, brings it back."""
+    haproxy, socket = runtime_haproxy(host, tmp_path)
+    api = RuntimeApi(str(socket))
+    syncer = reconciler(host, haproxy, runtime_socket=socket)
+    a, b = host.service("a", labels=WEB), host.service("b", labels=WEB)
+    assert sync_ok(syncer).outcome == "applied"
+    eventually(lambda: answers(haproxy, "web.example") == {short(a), short(b)})
+    # What the event thread does at a's "die" event, while a pass still lists a as running.
+    assert syncer.drain(a.id, EXITED, time.time())
+    sync_ok(syncer)
+    assert admin_state(api, ip_of(a)) & MAINT, "a pass sent traffic back to an exited container"
+    assert answers(haproxy, "web.example") == {short(b)}
+    a.restart(timeout=1)
+    sync_ok(syncer)
+    assert not admin_state(api, ip_of(a)) & MAINT
+    eventually(lambda: answers(haproxy, "web.example") == {short(a), short(b)}, what="a back")
+
+
+def test_a_container_given_an_exited_ones_address_in_the_same_pass_is_served(
+    host: DockerHost, tmp_path: Path
+) -> None:
+    """The Docker Engine gives a stopped container's address to the next container at once.
+    When the exit and the start fall into one pass, the server keeps its name (same address)
+    and the exit had put it in maint: the new container must be served all the same."""
+    haproxy, socket = runtime_haproxy(host, tmp_path)
+    network = host.network("reuse", "172.30.99.0/24")
+    network.connect(haproxy.container)
+    syncer = reconciler(host, haproxy, runtime_socket=socket)
+    old = host.service("old", labels=WEB, start=False)
+    host.attach(old, network, "172.30.99.10")
+    old.start()
+    assert sync_ok(syncer).outcome == "applied"
+    eventually(lambda: answers(haproxy, "web.example") == {short(old)}, what="old routed")
+    old.stop(timeout=1)
+    assert syncer.drain(old.id, EXITED, time.time())  # what the event thread does at "die"
+    new = host.service("new", labels=WEB, start=False)
+    host.attach(new, network, "172.30.99.10")
+    new.start()
+    sync_ok(syncer)
+    eventually(lambda: answers(haproxy, "web.example") == {short(new)}, what="new served")
 
 
 # Podman 4 sends no "kill" event at "docker stop", so nothing drains the server before the
