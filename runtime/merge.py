@@ -62,7 +62,7 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
     # 2. merge
     drafts: dict[str, _Draft] = {
         name: _Draft(
-            service, {(c.id, c.ip): (f"stored service '{name}'", c) for c in service.containers}
+            service, {(c.id, c.ip): (f"{_STORED} '{name}'", c) for c in service.containers}
         )
         for name, service in survivors.items()
     }
@@ -105,6 +105,7 @@ def reconcile(stored: Mapping[str, Service] | Iterable[Service], payload: Payloa
     return Reconciled(services, services, tuple(delete), tuple(diagnostics))
 
 
+_STORED = "stored service"  # the origin of a container the table remembered
 _FIELDS_SET = frozenset({"id", "ip"})
 _new_ref = ContainerRef.__new__
 
@@ -214,12 +215,22 @@ def _routable(
 def _finish(
     name: str, draft: _Draft, settings: dict[str, Any] | None, diagnostics: list[Diagnostic]
 ) -> Service:
-    """Dedupe containers; a server id seen with two addresses keeps its first address.
+    """Dedupe containers. A container this payload lists at another address than the stored
+    one has moved (an engine gives a restarted container a new address): the payload's
+    address replaces the stored one. Listed by the payload at two addresses, it keeps its
+    first, and the other is reported.
 
     A new service (``settings`` given) is made here, once, with its containers."""
     kept: dict[str, ContainerRef] = {}
-    for (container_id, ip), (origin, ref) in sorted(draft.containers.items()):
+    from_store: set[str] = set()
+    listed: list[tuple[tuple[str, str], tuple[str, ContainerRef]]] = []
+    stored: list[tuple[tuple[str, str], tuple[str, ContainerRef]]] = []
+    for entry in sorted(draft.containers.items()):
+        (stored if entry[1][0].startswith(_STORED) else listed).append(entry)
+    for (container_id, ip), (origin, ref) in [*listed, *stored]:
         if container_id in kept:
+            if origin.startswith(_STORED) and container_id not in from_store:
+                continue  # the payload's newer address wins, silently
             diagnostics.append(
                 Diagnostic(
                     origin,
@@ -229,7 +240,9 @@ def _finish(
             )
             continue
         kept[container_id] = ref
-    containers = tuple(kept.values())
+        if origin.startswith(_STORED):
+            from_store.add(container_id)
+    containers = tuple(ref for _, ref in sorted(kept.items()))
     if settings is not None:
         # Validated on the way in (a candidate's settings): no need to validate again.
         return Service.model_construct(name=name, **settings, containers=containers)

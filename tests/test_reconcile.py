@@ -162,3 +162,22 @@ def test_fast_container_refs_are_model_construct_refs() -> None:
         assert fast.model_fields_set == slow.model_fields_set
         assert fast.model_dump() == slow.model_dump() and repr(fast) == repr(slow)
         assert hash(fast) == hash(slow)
+
+
+def test_a_running_container_at_a_new_address_replaces_the_stored_one() -> None:
+    """Podman gives a restarted container a new address, and the Docker Engine may: the
+    container keeps its id, and the payload's address is where it answers now."""
+    table = {"a": stored("a", "a.com", "a1", "a2")}
+    before = {c.id: c.ip for c in table["a"].containers}
+    moved = "10.9.9.9:80"
+    assert moved not in before.values()
+    running = [
+        {"serviceName": "a", "id": "a1", "ip": moved},
+        {"serviceName": "a", "id": "a2", "ip": before["a2"]},
+    ]
+    result = reconcile(table, Payload.model_validate({"table": "t01", "running": running}))
+    assert [(c.id, c.ip) for c in result.render[0].containers] == [
+        ("a1", moved),
+        ("a2", before["a2"]),
+    ]
+    assert result.diagnostics == ()
