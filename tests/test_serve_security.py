@@ -8,6 +8,7 @@ test needs to misbehave, Cosmonaut's ``RemoteRegistry`` otherwise.
 from __future__ import annotations
 
 import datetime
+import http.client
 import io
 import ipaddress
 import json
@@ -17,6 +18,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,7 +224,7 @@ def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: P
     store = f"sqlite:{tmp_path / 'state.db'}"
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    env = {**os.environ, "LAMBDA_REGISTRY_STORE": store}
+    env = {**os.environ, "LAMBDA_REGISTRY_STORE": store, "PYTHONFAULTHANDLER": "1"}
     env.pop("LAMBDA_REGISTRY_TOKEN", None)
     process = subprocess.Popen(
         [*SERVE, "--listen", "127.0.0.1:0", "--token-file", str(token_file)],
@@ -244,10 +247,21 @@ def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: P
     finally:
         # Ctrl-C: serve closes, waiting for its connections' threads (and their log lines).
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
+        stopped(process)
     requests = [json.loads(line) for line in process.stderr.read().splitlines()]
     assert [r["status"] for r in requests if r.get("event") == "request"] == [401, 401, 200]
     assert TOKEN not in json.dumps(requests)
+
+
+def stopped(process: subprocess.Popen[str]) -> None:
+    """Wait 10 s for ``process`` to exit; else fail with the stack of each of its threads
+    (serve runs with PYTHONFAULTHANDLER, which prints them at SIGABRT)."""
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate(timeout=10)
+        pytest.fail(f"serve did not stop within 10 s of SIGINT; its threads:\n{stderr[-6000:]}")
 
 
 def _stored(store: str) -> list[str]:
@@ -547,3 +561,36 @@ def test_one_json_log_line_per_request_without_secrets(
     text = log.getvalue()
     assert TOKEN not in text
     assert "web-eu-1" not in text  # nor anything of the body
+
+
+def test_serve_stops_at_once_with_an_idle_keep_alive_connection_open(tmp_path: Path) -> None:
+    """Ctrl-C waits for requests in flight, not for a client that keeps an idle connection
+    open (it would wait out the 30 s read timeout)."""
+    env = {**os.environ, "LAMBDA_REGISTRY_STORE": f"sqlite:{tmp_path / 'state.db'}"}
+    env["PYTHONFAULTHANDLER"] = "1"
+    env.pop("LAMBDA_REGISTRY_TOKEN", None)
+    process = subprocess.Popen(
+        [*SERVE, "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        url = urllib.parse.urlsplit(json.loads(process.stderr.readline())["url"])
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        connection.request("POST", "/", body=json.dumps(payload()))
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200 and not response.will_close  # kept alive, now idle
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stopped(process)
+        assert process.returncode == 0
+        assert time.monotonic() - started < 5
+        connection.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
