@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST = "tests/e2e/test_cosmonaut_runtime.py::test_rolling_replace_under_load_fails_no_request"
-_SUMMARY = re.compile(r"rolling replace under load: (\{.*?\}) \[")
+_SUMMARY = re.compile(r"rolling replace under load \[([a-z-]+)\]: (\{.*?\}) \[")
 _CASE = re.compile(r"test_rolling_replace_under_load_fails_no_request\[([a-z-]+)\] (PASSED|FAILED)")
 
 
@@ -48,11 +48,10 @@ def one_run() -> list[dict[str, object]]:
         timeout=900,
         check=False,
     )
-    cases = _CASE.findall(done.stdout)
-    figures = [json.loads(found) for found in _SUMMARY.findall(done.stdout)]
+    outcomes = dict(_CASE.findall(done.stdout))
     rows: list[dict[str, object]] = []
-    for (app, outcome), summary in zip(cases, figures, strict=False):
-        rows.append({"app": app, "outcome": outcome, **summary})
+    for app, summary in sorted(_SUMMARY.findall(done.stdout)):
+        rows.append({"app": app, "outcome": outcomes.get(app, "?"), **json.loads(summary)})
     if not rows:
         raise SystemExit(f"no figures from pytest (exit {done.returncode}):\n{done.stdout[-3000:]}")
     return rows

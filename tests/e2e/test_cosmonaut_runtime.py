@@ -316,7 +316,8 @@ def test_rolling_replace_under_load_fails_no_request(
             summary, _ = clients.communicate("", timeout=60)
         outcomes = [p.applied.outcome for p in daemon.passes if p.applied]
     figures = json.loads(summary.strip().splitlines()[-1])
-    print("rolling replace under load:", json.dumps(figures), outcomes)  # pytest -rP
+    app = "finishes-in-flight" if stop_delay else "exits-at-once"
+    print(f"rolling replace under load [{app}]:", json.dumps(figures), outcomes)  # pytest -rP
     assert (figures["fresh"]["failed"], figures["kept"]["failed"]) == (0, 0), figures
     assert figures["fresh"]["requests"] > 100 and figures["kept"]["requests"] > 100, figures
     # Every replacement went through the runtime API (3 in, 3 out; a die and the next start
