@@ -224,15 +224,7 @@ def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: P
     store = f"sqlite:{tmp_path / 'state.db'}"
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    env = {**os.environ, "LAMBDA_REGISTRY_STORE": store, "PYTHONFAULTHANDLER": "1"}
-    env.pop("LAMBDA_REGISTRY_TOKEN", None)
-    process = subprocess.Popen(
-        [*SERVE, "--listen", "127.0.0.1:0", "--token-file", str(token_file)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    process = serve_process(store, "--token-file", str(token_file))
     try:
         assert process.stderr is not None
         announced = json.loads(process.stderr.readline())
@@ -251,6 +243,20 @@ def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: P
     requests = [json.loads(line) for line in process.stderr.read().splitlines()]
     assert [r["status"] for r in requests if r.get("event") == "request"] == [401, 401, 200]
     assert TOKEN not in json.dumps(requests)
+
+
+def serve_process(store: str, *options: str) -> subprocess.Popen[str]:
+    """``lambda-registry serve`` on a free loopback port, its log on a pipe (the first line
+    names its URL), with PYTHONFAULTHANDLER for ``stopped``."""
+    env = {**os.environ, "LAMBDA_REGISTRY_STORE": store, "PYTHONFAULTHANDLER": "1"}
+    env.pop("LAMBDA_REGISTRY_TOKEN", None)
+    return subprocess.Popen(
+        [*SERVE, "--listen", "127.0.0.1:0", *options],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
 
 
 def stopped(process: subprocess.Popen[str]) -> None:
@@ -566,16 +572,7 @@ def test_one_json_log_line_per_request_without_secrets(
 def test_serve_stops_at_once_with_an_idle_keep_alive_connection_open(tmp_path: Path) -> None:
     """Ctrl-C waits for requests in flight, not for a client that keeps an idle connection
     open (it would wait out the 30 s read timeout)."""
-    env = {**os.environ, "LAMBDA_REGISTRY_STORE": f"sqlite:{tmp_path / 'state.db'}"}
-    env["PYTHONFAULTHANDLER"] = "1"
-    env.pop("LAMBDA_REGISTRY_TOKEN", None)
-    process = subprocess.Popen(
-        [*SERVE, "--listen", "127.0.0.1:0"],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    process = serve_process(f"sqlite:{tmp_path / 'state.db'}")
     try:
         assert process.stderr is not None
         url = urllib.parse.urlsplit(json.loads(process.stderr.readline())["url"])
