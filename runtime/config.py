@@ -51,8 +51,13 @@ class HandlerConfig:
             store=parse_store_spec(spec, source=source, environ=env),
             settings=StoreSettings.from_env(env),
             options=load_options_env(env),
-            host_ttl=number_setting(env, HOST_TTL_ENV, default=DEFAULT_TTL, minimum=1.0),
+            host_ttl=host_ttl_env(env),
         )
+
+
+def host_ttl_env(environ: Mapping[str, str]) -> float:
+    """``LAMBDA_REGISTRY_HOST_TTL``: fleet mode's seconds before a silent host expires."""
+    return number_setting(environ, HOST_TTL_ENV, default=DEFAULT_TTL, minimum=1.0)
 
 
 def load_options_env(environ: Mapping[str, str]) -> RenderOptions:

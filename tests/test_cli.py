@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,3 +126,46 @@ def test_round_trip_mismatch_is_an_internal_error() -> None:
     with pytest.raises(InternalError) as caught:
         print_verified(config)
     assert "round trip mismatch: backend b, line 1" in str(caught.value)
+
+
+def _report(host: str, services: dict[str, str]) -> str:
+    """A fleet host's report: one container per service (name -> host name)."""
+    containers = {name: {"id": f"{host}-{name}", "ip": "10.0.0.1:80"} for name in services}
+    return json.dumps(
+        {
+            "table": "fleet-ttl",
+            "host": host,
+            "running": [{"serviceName": n, **c} for n, c in containers.items()],
+            "candidates": [
+                {"serviceName": n, "predicate": p, "containers": [containers[n]]}
+                for n, p in services.items()
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(("ttl", "kept"), [("1", False), (None, True)])
+def test_compile_expires_silent_hosts_after_the_environments_host_ttl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ttl: str | None, kept: bool
+) -> None:
+    if ttl is None:
+        monkeypatch.delenv("LAMBDA_REGISTRY_HOST_TTL", raising=False)
+    else:
+        monkeypatch.setenv("LAMBDA_REGISTRY_HOST_TTL", ttl)
+    store = f"sqlite:{tmp_path / 'state.db'}"
+    first = run_cli("compile", "-", "--store", store, stdin=_report("host-a", {"web": "w.example"}))
+    assert first.returncode == 0, first.stderr
+    assert "backend web" in first.stdout
+    time.sleep(1.5)  # host-a says nothing for longer than 1 s, and far less than 90 s
+    later = run_cli("compile", "-", "--store", store, stdin=_report("host-b", {"api": "a.example"}))
+    assert later.returncode == 0, later.stderr
+    assert ("backend web" in later.stdout) == kept
+
+
+def test_a_bad_host_ttl_is_a_usage_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAMBDA_REGISTRY_HOST_TTL", "soon")
+    done = run_cli("compile", "-", "--store", "memory", stdin=_report("h", {"web": "w.example"}))
+    assert done.returncode == 2
+    assert "LAMBDA_REGISTRY_HOST_TTL" in done.stderr and "Traceback" not in done.stderr

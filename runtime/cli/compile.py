@@ -11,6 +11,7 @@ a store error (the stored state is as it was); 3 internal error (nothing was wri
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -56,12 +57,13 @@ def add_compile_command(commands: Any) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     from runtime.bundle import format_stream, write_bundle
-    from runtime.config import load_render_options
+    from runtime.config import host_ttl_env, load_render_options
     from runtime.files import read_input
     from runtime.pipeline import compile_payload
     from runtime.stores.select import choose_store
 
     options = load_render_options(args.options, args.compat, args.routing)
+    host_ttl = host_ttl_env(os.environ)
     store = choose_store(args.store)
     source = "<stdin>" if args.payload == "-" else args.payload
     result = compile_payload(
@@ -71,6 +73,7 @@ def run_compile(args: argparse.Namespace) -> int:
         file=source,
         strict=args.strict,
         before_commit=_haproxy_accepts if args.check else None,
+        host_ttl=host_ttl,
     )
     report(args, diagnostics=result.diagnostics)
     if args.output:
