@@ -165,6 +165,10 @@ def log_lines(log: io.StringIO) -> list[dict[str, Any]]:
         pytest.param(None, contract.BEARER_CHALLENGE, id="none"),
         pytest.param("Bearer wrong-token", contract.BEARER_INVALID, id="wrong"),
         pytest.param(f"Bearer {TOKEN}x", contract.BEARER_INVALID, id="longer"),
+        # The same length as the real token: a check of the length alone lets these in.
+        pytest.param(f"Bearer {TOKEN[:-1]}!", contract.BEARER_INVALID, id="last-character"),
+        pytest.param(f"Bearer {TOKEN.swapcase()}", contract.BEARER_INVALID, id="other-case"),
+        pytest.param(f"Bearer {TOKEN[::-1]}", contract.BEARER_INVALID, id="same-characters"),
         pytest.param(f"Basic {TOKEN}", contract.BEARER_CHALLENGE, id="basic"),
     ],
 )
