@@ -397,8 +397,16 @@ def test_poller_thread_stops() -> None:
 def test_an_offer_wakes_the_loop_but_never_closes_a_batch() -> None:
     trigger = Trigger()
     polled = Polled("global\n", '"x"', 0)
+    # No timeout: only the offer can end this wait.
+    waited: list[object] = []
+    waiting = threading.Thread(target=lambda: waited.append(trigger.wait_batch(0.01, 1.0, None)))
+    waiting.start()
     threading.Timer(0.05, trigger.offer, args=(polled,)).start()
-    assert trigger.wait_batch(0.01, 1.0, timeout=10) is None  # woken well before 10 s
+    waiting.join(timeout=10)
+    if waiting.is_alive():
+        trigger.stop()  # let the thread go before failing
+        pytest.fail("an offer did not wake the loop")
+    assert waited == [None]
     assert trigger.take_offer() == polled
     assert trigger.take_offer() is None
     trigger.notify("start web1", "web1")
