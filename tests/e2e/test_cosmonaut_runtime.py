@@ -199,6 +199,24 @@ def admin_state(api: RuntimeApi, address: str) -> int:
     return 0
 
 
+def test_a_drained_server_stays_drained_through_a_reload(host: DockerHost, tmp_path: Path) -> None:
+    """Before a reload Cosmonaut saves the servers' state (``server-state-file``), so a drain
+    made at a stop signal survives a reload made for another service."""
+    haproxy, socket = runtime_haproxy(host, tmp_path)
+    api = RuntimeApi(str(socket))
+    syncer = reconciler(host, haproxy, runtime_socket=socket)
+    stopping, staying = host.service("stopping", labels=WEB), host.service("staying", labels=WEB)
+    assert sync_ok(syncer).outcome == "applied"
+    eventually(lambda: answers(haproxy, "web.example") == {short(stopping), short(staying)})
+    assert syncer.drain(stopping.id, "signal 15")  # what the event thread does at its kill
+    before = workers(syncer)
+    host.service("a1", labels=API)
+    assert sync_ok(syncer).outcome == "applied"  # a new service: a reload
+    assert workers(syncer) != before
+    assert admin_state(api, ip_of(stopping)) & DRAIN
+    assert answers(haproxy, "web.example") == {short(staying)}
+
+
 def test_an_exit_seen_after_a_pass_listed_the_container_keeps_it_out_until_it_starts_again(
     host: DockerHost, tmp_path: Path
 ) -> None:
