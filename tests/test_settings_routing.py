@@ -162,7 +162,7 @@ def test_allow_list_refuses_other_sources_with_403(haproxy: str, tmp_path: Path)
 
 def test_headers_reach_the_server_and_the_client(haproxy: str, tmp_path: Path) -> None:
     port = free_port()
-    tricky = 'a "quoted" 100% #not-a-comment %[src] $HOME'
+    tricky = 'a "quoted" 100% it\'s #not-a-comment %[src] $HOME'
     with backends("app") as members:
         headers = {
             "request": {"X-Env": tricky, "X-Forwarded-Proto": "https"},
