@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from runtime.haproxy_check import HAPROXY_ENV, check_config, haproxy_binary
 from tests.required import check_marks, in_ci, parse_message, require
@@ -20,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
+
+# Under CI the property tests draw the same examples at every run, so a failure there is one
+# anyone can replay (each test keeps its own max_examples); elsewhere they explore anew.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if in_ci():
+    settings.load_profile("ci")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,13 +101,26 @@ def run_serve(args: argparse.Namespace) -> int:
         "auth": "bearer" if token is not None else "none",
     }
     print(json.dumps(announced), file=sys.stderr, flush=True)
+    # SIGTERM (docker stop, systemd) and SIGINT stop it cleanly, also when SIGINT came in
+    # ignored (a background job of a non-interactive shell), as Cosmonaut's daemon does.
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
+    except _Stopped:
         pass
     finally:
         server.httpd.server_close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return Exit.OK
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def read_token(path: Path | None, environ: Mapping[str, str]) -> str | None:
