@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -592,11 +591,9 @@ def test_serve_stops_at_once_with_an_idle_keep_alive_connection_open(tmp_path: P
         response = connection.getresponse()
         response.read()
         assert response.status == 200 and not response.will_close  # kept alive, now idle
-        started = time.monotonic()
         process.send_signal(signal.SIGINT)
-        stopped(process)
+        stopped(process)  # within 10 s: far less than the 30 s an idle connection could hold
         assert process.returncode == 0
-        assert time.monotonic() - started < 5
         connection.close()
     finally:
         if process.poll() is None:
