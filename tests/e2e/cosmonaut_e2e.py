@@ -363,16 +363,20 @@ def health(container: Any, want: str, timeout: float = 15.0) -> str:
     return want
 
 
-def podman_healthcheck(container: Any) -> None:
-    """``podman healthcheck run``: Podman runs health checks from systemd timers, which this
-    sandbox lacks. Requires the podman CLI (``container-engine up`` installs it)."""
+def podman_cli(why: str) -> list[str]:
+    """The podman command line with the sandbox's OCI runtime shim when there is one
+    (``container-engine up`` installs both); ``why`` says what needs it when it is missing."""
     podman = shutil.which("podman")
     if podman is None:
-        require("podman CLI", "health checks on Podman need 'podman healthcheck run' here")
+        require("podman CLI", why)
     runtime = Path(os.environ.get("CONTAINER_ENGINE_DIR", "/run/container-engine")) / "runc-shim"
-    command = [podman]
-    if runtime.exists():
-        command += ["--runtime", str(runtime)]
+    return [str(podman), *(["--runtime", str(runtime)] if runtime.exists() else [])]
+
+
+def podman_healthcheck(container: Any) -> None:
+    """``podman healthcheck run``: Podman runs health checks from systemd timers, which this
+    sandbox lacks."""
+    command = podman_cli("health checks on Podman need 'podman healthcheck run' here")
     subprocess.run(
         [*command, "healthcheck", "run", container.id],
         capture_output=True,

@@ -28,6 +28,7 @@ from cosmonaut_e2e import (
     health,
     health_check,
     load_clients,
+    podman_cli,
     reconciler,
     short,
     tool_environment,
@@ -267,8 +268,7 @@ def api_back(tool: Path) -> None:
 
 def podman_run(name: str, labels: dict[str, str]) -> str:
     """``podman run -d`` through the CLI (no API service needed); returns the id."""
-    runtime = Path(os.environ.get("CONTAINER_ENGINE_DIR", "/run/container-engine")) / "runc-shim"
-    command = ["podman", *(["--runtime", str(runtime)] if runtime.exists() else [])]
+    command = podman_cli("starting a container without the API service needs the podman CLI")
     command += ["run", "-d", "--name", name]
     for key, value in labels.items():
         command += ["--label", f"{key}={value}"]
