@@ -33,6 +33,7 @@ from cosmonaut.engine import (
     EngineError,
     EngineUnavailable,
     EventStream,
+    FreshEvents,
     event_time,
 )
 from cosmonaut.metrics import Metrics
@@ -258,6 +259,7 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 self.engine.ping()
+                fresh = FreshEvents(self.engine.clock())
                 stream = self.engine.events({"type": ["container", "network"]})
             except (EngineUnavailable, EngineError) as error:
                 delay = self.backoff.next()
@@ -278,6 +280,9 @@ class Watcher:
             first = False
             try:
                 for event in stream:
+                    if not fresh.admit(event):
+                        self.metrics.inc("cosmonaut_docker_events_replayed_total")
+                        continue
                     if self.drain is not None:
                         self._drain(event)
                     reason = relevant(event, self.keyword, self.haproxy)

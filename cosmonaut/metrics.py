@@ -27,6 +27,11 @@ _HELP = {
     ),
     "cosmonaut_skips_total": ("counter", "Passes whose config was identical to the running one."),
     "cosmonaut_docker_reconnects_total": ("counter", "Reconnections to the Docker API."),
+    "cosmonaut_docker_events_replayed_total": (
+        "counter",
+        "Events the engine sent again or from before the subscription (Podman 4.3 replays "
+        "half its event log when it rotates it); dropped.",
+    ),
     "cosmonaut_registry_up": (
         "gauge",
         "1 when the registry answered the last call (a pass's or a poll's), else 0.",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
+from cosmonaut.engine import FreshEvents
 from cosmonaut.loop import Backoff, Batch, Trigger, relevant
 
 
@@ -236,3 +238,34 @@ def test_quiet_period_adapts_to_bursts() -> None:
     for _ in range(10):
         daemon._adapt(single)
     assert daemon.quiet == 0.02
+
+
+def _event(action: str, container: str, nano: int) -> dict[str, Any]:
+    return {
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": container, "Attributes": {"name": f"x-{container}"}},
+        "time": nano // 10**9,
+        "timeNano": nano,
+    }
+
+
+def test_a_stream_admits_each_event_once_and_none_from_before_it_began() -> None:
+    began = 1_796_000_000 * 10**9
+    fresh = FreshEvents(began / 1e9)
+    ms = 10**6
+    live = [_event("start", "a", began + 5 * ms), _event("die", "a", began + 9 * ms)]
+    old = _event("die", "b", began - ms)
+    # The live events, then a rotation replaying the old one and both live ones again.
+    admitted = [fresh.admit(e) for e in [*live, old, *live, _event("start", "b", began + 12 * ms)]]
+    assert admitted == [True, True, False, False, False, True]
+
+
+def test_without_the_engine_clock_only_repeats_are_dropped() -> None:
+    fresh = FreshEvents(None)
+    event = _event("start", "a", 1)
+    assert [fresh.admit(event), fresh.admit(dict(event)), fresh.admit(_event("die", "a", 1))] == [
+        True,
+        False,
+        True,
+    ]

@@ -34,6 +34,8 @@ from cosmonaut_e2e import (
     tool_environment,
 )
 
+from cosmonaut.engine import Engine
+from cosmonaut.loop import Trigger, Watcher
 from cosmonaut.registry import LocalRegistry, RegistryResult, RemoteRegistry
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
@@ -517,3 +519,51 @@ def test_one_start_is_routed_by_its_own_event_with_one_reload(host: DockerHost) 
         assert any(name in reason for reason in first.reasons for name in ours), first.reasons
         assert daemon.reloads() - reloads == 1
         assert all(p.ok for p in passes), [(p.reasons, p.failure, p.error) for p in passes]
+
+
+class HistoryFirst(Engine):
+    """Each subscription gets the engine's history since ``since`` before the live events: what
+    Podman 4.3 sends a stream open while it rotates its event log (podman#17665)."""
+
+    def __init__(self, since: float) -> None:
+        super().__init__()
+        self.since = since
+
+    def events(self, filters: Any, *, since: float | None = None) -> Any:
+        return super().events(filters, since=self.since)
+
+
+class RecordingTrigger(Trigger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: list[str] = []
+
+    def notify(self, reason: str, subject: str | None = None) -> None:
+        self.reasons.append(reason)
+        super().notify(reason, subject)
+
+
+def test_events_replayed_from_before_the_subscription_start_no_pass_and_drain_nothing(
+    host: DockerHost,
+) -> None:
+    began = int(time.time()) - 1
+    web = host.service("web", labels=WEB)
+    web.restart(timeout=1)  # history: its stop (kill, die) and its start again
+    trigger, drained = RecordingTrigger(), []
+    watcher = Watcher(
+        HistoryFirst(began),
+        trigger,
+        keyword=host.prefix,
+        drain=lambda container, why, at: drained.append((container[:12], why)),
+    )
+    watcher.start()
+    try:
+        assert watcher.connected.wait(15)
+        late = host.service("late", labels=WEB)  # live: after every replayed event
+        eventually(lambda: f"start {late.name}" in trigger.reasons, what="the live start seen")
+        late.stop(timeout=1)
+        eventually(lambda: short(late) in dict(drained), what="the live stop drained")
+    finally:
+        watcher.stop()
+    assert not [reason for reason in trigger.reasons if web.name in reason], trigger.reasons
+    assert not [entry for entry in drained if entry[0] == short(web)], drained
