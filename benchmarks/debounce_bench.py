@@ -27,7 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cosmonaut.loop import Batch, Trigger  # noqa: E402
+from cosmonaut.daemon.trigger import (  # noqa: E402
+    Batch,
+    Trigger,
+)
 
 
 class Failed(Exception):

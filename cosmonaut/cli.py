@@ -22,17 +22,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from compiler.errors import LocatedError
+from compiler.models import IDENTIFIER_PATTERN
 from cosmonaut import logs
-from cosmonaut.errors import UnavailableError
+from cosmonaut.discovery.modes import ADDRESS_MODES, AUTO_HOST_ID
+from cosmonaut.errors import INSTALL_HINT, UnavailableError
 from cosmonaut.state import default_state_dir, read_status, status_text
 from runtime.cli.errors import COMMON_EXITS, guarded
 from runtime.cli.exits import Exit
 
 DEBUG_ENV = "COSMONAUT_DEBUG"
-AUTO_HOST_ID = "auto"
-HOST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # compiler.models' Identifier
-ADDRESS_MODES = ("container", "published")  # cosmonaut.discovery.ADDRESS_MODES
-INSTALL_HINT = "pip install 'lambda-registry[cosmonaut]'"
+HOST_ID = re.compile(IDENTIFIER_PATTERN)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,7 +375,7 @@ def _docker_command(name: str) -> Callable[[argparse.Namespace], int]:
 
     def run(args: argparse.Namespace) -> int:
         try:
-            from cosmonaut import commands
+            from cosmonaut import wiring
         except ImportError as error:
             if error.name != "docker" and not str(error).startswith("import of docker"):
                 raise
@@ -386,7 +385,7 @@ def _docker_command(name: str) -> Callable[[argparse.Namespace], int]:
             )
             return Exit.BAD_INPUT
 
-        command: Callable[[argparse.Namespace], int] = getattr(commands, name)
+        command: Callable[[argparse.Namespace], int] = getattr(wiring, name)
         return command(args)
 
     return run

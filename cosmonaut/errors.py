@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from compiler.errors import LocatedError
 
+# What to run when an optional part (the Docker SDK, the ACME client) is missing.
+INSTALL_HINT = "pip install 'lambda-registry[cosmonaut]'"
+
 
 class CosmonautError(LocatedError):
     """Base class of the errors below."""

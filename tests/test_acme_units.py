@@ -18,10 +18,10 @@ import pytest
 from cosmonaut.acme.client import AcmeError
 from cosmonaut.acme.manager import CertificateManager, acme_names, hold_back
 from cosmonaut.acme.vault import Issued, Vault
-from cosmonaut.discovery import ManagedContainer
+from cosmonaut.discovery.containers import ManagedContainer
+from cosmonaut.discovery.labels import ContainerProblem, ServiceSettings, read_services
+from cosmonaut.discovery.payload import build_payload
 from cosmonaut.metrics import Metrics
-from cosmonaut.payload import build_payload
-from cosmonaut.settings import ContainerProblem, ServiceSettings, read_services
 from runtime.pipeline import compile_payload
 from runtime.stores import Store
 from runtime.stores.memory import MemoryStore

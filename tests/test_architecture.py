@@ -179,7 +179,9 @@ def import_cycles(imports: list[Import], modules: dict[str, Path]) -> list[list[
 @pytest.fixture(scope="module")
 def modules() -> dict[str, Path]:
     found = project_modules()
-    assert {"compiler.ast", "grammar.parser", "runtime.pipeline", "cosmonaut.sync"} <= set(found)
+    assert {"compiler.ast", "grammar.parser", "runtime.pipeline", "cosmonaut.daemon.sync"} <= set(
+        found
+    )
     return found
 
 

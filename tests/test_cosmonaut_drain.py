@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from cosmonaut.loop import HEALTH_UNKNOWN, drain_reason, relevant
-from cosmonaut.runtime_api import EXITED
+from cosmonaut.discovery.events import EXITED, HEALTH_UNKNOWN, drain_reason, relevant
 
 
 def event(action: str, **attributes: str) -> dict[str, Any]:

@@ -15,10 +15,11 @@ import pytest
 
 from compiler.models import Payload
 from cosmonaut import cli as cosmonaut_cli
-from cosmonaut.apply import Applier
-from cosmonaut.commands import resync_interval
-from cosmonaut.discovery import (
-    ADDRESS_MODES,
+from cosmonaut.apply.container import HaproxyTarget
+from cosmonaut.apply.reload import Applier
+from cosmonaut.daemon.sync import PassResult, Syncer
+from cosmonaut.daemon.trigger import Trigger
+from cosmonaut.discovery.containers import (
     PUBLISHED,
     Discoverer,
     ManagedContainer,
@@ -26,17 +27,16 @@ from cosmonaut.discovery import (
     Unreachable,
     published_address,
 )
-from cosmonaut.engine import Engine
+from cosmonaut.discovery.engine import Engine
+from cosmonaut.discovery.labels import ServiceSettings
+from cosmonaut.discovery.modes import ADDRESS_MODES
+from cosmonaut.discovery.payload import build_payload, host_id_for, rfc3339
 from cosmonaut.errors import RegistryError, RegistryUnavailable
-from cosmonaut.haproxy import HaproxyTarget
-from cosmonaut.loop import Trigger
 from cosmonaut.metrics import Metrics
-from cosmonaut.payload import build_payload, host_id_for, rfc3339
-from cosmonaut.poll import Polled, Poller, RegistryHealth
-from cosmonaut.registry import Fetched, LocalRegistry, RemoteRegistry
-from cosmonaut.settings import ServiceSettings
+from cosmonaut.registry.client import Fetched, LocalRegistry, RemoteRegistry
+from cosmonaut.registry.poll import Polled, Poller, RegistryHealth
 from cosmonaut.state import status_text
-from cosmonaut.sync import PassResult, Syncer
+from cosmonaut.wiring import resync_interval
 from runtime.config import HandlerConfig
 from runtime.contract import etag_of
 from runtime.handler import RegistryApp

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cosmonaut.discovery import config_path_of
-from cosmonaut.engine import Process, parse_top
-from cosmonaut.haproxy import _after, _last_worker, _reload_outcome
+from cosmonaut.apply.container import _after, _last_worker, _reload_outcome
+from cosmonaut.discovery.containers import config_path_of
+from cosmonaut.discovery.engine import Process, parse_top
 
 BEFORE = (
     "[NOTICE]   (1) : New worker (8) forked",

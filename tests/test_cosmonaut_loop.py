@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from cosmonaut.engine import FreshEvents
-from cosmonaut.loop import Backoff, Batch, Trigger, relevant
+from cosmonaut.daemon.trigger import Batch, Trigger
+from cosmonaut.discovery.events import FreshEvents, relevant
+from runtime.backoff import Backoff
 
 
 @pytest.mark.parametrize(
@@ -221,7 +222,7 @@ def test_backoff_grows_to_its_maximum_and_resets() -> None:
 
 
 def test_quiet_period_adapts_to_bursts() -> None:
-    from cosmonaut.loop import Daemon
+    from cosmonaut.daemon.loop import Daemon
 
     daemon = Daemon.__new__(Daemon)  # only the debounce state is exercised here
     daemon.debounce_min, daemon.debounce_max, daemon.quiet = 0.02, 2.0, 0.02

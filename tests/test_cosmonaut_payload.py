@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from compiler.errors import Diagnostic
-from cosmonaut.discovery import ManagedContainer
-from cosmonaut.payload import build_payload
-from cosmonaut.settings import ServiceSettings
+from cosmonaut.discovery.containers import ManagedContainer
+from cosmonaut.discovery.labels import ServiceSettings
+from cosmonaut.discovery.payload import build_payload
 from runtime.pipeline import compile_payload
 
 WEB = ServiceSettings("web", "host", "web.example", "SID", 8080)

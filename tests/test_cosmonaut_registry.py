@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cosmonaut.errors import RegistryError
-from cosmonaut.registry import LocalRegistry, RemoteRegistry
+from cosmonaut.registry.client import LocalRegistry, RemoteRegistry
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cosmonaut.runtime_api import RuntimeApi, RuntimeApiError
+from cosmonaut.apply.runtime_api import RuntimeApi, RuntimeApiError
 
 CONFIG = """\
 global

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cosmonaut.settings import (
+from cosmonaut.discovery.labels import (
     ContainerProblem,
     ServiceSettings,
     is_enabled,

@@ -6,7 +6,7 @@ from compiler.lower import lower, slot_capacity
 from compiler.models import Service
 from compiler.options import RenderOptions
 from compiler.printer import print_config
-from cosmonaut.slots import Plan, place, runtime_plan
+from cosmonaut.apply.slots import Plan, place, runtime_plan
 from grammar.parser import parse
 
 

@@ -29,7 +29,7 @@ from botocore.credentials import Credentials
 
 from cosmonaut.cli import main as cosmonaut_main
 from cosmonaut.errors import RegistryError, UsageError
-from cosmonaut.registry import (
+from cosmonaut.registry.client import (
     AwsEndpoint,
     BearerToken,
     RemoteRegistry,

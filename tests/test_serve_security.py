@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from cosmonaut.errors import RegistryError
-from cosmonaut.registry import BearerToken, RemoteRegistry
+from cosmonaut.registry.client import BearerToken, RemoteRegistry
 from runtime import contract
 from runtime.cli import main as registry_main
 from runtime.config import HandlerConfig

@@ -31,10 +31,10 @@ from typing import Any, Literal, Protocol
 
 from compiler.errors import LocatedError
 from cosmonaut import logs
+from cosmonaut.acme.certfolder import ACME_SUFFIX
 from cosmonaut.acme.vault import DamagedRecord, Issued, Vault
-from cosmonaut.certfolder import ACME_SUFFIX
+from cosmonaut.discovery.payload import PayloadPlan
 from cosmonaut.metrics import Metrics
-from cosmonaut.payload import PayloadPlan
 from runtime.backoff import Backoff
 from runtime.stores import StoreError
 

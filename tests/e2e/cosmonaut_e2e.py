@@ -257,7 +257,7 @@ class DockerHost:
     ) -> HaproxyBox:
         """HAProxy in a container; with ``runtime_dir``, that host folder is its
         ``/var/lib/haproxy`` (the stats socket and the server state), as in the README."""
-        from cosmonaut.engine import Engine
+        from cosmonaut.discovery.engine import Engine
         from runtime.pipeline import compile_payload
 
         text = config or compile_payload({"table": "e2e-test", "running": []}).text
@@ -398,13 +398,13 @@ def reconciler(
 ) -> Any:
     """Cosmonaut's parts for one test, limited to the test's containers by ``--keyword``;
     with ``runtime_socket``, the runtime API path too (``--runtime-socket``)."""
-    from cosmonaut.apply import Applier
-    from cosmonaut.discovery import Discoverer
-    from cosmonaut.engine import Engine
-    from cosmonaut.haproxy import HaproxyTarget
-    from cosmonaut.registry import LocalRegistry
+    from cosmonaut.apply.container import HaproxyTarget
+    from cosmonaut.apply.reload import Applier
+    from cosmonaut.daemon.sync import Syncer
+    from cosmonaut.discovery.containers import Discoverer
+    from cosmonaut.discovery.engine import Engine
+    from cosmonaut.registry.client import LocalRegistry
     from cosmonaut.state import History
-    from cosmonaut.sync import Syncer
     from runtime.stores.memory import MemoryStore
 
     engine = Engine()
@@ -420,7 +420,7 @@ def reconciler(
         status_path=state_dir / "status.json" if state_dir else None,
     )
     if runtime_socket is not None:
-        from cosmonaut.runtime_api import RuntimeApi, RuntimePath
+        from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
 
         syncer.runtime = RuntimePath(applier, RuntimeApi(str(runtime_socket)), syncer.metrics)
     return syncer
@@ -430,7 +430,7 @@ class RunningDaemon:
     """``cosmonaut run`` in a thread of the test process, stopped at exit."""
 
     def __init__(self, syncer: Any, **options: Any) -> None:
-        from cosmonaut.loop import Daemon
+        from cosmonaut.daemon.loop import Daemon
 
         self.passes: list[Any] = []
         self.daemon = Daemon(

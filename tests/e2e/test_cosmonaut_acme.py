@@ -213,8 +213,8 @@ def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
     from test_cosmonaut_tls import haproxy_with_certs
 
     from compiler.options import RenderOptions
-    from cosmonaut.certfolder import CertFolder
-    from cosmonaut.registry import LocalRegistry
+    from cosmonaut.acme.certfolder import CertFolder
+    from cosmonaut.registry.client import LocalRegistry
     from runtime.stores.memory import MemoryStore
 
     certs = tmp_path / "certs"

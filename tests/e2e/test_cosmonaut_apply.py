@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, ip_of, leftovers, short, web_config
 
-from cosmonaut.apply import Applier
-from cosmonaut.discovery import Discoverer, HaproxyContainer
-from cosmonaut.engine import Engine
+from cosmonaut.apply.container import HaproxyTarget
+from cosmonaut.apply.reload import Applier
+from cosmonaut.discovery.containers import Discoverer, HaproxyContainer
+from cosmonaut.discovery.engine import Engine
 from cosmonaut.errors import HaproxyContainerError
-from cosmonaut.haproxy import HaproxyTarget
 from cosmonaut.state import History
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}

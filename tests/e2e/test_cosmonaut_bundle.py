@@ -10,7 +10,7 @@ from cosmonaut_e2e import DockerHost, HaproxyBox, ip_of, leftovers, short
 from test_cosmonaut_apply import WEB, applier
 
 from compiler.options import RenderOptions
-from cosmonaut.engine import EngineError
+from cosmonaut.discovery.engine import EngineError
 from runtime.bundle import referenced_maps
 from runtime.contract import maps_of
 

@@ -34,9 +34,10 @@ from cosmonaut_e2e import (
     tool_environment,
 )
 
-from cosmonaut.engine import Engine
-from cosmonaut.loop import Trigger, Watcher
-from cosmonaut.registry import LocalRegistry, RegistryResult, RemoteRegistry
+from cosmonaut.daemon.trigger import Trigger
+from cosmonaut.daemon.watcher import Watcher
+from cosmonaut.discovery.engine import Engine
+from cosmonaut.registry.client import LocalRegistry, RegistryResult, RemoteRegistry
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer

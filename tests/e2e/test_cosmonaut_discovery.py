@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from cosmonaut_e2e import DockerHost, eventually, health, health_check, ip_of, kill, short
 
-from cosmonaut.discovery import Discoverer
-from cosmonaut.engine import Engine
-from cosmonaut.payload import build_payload
-from cosmonaut.settings import ContainerProblem
+from cosmonaut.discovery.containers import Discoverer
+from cosmonaut.discovery.engine import Engine
+from cosmonaut.discovery.labels import ContainerProblem
+from cosmonaut.discovery.payload import build_payload
 from runtime.pipeline import compile_payload
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}

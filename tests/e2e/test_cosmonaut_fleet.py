@@ -37,7 +37,7 @@ from cosmonaut_e2e import (
     stop_process,
 )
 
-from cosmonaut.payload import host_id_for
+from cosmonaut.discovery.payload import host_id_for
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer

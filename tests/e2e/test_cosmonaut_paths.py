@@ -28,9 +28,9 @@ from cosmonaut_e2e import (
     web_config,
 )
 
-from cosmonaut.engine import Engine
-from cosmonaut.registry import RemoteRegistry
-from cosmonaut.sync import PassResult
+from cosmonaut.daemon.sync import PassResult
+from cosmonaut.discovery.engine import Engine
+from cosmonaut.registry.client import RemoteRegistry
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.pipeline import compile_payload

@@ -27,8 +27,9 @@ from cosmonaut_e2e import (
 )
 
 from compiler.options import RenderOptions, Timeouts
-from cosmonaut.registry import LocalRegistry
-from cosmonaut.runtime_api import EXITED, RuntimeApi
+from cosmonaut.apply.runtime_api import RuntimeApi
+from cosmonaut.discovery.events import EXITED
+from cosmonaut.registry.client import LocalRegistry
 from runtime.stores.memory import MemoryStore
 
 WEB = {

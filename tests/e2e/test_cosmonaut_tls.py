@@ -11,7 +11,7 @@ from cosmonaut_e2e import HAPROXY, DockerHost, HaproxyBox, eventually, ip_of, re
 from test_cosmonaut_routing import once
 
 from compiler.options import RenderOptions
-from cosmonaut.engine import Engine
+from cosmonaut.discovery.engine import Engine
 from runtime.pipeline import compile_payload
 from tests.tls_certs import http_get, https_get, write_pem
 

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 
 from cosmonaut import logs
 from cosmonaut.acme.vault import Issued
-from cosmonaut.discovery import HaproxyContainer
-from cosmonaut.engine import Engine, EngineError
+from cosmonaut.discovery.containers import HaproxyContainer
+from cosmonaut.discovery.engine import Engine, EngineError
 
 DEFAULT_FILE = "00-cosmonaut-default.pem"
 DEFAULT_NAME = "cosmonaut-default.invalid"

@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from compiler.errors import Diagnostic
-from cosmonaut.discovery import ManagedContainer
-from cosmonaut.settings import LABELS, ContainerProblem, ServiceSettings
+from cosmonaut.discovery.containers import ManagedContainer
+from cosmonaut.discovery.labels import LABELS, ContainerProblem, ServiceSettings
 
 _TABLE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
 _HOST_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9_.:-]")  # compiler.models' Identifier

@@ -24,19 +24,19 @@ from typing import Any, Literal
 
 from compiler.errors import Diagnostic, LocatedError
 from cosmonaut import logs
+from cosmonaut.acme.certfolder import CertFolder
 from cosmonaut.acme.manager import CertificateManager, acme_names, hold_back
 from cosmonaut.acme.vault import Issued
-from cosmonaut.apply import Applier, ApplyResult
-from cosmonaut.certfolder import CertFolder
-from cosmonaut.discovery import Discoverer, Discovery
-from cosmonaut.engine import EngineError, EngineUnavailable
+from cosmonaut.apply.reload import Applier, ApplyResult
+from cosmonaut.apply.runtime_api import RuntimePath
+from cosmonaut.discovery.containers import Discoverer, Discovery
+from cosmonaut.discovery.engine import EngineError, EngineUnavailable
+from cosmonaut.discovery.labels import ContainerProblem
+from cosmonaut.discovery.payload import PayloadPlan, build_payload
 from cosmonaut.errors import HaproxyContainerError, RegistryError, RegistryUnavailable
 from cosmonaut.metrics import Metrics
-from cosmonaut.payload import PayloadPlan, build_payload
-from cosmonaut.poll import Polled, RegistryHealth
-from cosmonaut.registry import RegistryClient
-from cosmonaut.runtime_api import RuntimePath
-from cosmonaut.settings import ContainerProblem
+from cosmonaut.registry.client import RegistryClient
+from cosmonaut.registry.poll import Polled, RegistryHealth
 from cosmonaut.state import write_status
 from runtime.contract import RegistryResult, etag_of
 

@@ -17,28 +17,28 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cosmonaut import logs
+from cosmonaut.acme.certfolder import CertFolder
 from cosmonaut.acme.manager import CertificateManager
 from cosmonaut.acme.vault import Vault
-from cosmonaut.apply import Applier
-from cosmonaut.certfolder import CertFolder
-from cosmonaut.cli import AUTO_HOST_ID, INSTALL_HINT
-from cosmonaut.discovery import Discoverer
-from cosmonaut.engine import Engine, EngineUnavailable
-from cosmonaut.errors import UnavailableError, UsageError
-from cosmonaut.haproxy import HaproxyTarget
-from cosmonaut.loop import Daemon
+from cosmonaut.apply.container import HaproxyTarget
+from cosmonaut.apply.reload import Applier
+from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
+from cosmonaut.daemon.loop import Daemon
+from cosmonaut.daemon.sync import Syncer
+from cosmonaut.discovery.containers import Discoverer
+from cosmonaut.discovery.engine import Engine, EngineUnavailable
+from cosmonaut.discovery.modes import AUTO_HOST_ID
+from cosmonaut.discovery.payload import host_id_for, table_for_host
+from cosmonaut.errors import INSTALL_HINT, UnavailableError, UsageError
 from cosmonaut.metrics import Metrics, MetricsServer
-from cosmonaut.payload import host_id_for, table_for_host
-from cosmonaut.registry import (
+from cosmonaut.registry.client import (
     BearerToken,
     LocalRegistry,
     RegistryClient,
     RemoteRegistry,
     registry_auth,
 )
-from cosmonaut.runtime_api import RuntimeApi, RuntimePath
 from cosmonaut.state import History, default_state_dir
-from cosmonaut.sync import Syncer
 from runtime.backoff import Backoff
 from runtime.cli.exits import Exit
 from runtime.config import HOST_TTL_ENV, load_render_options

@@ -28,9 +28,9 @@ from typing import Literal
 
 from compiler.errors import LocatedError
 from compiler.printer import print_map
-from cosmonaut.discovery import HaproxyContainer
+from cosmonaut.apply.container import HaproxyTarget
+from cosmonaut.discovery.containers import HaproxyContainer
 from cosmonaut.errors import ApplyError
-from cosmonaut.haproxy import HaproxyTarget
 from cosmonaut.state import History, digest
 from grammar.maps import map_problems, parse_map
 from grammar.parser import parse
@@ -38,7 +38,7 @@ from grammar.roundtrip import print_verified
 from runtime.bundle import referenced_maps
 
 Outcome = Literal["applied", "unchanged", "dry-run", "rejected", "rolled-back", "failed", "runtime"]
-# "runtime": applied through HAProxy's runtime API, no reload (cosmonaut.runtime_api).
+# "runtime": applied through HAProxy's runtime API, no reload (cosmonaut.apply.runtime_api).
 OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run", "runtime"})
 
 

@@ -31,17 +31,16 @@ import time
 from compiler.ast import Config, Global, Statement
 from compiler.errors import LocatedError
 from cosmonaut import logs
-from cosmonaut.apply import Applier, ApplyResult
-from cosmonaut.discovery import HaproxyContainer
-from cosmonaut.engine import engine_time
+from cosmonaut.apply.reload import Applier, ApplyResult
+from cosmonaut.apply.slots import Plan, place, runtime_plan, slots_in_use
+from cosmonaut.discovery.containers import HaproxyContainer
+from cosmonaut.discovery.engine import engine_time
+from cosmonaut.discovery.events import EXITED
 from cosmonaut.errors import ApplyError
 from cosmonaut.metrics import Metrics
-from cosmonaut.slots import Plan, place, runtime_plan, slots_in_use
 from cosmonaut.state import digest
 from grammar.parser import parse
 from grammar.roundtrip import print_verified
-
-EXITED = "exited"  # why a container's server goes to maint at once: it exited (die)
 
 # Answers of the commands we send that mean success (besides none at all); anything else is
 # an error message ("No such server.", "Invalid addr ...", "Permission denied", ...).

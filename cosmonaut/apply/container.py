@@ -24,8 +24,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from cosmonaut.discovery import Discoverer, HaproxyContainer
-from cosmonaut.engine import Engine, EngineError, ExecResult, NotFound, Process
+from cosmonaut.discovery.containers import Discoverer, HaproxyContainer
+from cosmonaut.discovery.engine import Engine, EngineError, ExecResult, NotFound, Process
 from cosmonaut.errors import ApplyError, HaproxyContainerError
 
 _counter = itertools.count(1)

@@ -19,11 +19,10 @@ import ipaddress
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from cosmonaut.engine import JSON, Engine, NotFound, engine_time
-from cosmonaut.errors import UsageError
-from cosmonaut.settings import (
+from cosmonaut.discovery.engine import JSON, Engine, NotFound, engine_time
+from cosmonaut.discovery.labels import (
     NETWORK_LABEL,
     ContainerProblem,
     ServiceSettings,
@@ -33,10 +32,10 @@ from cosmonaut.settings import (
     parse_environment,
     read_services,
 )
+from cosmonaut.discovery.modes import AddressMode
+from cosmonaut.errors import UsageError
 
 DEFAULT_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
-AddressMode = Literal["container", "published"]
-ADDRESS_MODES: tuple[AddressMode, ...] = ("container", "published")
 PUBLISHED = "published"  # the ``network`` of a container reached on a published port
 _ALL_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
 

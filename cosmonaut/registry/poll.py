@@ -28,7 +28,7 @@ from typing import Any
 from cosmonaut import logs
 from cosmonaut.errors import RegistryError, RegistryUnavailable
 from cosmonaut.metrics import Metrics
-from cosmonaut.registry import RegistryClient
+from cosmonaut.registry.client import RegistryClient
 from runtime.backoff import Backoff
 
 

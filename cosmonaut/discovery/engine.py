@@ -296,49 +296,6 @@ _RFC3339 = re.compile(
 )
 
 
-def event_time(event: JSON) -> float | None:
-    """When the engine says an event happened (``timeNano``, else ``time``), in seconds."""
-    nano = event.get("timeNano")
-    if isinstance(nano, int) and nano > 0:
-        return nano / 1e9
-    seconds = event.get("time")
-    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
-
-
-class FreshEvents:
-    """Lets each event of one subscription through once, and none from before it began.
-
-    Podman 4.3 rotates its event log by keeping the newer half, and a stream open across the
-    rotation reads that half again (podman#17665): events from minutes ago, and events this
-    stream already delivered. Replayed, an old ``die`` would drain a container that has run
-    since, so they are dropped here. ``since`` is the engine's clock when the subscription
-    began (None when it could not be read: then only repeats are dropped).
-    """
-
-    def __init__(self, since: float | None, *, memory: int = 8192) -> None:
-        self.since = since
-        self._memory = memory
-        self._seen: dict[tuple[Any, ...], None] = {}
-
-    def admit(self, event: JSON) -> bool:
-        at = event_time(event)
-        if at is not None and self.since is not None and at < self.since:
-            return False
-        actor = event.get("Actor") or {}
-        key = (
-            event.get("timeNano") or event.get("time"),
-            event.get("Type"),
-            event.get("Action"),
-            actor.get("ID") if isinstance(actor, dict) else None,
-        )
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self._memory:
-            del self._seen[next(iter(self._seen))]
-        return True
-
-
 def _explanation(error: Any) -> str:
     explanation = getattr(error, "explanation", None)
     return str(explanation or error)

@@ -1,0 +1,1 @@
+"""The daemon: engine events, debounced into batches, each batch one reconcile pass."""
