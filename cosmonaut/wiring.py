@@ -31,13 +31,9 @@ from cosmonaut.discovery.modes import AUTO_HOST_ID
 from cosmonaut.discovery.payload import host_id_for, table_for_host
 from cosmonaut.errors import INSTALL_HINT, UnavailableError, UsageError
 from cosmonaut.metrics import Metrics, MetricsServer
-from cosmonaut.registry.client import (
-    BearerToken,
-    LocalRegistry,
-    RegistryClient,
-    RemoteRegistry,
-    registry_auth,
-)
+from cosmonaut.registry.auth import BearerToken, registry_auth
+from cosmonaut.registry.client import LocalRegistry, RegistryClient
+from cosmonaut.registry.remote import RemoteRegistry
 from cosmonaut.state import History, default_state_dir
 from runtime.backoff import Backoff
 from runtime.cli.exits import Exit

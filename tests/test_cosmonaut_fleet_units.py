@@ -33,8 +33,9 @@ from cosmonaut.discovery.modes import ADDRESS_MODES
 from cosmonaut.discovery.payload import build_payload, host_id_for, rfc3339
 from cosmonaut.errors import RegistryError, RegistryUnavailable
 from cosmonaut.metrics import Metrics
-from cosmonaut.registry.client import Fetched, LocalRegistry, RemoteRegistry
+from cosmonaut.registry.client import Fetched, LocalRegistry
 from cosmonaut.registry.poll import Polled, Poller, RegistryHealth
+from cosmonaut.registry.remote import RemoteRegistry
 from cosmonaut.state import status_text
 from cosmonaut.wiring import resync_interval
 from runtime.config import HandlerConfig

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from cosmonaut.errors import RegistryError
-from cosmonaut.registry.client import LocalRegistry, RemoteRegistry
+from cosmonaut.registry.client import LocalRegistry
+from cosmonaut.registry.remote import RemoteRegistry
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer

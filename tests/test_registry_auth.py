@@ -29,14 +29,14 @@ from botocore.credentials import Credentials
 
 from cosmonaut.cli import main as cosmonaut_main
 from cosmonaut.errors import RegistryError, UsageError
-from cosmonaut.registry.client import (
+from cosmonaut.registry.auth import (
     AwsEndpoint,
     BearerToken,
-    RemoteRegistry,
     SigV4Signer,
     aws_endpoint,
     registry_auth,
 )
+from cosmonaut.registry.remote import RemoteRegistry
 from tests.test_serve_security import make_cert
 
 ACCESS_KEY = "AKIDEXAMPLE"

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from cosmonaut.errors import RegistryError
-from cosmonaut.registry.client import BearerToken, RemoteRegistry
+from cosmonaut.registry.auth import BearerToken
+from cosmonaut.registry.remote import RemoteRegistry
 from runtime import contract
 from runtime.cli import main as registry_main
 from runtime.config import HandlerConfig

@@ -37,7 +37,8 @@ from cosmonaut_e2e import (
 from cosmonaut.daemon.trigger import Trigger
 from cosmonaut.daemon.watcher import Watcher
 from cosmonaut.discovery.engine import Engine
-from cosmonaut.registry.client import LocalRegistry, RegistryResult, RemoteRegistry
+from cosmonaut.registry.client import LocalRegistry, RegistryResult
+from cosmonaut.registry.remote import RemoteRegistry
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer

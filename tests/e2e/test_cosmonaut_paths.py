@@ -30,7 +30,7 @@ from cosmonaut_e2e import (
 
 from cosmonaut.daemon.sync import PassResult
 from cosmonaut.discovery.engine import Engine
-from cosmonaut.registry.client import RemoteRegistry
+from cosmonaut.registry.remote import RemoteRegistry
 from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.pipeline import compile_payload
