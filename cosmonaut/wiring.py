@@ -1,7 +1,8 @@
-"""What ``cosmonaut run`` and ``once`` do: build the parts from the flags and run them.
+"""Cosmonaut's composition root: every collaborator of ``run`` and ``once`` is built here,
+from the flags, and handed over; then the command runs them.
 
 Imported only by those two commands, since it needs the Docker SDK (``cosmonaut status``
-does not).
+does not). Tests build the daemon through ``assemble_daemon`` too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,12 +21,15 @@ from urllib.parse import urlsplit
 from cosmonaut import logs
 from cosmonaut.acme.certfolder import CertFolder
 from cosmonaut.acme.manager import CertificateManager
+from cosmonaut.acme.policy import Https
 from cosmonaut.acme.vault import Vault
 from cosmonaut.apply.container import HaproxyTarget
 from cosmonaut.apply.reload import Applier
 from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
-from cosmonaut.daemon.loop import Daemon
-from cosmonaut.daemon.sync import Syncer
+from cosmonaut.daemon.loop import Daemon, Schedule
+from cosmonaut.daemon.sync import PassResult, Syncer
+from cosmonaut.daemon.trigger import Trigger
+from cosmonaut.daemon.watcher import Watcher
 from cosmonaut.discovery.containers import Discoverer
 from cosmonaut.discovery.engine import Engine, EngineUnavailable
 from cosmonaut.discovery.modes import AUTO_HOST_ID
@@ -33,6 +38,7 @@ from cosmonaut.errors import INSTALL_HINT, UnavailableError, UsageError
 from cosmonaut.metrics import Metrics, MetricsServer
 from cosmonaut.registry.auth import BearerToken, registry_auth
 from cosmonaut.registry.client import LocalRegistry, RegistryClient
+from cosmonaut.registry.poll import Poller
 from cosmonaut.registry.remote import RemoteRegistry
 from cosmonaut.state import History, default_state_dir
 from runtime.backoff import Backoff
@@ -47,7 +53,7 @@ RESYNC = 60.0
 FLEET_RESYNC = 30.0
 
 
-class _Parts:
+class Wiring:
     """Everything ``run`` and ``once`` share, built from the flags."""
 
     def __init__(
@@ -80,7 +86,9 @@ class _Parts:
         if args.runtime_socket:
             api = RuntimeApi(args.runtime_socket)
             runtime = RuntimePath(self.applier, api, self.metrics)
-        folder, certificates, thumbprint = _https(args, self, table=table, holder=host or name)
+        # Events, polls and arrived certificates all ask the loop for a pass through it.
+        self.trigger = Trigger()
+        self.https = _https(args, self, table=table, holder=host or name)
         self.syncer = Syncer(
             self.discoverer,
             self.registry,
@@ -90,16 +98,77 @@ class _Parts:
             metrics=self.metrics,
             status_path=None if args.dry_run else self.state_dir / "status.json",
             runtime=runtime,
-            folder=folder,
-            certificates=certificates,
-            acme_everyone=args.acme_all,
-            acme_thumbprint=thumbprint,
+            https=self.https,
+        )
+
+    def daemon(self, args: argparse.Namespace) -> Daemon:
+        schedule = Schedule(
+            debounce_min=args.debounce_min,
+            debounce_max=args.debounce_max,
+            resync_interval=resync_interval(args.resync_interval, fleet=self.syncer.host),
+        )
+        return assemble_daemon(
+            self.syncer,
+            self.engine,
+            self.target,
+            self.discoverer,
+            trigger=self.trigger,
+            schedule=schedule,
+            poll_interval=args.poll_interval,
         )
 
 
+def assemble_daemon(
+    syncer: Syncer,
+    engine: Engine,
+    target: HaproxyTarget,
+    discoverer: Discoverer,
+    *,
+    trigger: Trigger | None = None,
+    schedule: Schedule | None = None,
+    poll_interval: float = 0.0,
+    retry_backoff: Backoff | None = None,
+    on_pass: Callable[[PassResult], None] | None = None,
+) -> Daemon:
+    """The daemon around ``syncer``: the event watcher (on a connection of its own), the
+    poller with ``poll_interval``, and what stops with it."""
+    trigger = trigger or Trigger()
+    poller = None
+    if poll_interval > 0:
+        poller = Poller(
+            syncer.registry,
+            syncer.table,
+            interval=poll_interval,
+            health=syncer.health,
+            state=lambda: (syncer.generation, syncer.etag),
+            deliver=trigger.offer,
+            report=trigger.notify,
+            changed=syncer.save_status,
+        )
+    watcher = Watcher(
+        engine.clone(),
+        trigger,
+        metrics=syncer.metrics,
+        keyword=discoverer.keyword,
+        haproxy=discoverer.haproxy_name,
+        drain=syncer.drain if syncer.runtime is not None else None,
+    )
+    return Daemon(
+        syncer,
+        trigger,
+        watcher,
+        schedule=schedule,
+        poller=poller,
+        https=syncer.https,
+        retry_backoff=retry_backoff,
+        on_pass=on_pass,
+        on_stop=(target.stop, syncer.registry.close),
+    )
+
+
 def _https(
-    args: argparse.Namespace, parts: _Parts, *, table: str, holder: str | None
-) -> tuple[CertFolder | None, CertificateManager | None, str | None]:
+    args: argparse.Namespace, parts: Wiring, *, table: str, holder: str | None
+) -> Https | None:
     """The certificate folder (``--certs-dir``, else the ``tls`` render option's) and, with
     ``--acme-directory``, the ACME manager, whose account key's thumbprint the in-process
     registry renders (the remote registry's options must carry it: the log says which)."""
@@ -109,12 +178,13 @@ def _https(
     directory = args.certs_dir or (tls.certs_dir if tls is not None else None)
     folder = CertFolder(parts.engine, directory) if directory else None
     if not args.acme_directory:
-        return folder, None, None
+        return Https(folder, parts.target) if folder is not None else None
     if args.dry_run:
         # Nothing ordered, stored or written; the diff still shows the challenge answer
         # when the account exists.
         logs.info("acme off with --dry-run: nothing is ordered, stored or written")
-        return None, None, _existing_thumbprint(args, local, table)
+        _existing_thumbprint(args, local, table)
+        return None
     if folder is None:
         raise UsageError(
             "--acme-directory needs a certificate folder: the 'tls' render option (--options) "
@@ -172,11 +242,18 @@ def _https(
         metrics=parts.metrics,
         retry_min=args.acme_retry_min,
         retry_max=args.acme_retry_max,
+        notify=parts.trigger.notify,
     )
     logs.info(
         "acme on", directory=args.acme_directory, store=vault.label, thumbprint=account_thumbprint
     )
-    return folder, manager, account_thumbprint
+    return Https(
+        folder,
+        parts.target,
+        certificates=manager,
+        everyone=args.acme_all,
+        thumbprint=account_thumbprint,
+    )
 
 
 def _existing_thumbprint(
@@ -225,8 +302,8 @@ def _new_holder(path: Path) -> str:
 
 
 def run_once(args: argparse.Namespace) -> int:
-    parts = _Parts(args, wait_for_docker=None)
-    certificates = parts.syncer.certificates
+    parts = Wiring(args, wait_for_docker=None)
+    certificates = parts.https.certificates if parts.https is not None else None
     if certificates is not None:
         # Once: learn the names, order what is due (one round, bounded by the CA's answers),
         # then the pass that installs and routes them.
@@ -257,7 +334,7 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        parts = _Parts(args, wait_for_docker=stop)
+        parts = Wiring(args, wait_for_docker=stop)
         if stop.is_set():
             return Exit.OK
         if args.metrics_address:
@@ -265,14 +342,7 @@ def run_daemon(args: argparse.Namespace) -> int:
             server.start()
             host = args.metrics_address.rpartition(":")[0]
             logs.info("metrics", address=f"http://{host}:{server.port}/metrics")  # port 0: bound
-        daemon = Daemon(
-            parts.engine,
-            parts.syncer,
-            debounce_min=args.debounce_min,
-            debounce_max=args.debounce_max,
-            resync_interval=resync_interval(args.resync_interval, fleet=parts.syncer.host),
-            poll_interval=args.poll_interval,
-        )
+        daemon = parts.daemon(args)
         holder["daemon"] = daemon
         logs.info(
             "started",

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from cosmonaut.acme.client import AcmeError
-from cosmonaut.acme.manager import CertificateManager, acme_names, hold_back
+from cosmonaut.acme.manager import CertificateManager
+from cosmonaut.acme.policy import acme_names, hold_back
 from cosmonaut.acme.vault import Issued, Vault
 from cosmonaut.discovery.containers import ManagedContainer
 from cosmonaut.discovery.labels import ContainerProblem, ServiceSettings, read_services

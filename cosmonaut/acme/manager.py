@@ -22,7 +22,6 @@ own to make renewal due.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,9 +30,7 @@ from typing import Any, Literal, Protocol
 
 from compiler.errors import LocatedError
 from cosmonaut import logs
-from cosmonaut.acme.certfolder import ACME_SUFFIX
 from cosmonaut.acme.vault import DamagedRecord, Issued, Vault
-from cosmonaut.discovery.payload import PayloadPlan
 from cosmonaut.metrics import Metrics
 from runtime.backoff import Backoff
 from runtime.stores import StoreError
@@ -72,39 +69,6 @@ class NameStatus:
             "failures": self.failures,
             "lease_holder": self.holder,
         }
-
-
-def acme_names(plan: PayloadPlan, *, everyone: bool, folder: Iterable[str] = ()) -> dict[int, str]:
-    """The candidates (by index) whose certificate Cosmonaut gets, and the name of each: host
-    mode services with ``tls`` on or redirect that opt in (``cosmonaut.tls.acme=true``), or,
-    with ``everyone``, all of them but those whose name has a file in the folder
-    (``<name>.pem``, ``<name>.crt``)."""
-    own = {
-        f.removesuffix(".pem").removesuffix(".crt") for f in folder if not f.endswith(ACME_SUFFIX)
-    }
-    chosen: dict[int, str] = {}
-    for index, members in enumerate(plan.candidates):
-        if not members:
-            continue
-        settings = members[0].settings
-        if settings.mode != "host" or settings.tls == "off":
-            continue
-        if settings.acme or (everyone and settings.predicate not in own):
-            chosen[index] = settings.predicate
-    return chosen
-
-
-def hold_back(plan: PayloadPlan, waiting: Iterable[int]) -> PayloadPlan:
-    """The plan with ``tls`` off for the candidates still waiting for a certificate."""
-    indexes = set(waiting)
-    if not indexes:
-        return plan
-    payload = copy.copy(plan.payload)
-    payload["candidates"] = [
-        {**candidate, "tls": "off"} if index in indexes else candidate
-        for index, candidate in enumerate(plan.payload["candidates"])
-    ]
-    return PayloadPlan(payload, plan.routed, plan.problems, plan.candidates)
 
 
 class CertificateManager:

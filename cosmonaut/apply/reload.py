@@ -24,7 +24,7 @@ import difflib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from compiler.errors import LocatedError
 from compiler.printer import print_map
@@ -63,6 +63,20 @@ class ApplyResult:
             "seconds": round(self.seconds, 4),
             "steps": {k: round(v, 4) for k, v in self.steps.items()},
         }
+
+
+class ApplyPath(Protocol):
+    """How a config reaches HAProxy: ``Applier`` (check, move, reload) or ``RuntimePath``
+    (the runtime API in front of it)."""
+
+    def apply(
+        self,
+        text: str,
+        haproxy: HaproxyContainer | None = None,
+        *,
+        maps: tuple[tuple[str, str], ...] = (),
+        force: bool = False,
+    ) -> ApplyResult: ...
 
 
 class Applier:

@@ -23,77 +23,68 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from cosmonaut import logs
+from cosmonaut.acme.policy import Https
 from cosmonaut.daemon.sync import PassResult, Syncer
 from cosmonaut.daemon.trigger import BURST_QUIET, Batch, Trigger
 from cosmonaut.daemon.watcher import Watcher
-from cosmonaut.discovery.engine import Engine
 from cosmonaut.registry.poll import Polled, Poller
 from runtime.backoff import Backoff
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When passes run besides batches of events (see the module docstring)."""
+
+    debounce_min: float = 0.02
+    debounce_max: float = 2.0
+    resync_interval: float = 60.0
+    folder_interval: float = 5.0  # how often the certificate folder is listed
+    acme_interval: float = 10.0  # the ACME thread's round
+
+
 class Daemon:
-    """``cosmonaut run``: the watcher thread feeds batches to the syncer."""
+    """``cosmonaut run``: batches from the trigger (fed by the watcher, the poller and the
+    ACME thread) become passes of the syncer. Built by ``cosmonaut.wiring``."""
 
     def __init__(
         self,
-        engine: Engine,
         syncer: Syncer,
+        trigger: Trigger,
+        watcher: Watcher,
         *,
-        debounce_min: float = 0.02,
-        debounce_max: float = 2.0,
-        resync_interval: float = 60.0,
-        poll_interval: float = 0.0,
+        schedule: Schedule | None = None,
+        poller: Poller | None = None,
+        https: Https | None = None,
         retry_backoff: Backoff | None = None,
         on_pass: Callable[[PassResult], None] | None = None,
-        folder_interval: float = 5.0,
-        acme_interval: float = 10.0,
+        on_stop: Sequence[Callable[[], None]] = (),
     ) -> None:
-        self.engine = engine
         self.syncer = syncer
-        self.debounce_min = debounce_min
-        self.debounce_max = max(debounce_max, debounce_min)
-        self.resync_interval = resync_interval
+        self.trigger = trigger
+        self.watcher = watcher
+        self.poller = poller
+        self.https = https  # the certificate folder (listed) and the ACME thread
+        self.schedule = schedule or Schedule()
+        self.debounce_min = self.schedule.debounce_min
+        self.debounce_max = max(self.schedule.debounce_max, self.debounce_min)
+        self.resync_interval = self.schedule.resync_interval
+        self.folder_interval = self.schedule.folder_interval
         self.retry = retry_backoff or Backoff(0.25, 5.0)
         self.on_pass = on_pass
-        self.trigger = Trigger()
-        self.poller: Poller | None = None
-        if poll_interval > 0:
-            self.poller = Poller(
-                syncer.registry,
-                syncer.table,
-                interval=poll_interval,
-                health=syncer.health,
-                state=lambda: (syncer.generation, syncer.etag),
-                deliver=self.trigger.offer,
-                report=self.trigger.notify,
-                changed=syncer.save_status,
-            )
-        discoverer = syncer.discoverer
-        self.watcher = Watcher(
-            engine.clone(),
-            self.trigger,
-            metrics=syncer.metrics,
-            keyword=discoverer.keyword,
-            haproxy=discoverer.haproxy_name,
-            drain=syncer.drain if syncer.runtime is not None else None,
-        )
-        self.quiet = debounce_min
+        self.on_stop = tuple(on_stop)  # what else ends with the daemon (reloads, connections)
+        self.quiet = self.debounce_min
         self.passes = 0
-        # HTTPS: how often the certificate folder is listed (a change is loaded by a pass),
-        # and the ACME manager's thread, which asks for a pass when a certificate arrives.
-        self.folder_interval = folder_interval
-        self.acme_interval = acme_interval
         self._acme_stop = threading.Event()
         self._acme_thread: threading.Thread | None = None
-        certificates = syncer.certificates
+        certificates = https.certificates if https is not None else None
         if certificates is not None:
-            certificates.notify = self.trigger.notify
             self._acme_thread = threading.Thread(
                 target=certificates.run,
-                args=(self._acme_stop, acme_interval),
+                args=(self._acme_stop, self.schedule.acme_interval),
                 name="cosmonaut-acme",
                 daemon=True,
             )
@@ -101,8 +92,8 @@ class Daemon:
     def stop(self) -> None:
         self._stop_acme()
         self.trigger.stop()
-        self.syncer.applier.target.stop()
-        self.syncer.registry.close()
+        for stop in self.on_stop:
+            stop()
 
     def run(self) -> None:
         self.watcher.start()
@@ -123,13 +114,14 @@ class Daemon:
     def _stop_acme(self) -> None:
         """End the ACME thread's wait at once (it may be sleeping until a renewal)."""
         self._acme_stop.set()
-        if self.syncer.certificates is not None:
-            self.syncer.certificates.wake()
+        if self.https is not None and self.https.certificates is not None:
+            self.https.certificates.wake()
 
     def _loop(self) -> None:
         next_resync = time.monotonic() + self.resync_interval
         retry_at: float | None = None
-        watch_folder = self.syncer.folder is not None and self.folder_interval > 0
+        https = self.https
+        watch_folder = https is not None and self.folder_interval > 0
         next_folder = time.monotonic() + self.folder_interval if watch_folder else float("inf")
         while not self.trigger.stopped:
             now = time.monotonic()
@@ -145,7 +137,7 @@ class Daemon:
             folder_changed = False
             if batch is None and offer is None and now >= next_folder:
                 next_folder = now + self.folder_interval
-                folder_changed = self.syncer.folder_changed()
+                folder_changed = https is not None and https.changed()
                 if (
                     not folder_changed
                     and now < next_resync

@@ -24,12 +24,11 @@ from typing import Any, Literal
 
 from compiler.errors import Diagnostic, LocatedError
 from cosmonaut import logs
-from cosmonaut.acme.certfolder import CertFolder
-from cosmonaut.acme.manager import CertificateManager, acme_names, hold_back
+from cosmonaut.acme.policy import Https
 from cosmonaut.acme.vault import Issued
-from cosmonaut.apply.reload import Applier, ApplyResult
+from cosmonaut.apply.reload import Applier, ApplyPath, ApplyResult
 from cosmonaut.apply.runtime_api import RuntimePath
-from cosmonaut.discovery.containers import Discoverer, Discovery
+from cosmonaut.discovery.containers import Discoverer, Discovery, HaproxyContainer
 from cosmonaut.discovery.engine import EngineError, EngineUnavailable
 from cosmonaut.discovery.labels import ContainerProblem
 from cosmonaut.discovery.payload import PayloadPlan, build_payload
@@ -96,10 +95,7 @@ class Syncer:
         status_path: Path | None = None,
         health: RegistryHealth | None = None,
         runtime: RuntimePath | None = None,
-        folder: CertFolder | None = None,
-        certificates: CertificateManager | None = None,
-        acme_everyone: bool = False,
-        acme_thumbprint: str | None = None,
+        https: Https | None = None,
     ) -> None:
         self.discoverer = discoverer
         self.registry = registry
@@ -110,18 +106,7 @@ class Syncer:
         self.health = health or RegistryHealth(self.metrics)
         self.status_path = status_path
         self.runtime = runtime  # the runtime API path in front of the applier, if configured
-        # HTTPS: the HAProxy container's certificate folder (a change there is loaded by a
-        # reload), and the ACME certificates, with --acme-directory.
-        self.folder = folder
-        self.certificates = certificates
-        self.acme_everyone = acme_everyone
-        self.acme_thumbprint = acme_thumbprint  # what the applied config must answer with
-        self._thumbprint_missing = False
-        self._folder_seen: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
-        self._folder_tried: tuple[tuple[str, str], tuple[str, ...] | None] | None = None
-        self._acme_waiting: tuple[str, ...] = ()
-        self._acme_names: tuple[str, ...] = ()
-        self._install_failed = False  # the last write into the certificate folder failed
+        self.https = https  # the certificate folder and ACME, if configured
         self.last: PassResult | None = None
         self.last_success: PassResult | None = None
         self.last_sync: PassResult | None = None  # the last pass that listed the host
@@ -144,9 +129,9 @@ class Syncer:
             discovery = self.discoverer.discover()
             timings["discover"] = time.monotonic() - clock
             plan = build_payload(self.table, discovery.containers, host=self.host)
-            # One read of the certificates per pass: what leaves HTTP is what is installed.
-            issued = self.certificates.ready_all() if self.certificates is not None else []
-            plan = self._hold_back(plan, issued)
+            issued = self.https.issued() if self.https is not None else []
+            if self.https is not None:
+                plan = self.https.before_ask(plan, issued)
             self._report_problems((*discovery.problems, *plan.problems))
             compiled = self._ask(plan.payload)
             timings["registry"] = time.monotonic() - clock - timings["discover"]
@@ -234,110 +219,22 @@ class Syncer:
         self._record(result)
         return result
 
+    @property
+    def path(self) -> ApplyPath:
+        """How a config reaches HAProxy: the runtime API in front of the reload, or the reload."""
+        return self.runtime or self.applier
+
     def _apply(
         self,
         text: str,
-        haproxy: Any = None,
+        haproxy: HaproxyContainer | None = None,
         *,
         maps: tuple[tuple[str, str], ...] = (),
         issued: list[Issued] | None = None,
     ) -> ApplyResult:
-        """Apply ``text``; with a certificate folder, first write the ACME certificates it
-        lacks (``issued``, the pass's read, else read now), and reload even an unchanged
-        config when the folder changed since the last apply (a reload is what loads
-        certificate files)."""
-        if self.folder is None:
-            return (self.runtime or self.applier).apply(text, haproxy, maps=maps)
-        haproxy = self.applier.target.located(haproxy)
-        key = (haproxy.id, haproxy.started_at)
-        if issued is None:
-            issued = self.certificates.ready_all() if self.certificates is not None else []
-        written: tuple[str, ...] = ()
-        listing: tuple[str, ...] | None = None
-        try:
-            listing = self.folder.listing(haproxy)
-            if self.certificates is not None:
-                written = self.folder.install(haproxy, issued, listing)
-                self._install_failed = False
-                if written:
-                    folder = self.folder.directory
-                    logs.info("certificates written", files=list(written), folder=folder)
-                    listing = self.folder.listing(haproxy)
-        except EngineError as error:
-            # A read-only or missing folder costs the certificates, not the routing; the
-            # next passes keep services whose certificate is not installed on HTTP.
-            logs.warning(
-                "certificate folder unusable", folder=self.folder.directory, error=str(error)
-            )
-            issued = []
-            self._install_failed = True
-        seen = self._folder_seen
-        # The first look at a container is the baseline: HAProxy loaded that folder.
-        force = bool(written) or (seen is not None and seen[0] == key and seen[1] != listing)
-        self._folder_tried = (key, listing)
-        result = (self.runtime or self.applier).apply(text, haproxy, maps=maps, force=force)
-        if result.ok or seen is None or seen[0] != key:
-            self._folder_seen = (key, listing)
-        if result.ok and self.certificates is not None:
-            self.certificates.installed(issued)
-            self.certificates.want(self._acme_names if self._answers_challenges(text) else ())
-        return result
-
-    def _answers_challenges(self, text: str) -> bool:
-        """Whether the config answers HTTP-01 with this account's thumbprint: until it does
-        (a remote registry without the render option), ordering would only fail and spend
-        the CA's rate limits."""
-        answers = self.acme_thumbprint is None or f".{self.acme_thumbprint}" in text
-        if not answers and not self._thumbprint_missing:
-            logs.error(
-                "acme: the config does not answer challenges with this account's thumbprint; "
-                "no certificate is ordered until the registry's render options carry it",
-                acme_thumbprint=self.acme_thumbprint,
-            )
-        self._thumbprint_missing = not answers
-        return answers
-
-    def folder_changed(self) -> bool:
-        """Whether the certificate folder changed since the last apply tried it (the daemon
-        asks every few seconds, and runs a pass when it did; a pass that failed with it is
-        retried by the retry schedule, not by this)."""
-        if self.folder is None or self._folder_tried is None:
-            return False
-        try:
-            haproxy = self.applier.target.locate()
-            listing = self.folder.listing(haproxy)
-        except (EngineError, EngineUnavailable, HaproxyContainerError):
-            return False
-        now = ((haproxy.id, haproxy.started_at), listing)
-        if self._folder_tried == now:
-            return False
-        # Reported once: if the pass it starts fails before trying this listing (the
-        # registry down, say), the retry schedule takes over, not a pass every few seconds.
-        self._folder_tried = now
-        return True
-
-    def _hold_back(self, plan: PayloadPlan, issued: list[Issued]) -> PayloadPlan:
-        """With ACME: tell the manager which names to get, and keep each service whose first
-        certificate has not arrived on HTTP (its ``tls`` off in the payload)."""
-        if self.certificates is None:
-            return plan
-        folder = self._folder_seen[1] if self._folder_seen else None
-        names = acme_names(
-            plan, everyone=self.acme_everyone, folder=CertFolder.certificates(folder or ())
-        )
-        # Wanted (ordered) once a config that answers the challenges is applied: ``_apply``.
-        self._acme_names = tuple(names.values())
-        certificates = self.certificates
-        ready = {certificate.name: certificate for certificate in issued}
-        waiting = {
-            i: n
-            for i, n in names.items()
-            if n not in ready or (self._install_failed and not certificates.is_installed(ready[n]))
-        }
-        if tuple(sorted(waiting.values())) != self._acme_waiting and waiting:
-            logs.info("waiting for certificates: served on HTTP", names=sorted(waiting.values()))
-        self._acme_waiting = tuple(sorted(waiting.values()))
-        return hold_back(plan, waiting)
+        if self.https is None:
+            return self.path.apply(text, haproxy, maps=maps)
+        return self.https.apply(self.path, text, haproxy, maps=maps, issued=issued)
 
     def _drain_unhealthy(self, discovery: Discovery) -> None:
         """Drain each unhealthy container this pass takes out, before the change removes its
@@ -438,7 +335,7 @@ class Syncer:
             "excluded": [e.as_dict() for e in discovery.excluded] if discovery else [],
             "metrics": self.metrics.snapshot(),
             "change_path": self._change_path(),
-            "acme": self.certificates.status() if self.certificates is not None else None,
+            "acme": self.https.status() if self.https is not None else None,
         }
 
     def _change_path(self) -> dict[str, Any] | None:

@@ -430,11 +430,20 @@ class RunningDaemon:
     """``cosmonaut run`` in a thread of the test process, stopped at exit."""
 
     def __init__(self, syncer: Any, **options: Any) -> None:
-        from cosmonaut.daemon.loop import Daemon
+        from cosmonaut.daemon.loop import Schedule
+        from cosmonaut.wiring import assemble_daemon
 
         self.passes: list[Any] = []
-        self.daemon = Daemon(
-            syncer.applier.target.engine, syncer, on_pass=self.passes.append, **options
+        timing = {k: options.pop(k) for k in list(options) if k in Schedule.__dataclass_fields__}
+        target = syncer.applier.target
+        self.daemon = assemble_daemon(
+            syncer,
+            target.engine,
+            target,
+            syncer.discoverer,
+            schedule=Schedule(**timing),
+            on_pass=self.passes.append,
+            **options,
         )
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
 

@@ -214,6 +214,7 @@ def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
 
     from compiler.options import RenderOptions
     from cosmonaut.acme.certfolder import CertFolder
+    from cosmonaut.acme.policy import Https
     from cosmonaut.registry.client import LocalRegistry
     from runtime.stores.memory import MemoryStore
 
@@ -240,7 +241,8 @@ def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
     )
     socket_path = runtime_dir / "admin.sock" if runtime_dir is not None else None
     syncer = reconciler(host, haproxy, registry=registry, runtime_socket=socket_path)
-    syncer.folder = CertFolder(syncer.applier.target.engine, "/certs")
+    target = syncer.applier.target
+    syncer.https = Https(CertFolder(target.engine, "/certs"), target)
     with RunningDaemon(syncer, resync_interval=60, folder_interval=0.5) as daemon:
         eventually(lambda: request(haproxy.ip, host=NAME).status == 200, what="routing")
         assert https_get(443, NAME, address=haproxy.ip).common_name == "default.invalid"
