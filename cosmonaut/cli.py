@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
+    _add_docker_flags(parser)
+    _add_registry_flags(parser)
+    _add_apply_flags(parser)
+    _add_https_flags(parser)
+
+
+def _add_docker_flags(parser: argparse.ArgumentParser) -> None:
     docker = parser.add_argument_group("Docker host")
     docker.add_argument(
         "--haproxy-container",
@@ -138,6 +145,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="timeout of one Docker API call (default 30)",
     )
+
+
+def _add_registry_flags(parser: argparse.ArgumentParser) -> None:
     registry = parser.add_argument_group("registry")
     registry.add_argument(
         "--table",
@@ -195,6 +205,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     registry.add_argument(
         "--compat", choices=["none", "seed"], help="render the seed's output (in process only)"
     )
+
+
+def _add_apply_flags(parser: argparse.ArgumentParser) -> None:
     apply = parser.add_argument_group("apply")
     apply.add_argument(
         "--dry-run",
@@ -229,6 +242,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="how many applied configs to keep in STATE_DIR/history (default 10)",
     )
+
+
+def _add_https_flags(parser: argparse.ArgumentParser) -> None:
     https = parser.add_argument_group("HTTPS")
     https.add_argument(
         "--certs-dir",

@@ -51,7 +51,7 @@ _HELP = {
         "Unix time of the last pass that left HAProxy up to date.",
     ),
     "cosmonaut_managed_containers": ("gauge", "Containers routed by the last pass."),
-    # Zero downtime (issue 12): the runtime API path.
+    # Zero downtime: the runtime API path.
     "cosmonaut_runtime_updates_total": (
         "counter",
         "Changes applied through HAProxy's runtime API (slots filled or emptied), no reload.",

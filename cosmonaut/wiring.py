@@ -46,7 +46,7 @@ from runtime.cli.exits import Exit
 from runtime.config import HOST_TTL_ENV, load_render_options
 from runtime.files import write_atomic
 from runtime.fleet import DEFAULT_TTL
-from runtime.stores import StoreError
+from runtime.stores import Store, StoreError
 from runtime.stores.select import choose_store, number_setting
 
 RESYNC = 60.0
@@ -198,18 +198,7 @@ def _https(
             f"ACME needs the 'acme' extra: {INSTALL_HINT.replace('cosmonaut]', 'cosmonaut,acme]')}",
             file="--acme-directory",
         ) from None
-    if args.acme_store:
-        store = choose_store(args.acme_store)
-    elif local is not None:
-        store = local.store
-    else:
-        store = choose_store(f"sqlite:{parts.state_dir / 'acme.db'}")
-        if args.host_id:
-            logs.warning(
-                "acme state is this host's own (no --acme-store): every host of the fleet "
-                "orders its own certificates; give --acme-store a store the fleet shares",
-                store=store.label,
-            )
+    store = _acme_store(args, local, parts.state_dir)
     vault = Vault(store, table, holder or _holder_id(parts.state_dir))
     try:
         key = vault.account_key(new_account_key)
@@ -254,6 +243,23 @@ def _https(
         everyone=args.acme_all,
         thumbprint=account_thumbprint,
     )
+
+
+def _acme_store(args: argparse.Namespace, local: LocalRegistry | None, state_dir: Path) -> Store:
+    """Where ACME state lives: ``--acme-store``, else the in-process registry's store, else a
+    file of this host's own (a fleet should share one: the log says so)."""
+    if args.acme_store:
+        return choose_store(args.acme_store)
+    if local is not None:
+        return local.store
+    store = choose_store(f"sqlite:{state_dir / 'acme.db'}")
+    if args.host_id:
+        logs.warning(
+            "acme state is this host's own (no --acme-store): every host of the fleet "
+            "orders its own certificates; give --acme-store a store the fleet shares",
+            store=store.label,
+        )
+    return store
 
 
 def _existing_thumbprint(

@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 
 from compiler.errors import LocatedError
 from compiler.printer import print_map
-from cosmonaut.apply.container import HaproxyTarget
+from cosmonaut.apply.container import Checked, HaproxyTarget
 from cosmonaut.discovery.containers import HaproxyContainer
 from cosmonaut.errors import ApplyError
 from cosmonaut.state import History, digest
@@ -138,13 +138,9 @@ class Applier:
         step("locate")
         if text == running and not force:
             return result("unchanged", "the config is identical to the running one")
-        try:
-            print_verified(parse(text, file="<registry>"))
-        except LocatedError as error:
-            return result("rejected", f"the config does not pass the grammar check: {error}")
-        mismatch = bundle_problem(text, maps)
-        if mismatch is not None:
-            return result("rejected", mismatch)
+        refusal = _refusal(text, maps)
+        if refusal is not None:
+            return result("rejected", refusal)
         step("verify")
         if self.dry_run:
             diff = unified_diff(running, text, haproxy)
@@ -153,18 +149,7 @@ class Applier:
         self.target.validate(haproxy)  # master-worker mode, before anything changes
         old = referenced_maps(running or "")
         added = {name: content for name, content in maps if name not in old}
-        temporary: str | None = None
-        try:
-            self.target.write_maps(haproxy, added)
-            temporary = self.target.write_temporary(haproxy, text)
-            step("write")
-            checked = self.target.check_and_move(haproxy, temporary)
-        except BaseException:
-            # The old config is still in place: nothing new may stay beside it.
-            if temporary is not None:
-                self.target.remove(haproxy, temporary)
-            self.target.remove_maps(haproxy, set(added))
-            raise
+        temporary, checked = self._write_and_check(haproxy, text, added, step)
         step("check+move")
         if not checked.moved:
             self.target.remove_maps(haproxy, set(added))
@@ -188,6 +173,27 @@ class Applier:
             "applied",
             f"reloaded: new worker(s) {', '.join(map(str, sorted(reloaded.new_workers)))}",
         )
+
+    def _write_and_check(
+        self,
+        haproxy: HaproxyContainer,
+        text: str,
+        added: dict[str, str],
+        step: Callable[[str], None],
+    ) -> tuple[str, Checked]:
+        """Write the new maps and config beside the old, ``haproxy -c`` it, move it in place."""
+        temporary: str | None = None
+        try:
+            self.target.write_maps(haproxy, added)
+            temporary = self.target.write_temporary(haproxy, text)
+            step("write")
+            return temporary, self.target.check_and_move(haproxy, temporary)
+        except BaseException:
+            # The old config is still in place: nothing new may stay beside it.
+            if temporary is not None:
+                self.target.remove(haproxy, temporary)
+            self.target.remove_maps(haproxy, set(added))
+            raise
 
     def _roll_back(
         self,
@@ -249,3 +255,12 @@ def unified_diff(old: str | None, new: str, haproxy: HaproxyContainer) -> str:
             tofile=f"{where} (new)",
         )
     )
+
+
+def _refusal(text: str, maps: tuple[tuple[str, str], ...]) -> str | None:
+    """Why ``text`` may not reach HAProxy (the grammar's round trip, the bundle), else None."""
+    try:
+        print_verified(parse(text, file="<registry>"))
+    except LocatedError as error:
+        return f"the config does not pass the grammar check: {error}"
+    return bundle_problem(text, maps)

@@ -32,7 +32,7 @@ from compiler.ast import Config, Global, Statement
 from compiler.errors import LocatedError
 from cosmonaut import logs
 from cosmonaut.apply.reload import Applier, ApplyResult
-from cosmonaut.apply.slots import Plan, place, runtime_plan, slots_in_use
+from cosmonaut.apply.slots import Placed, Plan, place, runtime_plan, slots_in_use
 from cosmonaut.discovery.containers import HaproxyContainer
 from cosmonaut.discovery.engine import engine_time
 from cosmonaut.discovery.events import EXITED
@@ -161,6 +161,21 @@ class RuntimePath:
                     time.monotonic() - started,
                 )
             return self._full(text, new, running, haproxy, "structural", "free slots changed", maps)
+        return self._by_runtime(text, new, running, haproxy, placed, plan, back, maps, started)
+
+    def _by_runtime(
+        self,
+        text: str,
+        new: Config,
+        running: Config,
+        haproxy: HaproxyContainer,
+        placed: Placed,
+        plan: Plan,
+        back: tuple[str, ...],
+        maps: tuple[tuple[str, str], ...],
+        started: float,
+    ) -> ApplyResult:
+        """Send the change's commands; then write the file HAProxy now matches."""
         steps: dict[str, float] = {}
         try:
             self.api.run(plan.commands + back)

@@ -10,7 +10,7 @@ Debounce. A batch closes once no event arrived for the *quiet period*, or at the
 while the host is calm, so a single container start is routed quickly, and doubles (up to half
 of ``--debounce-max``) while a burst goes on (a batch touched several containers, or events
 arrived while the previous pass was applying), then halves again once batches are single.
-The measurements behind the defaults are in the README's Cosmonaut section.
+The measurements behind the defaults are in docs/testing.md.
 
 Polling (``--poll-interval``). The poller's thread reads the table's config and offers a
 changed one to the loop; the loop applies it between passes (one apply at a time, always on

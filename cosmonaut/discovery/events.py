@@ -104,7 +104,7 @@ def drain_reason(event: JSON, keyword: str | None = None) -> str | None:
     signal (SIGTERM, SIGINT, SIGQUIT; other signals, SIGHUP say, are ignored) or the
     container turning unhealthy (``HEALTH_UNKNOWN`` when the event does not say the status).
     Podman 4's Docker-compatible API sends no ``kill`` event for ``docker stop``, no signal
-    attribute for ``docker kill`` and no status in health events (see the README)."""
+    attribute for ``docker kill`` and no status in health events (docs/cosmonaut.md)."""
     if event.get("Type") != "container":
         return None
     action = str(event.get("Action") or event.get("status") or "")

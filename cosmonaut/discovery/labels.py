@@ -10,7 +10,7 @@ container's name and the label or variable that holds the bad value.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -26,7 +26,7 @@ LABELS: dict[SettingName, str] = {
     "predicate": "cosmonaut.predicate",
     "cookie": "cosmonaut.cookie",
     "port": "cosmonaut.port",
-    "tls": "cosmonaut.tls",  # TLS (issue 14)
+    "tls": "cosmonaut.tls",
 }
 ENVIRONMENT: dict[SettingName, str] = {
     "service": "SERVICE_NAME",
@@ -51,7 +51,7 @@ NETWORK_LABEL = "cosmonaut.network"
 # Label roots of the single-service form; any other ``cosmonaut.<name>.`` is a namespace.
 SERVICE_ROOTS = frozenset({*(label.removeprefix(LABEL_PREFIX) for label in LABELS.values())})
 SINGLE_ROOTS = frozenset({*SERVICE_ROOTS, *SETTING_FIELDS, "weight", "enable", "network"})
-_DOCS = "README.md, 'Per-service settings'"
+_DOCS = "docs/cosmonaut.md, 'Per-service settings'"
 
 _MODEL_FIELDS: dict[str, SettingName] = {
     "serviceName": "service",
@@ -91,7 +91,7 @@ class ServiceSettings:
 
     @property
     def tls(self) -> Literal["off", "on", "redirect"]:
-        """HTTPS for the service (issue 14): carried in ``options`` like the other settings."""
+        """HTTPS for the service: carried in ``options`` like the other settings."""
         mode = json.loads(self.options).get("tls", "off") if self.options != "{}" else "off"
         return cast(Literal["off", "on", "redirect"], mode)
 
@@ -166,6 +166,32 @@ def read_settings(
     if isinstance(port, str) and "port" in raw and raw["port"][1].strip():
         problems.append(ContainerProblem(container, where("port"), port))
 
+    document, acme, weight = _document(container, raw, labels, environment, prefix, problems)
+    candidate = _candidate(container, document, prefix, where, problems)
+    if problems or candidate is None or not isinstance(port, int):
+        return tuple(problems) or (ContainerProblem(container, "settings", "invalid"),)
+    return ServiceSettings(
+        service=candidate.service_name,
+        mode=candidate.config_mode,
+        predicate=candidate.predicate,
+        cookie=candidate.cookie,
+        port=port,
+        options=candidate.settings_key(),
+        weight=weight,
+        acme=acme,
+    )
+
+
+def _document(
+    container: str,
+    raw: Mapping[SettingName, tuple[str, str]],
+    labels: Mapping[str, str],
+    environment: Mapping[str, str],
+    prefix: str,
+    problems: list[ContainerProblem],
+) -> tuple[dict[str, object], bool, int | None]:
+    """The payload candidate the settings describe, whether it asks for a certificate, and
+    its weight."""
     document: dict[str, object] = {"containers": []}
     if "service" in raw and raw["service"][1].strip():
         document["serviceName"] = raw["service"][1].strip()
@@ -189,6 +215,17 @@ def read_settings(
             document["tls"] = "redirect"  # path mode: no name of its own to certify
     options, weight = _options(container, labels, prefix, problems)
     document.update(options)
+    return document, acme, weight
+
+
+def _candidate(
+    container: str,
+    document: dict[str, object],
+    prefix: str,
+    where: Callable[[SettingName], str],
+    problems: list[ContainerProblem],
+) -> Candidate | None:
+    """The document validated as a payload candidate; each error becomes a problem."""
     candidate: Candidate | None = None
     try:
         candidate = Candidate.model_validate(document)
@@ -212,18 +249,7 @@ def read_settings(
             problems.append(
                 ContainerProblem(container, where(setting), _reason(detail["msg"], setting))
             )
-    if problems or candidate is None or not isinstance(port, int):
-        return tuple(problems) or (ContainerProblem(container, "settings", "invalid"),)
-    return ServiceSettings(
-        service=candidate.service_name,
-        mode=candidate.config_mode,
-        predicate=candidate.predicate,
-        cookie=candidate.cookie,
-        port=port,
-        options=candidate.settings_key(),
-        weight=weight,
-        acme=acme,
-    )
+    return candidate
 
 
 def read_services(

@@ -256,7 +256,7 @@ class DockerHost:
         runtime_dir: Path | None = None,
     ) -> HaproxyBox:
         """HAProxy in a container; with ``runtime_dir``, that host folder is its
-        ``/var/lib/haproxy`` (the stats socket and the server state), as in the README."""
+        ``/var/lib/haproxy`` (the stats socket and the server state), as docs/cosmonaut.md says."""
         from cosmonaut.discovery.engine import Engine
         from runtime.pipeline import compile_payload
 

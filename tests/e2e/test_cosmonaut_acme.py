@@ -1,4 +1,4 @@
-"""HTTPS with automatic certificates, end to end on the real engine (issue 14).
+"""HTTPS with automatic certificates, end to end on the real engine.
 
 ``cosmonaut run`` (a process of its own, with the in-process registry on SQLite) manages a
 HAProxy container and a container labelled ``cosmonaut.tls=redirect`` and

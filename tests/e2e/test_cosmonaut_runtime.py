@@ -275,7 +275,7 @@ def test_a_container_given_an_exited_ones_address_in_the_same_pass_is_served(
 # Podman 4 sends no "kill" event at "docker stop", so nothing drains the server before the
 # container exits there, and a connection HAProxy opens to it in the moment between its exit
 # and the "die" event hangs (the address is gone: no reset) until "timeout connect", longer
-# than the clients' 5 s with the default 5 s. So on Podman only, as the README advises there,
+# than the clients' 5 s with the default 5 s. So on Podman only, as docs/cosmonaut.md advises there,
 # the test sets a 1 s connect timeout; on the Docker Engine it runs the default options.
 PODMAN_CONNECT_TIMEOUT = "1s"
 

@@ -1,4 +1,4 @@
-"""HTTPS end to end on the real engine (issue 14): a certificate folder mounted into the
+"""HTTPS end to end on the real engine: a certificate folder mounted into the
 HAProxy container, a ``cosmonaut.tls=redirect`` container routed by ``cosmonaut once``."""
 
 from __future__ import annotations
