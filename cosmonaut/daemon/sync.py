@@ -147,10 +147,10 @@ class Syncer:
             if isinstance(caught, RegistryError):
                 diagnostics = caught.diagnostics
         problems = (discovery.problems if discovery else ()) + (plan.problems if plan else ())
-        result = PassResult(
-            reasons=reasons,
-            started=started,
-            seconds=time.monotonic() - clock,
+        self.last_sync = self._finish(
+            reasons,
+            started,
+            clock,
             discovery=discovery,
             plan=plan,
             diagnostics=diagnostics,
@@ -160,9 +160,7 @@ class Syncer:
             problems=problems,
             timings=timings,
         )
-        self.last_sync = result
-        self._record(result)
-        return result
+        return self.last_sync
 
     def _ask(self, payload: dict[str, Any]) -> RegistryResult:
         """The registry's config for ``payload``; every answer and failure feeds its health."""
@@ -208,14 +206,13 @@ class Syncer:
             applied = self._apply(polled.text, maps=polled.maps)
         except Exception as caught:
             failure, error = _failure(caught)
-        result = PassResult(
-            reasons=reasons,
-            started=started,
-            seconds=time.monotonic() - clock,
-            applied=applied,
-            failure=failure,
-            error=error,
-        )
+        return self._finish(reasons, started, clock, applied=applied, failure=failure, error=error)
+
+    def _finish(
+        self, reasons: tuple[str, ...], started: float, clock: float, **outcome: Any
+    ) -> PassResult:
+        """The pass's result, recorded (metrics, log, status)."""
+        result = PassResult(reasons, started, time.monotonic() - clock, **outcome)
         self._record(result)
         return result
 
