@@ -61,7 +61,7 @@ from runtime.http_request import (
     response,
 )
 from runtime.pipeline import CompileResult, compile_payload, render_table
-from runtime.stores import ConflictError, Store, StoreError, TableModeError
+from runtime.stores import ConflictError, RegistryStore, StoreError, TableModeError
 from runtime.stores.select import LAMBDA_ENV, STORE_ENV, chosen_spec, open_store
 
 if chosen_spec()[0] == "dynamodb":
@@ -83,7 +83,7 @@ class RegistryApp:
     def __init__(
         self,
         config: HandlerConfig,
-        store: Store | None = None,
+        store: RegistryStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
