@@ -11,7 +11,8 @@ The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote regi
   then the map files it reads). A bundle with map files cannot be one ``text/plain`` body:
   without ``application/json`` in ``Accept`` it is a 406 ``not-acceptable`` problem;
 * errors: ``application/problem+json`` (RFC 9457) whose ``type`` is
-  ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member;
+  ``urn:lambda-registry:problem:<slug>``, with a ``diagnostics`` extension member; every
+  slug, with its title and status, is in one table, ``PROBLEMS``;
 * authentication to ``lambda-registry serve``: ``Authorization: Bearer <token>``; without it,
   or with another token, a 401 ``unauthorized`` problem with ``WWW-Authenticate: Bearer``.
   The server answers a few problems itself, before the handler sees the request
@@ -31,7 +32,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from compiler.errors import Diagnostic
 
@@ -48,15 +49,56 @@ AUTHENTICATE_HEADER = "WWW-Authenticate"
 BEARER_CHALLENGE = 'Bearer realm="lambda-registry"'
 BEARER_INVALID = BEARER_CHALLENGE + ', error="invalid_token"'  # RFC 6750: a token, not this one
 
-# The problems ``lambda-registry serve`` answers itself: status -> (slug, title).
-SERVER_PROBLEMS: dict[int, tuple[str, str]] = {
-    400: ("bad-request", "Bad request"),
-    401: ("unauthorized", "Unauthorized"),
-    413: ("payload-too-large", "Payload too large"),
-    414: ("uri-too-long", "URI too long"),
-    431: ("headers-too-large", "Request header fields too large"),
-    501: ("not-implemented", "Not implemented"),
-    505: ("http-version-not-supported", "HTTP version not supported"),
+
+class ProblemType(NamedTuple):
+    """A problem either end answers with: ``urn:lambda-registry:problem:<slug>``, its title and
+    its HTTP status."""
+
+    slug: str
+    title: str
+    status: int
+
+
+class Problems(NamedTuple):
+    """The one table of problem types, by name: the app's answers, then those ``lambda-registry
+    serve`` gives itself before the app sees a request."""
+
+    invalid_payload: ProblemType = ProblemType("invalid-payload", "Invalid payload", 400)
+    invalid_request: ProblemType = ProblemType("invalid-request", "Invalid request", 400)
+    table_mode: ProblemType = ProblemType("table-mode", "Wrong kind of table", 400)
+    unknown_table: ProblemType = ProblemType("unknown-table", "Unknown table", 404)
+    method_not_allowed: ProblemType = ProblemType("method-not-allowed", "Method not allowed", 405)
+    not_acceptable: ProblemType = ProblemType("not-acceptable", "Not acceptable", 406)
+    conflict: ProblemType = ProblemType("conflict", "Concurrent updates", 409)
+    internal_error: ProblemType = ProblemType("internal-error", "Internal error", 500)
+    store_unavailable: ProblemType = ProblemType("store-unavailable", "State store failed", 503)
+    # The server's own:
+    bad_request: ProblemType = ProblemType("bad-request", "Bad request", 400)
+    unauthorized: ProblemType = ProblemType("unauthorized", "Unauthorized", 401)
+    payload_too_large: ProblemType = ProblemType("payload-too-large", "Payload too large", 413)
+    uri_too_long: ProblemType = ProblemType("uri-too-long", "URI too long", 414)
+    headers_too_large: ProblemType = ProblemType(
+        "headers-too-large", "Request header fields too large", 431
+    )
+    not_implemented: ProblemType = ProblemType("not-implemented", "Not implemented", 501)
+    http_version_not_supported: ProblemType = ProblemType(
+        "http-version-not-supported", "HTTP version not supported", 505
+    )
+
+
+PROBLEMS = Problems()
+# The problems ``lambda-registry serve`` answers itself, by the status http.server gives.
+SERVER_PROBLEMS: dict[int, ProblemType] = {
+    problem.status: problem
+    for problem in (
+        PROBLEMS.bad_request,
+        PROBLEMS.unauthorized,
+        PROBLEMS.payload_too_large,
+        PROBLEMS.uri_too_long,
+        PROBLEMS.headers_too_large,
+        PROBLEMS.not_implemented,
+        PROBLEMS.http_version_not_supported,
+    )
 }
 ETAG_HEADER = "ETag"
 IF_NONE_MATCH_HEADER = "If-None-Match"
@@ -211,8 +253,8 @@ def encode_problem(
 def server_problem(status: int, detail: str) -> Encoded:
     """A problem the HTTP server answers itself (``SERVER_PROBLEMS``); a 401 carries the
     bearer challenge."""
-    slug, title = SERVER_PROBLEMS.get(status, SERVER_PROBLEMS[400 if status < 500 else 501])
-    encoded = encode_problem(status, slug, title, detail)
+    problem = SERVER_PROBLEMS.get(status, SERVER_PROBLEMS[400 if status < 500 else 501])
+    encoded = encode_problem(status, problem.slug, problem.title, detail)
     if status == 401:
         encoded.headers[AUTHENTICATE_HEADER] = BEARER_CHALLENGE
     return encoded

@@ -1,4 +1,4 @@
-"""File I/O at the edge: reading inputs and writing outputs atomically."""
+"""File I/O at the edge: reading inputs, writing outputs atomically, where local state lives."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from compiler.errors import LocatedError
@@ -76,3 +76,12 @@ def write_atomic(path: str, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise InputError(f"cannot write: {error.strerror or error}", file=path) from None
+
+
+def state_home(environ: Mapping[str, str] | None = None) -> Path:
+    """Where a program of this project keeps its local state, each in a folder of its own
+    name: ``$XDG_STATE_HOME``, else ``~/.local/state``. As the XDG spec says, an empty or
+    relative ``XDG_STATE_HOME`` is ignored."""
+    env = os.environ if environ is None else environ
+    configured = env.get("XDG_STATE_HOME", "")
+    return Path(configured) if os.path.isabs(configured) else Path.home() / ".local" / "state"

@@ -25,16 +25,14 @@ from dataclasses import dataclass, field
 from compiler.errors import Diagnostic
 from compiler.models import (
     Candidate,
-    ConfigModeName,
     ContainerRef,
     HostReport,
     Payload,
     RunningContainer,
     Service,
 )
+from runtime.merge import Settings, settings_of
 
-# Route and settings of a candidate: mode, predicate, cookie, the other settings as JSON.
-Settings = tuple[ConfigModeName, str, str | None, str]
 DEFAULT_TTL = 90.0  # seconds: three of Cosmonaut's default 30 s resyncs
 UNKNOWN = "~"  # sorts after every RFC 3339 time: "not known to be old"
 
@@ -107,10 +105,10 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
     best_candidates: dict[str, Candidate] = {}
     for name, claims in entries.items():
         best = max(claims, key=lambda claim: (_newest(claim[2]), _settings_key(claim[2])))
-        winners[name] = _settings(best[2])
+        winners[name] = settings_of(best[2])
         best_candidates[name] = best[2]
         for host, index, candidate in claims:
-            if _settings(candidate) != winners[name]:
+            if settings_of(candidate) != winners[name]:
                 diagnostics.append(
                     Diagnostic(
                         where(host, index),
@@ -135,7 +133,7 @@ def render(reports: Mapping[str, HostReport], *, reporting: str | None = None) -
         mode, predicate, cookie, _ = winners[name]
         containers: dict[str, ContainerRef] = {}
         for host, index, candidate in entries[name]:
-            if _settings(candidate) != winners[name]:
+            if settings_of(candidate) != winners[name]:
                 continue
             for position, container in enumerate(candidate.containers):
                 _add(containers, container, name, where(host, index, position), diagnostics)
@@ -220,10 +218,6 @@ def _routable(
     return kept
 
 
-def _settings(candidate: Candidate) -> Settings:
-    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.settings_key())
-
-
 def _settings_key(candidate: Candidate) -> tuple[str, str, str, str]:
     return (
         candidate.config_mode,
@@ -241,7 +235,7 @@ def _oldest(claims: list[tuple[str, int, Candidate]], settings: Settings) -> str
     times = [
         c.created or UNKNOWN
         for _, _, candidate in claims
-        if _settings(candidate) == settings
+        if settings_of(candidate) == settings
         for c in candidate.containers
     ]
     return min(times, default=UNKNOWN)

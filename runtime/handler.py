@@ -33,28 +33,35 @@ Lark parser from the cache the deployment package ships (``SHIPPED_PARSER_CACHE`
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
-import re
 import sys
 import time
 import traceback
-import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import InternalError, LocatedError, PayloadError
+from compiler.errors import Diagnostic, InternalError, LocatedError
+from compiler.models import _TABLE as TABLE_NAME  # the payload's own rule for a table name
 from compiler.payload import parse_payload_text
 from grammar.parser import load_parser
 from runtime import contract
 from runtime.config import HandlerConfig
+from runtime.contract import PROBLEMS
+from runtime.http_request import (
+    HttpRequest,
+    decode_body,
+    etag_matches,
+    http_request,
+    internal_detail,
+    not_acceptable,
+    problem,
+    response,
+)
 from runtime.pipeline import CompileResult, compile_payload, render_table
-from runtime.stores import ConflictError, Store, StoreError, TableModeError
+from runtime.stores import ConflictError, RegistryStore, StoreError, TableModeError
 from runtime.stores.select import LAMBDA_ENV, STORE_ENV, chosen_spec, open_store
 
 if chosen_spec()[0] == "dynamodb":
@@ -64,21 +71,9 @@ if chosen_spec()[0] == "dynamodb":
 
 # The deployment package ships the Lark parser's cache here (deploy/build.py): each new
 # sandbox then loads the LALR tables instead of building them (at the first call).
-TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # compiler.models.TableName's rule
 SHIPPED_PARSER_CACHE = (
     Path(__file__).resolve().parents[1] / ".lark-cache" / ".lark_cache_haproxy.tmp"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    kind: str  # "apigw-v1", "apigw-v2" or "function-url"
-    method: str
-    headers: Mapping[str, str]  # lower-cased names
-    body: str | None
-    base64: bool
-    request_id: str | None
-    query: Mapping[str, str] = field(default_factory=dict)
 
 
 class RegistryApp:
@@ -88,7 +83,7 @@ class RegistryApp:
     def __init__(
         self,
         config: HandlerConfig,
-        store: Store | None = None,
+        store: RegistryStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -101,8 +96,9 @@ class RegistryApp:
         return cls(HandlerConfig.from_env(environ))
 
     def handle(self, event: Any, context: Any = None) -> Any:
+        """Answer a Lambda event, or an ``HttpRequest`` that ``lambda-registry serve`` read."""
         started = time.perf_counter()
-        request = _http_request(event)
+        request = event if isinstance(event, HttpRequest) else http_request(event)
         request_id = getattr(context, "aws_request_id", None) or (
             request.request_id if request else None
         )
@@ -114,9 +110,9 @@ class RegistryApp:
         try:
             if request is None:
                 return self._direct(event, log)
-            response = self._http(request, log)
-            log["status"] = response["statusCode"]
-            return response
+            answer = self._http(request, log)
+            log["status"] = answer["statusCode"]
+            return answer
         finally:
             log["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             _log(log)
@@ -146,46 +142,32 @@ class RegistryApp:
         if request.method == "GET":
             return self._read(request, log)
         if request.method != "POST":
-            return _problem(
-                405,
-                "method-not-allowed",
-                "Method not allowed",
+            return problem(
+                PROBLEMS.method_not_allowed,
                 f"send the payload with POST (or GET ?table=NAME), not {request.method}",
                 log,
                 headers={"Allow": "GET, POST"},
             )
         try:
-            body = _decode_body(request)
-            result = self._compile(body, "<body>", log)
+            result = self._compile(decode_body(request), "<body>", log)
         except TableModeError as error:
-            return _problem(400, "table-mode", "Wrong kind of table", str(error), log, error)
+            return problem(PROBLEMS.table_mode, str(error), log, error)
         except ConflictError as error:
-            return _problem(409, "conflict", "Concurrent updates", str(error), log, error)
+            return problem(PROBLEMS.conflict, str(error), log, error)
         except StoreError as error:
-            return _problem(503, "store-unavailable", "State store failed", str(error), log, error)
+            return problem(PROBLEMS.store_unavailable, str(error), log, error)
         except InternalError as error:
             log["traceback"] = _traceback()
-            return _problem(500, "internal-error", "Internal error", _internal(log), log, error)
+            return problem(PROBLEMS.internal_error, internal_detail(log), log, error)
         except LocatedError as error:
-            return _problem(400, "invalid-payload", "Invalid payload", str(error), log, error)
+            return problem(PROBLEMS.invalid_payload, str(error), log, error)
         except Exception as error:
             log.update(error=type(error).__name__, traceback=_traceback())
-            return _problem(500, "internal-error", "Internal error", _internal(log), log)
-        as_json = contract.wants_json(request.headers.get("accept", ""))
-        maps = contract.maps_of(result.files)
-        if maps and not as_json:
-            return _not_acceptable(log)  # compiled and stored; only this answer cannot be sent
-        encoded = contract.encode_result(
-            contract.RegistryResult(
-                result.text,
-                result.diagnostics,
-                log.get("table"),
-                tuple(service.name for service in result.services),
-                maps,
-            ),
-            as_json=as_json,
+            return problem(PROBLEMS.internal_error, internal_detail(log), log)
+        names = tuple(service.name for service in result.services)
+        return _config_answer(
+            request, log, result.text, result.files, result.diagnostics, log.get("table"), names
         )
-        return _response(200, encoded)
 
     def _read(self, request: HttpRequest, log: dict[str, Any]) -> dict[str, Any]:
         """``GET ?table=NAME``: the table's config now (leases applied, nothing written)."""
@@ -193,7 +175,7 @@ class RegistryApp:
         log["table"] = table[:255]
         if not TABLE_NAME.fullmatch(table):
             detail = "give the table as ?table=NAME (3 to 255 of letters, digits, '_', '-', '.')"
-            return _problem(400, "invalid-request", "Invalid request", detail, log)
+            return problem(PROBLEMS.invalid_request, detail, log)
         try:
             rendered = render_table(
                 self.store,
@@ -203,34 +185,20 @@ class RegistryApp:
                 host_ttl=self.config.host_ttl,
             )
         except StoreError as error:
-            return _problem(503, "store-unavailable", "State store failed", str(error), log, error)
+            return problem(PROBLEMS.store_unavailable, str(error), log, error)
         except Exception as error:
             log.update(error=type(error).__name__, traceback=_traceback())
-            return _problem(500, "internal-error", "Internal error", _internal(log), log)
+            return problem(PROBLEMS.internal_error, internal_detail(log), log)
         if rendered is None:
             detail = f"table {table!r} holds no services and no host reports"
-            return _problem(404, "unknown-table", "Unknown table", detail, log)
+            return problem(PROBLEMS.unknown_table, detail, log)
         log.update(rendered=len(rendered.services), hosts=rendered.hosts)
         cache = {contract.ETAG_HEADER: rendered.etag, "Cache-Control": "no-cache"}
         if_none_match = request.headers.get(contract.IF_NONE_MATCH_HEADER.lower(), "")
-        if _etag_matches(if_none_match, rendered.etag):
-            return _response(304, contract.Encoded(cache, ""))
-        as_json = contract.wants_json(request.headers.get("accept", ""))
-        maps = contract.maps_of(rendered.files)
-        if maps and not as_json:
-            return _not_acceptable(log)
-        encoded = contract.encode_result(
-            contract.RegistryResult(
-                rendered.text,
-                (),
-                table,
-                tuple(service.name for service in rendered.services),
-                maps,
-            ),
-            as_json=as_json,
-        )
-        encoded.headers.update(cache)
-        return _response(200, encoded)
+        if etag_matches(if_none_match, rendered.etag):
+            return response(304, contract.Encoded(cache, ""))
+        names = tuple(service.name for service in rendered.services)
+        return _config_answer(request, log, rendered.text, rendered.files, (), table, names, cache)
 
     # -- both --------------------------------------------------------------------------------
 
@@ -270,12 +238,10 @@ def handler(event: Any, context: Any = None) -> Any:
         except LocatedError as error:
             # A misconfigured function: say which variable, once per call, in the logs.
             _log({"level": "error", "message": "misconfigured", "detail": str(error)})
-            if _http_request(event) is None:
+            if http_request(event) is None:
                 raise InternalError(f"the function is misconfigured: {error}") from None
-            return _problem(
-                500,
-                "internal-error",
-                "Internal error",
+            return problem(
+                PROBLEMS.internal_error,
                 "the function is misconfigured; see its logs",
                 {"request_id": getattr(context, "aws_request_id", None)},
             )
@@ -288,128 +254,29 @@ def reset() -> None:
     _APP = None
 
 
-# -- events -----------------------------------------------------------------------------------
-
-
-def _http_request(event: Any) -> HttpRequest | None:
-    """The HTTP request in an API Gateway / function URL event, or None for a direct call."""
-    if not isinstance(event, dict):
-        return None
-    context = event.get("requestContext")
-    if not isinstance(context, dict):
-        return None
-    headers = {
-        str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items() if v is not None
-    }
-    base64_encoded = bool(event.get("isBase64Encoded"))
-    body = event.get("body")
-    if event.get("version") == "2.0" and isinstance(context.get("http"), dict):
-        domain = str(context.get("domainName", ""))
-        kind = "function-url" if ".lambda-url." in domain else "apigw-v2"
-        method = str(context["http"].get("method", "")).upper()
-    elif "httpMethod" in event:
-        kind = "apigw-v1"
-        method = str(event.get("httpMethod", "")).upper()
-    else:
-        return None
-    request_id = context.get("requestId")
-    query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items() if v}
-    if not query and isinstance(event.get("rawQueryString"), str):
-        query = {k: v[0] for k, v in urllib.parse.parse_qs(event["rawQueryString"]).items()}
-    return HttpRequest(
-        kind,
-        method,
-        headers,
-        body if isinstance(body, str) else None,
-        base64_encoded,
-        str(request_id) if request_id else None,
-        query,
-    )
-
-
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110's weak comparison for ``If-None-Match`` (a list, ``*``, ``W/`` prefixes)."""
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in tags or etag in tags
-
-
-def _decode_body(request: HttpRequest) -> bytes:
-    if not request.body:
-        raise PayloadError("the request has no body: send the payload as JSON", file="<body>")
-    if request.base64:
-        try:
-            return base64.b64decode(request.body, validate=True)
-        except (binascii.Error, ValueError):
-            raise PayloadError(
-                "the body is marked base64-encoded but is not valid base64", file="<body>"
-            ) from None
-    return request.body.encode("utf-8", errors="surrogatepass")
-
-
-# -- responses --------------------------------------------------------------------------------
-
-
-def _response(status: int, encoded: contract.Encoded) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": encoded.headers,
-        "body": encoded.body,
-        "isBase64Encoded": False,
-    }
-
-
-def _not_acceptable(log: dict[str, Any]) -> dict[str, Any]:
-    detail = (
-        "the config routes through map files: a bundle of several files, which only a JSON "
-        "answer can carry; send 'Accept: application/json'"
-    )
-    return _problem(406, "not-acceptable", "Not acceptable", detail, log)
-
-
-def _problem(
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
+def _config_answer(
+    request: HttpRequest,
     log: dict[str, Any],
-    error: LocatedError | None = None,
+    text: str,
+    files: Mapping[str, str],
+    diagnostics: Sequence[Diagnostic],
+    table: str | None,
+    services: tuple[str, ...],
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An RFC 9457 problem response; the log line records what went wrong."""
-    request_id = log.get("request_id")
-    instance = None
-    if request_id:
-        instance = (
-            f"urn:uuid:{request_id}"
-            if _is_uuid(request_id)
-            else f"urn:lambda-registry:request:{request_id}"
-        )
-    encoded = contract.encode_problem(
-        status,
-        slug,
-        title,
-        detail,
-        diagnostics=error.diagnostics if error is not None else (),
-        instance=instance,
+    """The 200 answer with a config (POST and GET alike), in the form ``Accept`` asks for; a
+    406 when it names map files but ``Accept`` lacks JSON (only this answer cannot be sent:
+    a POST has compiled and stored by then)."""
+    as_json = contract.wants_json(request.headers.get("accept", ""))
+    maps = contract.maps_of(files)
+    if maps and not as_json:
+        return not_acceptable(log)
+    encoded = contract.encode_result(
+        contract.RegistryResult(text, tuple(diagnostics), table, services, maps),
+        as_json=as_json,
     )
     encoded.headers.update(headers or {})
-    if error is not None:
-        log.setdefault("error", type(error).__name__)
-    log.setdefault("detail", str(error) if error is not None else detail)
-    log.setdefault("level", "error" if status >= 500 else "warning")
-    return _response(status, encoded)
-
-
-def _internal(log: dict[str, Any]) -> str:
-    return f"the request could not be completed (request id {log['request_id']})"
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    return response(200, encoded)
 
 
 # -- logs -------------------------------------------------------------------------------------

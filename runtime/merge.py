@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.errors import Diagnostic
-from compiler.models import Candidate, ContainerRef, Payload, Service
+from compiler.models import Candidate, ConfigModeName, ContainerRef, Payload, Service
+
+# Route and settings of a candidate: mode, predicate, cookie, the other settings as JSON.
+Settings = tuple[ConfigModeName, str, str | None, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,7 @@ def _consistent_candidates(
         by_service[candidate.service_name].append(index)
     result: dict[str, tuple[list[int], Candidate]] = {}
     for name, indexes in by_service.items():
-        settings = {_settings(candidates[index]) for index in indexes}
+        settings = {settings_of(candidates[index]) for index in indexes}
         paths = [f"$.candidates[{index}]" for index in indexes]
         if len(settings) > 1:
             diagnostics.extend(
@@ -158,13 +161,10 @@ def _consistent_candidates(
     return result
 
 
-def _settings(candidate: Candidate) -> tuple[str, str, str | None, str]:
-    return (
-        candidate.config_mode,
-        candidate.predicate,
-        candidate.cookie,
-        candidate.settings_key(),
-    )
+def settings_of(candidate: Candidate) -> Settings:
+    """What candidates of one service must agree on (equal values: they agree): route (mode
+    and predicate), cookie, and the other settings as JSON. Fleet mode asks it too."""
+    return (candidate.config_mode, candidate.predicate, candidate.cookie, candidate.settings_key())
 
 
 def _routable(

@@ -28,7 +28,7 @@ from grammar.roundtrip import print_verified_bundle
 from runtime.contract import etag_of
 from runtime.fleet import DEFAULT_TTL, FleetResult, live, render, report_and_render
 from runtime.merge import Reconciled, reconcile
-from runtime.stores import Store
+from runtime.stores import RegistryStore
 from runtime.stores.memory import MemoryStore
 
 R = TypeVar("R", Reconciled, FleetResult)  # what a store's decide returns, by mode
@@ -50,7 +50,7 @@ def compile_payload(
     payload: str | bytes | dict[str, Any] | Payload,
     *,
     options: RenderOptions | None = None,
-    store: Store | None = None,
+    store: RegistryStore | None = None,
     file: str | None = None,
     strict: bool = False,
     before_commit: Callable[[Mapping[str, str]], None] | None = None,
@@ -75,7 +75,7 @@ def compile_payload(
 def _compile(
     payload: str | bytes | dict[str, Any] | Payload,
     options: RenderOptions | None,
-    store: Store | None,
+    store: RegistryStore | None,
     file: str | None,
     strict: bool,
     before_commit: Callable[[Mapping[str, str]], None] | None,
@@ -164,7 +164,7 @@ class TableConfig:
 
 
 def render_table(
-    store: Store,
+    store: RegistryStore,
     table: str,
     *,
     options: RenderOptions | None = None,

@@ -1,7 +1,8 @@
 """The Lambda handler over plain HTTP (``lambda-registry serve``), for on-premises use and tests.
 
-Each HTTP request becomes an API Gateway HTTP API (v2) event for ``runtime.handler.RegistryApp``,
-and its response becomes the HTTP response, so the contract is exactly the Lambda's: ``POST``
+Each HTTP request becomes an ``HttpRequest`` (``runtime.http_request``) that
+``runtime.handler.RegistryApp`` answers as it answers a Lambda event, and its response becomes
+the HTTP response, so the contract is exactly the Lambda's: ``POST``
 the payload as JSON; 200 with the config as ``text/plain`` (or ``{"config", "diagnostics"}``
 with ``Accept: application/json``) and the diagnostics in the ``Lambda-Registry-Diagnostics*``
 headers; errors as ``application/problem+json``.
@@ -37,12 +38,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from compiler.errors import OptionsError
 from runtime import contract
+from runtime.http_request import HttpRequest, query_of
 from runtime.server_io import (
     DeadlineReader,
     LogWriter,
@@ -57,6 +61,16 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 100
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _MAX_TRAILERS = 32
+# The kind the app logs for serve's requests: the same as when they reached it as HTTP API (v2)
+# events, so log queries keep working.
+SERVE_KIND = "apigw-v2"
+
+
+class App(Protocol):
+    """What ``serve`` runs: ``runtime.handler.RegistryApp`` (an ``HttpRequest`` in, a Lambda
+    proxy response out)."""
+
+    def handle(self, event: Any, context: Any = None) -> Any: ...
 
 
 class RegistryServer:
@@ -71,7 +85,7 @@ class RegistryServer:
         self,
         host: str = "127.0.0.1",
         port: int = 8080,
-        registry: Any = None,
+        registry: App | None = None,
         *,
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -105,12 +119,16 @@ class RegistryServer:
         self.registry = registry
         self.tls = ssl_context is not None
         self._log = LogWriter(log)
-        handler = _handler_class(
-            registry, token=token, max_body=max_body, timeout=timeout, log=self._log
+        options = ServeOptions(
+            registry,
+            token.encode("ascii") if token is not None else None,
+            max_body,
+            timeout,
+            self._log,
         )
         kind = server_class(":" in host)
         try:
-            self.httpd = kind((host, port), handler)
+            self.httpd = kind((host, port), partial(Handler, options))
         except OSError as error:
             raise OptionsError(
                 f"cannot listen on {host}:{port}: {error.strerror or error}", file="--listen"
@@ -171,211 +189,210 @@ class _Refused(Exception):
         self.detail = detail
 
 
-def _handler_class(
-    registry: Any,
-    *,
-    token: str | None,
-    max_body: int,
-    timeout: float,
-    log: Callable[[dict[str, Any]], None],
-) -> type[BaseHTTPRequestHandler]:
-    expected = token.encode("ascii") if token is not None else None
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What every connection's ``Handler`` is given by its ``RegistryServer``."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "lambda-registry"
+    registry: App
+    token: bytes | None  # the bearer token every request must carry; None on loopback
+    max_body: int
+    timeout: float
+    log: Callable[[dict[str, Any]], None]
 
-        def setup(self) -> None:
-            self.connection = self.request
-            self.connection.settimeout(timeout)
-            if isinstance(self.connection, ssl.SSLSocket):
-                self.connection.do_handshake()  # bounded by the timeout as a whole
-            self.reader = DeadlineReader(self.connection)
-            self.rfile = io.BufferedReader(self.reader)
-            self.wfile = SocketWriter(self.connection)
-            self.started = time.perf_counter()
-            self.expect_continue = False
 
-        def handle_one_request(self) -> None:
-            # The deadline covers waiting for the request too: idle connections close.
-            self.reader.deadline = time.monotonic() + timeout
-            self.expect_continue = False
-            super().handle_one_request()
+class Handler(BaseHTTPRequestHandler):
+    """One connection: authorise, read the body (to ``max_body``), hand the app an
+    ``HttpRequest``, send its answer; problems before the app close the connection."""
 
-        def parse_request(self) -> bool:
-            self.started = time.perf_counter()
-            return super().parse_request()
+    protocol_version = "HTTP/1.1"
+    server_version = "lambda-registry"
 
-        def handle_expect_100(self) -> bool:
-            # ``100 Continue`` only once the request is authorised and small enough.
-            self.expect_continue = True
-            return True
+    def __init__(
+        self, options: ServeOptions, request: Any, client_address: Any, server: Any
+    ) -> None:
+        self.options = options  # first: the base class serves the connection in __init__
+        super().__init__(request, client_address, server)
 
-        def _handle(self) -> None:
-            try:
-                self._authorise()
-                raw = self._read_body()
-            except _Refused as refused:
-                self._problem(refused.status, refused.detail)
-                return
-            if raw is None:  # the client went away mid-body
-                self.close_connection = True
-                return
-            try:
-                body, encoded = raw.decode("utf-8"), False
-            except UnicodeDecodeError:
-                body, encoded = base64.b64encode(raw).decode("ascii"), True
-            path, _, query = self.path.partition("?")
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            headers.pop("authorization", None)  # checked here; the handler never sees it
-            event = {
-                "version": "2.0",
-                "routeKey": "$default",
-                "rawPath": path,
-                "rawQueryString": query,
-                "headers": headers,
-                "requestContext": {
-                    "http": {"method": self.command, "path": path},
-                    "requestId": str(uuid.uuid4()),
-                },
-                "body": body if raw else None,
-                "isBase64Encoded": encoded,
-            }
-            response = registry.handle(event)
-            payload = response.get("body") or ""
-            data = (
-                base64.b64decode(payload)
-                if response.get("isBase64Encoded")
-                else str(payload).encode("utf-8")
-            )
-            answer = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
-            self._answer(int(response.get("statusCode", 500)), answer, data)
+    def setup(self) -> None:
+        self.connection = self.request
+        self.connection.settimeout(self.options.timeout)
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # bounded by the timeout as a whole
+        self.reader = DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader)
+        self.wfile = SocketWriter(self.connection)
+        self.started = time.perf_counter()
+        self.expect_continue = False
 
-        def _authorise(self) -> None:
-            if expected is None:
-                return
-            value = self.headers.get(contract.AUTHORIZATION_HEADER)
-            presented = contract.bearer_token(value)
-            if presented is None:
-                raise _Refused(401, "this registry needs 'Authorization: Bearer <token>'")
-            if not hmac.compare_digest(presented.encode("utf-8", "replace"), expected):
-                raise _Refused(401, "the bearer token is not accepted")
+    def handle_one_request(self) -> None:
+        # The deadline covers waiting for the request too: idle connections close.
+        self.reader.deadline = time.monotonic() + self.options.timeout
+        self.expect_continue = False
+        super().handle_one_request()
 
-        def _read_body(self) -> bytes | None:
-            coding = self.headers.get("Transfer-Encoding")
-            if coding is not None:
-                if [c.strip().lower() for c in coding.split(",")] != ["chunked"]:
-                    raise _Refused(501, f"Transfer-Encoding {coding!r} is not supported")
-                self._continue()
-                return self._read_chunked()
-            lengths = {
-                value.strip()
-                for header in self.headers.get_all("Content-Length") or ()
-                for value in header.split(",")
-            }
-            if not lengths:
-                return b""  # no length, no body (RFC 9112 6.3)
-            text = lengths.pop()
-            if lengths or not (text.isascii() and text.isdigit()):
-                raise _Refused(400, "the Content-Length header is not one whole number")
-            length = int(text)
-            if length > max_body:
-                raise _Refused(413, f"the body is {length} bytes; the limit is {max_body}")
-            self._continue()
-            raw = self.rfile.read(length) if length else b""
-            return raw if len(raw) == length else None
+    def parse_request(self) -> bool:
+        self.started = time.perf_counter()
+        return super().parse_request()
 
-        def _read_chunked(self) -> bytes | None:
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                line = self.rfile.readline(1024)
-                if not line:
-                    return None
-                size_text = line.split(b";", 1)[0].strip()
-                if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(size_text):
-                    raise _Refused(400, "malformed chunked body")
-                size = int(size_text, 16)
-                if size == 0:
-                    break
-                total += size
-                if total > max_body:
-                    raise _Refused(413, f"the body is over the limit of {max_body} bytes")
-                data = self.rfile.read(size)
-                if len(data) != size:
-                    return None
-                if self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                    raise _Refused(400, "malformed chunked body")
-                chunks.append(data)
-            for _ in range(_MAX_TRAILERS):
-                line = self.rfile.readline(8192)
-                if line in (b"\r\n", b"\n", b""):
-                    return b"".join(chunks)
-            raise _Refused(400, "too many trailer fields")
+    def handle_expect_100(self) -> bool:
+        # ``100 Continue`` only once the request is authorised and small enough.
+        self.expect_continue = True
+        return True
 
-        def _continue(self) -> None:
-            if self.expect_continue:
-                self.expect_continue = False
-                self.send_response_only(100)
-                self.end_headers()
-
-        def _problem(self, status: int, detail: str) -> None:
-            encoded = contract.server_problem(status, detail)
-            headers = getattr(self, "headers", None)
-            presented = headers.get(contract.AUTHORIZATION_HEADER) if headers else None
-            if status == 401 and contract.bearer_token(presented) is not None:
-                encoded.headers[contract.AUTHENTICATE_HEADER] = contract.BEARER_INVALID
-            # The body (if any) is not read: the connection cannot carry another request.
-            self._answer(status, {**encoded.headers, "Connection": "close"}, encoded.body.encode())
-
-        def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
-            self.connection.settimeout(timeout)  # for the whole answer (``sendall``)
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            sent = 0
-            if self.command != "HEAD":
-                self.wfile.write(data)
-                sent = len(data)
-            path = str(getattr(self, "path", "") or "").partition("?")[0]
-            log(
-                {
-                    "event": "request",
-                    "method": self.command,
-                    "path": path[:512],
-                    "status": status,
-                    "bytes_out": sent,
-                    "duration_ms": round((time.perf_counter() - self.started) * 1000, 1),
-                    "client": str(self.client_address[0]),
-                }
-            )
-
-        def send_error(
-            self, code: int, message: str | None = None, explain: str | None = None
-        ) -> None:
-            # Requests http.server refuses itself (a malformed line, headers too large, an
-            # unknown method) get a problem document and a log line like any other.
+    def _handle(self) -> None:
+        try:
+            self._authorise()
+            raw = self._read_body()
+        except _Refused as refused:
+            self._problem(refused.status, refused.detail)
+            return
+        if raw is None:  # the client went away mid-body
             self.close_connection = True
-            if getattr(self, "command", None) is None:
-                self.command = ""
-            self._problem(code, message or explain or f"HTTP {code}")
+            return
+        answer = self.options.registry.handle(self._http_request(raw))
+        payload = answer.get("body") or ""
+        data = (
+            base64.b64decode(payload)
+            if answer.get("isBase64Encoded")
+            else str(payload).encode("utf-8")
+        )
+        headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+        self._answer(int(answer.get("statusCode", 500)), headers, data)
 
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            pass  # ``_answer`` logs one JSON line per request
+    def _http_request(self, raw: bytes) -> HttpRequest:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        headers.pop("authorization", None)  # checked here; the app never sees it
+        return HttpRequest(
+            SERVE_KIND,
+            self.command,
+            headers,
+            raw or None,
+            False,
+            str(uuid.uuid4()),
+            query_of(self.path.partition("?")[2]),
+        )
 
-        def log_error(self, format: str, *args: Any) -> None:
-            if args and isinstance(args[0], TimeoutError):
-                log({"event": "timeout", "client": str(self.client_address[0])})
+    def _authorise(self) -> None:
+        if self.options.token is None:
+            return
+        value = self.headers.get(contract.AUTHORIZATION_HEADER)
+        presented = contract.bearer_token(value)
+        if presented is None:
+            raise _Refused(401, "this registry needs 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(presented.encode("utf-8", "replace"), self.options.token):
+            raise _Refused(401, "the bearer token is not accepted")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    def _read_body(self) -> bytes | None:
+        coding = self.headers.get("Transfer-Encoding")
+        if coding is not None:
+            if [c.strip().lower() for c in coding.split(",")] != ["chunked"]:
+                raise _Refused(501, f"Transfer-Encoding {coding!r} is not supported")
+            self._continue()
+            return self._read_chunked()
+        lengths = {
+            value.strip()
+            for header in self.headers.get_all("Content-Length") or ()
+            for value in header.split(",")
+        }
+        if not lengths:
+            return b""  # no length, no body (RFC 9112 6.3)
+        text = lengths.pop()
+        if lengths or not (text.isascii() and text.isdigit()):
+            raise _Refused(400, "the Content-Length header is not one whole number")
+        length = int(text)
+        if length > self.options.max_body:
+            raise _Refused(413, f"the body is {length} bytes; the limit is {self.options.max_body}")
+        self._continue()
+        raw = self.rfile.read(length) if length else b""
+        return raw if len(raw) == length else None
 
-        do_POST = _handle
-        do_GET = _handle
-        do_PUT = _handle
-        do_DELETE = _handle
-        do_PATCH = _handle
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            if not line:
+                return None
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(size_text):
+                raise _Refused(400, "malformed chunked body")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            if total > self.options.max_body:
+                raise _Refused(413, f"the body is over the limit of {self.options.max_body} bytes")
+            data = self.rfile.read(size)
+            if len(data) != size:
+                return None
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _Refused(400, "malformed chunked body")
+            chunks.append(data)
+        for _ in range(_MAX_TRAILERS):
+            line = self.rfile.readline(8192)
+            if line in (b"\r\n", b"\n", b""):
+                return b"".join(chunks)
+        raise _Refused(400, "too many trailer fields")
 
-    return Handler
+    def _continue(self) -> None:
+        if self.expect_continue:
+            self.expect_continue = False
+            self.send_response_only(100)
+            self.end_headers()
+
+    def _problem(self, status: int, detail: str) -> None:
+        encoded = contract.server_problem(status, detail)
+        headers = getattr(self, "headers", None)
+        presented = headers.get(contract.AUTHORIZATION_HEADER) if headers else None
+        if status == 401 and contract.bearer_token(presented) is not None:
+            encoded.headers[contract.AUTHENTICATE_HEADER] = contract.BEARER_INVALID
+        # The body (if any) is not read: the connection cannot carry another request.
+        self._answer(status, {**encoded.headers, "Connection": "close"}, encoded.body.encode())
+
+    def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.connection.settimeout(self.options.timeout)  # for the whole answer (``sendall``)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        sent = 0
+        if self.command != "HEAD":
+            self.wfile.write(data)
+            sent = len(data)
+        path = str(getattr(self, "path", "") or "").partition("?")[0]
+        self.options.log(
+            {
+                "event": "request",
+                "method": self.command,
+                "path": path[:512],
+                "status": status,
+                "bytes_out": sent,
+                "duration_ms": round((time.perf_counter() - self.started) * 1000, 1),
+                "client": str(self.client_address[0]),
+            }
+        )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Requests http.server refuses itself (a malformed line, headers too large, an
+        # unknown method) get a problem document and a log line like any other.
+        self.close_connection = True
+        if getattr(self, "command", None) is None:
+            self.command = ""
+        self._problem(code, message or explain or f"HTTP {code}")
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # ``_answer`` logs one JSON line per request
+
+    def log_error(self, format: str, *args: Any) -> None:
+        if args and isinstance(args[0], TimeoutError):
+            self.options.log({"event": "timeout", "client": str(self.client_address[0])})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    do_POST = _handle
+    do_GET = _handle
+    do_PUT = _handle
+    do_DELETE = _handle
+    do_PATCH = _handle

@@ -77,3 +77,9 @@ def test_a_200_that_breaks_the_contract_is_a_clear_error(
 ) -> None:
     with pytest.raises(contract.ContractError, match=message):
         contract.decode_result(headers, body)
+
+
+def test_problem_types_are_one_table_of_distinct_slugs() -> None:
+    slugs = [problem.slug for problem in contract.PROBLEMS]
+    assert len(slugs) == len(set(slugs))
+    assert all(problem in contract.PROBLEMS for problem in contract.SERVER_PROBLEMS.values())

@@ -418,7 +418,7 @@ def test_unreadable_item_is_a_clear_error(
 
 
 def test_client_is_created_once(dynamodb: MotoServer) -> None:
-    from runtime.stores.dynamodb import dynamodb_client
+    from runtime.stores.dynamodb_client import dynamodb_client
 
     assert dynamodb_client() is dynamodb_client()
     assert DynamoDBStore().client is DynamoDBStore().client

@@ -196,7 +196,7 @@ def test_the_right_token_passes_and_the_handler_never_sees_it(
     handle = spy.handle
 
     def recording(event: Any, context: Any = None) -> Any:
-        seen.append(event["headers"])
+        seen.append(dict(event.headers))  # serve hands the app an HttpRequest
         return handle(event, context)
 
     spy.handle = recording  # type: ignore[method-assign]

@@ -17,6 +17,10 @@ Persistent stores make concurrent calls on one table serialisable, so no update 
 A store that fails raises ``StoreError`` (``ConflictError`` when concurrent writers kept
 winning until the retries ran out); the table is then as it was before the call.
 
+A consumer asks only for the role it uses: ``ServiceStore`` (services), ``ReportStore`` (host
+reports), ``RecordStore`` (records), ``RegistryStore`` (a table of either kind); ``Store`` is
+all of them, which every store implements.
+
 Beside services and host reports, a store keeps *records*: small named documents of a table
 (``record``, ``records``, ``swap_record``), each with a revision, written only by
 compare-and-swap. Cosmonaut keeps its ACME account, leases and certificates in them, so that
@@ -103,8 +107,9 @@ class Record:
     revision: int
 
 
-class Store(Protocol):
-    """One small protocol for every store; ``label`` names it in messages (``sqlite:PATH``)."""
+class ServiceStore(Protocol):
+    """Services of host-less payloads, one decision per call; ``label`` names the store in
+    messages (``sqlite:PATH``)."""
 
     @property
     def label(self) -> str: ...
@@ -119,9 +124,12 @@ class Store(Protocol):
         """What the table holds now."""
         ...
 
-    def clear(self, table: str) -> int:
-        """Forget every service (or host report) of ``table``; return how many there were."""
-        ...
+
+class ReportStore(Protocol):
+    """Host reports (fleet mode): each host writes only its own."""
+
+    @property
+    def label(self) -> str: ...
 
     def update_hosts(self, table: str, decide: HostDecide[H]) -> H:
         """Fleet mode: hand ``decide`` every host report of ``table`` and write the new report
@@ -137,6 +145,13 @@ class Store(Protocol):
         """Remove one host's report at once; ``False`` when there was none."""
         ...
 
+
+class RecordStore(Protocol):
+    """Records: small named documents of a table, written only by compare-and-swap (ACME)."""
+
+    @property
+    def label(self) -> str: ...
+
     def record(self, table: str, key: str) -> Record | None:
         """The record ``key`` of ``table``, or None."""
         ...
@@ -149,6 +164,19 @@ class Store(Protocol):
         """Write ``value`` (None: delete) if the record's revision is still ``expected`` (0:
         the record must not exist); ``False``, changing nothing, when it is not."""
         ...
+
+
+class RegistryStore(ServiceStore, ReportStore, Protocol):
+    """A registry table of either kind, services or host reports: what compiling, rendering
+    and ``lambda-registry state`` use."""
+
+    def clear(self, table: str) -> int:
+        """Forget every service (or host report) of ``table``; return how many there were."""
+        ...
+
+
+class Store(RegistryStore, RecordStore, Protocol):
+    """Every role at once: what each store implements, and what ``select`` opens."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The production store: DynamoDB through boto3, one DynamoDB table per payload table.
 
-Services and host reports are items as ``runtime.stores.dynamodb_items`` lays them out, beside
+Services and host reports are items as ``runtime.stores.dynamodb_items`` lays them out (records:
+``runtime.stores.dynamodb_records``), beside
 one *version item*, ``{"serviceName": "#lambda-registry", "version": 7, "token": ...}``, which
 is not a service (``#`` cannot start a service name). Its ``version`` counts the committed
 updates of the table, and every update is one ``TransactWriteItems`` whose first action is a
@@ -18,12 +19,11 @@ item: each host writes only its own report.
 
 The table is created on first use (on-demand billing) unless ``create_tables`` is off, and
 the store waits until it is ACTIVE. Clients are created once per process and endpoint, and
-reused.
+reused (``runtime.stores.dynamodb_client``, which also words boto's errors).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -31,16 +31,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
     ReadTimeoutError,
 )
 
@@ -51,20 +45,20 @@ from runtime.stores import (
     ConflictError,
     D,
     Decide,
-    Record,
     StoreError,
     TableModeError,
     changes,
 )
+from runtime.stores.dynamodb_client import ErrorMapper, dynamodb_client
+from runtime.stores.dynamodb_client import error_code as _code
 from runtime.stores.dynamodb_fleet import Conflict as _Conflict
 from runtime.stores.dynamodb_fleet import FleetItems
-from runtime.stores.dynamodb_items import is_host_item
+from runtime.stores.dynamodb_items import HASH_KEY, RECORD_PREFIX, is_host_item
 from runtime.stores.dynamodb_items import service_from_item as _service
 from runtime.stores.dynamodb_items import service_item as _item
+from runtime.stores.dynamodb_records import RecordItems
 
-HASH_KEY = "serviceName"
 VERSION_KEY = "#lambda-registry"
-RECORD_PREFIX = "@record:"  # records (``Store.record``): ``@`` never starts a service name
 MAX_TRANSACTION_ITEMS = 100
 _RETRYABLE_CANCEL = frozenset(
     {
@@ -74,54 +68,9 @@ _RETRYABLE_CANCEL = frozenset(
         "ProvisionedThroughputExceeded",
     }
 )
-_CLIENT_CONFIG = Config(
-    connect_timeout=3,
-    read_timeout=10,
-    retries={"max_attempts": 3, "mode": "standard"},
-    max_pool_connections=64,
-)
-_CLIENTS: dict[tuple[str | None, ...], Any] = {}
-_CLIENTS_LOCK = threading.Lock()
 
 
-def dynamodb_client(*, region_name: str | None = None, endpoint_url: str | None = None) -> Any:
-    """A DynamoDB client, created once per process for each endpoint and region.
-
-    Without arguments boto3 reads the usual settings (``AWS_REGION``, ``AWS_PROFILE``,
-    ``AWS_ENDPOINT_URL_DYNAMODB``, ...).
-    """
-    env = os.environ
-    key = (
-        region_name,
-        endpoint_url,
-        env.get("AWS_REGION"),
-        env.get("AWS_DEFAULT_REGION"),
-        env.get("AWS_ENDPOINT_URL_DYNAMODB"),
-        env.get("AWS_ENDPOINT_URL"),
-        env.get("AWS_PROFILE"),
-    )
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            try:
-                session = boto3.session.Session(region_name=region_name)
-                client = session.client(
-                    "dynamodb", endpoint_url=endpoint_url, config=_CLIENT_CONFIG
-                )
-            except NoRegionError:
-                raise StoreError(
-                    "no AWS region is configured: set AWS_REGION (or AWS_DEFAULT_REGION)",
-                    file="dynamodb",
-                ) from None
-            except BotoCoreError as error:
-                raise StoreError(
-                    f"cannot create a DynamoDB client: {error}", file="dynamodb"
-                ) from None
-            _CLIENTS[key] = client
-        return client
-
-
-class DynamoDBStore(FleetItems):
+class DynamoDBStore(FleetItems, RecordItems):
     """Services of each table in the DynamoDB table of the same name."""
 
     def __init__(
@@ -233,74 +182,6 @@ class DynamoDBStore(FleetItems):
             f"{self.max_attempts} attempts ({removed} services deleted)",
             file=self.label,
         )
-
-    # -- records -----------------------------------------------------------------------------
-
-    def record(self, table: str, key: str) -> Record | None:
-        with self._errors(table, f"cannot read record {key!r} of"):
-            try:
-                response = self.client.get_item(
-                    TableName=table, Key={HASH_KEY: {"S": RECORD_PREFIX + key}}, ConsistentRead=True
-                )
-            except ClientError as error:
-                if _code(error) == "ResourceNotFoundException":
-                    return None
-                raise
-        item = response.get("Item")
-        if not item:
-            return None
-        return Record(str(item["value"]["S"]), int(item["revision"]["N"]))
-
-    def records(self, table: str, prefix: str) -> dict[str, Record]:
-        found: dict[str, Record] = {}
-        request: dict[str, Any] = {
-            "TableName": table,
-            "ConsistentRead": True,
-            "FilterExpression": "begins_with(serviceName, :p)",
-            "ExpressionAttributeValues": {":p": {"S": RECORD_PREFIX + prefix}},
-        }
-        with self._errors(table, "cannot read the records of"):
-            try:
-                while True:
-                    page = self.client.scan(**request)
-                    for item in page.get("Items", []):
-                        key = str(item[HASH_KEY]["S"]).removeprefix(RECORD_PREFIX)
-                        found[key] = Record(str(item["value"]["S"]), int(item["revision"]["N"]))
-                    if not page.get("LastEvaluatedKey"):
-                        return found
-                    request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            except ClientError as error:
-                if _code(error) == "ResourceNotFoundException":
-                    return {}
-                raise
-
-    def swap_record(self, table: str, key: str, expected: int, value: str | None) -> bool:
-        item_key = {HASH_KEY: {"S": RECORD_PREFIX + key}}
-        condition: dict[str, Any] = (
-            {"ConditionExpression": "attribute_not_exists(serviceName)"}
-            if expected == 0
-            else {
-                "ConditionExpression": "revision = :r",
-                "ExpressionAttributeValues": {":r": {"N": str(expected)}},
-            }
-        )
-        with self._errors(table, f"cannot write record {key!r} of"):
-            self._ensure_table(table)
-            try:
-                if value is None:
-                    self.client.delete_item(TableName=table, Key=item_key, **condition)
-                else:
-                    item = {
-                        **item_key,
-                        "value": {"S": value},
-                        "revision": {"N": str(expected + 1)},
-                    }
-                    self.client.put_item(TableName=table, Item=item, **condition)
-            except ClientError as error:
-                if _code(error) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -482,54 +363,5 @@ class DynamoDBStore(FleetItems):
         retry = Backoff(self.backoff, self.max_backoff, jitter="full")
         time.sleep(retry.jittered(retry.delay(attempt + 1)))
 
-    def _errors(self, table: str, doing: str) -> _ErrorMapper:
-        return _ErrorMapper(self, table, doing)
-
-
-class _ErrorMapper:
-    """Turns boto errors into ``StoreError`` with a message an operator can act on."""
-
-    def __init__(self, store: DynamoDBStore, table: str, doing: str) -> None:
-        self.store = store
-        self.table = table
-        self.doing = doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
-    ) -> None:
-        if isinstance(error, StoreError) or not isinstance(error, BotoCoreError | ClientError):
-            return  # not ours to translate: it propagates unchanged
-        raise StoreError(
-            f"{self.doing} table {self.table!r}: {_describe(error, self.store)}",
-            file=self.store.label,
-        ) from None
-
-
-def _describe(error: BotoCoreError | ClientError, store: DynamoDBStore) -> str:
-    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
-        where = error.kwargs.get("endpoint_url") or "its endpoint"
-        return f"cannot reach DynamoDB at {where}; nothing was changed"
-    if isinstance(error, (ReadTimeoutError, ConnectionClosedError)):
-        return "the connection to DynamoDB failed; nothing was changed"
-    if isinstance(error, NoCredentialsError):
-        return "no AWS credentials found; nothing was changed"
-    if isinstance(error, NoRegionError):
-        return "no AWS region is configured: set AWS_REGION"
-    if isinstance(error, ClientError):
-        code = _code(error)
-        if code == "ResourceNotFoundException":
-            hint = "" if store.create_tables else " and table creation is off"
-            return f"the table does not exist{hint}; nothing was changed"
-        if code in ("AccessDeniedException", "UnrecognizedClientException"):
-            return f"access denied ({code}); nothing was changed"
-        message = error.response.get("Error", {}).get("Message", "")
-        return f"DynamoDB refused the request ({code}: {message}); nothing was changed"
-    return f"{type(error).__name__}: {error}; nothing was changed"
-
-
-def _code(error: ClientError) -> str:
-    code: str = error.response.get("Error", {}).get("Code", "")
-    return code
+    def _errors(self, table: str, doing: str) -> ErrorMapper:
+        return ErrorMapper(self.label, table, doing, create_tables=self.create_tables)

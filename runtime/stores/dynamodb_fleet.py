@@ -12,13 +12,10 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from compiler.models import HostReport, Service
 from runtime.stores import ConflictError, H, HostDecide, TableModeError
 from runtime.stores import dynamodb_items as reports
+from runtime.stores.dynamodb_client import error_code as _code
 
 HASH_KEY = reports.HASH_KEY
 _LOST_RACE = frozenset({"ConditionalCheckFailedException", "TransactionCanceledException"})
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class Conflict(Exception):

@@ -13,6 +13,8 @@ different hosts never conflict::
      "data": <zlib-compressed JSON of the report, or its first part>}
     {"serviceName": "@host:<id>#1", "seq": 12, "data": <the next part>}   (only when needed)
 
+A record is one item, ``{"serviceName": "@record:<key>", "value": ..., "revision": 3}``.
+
 ``@`` cannot start a service name, so these never collide with services. The report is
 compressed (a host with 2 000 containers takes about 40 KB) and, should it still exceed
 ``PART_BYTES``, split over several items written in one transaction, each carrying the
@@ -35,6 +37,7 @@ from runtime.stores.reports import dump_report, load_report
 
 HASH_KEY = "serviceName"
 HOST_PREFIX = "@host:"
+RECORD_PREFIX = "@record:"  # a record's item (``runtime.stores.dynamodb_records``)
 PART_BYTES = 300_000  # under DynamoDB's 400 KB item limit, with room for the attributes
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from compiler.errors import OptionsError
+from runtime.files import state_home
 from runtime.stores import Store
 
 StoreKind = Literal["memory", "sqlite", "dynamodb"]
@@ -111,14 +112,9 @@ def choose_store(
 
 
 def default_sqlite_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_STATE_HOME/lambda-registry/state.db``, by default under ``~/.local/state``.
-
-    As the XDG spec says, an empty or relative ``XDG_STATE_HOME`` is ignored.
-    """
-    env = os.environ if environ is None else environ
-    state_home = env.get("XDG_STATE_HOME", "")
-    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
-    return base / "lambda-registry" / "state.db"
+    """``$XDG_STATE_HOME/lambda-registry/state.db``, by default under ``~/.local/state``
+    (``runtime.files.state_home``)."""
+    return state_home(environ) / "lambda-registry" / "state.db"
 
 
 def parse_store_spec(
