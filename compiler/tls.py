@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from compiler.ast import Acl, Bind, Line, Statement
 from compiler.errors import Diagnostic
-from compiler.models import Service, TlsMode
+from compiler.models import Service
 from compiler.options import RenderOptions
+from compiler.validators import TlsMode
 
 # Tokens are base64url (RFC 8555 section 8.3); anything else under the prefix is routed as
 # before. `[.]` instead of `\.` keeps the pattern free of backslashes.

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from compiler.errors import Diagnostic
 from compiler.models import (
     Candidate,
-    ConfigModeName,
     ContainerRef,
     HostReport,
     Payload,
     RunningContainer,
     Service,
 )
+from compiler.validators import ConfigModeName
 
 # Route and settings of a candidate: mode, predicate, cookie, the other settings as JSON.
 Settings = tuple[ConfigModeName, str, str | None, str]
