@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -170,9 +171,38 @@ class RenderOptions(_Options):
     routing: Literal["acl", "map", "auto"] = "auto"
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What the output holds beyond the seed's statements, decided once from ``compat``:
+    ``compat="seed"`` reproduces the seed's config statement for statement, so it has none."""
+
+    # The seed's ACLs (``hdr(host)`` with the port, ``url_beg``) in name order, never maps.
+    seed_routing: bool
+    # Safe retries, old workers, server state, the runtime API and its server slots.
+    zero_downtime: bool
+    # Per-service backend settings, their userlists and the servers' own options.
+    service_settings: bool
+    # Each server its own cookie value: the seed gave every one the cookie's name, so every
+    # returning client went to the first server.
+    own_cookie_values: bool
+
+
+_SEED = Dialect(
+    seed_routing=True, zero_downtime=False, service_settings=False, own_cookie_values=False
+)
+_CURRENT = Dialect(
+    seed_routing=False, zero_downtime=True, service_settings=True, own_cookie_values=True
+)
+
+
+def dialect(options: RenderOptions) -> Dialect:
+    """The one place the compiler reads ``compat``: the seed's output, or today's."""
+    return _SEED if options.compat == "seed" else _CURRENT
+
+
 def uses_maps(options: RenderOptions, services: int) -> bool:
     """Whether a config of ``services`` services routes through map files."""
-    if options.compat == "seed" or options.routing == "acl":
+    if dialect(options).seed_routing or options.routing == "acl":
         return False
     return options.routing == "map" or services >= AUTO_MAP_SERVICES
 
