@@ -1,12 +1,13 @@
 """Resolved services + render options -> HAProxy AST.
 
-The default output fixes the seed's defects: each server gets its own cookie value, path
-rules match whole segments and the more specific path is tested first, and host matching
-ignores a ``:port`` in the Host header. ``compat="seed"`` reproduces the seed's output
-statement for statement instead.
+The global and defaults sections, the backends and their server slots here; the frontend in
+``compiler.routing``. The default output fixes the seed's defects: each server gets its own
+cookie value, and the routing rules are the ones ``compiler.routing`` describes.
+``compat="seed"`` reproduces the seed's output statement for statement instead
+(``compiler.options.dialect`` says what that leaves out).
 
-Order never depends on input order: backends by name, host rules by name, path rules from
-the most specific path to the least.
+Order never depends on input order: backends by name, and the frontend's rules as
+``compiler.routing`` orders them.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NoReturn, get_args
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -21,7 +21,6 @@ ConfigModeName = Literal["host", "path"]
 # HTTPS per service: "off" as before HTTPS existed, "on" served on both ports, "redirect" HTTP
 # to HTTPS.
 TlsMode = Literal["off", "on", "redirect"]
-TLS_MODES: tuple[TlsMode, ...] = get_args(TlsMode)
 
 # HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy, server and ACL names.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

@@ -1,4 +1,4 @@
-"""Rules about TLS on bind lines (HAP062-HAP063), issue 14."""
+"""Rules about TLS on bind lines (HAP062-HAP063)."""
 
 from __future__ import annotations
 
