@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from compiler.ast import (
     Acl,
@@ -54,7 +53,7 @@ class RouteKind:
     """How the services of one ``mode`` are routed, with ACLs and through maps."""
 
     mode: ConfigModeName
-    order: Callable[[Service], Any]  # ACL routing tests the services in this order
+    order: Callable[[Service], tuple[int, str]]  # ACL routing tests the services in this order
     acls: Callable[[Service, str], tuple[Acl, ...]]  # the service's ACLs under one name
     seed_acl: Callable[[Service], Acl]  # the seed's one ACL, named after the service
     map_route: Callable[[Sequence[Service]], MapRoute]
@@ -115,7 +114,7 @@ def _path_map_route(services: Sequence[Service]) -> MapRoute:
 ROUTE_KINDS: tuple[RouteKind, ...] = (
     RouteKind(
         mode="host",
-        order=lambda service: service.name,
+        order=lambda service: (0, service.name),
         acls=_host_acls,
         seed_acl=lambda service: Acl(service.name, "hdr(host)", ("-i", service.predicate)),
         map_route=_host_map_route,
