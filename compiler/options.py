@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from compiler.models import matching, normalize_path, one_of
+from compiler.validators import BalanceName, Duration, HealthPath, Word, matching, one_of
 
-_DURATION = re.compile(r"[0-9]{1,9}(us|ms|s|m|h|d)?")
-_WORD = re.compile(r"[A-Za-z0-9_.:/@%+,=~*^\[\]-]{1,255}")
 _FACILITIES = frozenset(
     (
         "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
@@ -20,26 +19,11 @@ _FACILITIES = frozenset(
 _LEVELS = frozenset(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"])
 
 
-_duration = matching(
-    _DURATION,
-    "duration",
-    "is not an HAProxy duration: a number with an optional unit us, ms, s, m, h or d "
-    "(no unit means milliseconds)",
-)
-_word = matching(_WORD, "word", "may contain only letters, digits and -_.:/@%+,=~*^[]")
 _facility = one_of(_FACILITIES, "facility", "is not a syslog facility")
 _level = one_of(_LEVELS, "level", "is not a syslog level")
 
-
-def _http_path(value: str) -> str:
-    return normalize_path(value) if value != "/" else "/"
-
-
-Duration = Annotated[str, AfterValidator(_duration)]
-Word = Annotated[str, AfterValidator(_word)]
 Facility = Annotated[str, AfterValidator(_facility)]
 Level = Annotated[str, AfterValidator(_level)]
-HttpPath = Annotated[str, AfterValidator(_http_path)]
 
 
 class _Options(BaseModel):
@@ -64,10 +48,10 @@ class HealthCheck(_Options):
     """``check`` on every server; with ``http_path``, an HTTP ``GET`` instead of a TCP connect."""
 
     enabled: bool = True
-    http_path: HttpPath | None = None
+    http_path: HealthPath | None = None
 
 
-# --- TLS (issue 14) ---------------------------------------------------------------------
+# --- TLS ---------------------------------------------------------------------------------
 # Mozilla's "intermediate" profile (ssl-config.mozilla.org, version 5.7): TLS 1.2 suites with
 # forward secrecy and AEAD only; TLS 1.3 suites are OpenSSL's defaults, named so they are
 # pinned.
@@ -102,7 +86,7 @@ class TlsOptions(_Options):
     hsts_include_subdomains: bool = False
 
 
-# Zero downtime (issue 12): the runtime API socket and the server slots it fills.
+# Zero downtime: the runtime API socket and the server slots it fills.
 _RETRY_ON = frozenset(
     "none conn-failure empty-response junk-response response-timeout 0rtt-rejected "
     "404 408 425 500 501 502 503 504 all-retryable-errors".split()
@@ -158,16 +142,14 @@ class RenderOptions(_Options):
     group: Word | None = "haproxy"
     daemon: bool = True
     timeouts: Timeouts = Timeouts()
-    balance: Literal["roundrobin", "static-rr", "leastconn", "first", "source", "random"] = (
-        "roundrobin"
-    )
+    balance: BalanceName = "roundrobin"
     health_check: HealthCheck = HealthCheck()
-    # TLS (issue 14): HTTPS is off unless set.
+    # HTTPS is off unless set.
     tls: TlsOptions | None = None
     # With it, HAProxy answers ACME HTTP-01 challenges itself with `<token>.<thumbprint>`, on
     # every port, before any routing (works without `tls`: the first certificate needs it).
     acme_thumbprint: Thumbprint | None = None
-    # Zero downtime (issue 12): safe retries, old workers, server state, runtime API, slots.
+    # Zero downtime: safe retries, old workers, server state, runtime API, slots.
     # None (or False) leaves a statement out; compat="seed" leaves all of them out.
     retries: int | None = Field(default=3, ge=0, le=100)
     # ``option redispatch <n>``: every n-th retry goes to another server (1: each retry), so
@@ -181,7 +163,7 @@ class RenderOptions(_Options):
     server_state_file: Word | None = "/var/lib/haproxy/server-state"
     stats_socket: StatsSocket | None = StatsSocket()
     server_slots: ServerSlots = ServerSlots()
-    # --- routing at scale (issue 11) ---
+    # --- routing at scale ---
     # How the frontend picks a backend: one ACL + use_backend per service (`acl`, linear in
     # the number of services), map lookups (`map`, a tree: the same cost at any size; the
     # output is then a bundle of haproxy.cfg + map files), or `auto`: maps from
@@ -189,9 +171,38 @@ class RenderOptions(_Options):
     routing: Literal["acl", "map", "auto"] = "auto"
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What the output holds beyond the seed's statements, decided once from ``compat``:
+    ``compat="seed"`` reproduces the seed's config statement for statement, so it has none."""
+
+    # The seed's ACLs (``hdr(host)`` with the port, ``url_beg``) in name order, never maps.
+    seed_routing: bool
+    # Safe retries, old workers, server state, the runtime API and its server slots.
+    zero_downtime: bool
+    # Per-service backend settings, their userlists and the servers' own options.
+    service_settings: bool
+    # Each server its own cookie value: the seed gave every one the cookie's name, so every
+    # returning client went to the first server.
+    own_cookie_values: bool
+
+
+_SEED = Dialect(
+    seed_routing=True, zero_downtime=False, service_settings=False, own_cookie_values=False
+)
+_CURRENT = Dialect(
+    seed_routing=False, zero_downtime=True, service_settings=True, own_cookie_values=True
+)
+
+
+def dialect(options: RenderOptions) -> Dialect:
+    """The one place the compiler reads ``compat``: the seed's output, or today's."""
+    return _SEED if options.compat == "seed" else _CURRENT
+
+
 def uses_maps(options: RenderOptions, services: int) -> bool:
     """Whether a config of ``services`` services routes through map files."""
-    if options.compat == "seed" or options.routing == "acl":
+    if dialect(options).seed_routing or options.routing == "acl":
         return False
     return options.routing == "map" or services >= AUTO_MAP_SERVICES
 

@@ -14,39 +14,45 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from compiler.errors import Diagnostic, PayloadError
-from compiler.models import Payload
+from compiler.models import (
+    CARRIED_FIELDS,
+    AuthSettings,
+    AuthUser,
+    Candidate,
+    CandidateContainer,
+    HeaderSettings,
+    HealthSettings,
+    Payload,
+    RunningContainer,
+    TimeoutSettings,
+)
 
 Loc = tuple[int | str, ...]
 
-_FIELDS_BY_MODEL: dict[str, tuple[str, ...]] = {
-    "payload": ("table", "host", "running", "candidates"),
-    "running": ("serviceName", "id", "ip"),
-    "candidate": (
-        "serviceName",
-        "configMode",
-        "predicate",
-        "cookie",
-        "containers",
-        "health",
-        "balance",
-        "maxconn",
-        "timeouts",
-        "auth",
-        "allow",
-        "headers",
-        "tls",
-    ),
-    "container": ("id", "ip", "created", "weight"),
-    "health": ("path", "status", "interval", "rise", "fall"),
-    "timeouts": ("connect", "server", "queue", "tunnel"),
-    "auth": ("realm", "users"),
-    "users": ("name", "hash"),
-    "headers": ("request", "response"),
+
+def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    """The field names a payload spells (the aliases); a candidate's settings after its own."""
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    return tuple(sorted(names, key=lambda name: name in CARRIED_FIELDS))
+
+
+# The model at each place of a payload, by the name ``_model_of`` finds for it.
+_MODEL_AT: dict[str, type[BaseModel]] = {
+    "payload": Payload,
+    "running": RunningContainer,
+    "candidate": Candidate,
+    "container": CandidateContainer,
+    "health": HealthSettings,
+    "timeouts": TimeoutSettings,
+    "auth": AuthSettings,
+    "users": AuthUser,
+    "headers": HeaderSettings,
 }
+_FIELDS_BY_MODEL = {place: _field_names(model) for place, model in _MODEL_AT.items()}
 _MAX_PASSES = 4
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EXPECTED = {

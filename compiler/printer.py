@@ -196,7 +196,13 @@ def _lossless_line(out: list[str], src: Source | None, words: Sequence[str], ind
 # HAProxy reads map lines into a buffer of `tune.bufsize` (16 KiB by default) and splits
 # longer ones; stay well below it.
 MAP_LINE_LIMIT = 8192
-_BLANKS = frozenset(" \t\r\n\v\f\x00")
+# How HAProxy's map reader (``pat_ref_read_from_file_smp``) reads a line, which the printer
+# writes for and ``grammar.maps`` reads by: no quoting; a line starting with ``#`` is a
+# comment; the key ends at the first of these blanks, and the value is trimmed of them.
+MAP_COMMENT = "#"
+MAP_BLANKS = " \t"
+# A key holds none of these, nor any character that would end or cut its line.
+_KEY_BLANKS = frozenset(MAP_BLANKS + "\r\n\v\f\x00")
 
 
 def map_entry_problem(key: str, value: str) -> str | None:
@@ -206,11 +212,11 @@ def map_entry_problem(key: str, value: str) -> str | None:
     with ``#`` is a comment, the key ends at the first blank, the value at the line's end
     with trailing blanks trimmed.
     """
-    if not key or any(char in _BLANKS for char in key):
+    if not key or any(char in _KEY_BLANKS for char in key):
         return f"a map key must be non-empty and free of blanks: {key!r}"
-    if key.startswith("#"):
+    if key.startswith(MAP_COMMENT):
         return f"a map key cannot start with '#': {key!r}"
-    if not value or value != value.strip(" \t") or any(c in "\r\n\x00" for c in value):
+    if not value or value != value.strip(MAP_BLANKS) or any(c in "\r\n\x00" for c in value):
         return f"a map value must be non-empty, one line, without edge blanks: {value!r}"
     if len(key) + len(value) + 2 > MAP_LINE_LIMIT:
         return f"a map line is longer than {MAP_LINE_LIMIT} bytes"

@@ -2,7 +2,7 @@
 
 ``lambda-registry schema`` prints it; ``docs/payload.schema.json`` is the same text, checked in
 so that editors can validate payload files against it. The patterns come from the validators
-(``compiler.models.schema_of``); what only the registry can judge (two entries claiming one
+(``compiler.validators.schema_of``); what only the registry can judge (two entries claiming one
 route, a user listed twice) is not in the schema.
 """
 

@@ -1,4 +1,4 @@
-"""HTTPS in the generated config (issue 14): the frontend's HTTPS ``bind``, the ACME HTTP-01
+"""HTTPS in the generated config: the frontend's HTTPS ``bind``, the ACME HTTP-01
 answer, and each TLS service's backend statements.
 
 Per-service behaviour lives in the service's backend (``http-request redirect`` and
@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 from compiler.ast import Acl, Bind, Line, Statement
 from compiler.errors import Diagnostic
-from compiler.models import Service, TlsMode
+from compiler.fetches import HOST_FETCH
+from compiler.models import Service
 from compiler.options import RenderOptions
+from compiler.validators import TlsMode
 
 # Tokens are base64url (RFC 8555 section 8.3); anything else under the prefix is routed as
 # before. `[.]` instead of `\.` keeps the pattern free of backslashes.
@@ -24,7 +26,7 @@ ACME_CHALLENGE_PATH = "^/[.]well-known/acme-challenge/[-_A-Za-z0-9]+$"
 _ACME_ACL = "acme_challenge"
 _TLS_ACL = "tls_on"
 # The Host header without a port, as the routing rules compare it.
-_HOST = "%[hdr(host),field(1,:)]"
+_HOST = f"%[{HOST_FETCH}]"
 
 
 def effective_mode(service: Service, options: RenderOptions) -> TlsMode:

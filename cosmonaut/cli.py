@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from compiler.errors import LocatedError
-from compiler.models import IDENTIFIER_PATTERN
+from compiler.validators import IDENTIFIER_PATTERN
 from cosmonaut import logs
 from cosmonaut.discovery.modes import ADDRESS_MODES, AUTO_HOST_ID
 from cosmonaut.errors import INSTALL_HINT, UnavailableError

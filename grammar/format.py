@@ -15,13 +15,12 @@ and formatted a second time, which must change nothing. Any difference raises
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 
-from compiler.ast import Blank, Comment, Config, Line, Section
+from compiler.ast import Comment, Config, Line, Section
 from compiler.errors import InternalError
 from compiler.printer import print_config
 from grammar.parser import parse
-from grammar.roundtrip import first_difference
+from grammar.roundtrip import first_difference, without_layout
 
 __all__ = ["UnsafeFormatError", "difference", "format_config", "format_text"]
 
@@ -58,7 +57,8 @@ def format_text(text: str, *, file: str = "<input>") -> str:
 
 def difference(first: Config, second: Config) -> str | None:
     """What differs between two configs, ignoring layout; ``None`` when they are the same."""
-    left, right = _normalized(first), _normalized(second)
+    left = without_layout(first, strip_comments=True)
+    right = without_layout(second, strip_comments=True)
     if left != right:
         return first_difference(left, right)
     left_comments, right_comments = list(_comments(first)), list(_comments(second))
@@ -68,22 +68,6 @@ def difference(first: Config, second: Config) -> str | None:
                 return f"comment {index + 1}: expected {want!r}, got {got!r}"
         return f"expected {len(left_comments)} comments, got {len(right_comments)}"
     return None
-
-
-def _normalized(config: Config) -> Config:
-    """Blank lines dropped and comment text right-stripped: what formatting may change."""
-    return Config(
-        tuple(replace(section, body=_lines(section.body)) for section in config.sections),
-        _lines(config.preamble),
-    )
-
-
-def _lines(lines: Sequence[Line]) -> tuple[Line, ...]:
-    return tuple(
-        Comment(line.text.rstrip()) if isinstance(line, Comment) else line
-        for line in lines
-        if not isinstance(line, Blank)
-    )
 
 
 def _comments(config: Config) -> Iterator[str]:

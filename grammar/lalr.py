@@ -17,16 +17,59 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput
 from lark.lexer import Lexer, LexerState
 
-from compiler.ast import Blank, Comment, Config, Directive, Line, Section
+from compiler.ast import (
+    Backend,
+    Blank,
+    Comment,
+    Config,
+    Defaults,
+    Directive,
+    Frontend,
+    GenericSection,
+    Global,
+    Line,
+    Section,
+    Source,
+)
 from compiler.errors import ParseError
 from compiler.statements import build_statement
 from grammar.lexer import LexedLine
-from grammar.parser import _SET, _section, _source
 from grammar.sections import SECTION_KEYWORDS
 
 __all__ = ["load_parser", "parse_lines_lark"]
 
 _GRAMMAR = Path(__file__).with_name("haproxy.lark")
+_SET = object.__setattr__  # nodes are frozen; the builder sets ``src`` once, right after creation
+
+
+def _source(line: LexedLine) -> Source:
+    comment = line.comment
+    if comment is not None and comment[:1] != "#":
+        # Text after a stray carriage return: HAProxy ignores it, but it is no comment and
+        # a printer must not move it after a blank (where HAProxy would read it).
+        comment = None
+    # tuple.__new__ skips the named tuple's Python-level __new__: one Source per line.
+    number, text, newline, indent, spelled, values, _ = line
+    return _new_tuple(Source, (number, text, indent, spelled, comment, newline, values))
+
+
+_new_tuple = tuple.__new__
+
+
+def _section(line: LexedLine, body: tuple[Line, ...]) -> Section:
+    values = line.values
+    kind = values[0]
+    src = _source(line)
+    if kind == "global":
+        return Global(body, values[1:], src)
+    if kind == "defaults":
+        return Defaults(body, values[1:], src)
+    if len(values) > 1:
+        if kind == "frontend":
+            return Frontend(values[1], body, values[2:], src)
+        if kind == "backend":
+            return Backend(values[1], body, values[2:], src)
+    return GenericSection(kind, values[1:], body, src)
 
 
 class _LineLexer(Lexer):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.ast import MapEntry, MapFile, Source
+from compiler.printer import MAP_BLANKS, MAP_COMMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +57,15 @@ def parse_map(text: str, name: str) -> MapFile:
 
 def _entry(body: str) -> tuple[str, str, int] | None:
     """(key, value, key column) of a line, or None for a comment or an empty line."""
-    if body.startswith("#"):
+    if body.startswith(MAP_COMMENT):
         return None
-    start = len(body) - len(body.lstrip(" \t"))
+    start = len(body) - len(body.lstrip(MAP_BLANKS))
     if start == len(body):
         return None
     end = start
-    while end < len(body) and body[end] not in " \t":
+    while end < len(body) and body[end] not in MAP_BLANKS:
         end += 1
-    value = body[end:].strip(" \t")
+    value = body[end:].strip(MAP_BLANKS)
     return body[start:end], value, start + 1
 
 

@@ -13,60 +13,16 @@ order (preamble, then each section's header and body) gives back the input exact
 
 from __future__ import annotations
 
-from os import PathLike
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.ast import (
-    Backend,
-    Config,
-    Defaults,
-    Frontend,
-    GenericSection,
-    Global,
-    Line,
-    Section,
-    Source,
-)
+from compiler.ast import Config
 from compiler.perf import paused_gc
 from grammar.lexer import LexedLine, lex
 
 if TYPE_CHECKING:
     from lark import Lark
 
-__all__ = ["parse", "parse_file", "parse_lines"]
-
-_SET = object.__setattr__  # nodes are frozen; the builder sets ``src`` once, right after creation
-
-
-def _source(line: LexedLine) -> Source:
-    comment = line.comment
-    if comment is not None and comment[:1] != "#":
-        # Text after a stray carriage return: HAProxy ignores it, but it is no comment and
-        # a printer must not move it after a blank (where HAProxy would read it).
-        comment = None
-    # tuple.__new__ skips the named tuple's Python-level __new__: one Source per line.
-    number, text, newline, indent, spelled, values, _ = line
-    return _new_tuple(Source, (number, text, indent, spelled, comment, newline, values))
-
-
-_new_tuple = tuple.__new__
-
-
-def _section(line: LexedLine, body: tuple[Line, ...]) -> Section:
-    values = line.values
-    kind = values[0]
-    src = _source(line)
-    if kind == "global":
-        return Global(body, values[1:], src)
-    if kind == "defaults":
-        return Defaults(body, values[1:], src)
-    if len(values) > 1:
-        if kind == "frontend":
-            return Frontend(values[1], body, values[2:], src)
-        if kind == "backend":
-            return Backend(values[1], body, values[2:], src)
-    return GenericSection(kind, values[1:], body, src)
+__all__ = ["load_parser", "parse", "parse_lines"]
 
 
 def parse_lines(lines: list[LexedLine], *, file: str | None = None) -> Config:
@@ -93,9 +49,3 @@ def parse(text: str, *, file: str | None = None) -> Config:
     """
     with paused_gc():
         return parse_lines(lex(text, file), file=file)
-
-
-def parse_file(path: str | PathLike[str]) -> Config:
-    """Read and parse a file. Bytes that are not UTF-8 are kept (``surrogateescape``)."""
-    text = Path(path).read_bytes().decode("utf-8", "surrogateescape")
-    return parse(text, file=str(path))

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from compiler.ast import Blank, Bundle, Config, Line, MapFile, Section, section_header_words
+from compiler.ast import (
+    Blank,
+    Bundle,
+    Comment,
+    Config,
+    Line,
+    MapFile,
+    Section,
+    section_header_words,
+)
 from compiler.errors import InternalError
 from compiler.printer import CONFIG_NAME, print_bundle, print_config
 from grammar.maps import parse_map
@@ -47,18 +56,18 @@ def _first_entry_difference(want: MapFile, got: MapFile) -> str:
 def verify_round_trip(config: Config, text: str) -> None:
     parsed = parse(text, file="<generated>")
     if not _same_without_blanks(config, parsed):
-        expected = without_blank_lines(config)
-        parsed = without_blank_lines(parsed)
+        expected = without_layout(config)
+        parsed = without_layout(parsed)
         raise InternalError(
             f"round trip mismatch: {first_difference(expected, parsed)}", file="<generated>"
         )
 
 
 def _same_without_blanks(expected: Config, parsed: Config) -> bool:
-    """``without_blank_lines(expected) == without_blank_lines(parsed)``, without the copies."""
+    """``without_layout(expected) == without_layout(parsed)``, without the copies."""
     if len(expected.sections) != len(parsed.sections):
         return False
-    if _no_blanks(expected.preamble) != _no_blanks(parsed.preamble):
+    if _layout_free(expected.preamble) != _layout_free(parsed.preamble):
         return False
     for want, got in zip(expected.sections, parsed.sections, strict=True):
         if type(want) is not type(got):
@@ -66,21 +75,32 @@ def _same_without_blanks(expected: Config, parsed: Config) -> bool:
         # Type, header words and body are every field a section compares.
         if section_header_words(want) != section_header_words(got):
             return False
-        if _no_blanks(want.body) != _no_blanks(got.body):
+        if _layout_free(want.body) != _layout_free(got.body):
             return False
     return True
 
 
-def without_blank_lines(config: Config) -> Config:
-    """Blank lines are layout the printer decides; everything else must survive."""
+def without_layout(config: Config, *, strip_comments: bool = False) -> Config:
+    """What must survive a print or a format: blank lines are layout the printer decides;
+    with ``strip_comments``, a comment's trailing blanks are too (``fmt`` drops them, while a
+    compiled config's comments must come back exactly)."""
     return Config(
-        tuple(replace(section, body=_no_blanks(section.body)) for section in config.sections),
-        _no_blanks(config.preamble),
+        tuple(
+            replace(section, body=_layout_free(section.body, strip_comments))
+            for section in config.sections
+        ),
+        _layout_free(config.preamble, strip_comments),
     )
 
 
-def _no_blanks(lines: Sequence[Line]) -> tuple[Line, ...]:
-    return tuple(line for line in lines if not isinstance(line, Blank))
+def _layout_free(lines: Sequence[Line], strip_comments: bool = False) -> tuple[Line, ...]:
+    if not strip_comments:  # the compile's round trip: the fast path
+        return tuple(line for line in lines if not isinstance(line, Blank))
+    return tuple(
+        Comment(line.text.rstrip()) if isinstance(line, Comment) else line
+        for line in lines
+        if not isinstance(line, Blank)
+    )
 
 
 def first_difference(expected: Config, actual: Config) -> str:

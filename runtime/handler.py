@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import Diagnostic, InternalError, LocatedError
-from compiler.models import _TABLE as TABLE_NAME  # the payload's own rule for a table name
 from compiler.payload import parse_payload_text
+from compiler.validators import TABLE_NAME
 from grammar.parser import load_parser
 from runtime import contract
 from runtime.config import HandlerConfig

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.errors import Diagnostic
-from compiler.models import Candidate, ConfigModeName, ContainerRef, Payload, Service
+from compiler.models import Candidate, ContainerRef, Payload, Service
+from compiler.validators import ConfigModeName
 
 # Route and settings of a candidate: mode, predicate, cookie, the other settings as JSON.
 Settings = tuple[ConfigModeName, str, str | None, str]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.lower import lower, slot_capacity
+from compiler.lower import lower_bundle, slot_capacity
 from compiler.models import Service
 from compiler.options import RenderOptions
 from compiler.printer import print_config
@@ -20,7 +20,7 @@ def config(*containers: tuple[str, str], cookie: str | None = "SID", **options: 
             "containers": [{"id": i, "ip": ip} for i, ip in containers],
         }
     )
-    return print_config(lower([service], RenderOptions.model_validate(options)))
+    return print_config(lower_bundle([service], RenderOptions.model_validate(options)).config)
 
 
 def servers(text: str) -> list[str]:

@@ -35,8 +35,9 @@ from compiler.errors import ParseError
 from grammar import lexer as lexer_module
 from grammar.lalr import _parse_error
 from grammar.lexer import LexedLine, lex, lex_line
-from grammar.parser import parse, parse_file
+from grammar.parser import parse
 from grammar.sections import SECTION_KEYWORDS
+from runtime.files import read_text
 from tests.required import requirement
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
@@ -382,12 +383,12 @@ def test_parse_file_keeps_bytes(tmp_path: Path) -> None:
     data = b"# caf\xe9 \xff\r\nglobal\r\n    maxconn 1\r\n"
     path = tmp_path / "h.cfg"
     path.write_bytes(data)
-    config = parse_file(path)
+    config = parse(read_text(str(path)), file=str(path))
     text = "".join(source_texts(config))
     assert text.encode("utf-8", "surrogateescape") == data
     with pytest.raises(ParseError) as caught:
         path.write_text("global\n  k 'x\n")
-        parse_file(path)
+        parse(read_text(str(path)), file=str(path))
     assert (caught.value.file, caught.value.line, caught.value.col) == (str(path), 2, 5)
 
 

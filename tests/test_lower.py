@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from compiler.lower import lower
+from compiler.lower import lower_bundle
 from compiler.models import Service
 from compiler.options import RenderOptions
 from compiler.printer import print_config
@@ -44,14 +44,14 @@ def test_seed_compat_reproduces_the_seeds_config(seed_payload: dict[str, Any]) -
 
 
 def test_default_output_gives_each_server_its_own_cookie_value() -> None:
-    text = print_config(lower([service("app", "a.com", "c1", "c2", cookie="SID")]))
+    text = print_config(lower_bundle([service("app", "a.com", "c1", "c2", cookie="SID")]).config)
     assert "    cookie SID prefix nocache\n" in text
     assert "    server c1 10.0.0.1:80 check cookie c1\n" in text
     assert "    server c2 10.0.0.2:80 check cookie c2\n" in text
 
 
 def test_host_rule_ignores_the_port_in_the_host_header() -> None:
-    text = print_config(lower([service("app", "a.com", "c1")]))
+    text = print_config(lower_bundle([service("app", "a.com", "c1")]).config)
     assert "    acl host_app hdr(host),field(1,:) -i a.com\n" in text
     assert "    use_backend app if host_app\n" in text
 
@@ -63,7 +63,7 @@ def test_path_rules_match_whole_segments_most_specific_first() -> None:
         service("apple", "apple", "p1", mode="path"),
         service("site", "a.com", "s1"),
     ]
-    frontend = statements(print_config(lower(services)).split("frontend http")[1])
+    frontend = statements(print_config(lower_bundle(services).config).split("frontend http")[1])
     rules = [line for line in frontend if line.startswith(("acl", "use_backend"))]
     assert rules == [
         "acl host_site hdr(host),field(1,:) -i a.com",
@@ -82,7 +82,9 @@ def test_path_rules_match_whole_segments_most_specific_first() -> None:
 
 def test_seed_compat_uses_url_beg_and_the_cookie_name_as_value() -> None:
     options = RenderOptions(compat="seed")
-    text = print_config(lower([service("api", "api", "c1", mode="path", cookie="SID")], options))
+    text = print_config(
+        lower_bundle([service("api", "api", "c1", mode="path", cookie="SID")], options).config
+    )
     assert "    acl api url_beg /api\n" in text
     assert "    server c1 10.0.0.1:80 check cookie SID\n" in text
 
@@ -101,7 +103,7 @@ def test_output_does_not_depend_on_input_order(seed_payload: dict[str, Any]) -> 
 
 
 def test_no_services_still_gives_a_valid_frontend() -> None:
-    text = print_config(lower([]))
+    text = print_config(lower_bundle([]).config)
     assert "frontend http\n    bind :80\n" in text
     assert "backend" not in text
 
@@ -138,8 +140,8 @@ def test_no_services_still_gives_a_valid_frontend() -> None:
 )
 def test_render_options_reach_the_output(options: dict[str, Any], expected: str) -> None:
     text = print_config(
-        lower(
+        lower_bundle(
             [service("app", "a.com", "c1")], RenderOptions.model_validate_json(json.dumps(options))
-        )
+        ).config
     )
     assert expected in text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from compiler.errors import OptionsError
-from compiler.lower import lower
+from compiler.lower import lower_bundle
 from compiler.models import Service
 from compiler.options import RenderOptions, parse_render_options
 from compiler.printer import print_config
@@ -41,7 +41,9 @@ def web(*ids: str, cookie: str | None = "SID") -> Service:
 
 
 def render(**options: object) -> str:
-    return print_config(lower([web("c1", "c2")], RenderOptions.model_validate(options)))
+    return print_config(
+        lower_bundle([web("c1", "c2")], RenderOptions.model_validate(options)).config
+    )
 
 
 def test_defaults_give_safe_retries_a_bounded_reload_server_state_and_slots(
@@ -103,12 +105,12 @@ def test_each_option_can_be_changed_or_left_out(
 
 
 def test_seed_compat_leaves_every_zero_downtime_statement_out() -> None:
-    text = print_config(lower([web("c1")], RenderOptions(compat="seed")))
+    text = print_config(lower_bundle([web("c1")], RenderOptions(compat="seed")).config)
     assert [w for w in ZERO_DOWNTIME if w in text] == []
 
 
 def test_a_slot_name_never_takes_a_containers_name() -> None:
-    text = print_config(lower([web("slot-1", cookie=None)]))
+    text = print_config(lower_bundle([web("slot-1", cookie=None)]).config)
     assert "    server slot-1 10.0.0.1:80 check\n" in text
     assert "    server slot-2 127.0.0.1:1 check disabled\n" in text
     assert text.count("server slot-1 ") == 1

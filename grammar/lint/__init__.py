@@ -12,7 +12,8 @@ from grammar.lint.engine import (
     lint_text,
     select_rules,
 )
-from grammar.lint.registry import RULES, Finding, Rule
+from grammar.lint.findings import Finding
+from grammar.lint.registry import RULES, Rule
 
 __all__ = [
     "RULES",

@@ -24,9 +24,10 @@ import grammar.lint.rules  # noqa: F401  (registers the rules)
 from compiler.ast import Comment, Config, Line, Source
 from compiler.errors import ParseError
 from compiler.perf import paused_gc
+from grammar.lint.findings import Finding, Problem
 from grammar.lint.keywords import DEFAULT_TARGET
 from grammar.lint.model import LintContext
-from grammar.lint.registry import RULES, Finding, Problem, Rule
+from grammar.lint.registry import RULES, Rule
 from grammar.parser import parse
 from grammar.sections import Version
 

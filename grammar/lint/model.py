@@ -30,8 +30,8 @@ from compiler.ast import (
     section_header_words,
 )
 from compiler.errors import ParseError
+from grammar.lint.findings import Problem
 from grammar.lint.keywords import DEFAULT_TARGET, KEYWORDS, ProblemKind, check_section, check_words
-from grammar.lint.registry import Problem
 from grammar.lint.statements import CONDITIONAL_KEYWORDS, Stmt, split_condition, to_stmt
 from grammar.sections import PROXY_KINDS, Version
 

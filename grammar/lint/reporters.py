@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from grammar.lint.registry import Finding, Rule
+from grammar.lint.findings import Finding
+from grammar.lint.registry import Rule
 
 __all__ = ["DOCS_PAGE", "FORMATS", "json_report", "printable", "report", "sarif_log", "text_report"]
 

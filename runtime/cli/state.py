@@ -167,7 +167,7 @@ def _checked_table(table: str) -> str:
     from pydantic import TypeAdapter, ValidationError
 
     try:
-        from compiler.models import TableName
+        from compiler.validators import TableName
 
         checked: str = TypeAdapter(TableName).validate_python(table)
     except ValidationError as error:

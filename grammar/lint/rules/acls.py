@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from grammar.lint.findings import Problem
 from grammar.lint.model import LintContext
-from grammar.lint.registry import Problem, rule
+from grammar.lint.registry import rule
 from grammar.lint.statements import Stmt, tokens
 
 # HAProxy's pre-defined ACLs (configuration manual, 7.4); usable everywhere without `acl`.

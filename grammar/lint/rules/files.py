@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from compiler.ast import Config, Global, Source, Statement
+from grammar.lint.findings import Finding, Problem
 from grammar.lint.model import LintContext
-from grammar.lint.registry import RULES, Finding, Problem, rule
+from grammar.lint.registry import RULES, rule
 from grammar.maps import map_problems
 
 # map(FILE[,default]), map_beg(FILE), map_str_int(...): the file is the first argument.

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from grammar.lint.findings import Problem
 from grammar.lint.keywords import ProblemKind
 from grammar.lint.model import LintContext
-from grammar.lint.registry import Problem, rule
+from grammar.lint.registry import rule
 
 
 def _table(ctx: LintContext, kind: ProblemKind) -> list[Problem]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from grammar.lint.findings import Problem
 from grammar.lint.model import LintContext, SectionInfo
-from grammar.lint.registry import Problem, rule
+from grammar.lint.registry import rule
 from grammar.lint.statements import Stmt, is_dynamic, tokens
 
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from compiler.ast import AnonymousAcl, Condition, DefaultBackend, UseBackend
+from grammar.lint.findings import Problem
 from grammar.lint.model import LintContext
-from grammar.lint.registry import Problem, rule
+from grammar.lint.registry import rule
 from grammar.lint.statements import Stmt, is_dynamic
 
 

@@ -8,8 +8,9 @@ import re
 from collections.abc import Iterator
 
 from compiler.ast import Server
+from grammar.lint.findings import Problem
 from grammar.lint.model import LintContext, Proxy
-from grammar.lint.registry import Problem, rule
+from grammar.lint.registry import rule
 from grammar.lint.statements import Stmt, is_dynamic
 
 

@@ -7,8 +7,9 @@ import re
 from collections.abc import Iterator
 
 from compiler.ast import Source
+from grammar.lint.findings import Problem
 from grammar.lint.model import LintContext
-from grammar.lint.registry import Problem, rule
+from grammar.lint.registry import rule
 from grammar.lint.statements import is_dynamic
 from grammar.sections import PROXY_KINDS, SECTION_SPECS
 

@@ -1,12 +1,13 @@
-"""Rules about TLS on bind lines (HAP062-HAP063), issue 14."""
+"""Rules about TLS on bind lines (HAP062-HAP063)."""
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
 
+from grammar.lint.findings import Problem
 from grammar.lint.model import LintContext
-from grammar.lint.registry import Problem, rule
+from grammar.lint.registry import rule
 from grammar.lint.statements import Stmt, is_dynamic
 
 # Bind parameters that take a file or folder HAProxy opens at start-up.
