@@ -21,6 +21,9 @@ ConfigModeName = Literal["host", "path"]
 # HTTPS per service: "off" as before HTTPS existed, "on" served on both ports, "redirect" HTTP
 # to HTTPS.
 TlsMode = Literal["off", "on", "redirect"]
+# The words a yes/no setting takes (labels, environment variables), any case.
+YES_WORDS = frozenset({"1", "true", "yes", "on"})
+NO_WORDS = frozenset({"0", "false", "no", "off"})
 
 # HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy, server and ACL names.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime.files import write_atomic
+from runtime.files import state_home, write_atomic
 
 STATE_DIR_ENV = "COSMONAUT_STATE_DIR"
 _ENTRY = re.compile(r"(\d{6})-[0-9TZ]+-([0-9a-f]{12})\.cfg")
@@ -33,9 +33,7 @@ def default_state_dir() -> Path:
         return Path(configured)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/cosmonaut")
-    state_home = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
-    return base / "cosmonaut"
+    return state_home() / "cosmonaut"
 
 
 def digest(text: str) -> str:
@@ -64,10 +62,6 @@ class History:
         for old in self.entries()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path
-
-    def latest(self) -> str | None:
-        entries = self.entries()
-        return entries[-1].read_text(encoding="utf-8") if entries else None
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from compiler.printer import CONFIG_NAME
 from runtime.files import InputError, write_atomic
 
 STREAM_MARKER = "### lambda-registry file: "
@@ -39,7 +40,7 @@ def format_stream(files: Mapping[str, str]) -> str:
 def parse_stream(text: str) -> dict[str, str]:
     """The files of ``format_stream``'s output (a plain config is the file ``haproxy.cfg``)."""
     if not text.startswith(STREAM_MARKER):
-        return {"haproxy.cfg": text}
+        return {CONFIG_NAME: text}
     files: dict[str, str] = {}
     name = ""
     for line in text.splitlines(keepends=True):

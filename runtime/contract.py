@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from compiler.errors import Diagnostic
+from compiler.printer import CONFIG_NAME as CONFIG_FILE  # the config's name in a bundle
 
 PROBLEM_TYPE = "urn:lambda-registry:problem:"
 DIAGNOSTICS_HEADER = "Lambda-Registry-Diagnostics"
@@ -103,9 +104,6 @@ SERVER_PROBLEMS: dict[int, ProblemType] = {
 ETAG_HEADER = "ETag"
 IF_NONE_MATCH_HEADER = "If-None-Match"
 TABLE_PARAMETER = "table"  # GET ?table=NAME
-
-
-CONFIG_FILE = "haproxy.cfg"  # the config's name among a bundle's ``files``
 
 
 @dataclass(frozen=True, slots=True)

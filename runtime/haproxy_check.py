@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from compiler.printer import CONFIG_NAME
+
 HAPROXY_ENV = "LAMBDA_REGISTRY_HAPROXY"
 
 
@@ -34,7 +36,7 @@ def check_config(
     binary = binary or haproxy_binary()
     if binary is None:
         raise FileNotFoundError("haproxy is not installed (set LAMBDA_REGISTRY_HAPROXY)")
-    files = {"haproxy.cfg": text} if isinstance(text, str) else dict(text)
+    files = {CONFIG_NAME: text} if isinstance(text, str) else dict(text)
     with tempfile.TemporaryDirectory(prefix="lambda-registry-check-") as directory:
         path = ""
         for name, content in files.items():

@@ -19,7 +19,7 @@ from compiler.backend_settings import seed_unsupported
 from compiler.errors import Diagnostic, PayloadError
 from compiler.lower import lower_bundle
 from compiler.models import HostReport, Payload, Service
-from compiler.options import RenderOptions
+from compiler.options import RenderOptions, dialect
 from compiler.payload import load_payload, parse_payload_text
 from compiler.perf import paused_gc
 from compiler.printer import CONFIG_NAME
@@ -94,7 +94,7 @@ def _compile(
         _refuse_diagnostics(entry_diagnostics, file)
     store = store or MemoryStore(ephemeral=True)
     options = options or RenderOptions()
-    if options.compat == "seed":  # settings the seed cannot express: ignored, but said so
+    if not dialect(options).service_settings:  # the seed cannot express them: said so
         entry_diagnostics += seed_unsupported(model)
 
     produced: list[tuple[Config, dict[str, str]]] = []  # the last attempt's (stores may retry)

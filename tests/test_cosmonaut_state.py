@@ -46,7 +46,7 @@ def test_history_keeps_the_newest(tmp_path: Path) -> None:
     for text in ("a\n", "b\n", "c\n"):
         history.record(text)
     assert [p.read_text() for p in history.entries()] == ["b\n", "c\n"]
-    assert history.latest() == "c\n"
+    assert history.entries()[-1].read_text() == "c\n"
     assert [p.name[:6] for p in history.entries()] == ["000002", "000003"]
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from cosmonaut import logs
-from runtime.stores import Store, StoreError
+from runtime.stores import RecordStore, StoreError
 
 ACCOUNT_KEY = "acme:account-key"
 LEASE_PREFIX = "acme:lease:"
@@ -89,7 +89,7 @@ class Vault:
 
     def __init__(
         self,
-        store: Store,
+        store: RecordStore,
         table: str,
         holder: str,
         *,

@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 from pydantic import ValidationError
 
 from compiler.models import SETTING_FIELDS, Candidate
+from compiler.validators import NO_WORDS, YES_WORDS, TlsMode
 
 SettingName = Literal["service", "mode", "predicate", "cookie", "port", "tls"]
 
@@ -45,8 +46,6 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 ENABLE_LABEL = "cosmonaut.enable"
 ACME_SUFFIX = "tls.acme"  # cosmonaut.tls.acme, cosmonaut.<service>.tls.acme
 LETSENCRYPT_VARIABLE = "LETSENCRYPT_HOST"  # acme-companion's name for the same request
-_TRUE = frozenset({"true", "yes", "1", "on"})
-_FALSE = frozenset({"false", "no", "0", "off"})  # for every yes/no label
 NETWORK_LABEL = "cosmonaut.network"
 # Label roots of the single-service form; any other ``cosmonaut.<name>.`` is a namespace.
 SERVICE_ROOTS = frozenset({*(label.removeprefix(LABEL_PREFIX) for label in LABELS.values())})
@@ -90,10 +89,10 @@ class ServiceSettings:
     acme: bool = False
 
     @property
-    def tls(self) -> Literal["off", "on", "redirect"]:
+    def tls(self) -> TlsMode:
         """HTTPS for the service: carried in ``options`` like the other settings."""
         mode = json.loads(self.options).get("tls", "off") if self.options != "{}" else "off"
-        return cast(Literal["off", "on", "redirect"], mode)
+        return cast(TlsMode, mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +297,7 @@ def read_services(
 
 def is_enabled(labels: Mapping[str, str]) -> bool:
     """``cosmonaut.enable=false`` (or no, 0, off) opts a container out, whatever else it says."""
-    return labels.get(ENABLE_LABEL, "true").strip().lower() not in _FALSE
+    return labels.get(ENABLE_LABEL, "true").strip().lower() not in NO_WORDS
 
 
 def network_of(labels: Mapping[str, str]) -> str | None:
@@ -356,9 +355,9 @@ def _flag(
 ) -> bool:
     """A yes/no label (absent: no)."""
     text = labels.get(label, "").strip().lower()
-    if text in _TRUE:
+    if text in YES_WORDS:
         return True
-    if text and text not in _FALSE:  # absent or empty: no
+    if text and text not in NO_WORDS:  # absent or empty: no
         problems.append(ContainerProblem(container, label, f"{_short(text)} is not true or false"))
     return False
 

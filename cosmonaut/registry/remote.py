@@ -161,7 +161,11 @@ class RemoteRegistry:
                 return None
             data = error.read() if error.fp is not None else b""
             content_type = error.headers.get("Content-Type", "") if error.headers else ""
-            if error.code == 404 and contract.problem_slug(content_type, data) == "unknown-table":
+            if (
+                error.code == 404
+                and contract.problem_slug(content_type, data)
+                == contract.PROBLEMS.unknown_table.slug
+            ):
                 return None
             message, diagnostics = contract.decode_problem(error.code, content_type, data)
             kind = (

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from compiler.errors import OptionsError
+from compiler.validators import NO_WORDS, YES_WORDS
 from runtime.files import state_home
 from runtime.stores import Store
 
@@ -39,9 +40,6 @@ CREATE_TABLES_ENV = "LAMBDA_REGISTRY_CREATE_TABLES"
 MAX_ATTEMPTS_ENV = "LAMBDA_REGISTRY_MAX_ATTEMPTS"
 SQLITE_TIMEOUT_ENV = "LAMBDA_REGISTRY_SQLITE_TIMEOUT"
 LAMBDA_ENV = "AWS_LAMBDA_FUNCTION_NAME"
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +165,9 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     value = environ.get(name, "").strip().lower()
     if not value:
         return default
-    if value in _TRUE:
+    if value in YES_WORDS:
         return True
-    if value in _FALSE:
+    if value in NO_WORDS:
         return False
     raise OptionsError(f"expected true or false, got {value!r}", file=name)
 
