@@ -54,14 +54,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 import pytest  # noqa: E402  (the e2e helpers report an unavailable engine as pytest outcomes)
-from cosmonaut_e2e import (  # noqa: E402  (the tests' helpers: engine, containers, requests)
+
+from benchmarks.measure import BenchmarkFailed, run_benchmark  # noqa: E402
+from tests.support.cosmonaut_e2e import (  # noqa: E402  (the tests' helpers: engine, containers, requests)
     DockerHost,
     ensure_engine,
     request,
     short,
 )
-
-from benchmarks.measure import BenchmarkFailed, run_benchmark  # noqa: E402
 
 T = TypeVar("T")
 COUNTERS = ("cosmonaut_reloads_total", "cosmonaut_rollbacks_total", "cosmonaut_failures_total")

@@ -34,8 +34,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
-from cosmonaut_e2e import DockerHost, ensure_engine  # noqa: E402
-
 from benchmarks.cosmonaut_bench import (  # noqa: E402
     free_port,
     labels,
@@ -44,6 +42,7 @@ from benchmarks.cosmonaut_bench import (  # noqa: E402
     routed_to,
     wait_for,
 )
+from tests.support.cosmonaut_e2e import DockerHost, ensure_engine  # noqa: E402
 
 
 class NotPropagated(Exception):
@@ -89,7 +88,7 @@ def registry_app(store: str, state: Path) -> tuple[Any, Any]:
     from runtime.handler import RegistryApp
 
     if store == "dynamodb":
-        from tests.test_dynamodb import MotoServer
+        from tests.support.aws import MotoServer
 
         moto = MotoServer().start()
         os.environ.update(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,12 +12,12 @@ import pytest
 from hypothesis import settings
 
 from runtime.haproxy_check import HAPROXY_ENV, check_config, haproxy_binary
-from tests.required import check_marks, in_ci, parse_message, require
+from tests.support.paths import ROOT, load_example
+from tests.support.required import check_marks, in_ci, parse_message, require
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
+# Fixtures every folder's tests may ask for: moto's server and a DynamoDB pointed at it.
+pytest_plugins = ("tests.support.aws",)
 
 # Under CI the property tests draw the same examples at every run, so a failure there is one
 # anyone can replay (each test keeps its own max_examples); elsewhere they explore anew.
@@ -30,7 +27,7 @@ if in_ci():
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    check_marks(item)  # tests.required: a missing part fails under CI, skips elsewhere
+    check_marks(item)  # tests.support.required: a missing part fails under CI, skips elsewhere
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -70,7 +67,7 @@ def missing_parts(reports: list[Any]) -> dict[str, tuple[int, str]]:
 
 @pytest.fixture(scope="session")
 def haproxy() -> str:
-    """Path of the haproxy binary (required: see tests.required)."""
+    """Path of the haproxy binary (required: see tests.support.required)."""
     binary = haproxy_binary()
     if binary is None or shutil.which(binary) is None:
         where = f"${HAPROXY_ENV}={binary}" if os.environ.get(HAPROXY_ENV) else "PATH, /usr/sbin"
@@ -83,7 +80,7 @@ def haproxy() -> str:
 
 @pytest.fixture
 def syrupy_installed() -> None:
-    """syrupy, which the ``haproxy_snapshot`` fixture needs (required: see tests.required)."""
+    """syrupy, which the ``haproxy_snapshot`` fixture needs (see tests.support.required)."""
     try:
         import syrupy  # noqa: F401
     except ImportError:
@@ -112,30 +109,9 @@ def assert_haproxy_accepts(haproxy: str) -> Callable[[str | Mapping[str, str]], 
     return check
 
 
-def load_example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
-    return data
-
-
 @pytest.fixture
 def seed_payload() -> dict[str, Any]:
     return load_example("seed.json")
-
-
-def run_cli(
-    *args: str, stdin: str | bytes | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``lambda-registry`` in a real subprocess, as a user would."""
-    data = stdin.decode() if isinstance(stdin, bytes) else stdin
-    return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args],
-        input=data,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-        timeout=300,
-    )
 
 
 @pytest.fixture(autouse=True)

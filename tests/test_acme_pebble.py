@@ -1,6 +1,6 @@
 """ACME end to end against pebble, HTTP-01 answered by HAProxy itself (issue 14).
 
-pebble and its DNS (``tests.pebble``) run on loopback and point every name at a real haproxy
+pebble and its DNS (``tests.support.pebble``) run on loopback and point every name at a real haproxy
 whose config answers ``<token>.<thumbprint>``: no challenge file, no extra server. The
 certificate is ordered by Cosmonaut's own client (``cosmonaut.acme.client``) and managed by
 its ``CertificateManager`` over a real SQLite vault; the test clock decides when renewal is
@@ -24,9 +24,9 @@ import pytest
 from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
 from runtime.stores.sqlite import SQLiteStore
-from tests.pebble import Pebble, free_port, require_pebble
-from tests.test_tls import echo_server, wait_listening
-from tests.tls_certs import write_pem
+from tests.support.net import echo_server, wait_listening
+from tests.support.pebble import Pebble, free_port, require_pebble
+from tests.support.tls_certs import write_pem
 
 NAME = "app.example.test"
 

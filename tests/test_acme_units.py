@@ -27,8 +27,7 @@ from runtime.pipeline import compile_payload
 from runtime.stores import Store
 from runtime.stores.memory import MemoryStore
 from runtime.stores.sqlite import SQLiteStore
-from tests.test_dynamodb import dynamodb, moto_server  # noqa: F401  (fixtures)
-from tests.tls_certs import self_signed
+from tests.support.tls_certs import self_signed
 
 DAY = 86_400.0
 
@@ -388,7 +387,7 @@ def test_a_damaged_certificate_record_is_skipped_and_ordered_again() -> None:
 
 
 def test_acme_usage_errors_say_what_is_missing(tmp_path: Path) -> None:
-    from tests.test_cosmonaut_state import cli
+    from tests.support.cosmonaut_cli import cli
 
     done = cli("once", "--acme-directory", "https://ca.invalid/dir", "--state-dir", str(tmp_path))
     assert done.returncode == 2
@@ -567,7 +566,7 @@ def test_an_existing_sqlite_file_is_made_private_when_it_gets_records(tmp_path: 
 
 
 def test_more_acme_usage_errors(tmp_path: Path) -> None:
-    from tests.test_cosmonaut_state import cli
+    from tests.support.cosmonaut_cli import cli
 
     base = ("once", "--state-dir", str(tmp_path), "--acme-directory", "https://ca.invalid/d")
     done = cli(*base, "--acme-accept-tos", "--acme-retry-min", "0")

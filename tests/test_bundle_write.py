@@ -13,7 +13,7 @@ import pytest
 from runtime import bundle
 from runtime.bundle import parse_stream, referenced_maps, write_bundle
 from runtime.files import InputError
-from tests.conftest import run_cli
+from tests.support.paths import run_cli
 
 
 def _payload(*hosts: str) -> str:

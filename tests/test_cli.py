@@ -12,7 +12,7 @@ import pytest
 from compiler.ast import Backend, Config, Statement
 from compiler.errors import InternalError
 from grammar.roundtrip import print_verified
-from tests.conftest import EXAMPLES, FIXTURES, run_cli
+from tests.support.paths import EXAMPLES, FIXTURES, run_cli
 
 
 def test_compile_prints_a_config_haproxy_accepts(

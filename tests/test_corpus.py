@@ -40,7 +40,7 @@ from grammar.format import difference, format_text  # noqa: E402
 from grammar.lint import Finding, lint_text  # noqa: E402
 from grammar.parser import parse  # noqa: E402
 from runtime.haproxy_check import haproxy_binary  # noqa: E402
-from tests.required import requirement  # noqa: E402
+from tests.support.required import requirement  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
 pytestmark = requirement(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cosmonaut.metrics import Metrics, MetricsServer
 from cosmonaut.state import History, read_status, write_status
+from tests.support.cosmonaut_cli import cli
 
 
 def test_metrics_render_in_the_prometheus_text_format() -> None:
@@ -54,16 +55,6 @@ def test_status_round_trip(tmp_path: Path) -> None:
     write_status(tmp_path / "s" / "status.json", {"last_pass": {"ok": True}})
     assert read_status(tmp_path / "s" / "status.json") == {"last_pass": {"ok": True}}
     assert read_status(tmp_path / "missing.json") is None
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cosmonaut.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_status_from_a_recorded_pass(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, FIXTURES, ROOT
-from tests.required import require
-from tests.test_stores import statements
+from tests.support.paths import EXAMPLES, FIXTURES, ROOT
+from tests.support.required import require
+from tests.support.stores import statements
 
 DEPLOY = ROOT / "deploy"
 TEMPLATE = DEPLOY / "template.yaml"

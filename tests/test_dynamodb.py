@@ -17,11 +17,6 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
-from moto.moto_server.werkzeug_app import (  # type: ignore[import-untyped]
-    DomainDispatcherApplication,
-    create_backend_app,
-)
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from compiler.errors import InternalError
 from compiler.models import Service
@@ -30,8 +25,12 @@ from runtime.merge import Reconciled
 from runtime.pipeline import compile_payload
 from runtime.stores import ConflictError, StoreError
 from runtime.stores.dynamodb import VERSION_KEY, DynamoDBStore
-from tests.conftest import FIXTURES, ROOT
-from tests.test_stores import (
+from tests.support.aws import (
+    MotoServer,
+    aws_env,
+)
+from tests.support.paths import FIXTURES, ROOT
+from tests.support.stores import (
     SECOND_SERVERS,
     SEED_SERVERS,
     assert_serialised,
@@ -39,82 +38,6 @@ from tests.test_stores import (
     servers,
     statements,
 )
-
-_APP = DomainDispatcherApplication(create_backend_app)
-_APP_LOCK = threading.Lock()
-
-
-def _serialised_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    # DynamoDB applies each request atomically; moto's backend does not lock, so requests
-    # are handled one at a time here (connections are still accepted concurrently).
-    with _APP_LOCK:
-        return [b"".join(_APP(environ, start_response))]
-
-
-class _OneRequestPerConnection(WSGIRequestHandler):
-    # HTTP/1.0: no keep-alive, so once the server stops, nothing answers any more.
-    protocol_version = "HTTP/1.0"
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-class MotoServer:
-    """moto's DynamoDB on 127.0.0.1; ``stop()`` really takes the endpoint down."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> MotoServer:
-        self._server = make_server(
-            "127.0.0.1",
-            self.port,
-            _serialised_app,
-            threaded=True,
-            request_handler=_OneRequestPerConnection,
-        )
-        self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            assert self._thread is not None
-            self._thread.join(timeout=10)
-            self._server = None
-
-
-def aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def dynamodb(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    """The shared server, with boto3 pointed at it through the environment."""
-    aws_env(monkeypatch, moto_server.endpoint)
-    return moto_server
 
 
 @pytest.fixture

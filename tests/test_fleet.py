@@ -19,7 +19,7 @@ from runtime.pipeline import CompileResult, compile_payload, render_table
 from runtime.stores import Store, TableModeError
 from runtime.stores.memory import MemoryStore
 from runtime.stores.sqlite import SQLiteStore
-from tests.test_dynamodb import MotoServer, aws_env, moto_server  # noqa: F401  (fixture)
+from tests.support.aws import MotoServer, aws_env
 
 TTL = 90.0
 LONG_TTL = 3600.0
@@ -379,7 +379,7 @@ def test_100_hosts_report_at_once_on_sqlite_processes(tmp_path: Path, table: str
 
 
 def test_100_hosts_report_at_once_on_dynamodb_threads(
-    moto_server: MotoServer,  # noqa: F811
+    moto_server: MotoServer,
     monkeypatch: pytest.MonkeyPatch,
     table: str,
 ) -> None:
@@ -486,7 +486,7 @@ def test_a_payload_for_the_wrong_kind_of_table_is_a_400_problem(table: str) -> N
 def test_state_show_lists_hosts_and_forget_host_removes_one(tmp_path: Path, table: str) -> None:
     import json
 
-    from tests.conftest import run_cli
+    from tests.support.paths import run_cli
 
     spec = f"sqlite:{tmp_path / 'state.db'}"
     store = SQLiteStore(tmp_path / "state.db")

@@ -55,7 +55,7 @@ from runtime.pipeline import compile_payload, render_table
 from runtime.stores import Store, TableModeError
 from runtime.stores.memory import MemoryStore
 from runtime.stores.sqlite import SQLiteStore
-from tests.test_dynamodb import MotoServer, aws_env, moto_server  # noqa: F401  (fixture)
+from tests.support.aws import MotoServer, aws_env
 
 TABLE = "fleet-model"
 TTL = 30.0
@@ -437,7 +437,7 @@ def test_memory_and_sqlite_agree_with_the_model() -> None:
 
 
 def test_dynamodb_agrees_with_the_model(
-    moto_server: MotoServer,  # noqa: F811
+    moto_server: MotoServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from runtime.stores.dynamodb import DynamoDBStore

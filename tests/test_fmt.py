@@ -16,7 +16,7 @@ from compiler.errors import ParseError
 from compiler.printer import print_config
 from grammar.format import UnsafeFormatError, difference, format_text
 from grammar.parser import parse
-from tests.conftest import run_cli
+from tests.support.paths import run_cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
 

@@ -38,7 +38,7 @@ from grammar.lexer import LexedLine, lex, lex_line
 from grammar.parser import parse
 from grammar.sections import SECTION_KEYWORDS
 from runtime.files import read_text
-from tests.required import requirement
+from tests.support.required import requirement
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
 CORPUS_FILES = sorted(CORPUS.glob("*.cfg")) if CORPUS.is_dir() else []

@@ -23,9 +23,9 @@ from runtime.handler import RegistryApp
 from runtime.merge import Reconciled
 from runtime.stores.memory import MemoryStore
 from runtime.stores.select import StoreSpec
-from tests.conftest import FIXTURES, ROOT
-from tests.test_dynamodb import MotoServer, aws_env, moto_server  # noqa: F401  (fixture)
-from tests.test_stores import lock_held_by_another_process, statements
+from tests.support.aws import MotoServer, aws_env
+from tests.support.paths import FIXTURES, ROOT
+from tests.support.stores import lock_held_by_another_process, statements
 
 EVENTS = sorted((FIXTURES / "events").glob("*.json"))
 SEED_CONFIG = statements((FIXTURES / "seed_expected.cfg").read_text())
@@ -377,7 +377,7 @@ def test_configuration_from_the_environment(
 
 
 def test_inside_lambda_with_no_store_configured_uses_dynamodb(
-    moto_server: MotoServer,  # noqa: F811
+    moto_server: MotoServer,
     invoke: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
     seed_payload: dict[str, Any],

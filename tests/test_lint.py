@@ -24,8 +24,8 @@ from grammar.lint.registry import RULES
 from grammar.lint.statements import split_condition
 from grammar.parser import parse
 from runtime.haproxy_check import check_config
-from tests.conftest import run_cli
-from tests.required import require
+from tests.support.paths import run_cli
+from tests.support.required import require
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.cfg"))

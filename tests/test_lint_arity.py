@@ -30,7 +30,7 @@ import pytest
 
 from grammar.lint import lint_text
 from grammar.lint.keywords import KEYWORDS, KeywordSpec
-from tests.test_lint_keywords import kinds_of_26, known_in_26
+from tests.support.keywords import kinds_of_26, known_in_26
 
 # Plausible arguments, in order: a line with n arguments uses the first n. A keyword with a
 # finite maximum needs max + 1 of them (the last one is the extra argument). A keyword that takes

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.support.paths import run_cli
 
 PAYLOAD = json.dumps(
     {

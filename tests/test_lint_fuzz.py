@@ -14,8 +14,8 @@ from compiler.errors import ParseError
 from grammar.format import format_text
 from grammar.lint import lint_text
 from grammar.parser import parse
-from tests.conftest import run_cli
-from tests.required import requirement
+from tests.support.paths import run_cli
+from tests.support.required import requirement
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
 CORPUS_LINES: list[str] = []

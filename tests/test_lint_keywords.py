@@ -13,30 +13,17 @@ from pathlib import Path
 import pytest
 
 from grammar.lint.keywords import (
-    DEFAULT_TARGET,
     KEYWORDS,
-    KeywordSpec,
     check_section,
     check_words,
     parse_version,
 )
 from grammar.sections import SECTION_SPECS
-
-
-def kinds_of_26() -> list[str]:
-    return [kind for kind, spec in SECTION_SPECS.items() if spec.since is None]
+from tests.support.keywords import kinds_of_26, known_in_26
 
 
 def header(kind: str) -> str:
     return {"defaults": "defaults named", "global": "global"}.get(kind, f"{kind} x")
-
-
-def known_in_26(spec: KeywordSpec) -> bool:
-    return (
-        spec.since is None
-        and spec.build_option is None
-        and (spec.removed_in is None or spec.removed_in > DEFAULT_TARGET)
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from grammar.lint import lint_text
 from runtime.haproxy_check import check_config
-from tests.conftest import run_cli
-from tests.tls_certs import write_pem
+from tests.support.paths import run_cli
+from tests.support.tls_certs import write_pem
 
 CONFIG = """\
 defaults

@@ -37,7 +37,7 @@ from cosmonaut.registry.auth import (
     registry_auth,
 )
 from cosmonaut.registry.remote import RemoteRegistry
-from tests.test_serve_security import make_cert
+from tests.support.tls_certs import make_cert
 
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

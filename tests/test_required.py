@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 CONFTEST = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
-from tests.conftest import pytest_runtest_setup, pytest_terminal_summary  # noqa: F401
+from tests.conftest import pytest_runtest_setup, pytest_terminal_summary
 """
 
 TESTS = """
-from tests.required import require, requirement
+from tests.support.required import require, requirement
 
 @requirement("a missing tool", False, "not installed (apt-get install tool)")
 def test_marked():

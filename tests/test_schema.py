@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, run_cli
-from tests.required import require
-from tests.test_hostile import HOSTILE, with_bad
+from tests.support.hostile import HOSTILE, with_bad
+from tests.support.paths import EXAMPLES, ROOT, run_cli
+from tests.support.required import require
 
 # Entries that are bad only next to other entries (two settings for one service, two services
 # for one route, a user listed twice): for the registry to judge, not for a schema.

@@ -7,10 +7,8 @@ test needs to misbehave, Cosmonaut's ``RemoteRegistry`` otherwise.
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import io
-import ipaddress
 import json
 import os
 import select
@@ -34,6 +32,7 @@ from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer
 from runtime.server_io import is_loopback
+from tests.support.tls_certs import make_cert
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-Token_0123456789"
@@ -55,45 +54,6 @@ class Spy:
     def handle(self, event: Any, context: Any = None) -> Any:
         self.calls += 1
         return self.app.handle(event, context)
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key (PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lambda-registry test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @pytest.fixture

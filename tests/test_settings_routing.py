@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.required import require
-from tests.settings_haproxy import (
+from tests.support.required import require
+from tests.support.settings_haproxy import (
     Backend,
     backends,
     compile_text,

@@ -20,7 +20,7 @@ from runtime.stores.dynamodb_items import service_from_item, service_item
 from runtime.stores.memory import MemoryStore
 from runtime.stores.reports import dump_report, load_report
 from runtime.stores.sqlite import SQLiteStore
-from tests.conftest import load_example, run_cli
+from tests.support.paths import load_example, run_cli
 
 
 def running_of(payload: dict[str, Any]) -> dict[str, Any]:

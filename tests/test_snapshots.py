@@ -15,7 +15,7 @@ import pytest
 
 from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
-from tests.conftest import load_example
+from tests.support.paths import load_example
 
 
 def compiled(payload: dict[str, Any], options: dict[str, Any] | None = None) -> str:
@@ -132,7 +132,7 @@ def test_generated_tls_config(
     assert_haproxy_accepts: Callable[[str], None],
     tmp_path: Path,
 ) -> None:
-    from tests.tls_certs import write_pem
+    from tests.support.tls_certs import write_pem
 
     payload, options = TLS_CASES[case]
     text = compiled(payload, options)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from runtime.stores.sqlite import SQLiteStore
-from tests.conftest import EXAMPLES, FIXTURES, run_cli
-from tests.test_stores import SECOND_SERVERS, SEED_SERVERS, servers, statements
+from tests.support.paths import EXAMPLES, FIXTURES, run_cli
+from tests.support.stores import SECOND_SERVERS, SEED_SERVERS, servers, statements
 
 SEED = str(EXAMPLES / "seed.json")
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,8 @@ import pytest
 from compiler.options import RenderOptions
 from runtime.bundle import write_bundle
 from runtime.pipeline import compile_payload
-from tests.tls_certs import Answer, http_get, https_get, write_pem
+from tests.support.net import echo_server, wait_listening
+from tests.support.tls_certs import Answer, http_get, https_get, write_pem
 
 THUMBPRINT = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg"  # 43 base64url characters
 A, B = "a.example.test", "b.example.test"
@@ -34,43 +32,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-class _Echo(BaseHTTPRequestHandler):
-    """Answers every request with its name and the headers it received, as JSON."""
-
-    server_version = "echo"
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        body = json.dumps(
-            {
-                "backend": getattr(self.server, "label", "?"),
-                "path": self.path,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        if "set-cookie" in self.path:
-            self.send_header("Set-Cookie", "SID=app")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_GET = do_POST = do_HEAD = do_PUT = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def echo_server(label: str) -> tuple[ThreadingHTTPServer, int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    server.label = label  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, server.server_address[1]
 
 
 @dataclass
@@ -134,20 +95,6 @@ def run_options(
             "acme_thumbprint": THUMBPRINT,
         }
     )
-
-
-def wait_listening(
-    port: int, process: subprocess.Popen[bytes], deadline: float = 10, what: str = "haproxy"
-) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        assert process.poll() is None, f"{what} exited at start-up"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"{what} never listened on {port}")
 
 
 @pytest.fixture(scope="module")

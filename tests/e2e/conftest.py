@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import DockerHost, ensure_engine
+
+from tests.support.cosmonaut_e2e import DockerHost, ensure_engine
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,10 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from cosmonaut_e2e import BUSYBOX, ROOT, DockerHost, request
 from test_cosmonaut_routing import once
 
-from tests.required import require
+from tests.support.cosmonaut_e2e import BUSYBOX, ROOT, DockerHost, request
+from tests.support.required import require
 
 LOCAL_IMAGES = {"busybox": BUSYBOX}
 

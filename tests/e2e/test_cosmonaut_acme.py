@@ -2,8 +2,8 @@
 
 ``cosmonaut run`` (a process of its own, with the in-process registry on SQLite) manages a
 HAProxy container and a container labelled ``cosmonaut.tls=redirect`` and
-``cosmonaut.tls.acme=true``. pebble (``tests.pebble``) validates HTTP-01 against that HAProxy
-on the engine's bridge, where HAProxy answers from its config: Cosmonaut writes no challenge
+``cosmonaut.tls.acme=true``. pebble (``tests.support.pebble``) validates HTTP-01 against that
+HAProxy on the engine's bridge, where HAProxy answers from its config: Cosmonaut writes no challenge
 file. Certificates reach the HAProxy container through the Docker API (nothing is mounted).
 
 Also here: a certificate a user adds to a mounted folder is loaded without a failed request,
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import (
+
+from tests.support.cosmonaut_e2e import (
     DockerHost,
     HaproxyBox,
     cosmonaut_status,
@@ -34,9 +35,8 @@ from cosmonaut_e2e import (
     short,
     stop_process,
 )
-
-from tests.pebble import Pebble, require_pebble
-from tests.tls_certs import http_get, https_get, write_pem
+from tests.support.pebble import Pebble, require_pebble
+from tests.support.tls_certs import http_get, https_get, write_pem
 
 NAME = "shop.example.test"
 PLAIN = "plain.example.test"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, ip_of, leftovers, short, web_config
 
 from cosmonaut.apply.container import HaproxyTarget
 from cosmonaut.apply.reload import Applier
@@ -13,6 +12,15 @@ from cosmonaut.discovery.containers import Discoverer, HaproxyContainer
 from cosmonaut.discovery.engine import Engine
 from cosmonaut.errors import HaproxyContainerError
 from cosmonaut.state import History
+from tests.support.cosmonaut_e2e import (
+    DockerHost,
+    HaproxyBox,
+    eventually,
+    ip_of,
+    leftovers,
+    short,
+    web_config,
+)
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 

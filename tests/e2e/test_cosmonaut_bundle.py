@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import DockerHost, HaproxyBox, ip_of, leftovers, short
 from test_cosmonaut_apply import WEB, applier
 
 from compiler.options import RenderOptions
 from cosmonaut.discovery.engine import EngineError
 from runtime.bundle import referenced_maps
 from runtime.contract import maps_of
+from tests.support.cosmonaut_e2e import DockerHost, HaproxyBox, ip_of, leftovers, short
 
 
 def bundle(*containers: Any, host: str = "web.example") -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -15,7 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from cosmonaut_e2e import (
+from cosmonaut.daemon.trigger import Trigger
+from cosmonaut.daemon.watcher import Watcher
+from cosmonaut.discovery.engine import Engine
+from cosmonaut.registry.client import LocalRegistry, RegistryResult
+from cosmonaut.registry.remote import RemoteRegistry
+from runtime.config import HandlerConfig
+from runtime.handler import RegistryApp
+from runtime.server import RegistryServer
+from runtime.stores.memory import MemoryStore
+from tests.support.cosmonaut_e2e import (
     BUSYBOX,
     DockerHost,
     HaproxyBox,
@@ -33,17 +42,7 @@ from cosmonaut_e2e import (
     short,
     tool_environment,
 )
-
-from cosmonaut.daemon.trigger import Trigger
-from cosmonaut.daemon.watcher import Watcher
-from cosmonaut.discovery.engine import Engine
-from cosmonaut.registry.client import LocalRegistry, RegistryResult
-from cosmonaut.registry.remote import RemoteRegistry
-from runtime.config import HandlerConfig
-from runtime.handler import RegistryApp
-from runtime.server import RegistryServer
-from runtime.stores.memory import MemoryStore
-from tests.required import require
+from tests.support.required import require
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 

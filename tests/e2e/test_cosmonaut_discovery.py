@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import DockerHost, eventually, health, health_check, ip_of, kill, short
 
 from cosmonaut.discovery.containers import Discoverer
 from cosmonaut.discovery.engine import Engine
 from cosmonaut.discovery.labels import ContainerProblem
 from cosmonaut.discovery.payload import build_payload
 from runtime.pipeline import compile_payload
+from tests.support.cosmonaut_e2e import (
+    DockerHost,
+    eventually,
+    health,
+    health_check,
+    ip_of,
+    kill,
+    short,
+)
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 

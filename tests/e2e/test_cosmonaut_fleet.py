@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import (
+
+from cosmonaut.discovery.payload import host_id_for
+from runtime.config import HandlerConfig
+from runtime.handler import RegistryApp
+from runtime.server import RegistryServer
+from tests.support.aws import MotoServer, aws_env
+from tests.support.cosmonaut_e2e import (
     DockerHost,
     HaproxyBox,
     cosmonaut_status,
@@ -36,12 +42,6 @@ from cosmonaut_e2e import (
     short,
     stop_process,
 )
-
-from cosmonaut.discovery.payload import host_id_for
-from runtime.config import HandlerConfig
-from runtime.handler import RegistryApp
-from runtime.server import RegistryServer
-from tests.test_dynamodb import MotoServer, aws_env
 
 TTL = 4  # LAMBDA_REGISTRY_HOST_TTL of the registry: a silent host leaves after 4 s
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cosmonaut_e2e import (
+from cosmonaut.daemon.sync import PassResult
+from cosmonaut.discovery.engine import Engine
+from cosmonaut.registry.remote import RemoteRegistry
+from runtime.config import HandlerConfig
+from runtime.handler import RegistryApp
+from runtime.pipeline import compile_payload
+from runtime.server import RegistryServer
+from tests.support.cosmonaut_e2e import (
     DockerHost,
     HaproxyBox,
     RegistryFront,
@@ -27,14 +34,6 @@ from cosmonaut_e2e import (
     short,
     web_config,
 )
-
-from cosmonaut.daemon.sync import PassResult
-from cosmonaut.discovery.engine import Engine
-from cosmonaut.registry.remote import RemoteRegistry
-from runtime.config import HandlerConfig
-from runtime.handler import RegistryApp
-from runtime.pipeline import compile_payload
-from runtime.server import RegistryServer
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 COMMAND = ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cosmonaut_e2e import DockerHost, HaproxyBox, eventually, kill, short
+from tests.support.cosmonaut_e2e import DockerHost, HaproxyBox, eventually, kill, short
 
 
 def once(

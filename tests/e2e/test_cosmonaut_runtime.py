@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cosmonaut_e2e import (
+
+from compiler.options import RenderOptions, Timeouts
+from cosmonaut.apply.runtime_api import RuntimeApi
+from cosmonaut.discovery.events import EXITED
+from cosmonaut.registry.client import LocalRegistry
+from runtime.stores.memory import MemoryStore
+from tests.support.cosmonaut_e2e import (
     DockerHost,
     HaproxyBox,
     RunningDaemon,
@@ -25,12 +31,6 @@ from cosmonaut_e2e import (
     reconciler,
     short,
 )
-
-from compiler.options import RenderOptions, Timeouts
-from cosmonaut.apply.runtime_api import RuntimeApi
-from cosmonaut.discovery.events import EXITED
-from cosmonaut.registry.client import LocalRegistry
-from runtime.stores.memory import MemoryStore
 
 WEB = {
     "cosmonaut.service": "web",

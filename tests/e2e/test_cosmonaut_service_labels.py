@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cosmonaut_e2e import BUSYBOX, DockerHost, HaproxyBox, ip_of, short
 from test_cosmonaut_routing import once
+
+from tests.support.cosmonaut_e2e import BUSYBOX, DockerHost, HaproxyBox, ip_of, short
 
 TWO_PORTS = """
 mkdir -p /web /admin

@@ -7,13 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cosmonaut_e2e import HAPROXY, DockerHost, HaproxyBox, eventually, ip_of, request, short
 from test_cosmonaut_routing import once
 
 from compiler.options import RenderOptions
 from cosmonaut.discovery.engine import Engine
 from runtime.pipeline import compile_payload
-from tests.tls_certs import http_get, https_get, write_pem
+from tests.support.cosmonaut_e2e import (
+    HAPROXY,
+    DockerHost,
+    HaproxyBox,
+    eventually,
+    ip_of,
+    request,
+    short,
+)
+from tests.support.tls_certs import http_get, https_get, write_pem
 
 NAME = "web.example.test"
 OPTIONS = {"tls": {"certs_dir": "/certs", "hsts_max_age": 60}}

@@ -20,9 +20,9 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.required import require
-from tests.test_tls import wait_listening
-from tests.tls_certs import self_signed
+from tests.support.net import wait_listening
+from tests.support.required import require
+from tests.support.tls_certs import self_signed
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ API. When it is unset, the fixtures bring up the sandbox's engine
 (``../shared/tools/container-engine up``, or ``$CONTAINER_ENGINE_TOOL``), the Docker Engine
 unless ``CONTAINER_ENGINE`` says ``podman``.
 When no engine can be reached the tests skip, except under ``CI=true``, where they fail
-(``tests.required``).
+(``tests.support.required``).
 
 Every container a test starts carries a unique name prefix and is removed at teardown. The
 prefix doubles as Cosmonaut's ``--keyword``, so a test only ever sees its own containers.
@@ -30,7 +30,7 @@ from typing import Any, NoReturn, TypeVar
 
 import pytest
 
-from tests.required import require
+from tests.support.required import require
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL_ENV = "CONTAINER_ENGINE_TOOL"

@@ -6,7 +6,7 @@ missing, or carries ``requirement(part, present, reason)`` as a mark. Under CI (
 names the part. Elsewhere the test skips, and the end of the run lists every missing part
 with the number of tests it skipped (``tests/conftest.py``'s ``pytest_terminal_summary``).
 
-Import it as ``tests.required`` everywhere, so there is one copy of the module.
+Import it as ``tests.support.required`` everywhere, so there is one copy of the module.
 """
 
 from __future__ import annotations
