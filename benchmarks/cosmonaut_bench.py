@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+sys.path[:0] = [str(ROOT)]
 
 import pytest  # noqa: E402  (the e2e helpers report an unavailable engine as pytest outcomes)
 

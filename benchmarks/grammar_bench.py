@@ -1,10 +1,10 @@
 """The parser on large inputs, in process: the figures its tests used to assert, measured.
 
 * 100k lines: ``parse`` of one frontend with an ACL and a ``use_backend`` rule per backend,
-  then 10 000 backends of 5 servers (the config of ``tests/test_grammar.py``; the test bound
+  then 10 000 backends of 5 servers (the config of ``tests/grammar/test_grammar.py``; the test bound
   was 5 s of CPU);
 * one 50 MB line: ``parse`` and ``lint_text`` of a ``description`` holding it, and ``parse``
-  refusing the same line with an unterminated quote (``tests/test_lint_fuzz.py``; the test
+  refusing the same line with an unterminated quote (``tests/grammar/test_lint_fuzz.py``; the test
   bound was 60 s for the three).
 
 CPU seconds (``time.process_time``), best of ``--repeat``; peak memory of the process last.

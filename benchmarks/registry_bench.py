@@ -11,7 +11,7 @@ container each, so the config has 5 000 backends). Then, per store, it measures:
   time.
 
 DynamoDB is moto's server on a loopback port (port 0), reached over real HTTP through
-``AWS_ENDPOINT_URL_DYNAMODB``, as in ``tests/test_dynamodb.py``; the server handles one
+``AWS_ENDPOINT_URL_DYNAMODB``, as in ``tests/runtime/test_dynamodb.py``; the server handles one
 request at a time, as that test's server does. Every call is checked: a call that fails, or a
 config that lacks any of the 5 000 services, ends the run with exit code 1. Run:
 

@@ -5,7 +5,7 @@ unquoted ``#`` or any CR, expands ``$VAR`` only inside double quotes, and proces
 escapes outside single quotes. A value
 printed by ``quote_arg`` can therefore never start a new word, a comment, a new statement or
 an environment expansion. The parser's word splitter (``grammar.lexer``) is the inverse;
-``tests/test_quoting.py`` holds them to that.
+``tests/compiler/test_quoting.py`` holds them to that.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ __all__ = ["LexedLine", "Word", "lex", "lex_line"]
 # Any character that needs the character scanner. Besides HAProxy's own special characters
 # (quotes, backslash, '#', CR, NUL) this holds every character Python's str.split() treats as
 # whitespace but HAProxy (isspace() in the C locale) does not, so that the fast path can use
-# str.split(). tests/test_grammar.py checks this list against str.isspace().
+# str.split(). tests/grammar/test_grammar.py checks this list against str.isspace().
 _NEEDS_SCANNER = re.compile(
     "['\"\\\\#\r\x00\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 )

@@ -117,7 +117,7 @@ _new_ref = ContainerRef.__new__
 def _container_ref(container_id: str, ip: str, weight: int | None = None) -> ContainerRef:
     """``ContainerRef.model_construct(...)`` for already validated values, through pydantic's
     pickling protocol (``__setstate__``), at less than half the cost: a compile makes one per
-    container (tests/test_reconcile.py checks that both give the same model)."""
+    container (tests/runtime/test_reconcile.py checks that both give the same model)."""
     ref = _new_ref(ContainerRef)
     ref.__setstate__(
         {

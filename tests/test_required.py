@@ -1,4 +1,5 @@
-"""The rule for required parts (tests/required.py), run on a small project in a real pytest."""
+"""The rule for required parts (tests/support/required.py), run on a small project in a real
+pytest."""
 
 from __future__ import annotations
 

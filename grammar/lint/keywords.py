@@ -8,7 +8,7 @@ removed it, its replacement) and ``check_words`` is the one generic function tha
 
 Where the data comes from: every entry without ``since`` was checked against HAProxy 2.6
 (``haproxy -c`` on a one-line config per keyword and section kind, see
-``tests/test_lint_keywords.py``); entries with ``since`` are newer keywords from the 2.7-3.x
+``tests/grammar/test_lint_keywords.py``); entries with ``since`` are newer keywords from the 2.7-3.x
 manuals, which 2.6 refuses. ``ignored_in`` lists the kinds where 2.6 accepts the keyword but
 ignores it with a warning (a backend-only keyword in a frontend, say). ``removed_in`` is the
 first version known to refuse the keyword; where the manual does not say, it is the oldest
@@ -17,7 +17,7 @@ DeviceAtlas, WURFL, QUIC, the OpenSSL engine API) are known, with ``build_option
 never reported as unknown.
 
 Arity: ``min_args``/``max_args`` are checked against 2.6 at both bounds and one past them
-(``tests/test_lint_arity.py``). A count outside them is an error (HAP015) only where 2.6
+(``tests/grammar/test_lint_arity.py``). A count outside them is an error (HAP015) only where 2.6
 refuses the line; ``extra_args_ignored_in`` and ``missing_args_accepted_in`` list the kinds
 where 2.6 takes it anyway (extra arguments ignored, a missing one defaulted), and there it is
 a warning (HAP018).

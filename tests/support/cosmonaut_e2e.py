@@ -560,7 +560,7 @@ def leftovers(haproxy: HaproxyBox) -> list[str]:
 
 
 def load_clients(haproxy: HaproxyBox, host: str) -> subprocess.Popen[str]:
-    """Start tests/e2e/load_clients.py against ``haproxy`` for ``host``: continuous GETs with
+    """Start tests/support/load_clients.py against ``haproxy`` for ``host``: continuous GETs with
     and without keep-alive, in a process of their own (in the test's process they would take
     the interpreter lock from the calls under test). It prints ``ready``, then, once its stdin
     closes, a JSON summary; its stdin and stdout are pipes."""

@@ -1,8 +1,8 @@
 """Two HTTP clients sending requests back to back to one HAProxy, for the reload-under-load test.
 
-``python tests/e2e/load_clients.py IP HOST [PAUSE]`` runs them in a process of their own, so that
-they do not compete with the test's apply calls for its interpreter lock; each waits ``PAUSE``
-seconds (default 0.005) between requests, so that on 2 cores the clients, HAProxy and the
+``python tests/support/load_clients.py IP HOST [PAUSE]`` runs them in a process of their own,
+so that they do not compete with the test's apply calls for its interpreter lock; each waits
+``PAUSE`` seconds (default 0.005) between requests, so that on 2 cores the clients, HAProxy and the
 backends leave the engine some CPU (without it, every apply takes twice as long). It prints
 ``ready`` once both had an answer (or ``not ready: ...`` and exits), runs until its standard
 input closes, then prints a JSON summary:

@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
+ROOT = Path(__file__).resolve().parents[2]  # the project
 EXAMPLES = ROOT / "examples"
-
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
+SHARED = ROOT.parent / "shared"  # the sandbox's shared tools and corpus, beside the project
 
 
 def load_example(name: str) -> dict[str, Any]:

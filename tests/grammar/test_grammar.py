@@ -38,9 +38,10 @@ from grammar.lexer import LexedLine, lex, lex_line
 from grammar.parser import parse
 from grammar.sections import SECTION_KEYWORDS
 from runtime.files import read_text
+from tests.support.paths import SHARED
 from tests.support.required import requirement
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
+CORPUS = SHARED / "corpus" / "haproxy"
 CORPUS_FILES = sorted(CORPUS.glob("*.cfg")) if CORPUS.is_dir() else []
 NO_CORPUS = requirement("shared corpus", False, f"no {CORPUS}/*.cfg (../shared is not here)")
 CORPUS_PARAMS = [pytest.param(path, id=path.name) for path in CORPUS_FILES] or [

@@ -16,9 +16,9 @@ from compiler.errors import ParseError
 from compiler.printer import print_config
 from grammar.format import UnsafeFormatError, difference, format_text
 from grammar.parser import parse
-from tests.support.paths import run_cli
+from tests.support.paths import FIXTURES, run_cli
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
+LINT_FIXTURES = FIXTURES / "lint"
 
 MESSY = """\
 # top comment
@@ -179,7 +179,7 @@ def as_haproxy_reads_it(text: str) -> list[tuple[str, ...]]:
     return read
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.cfg")), ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", sorted(LINT_FIXTURES.glob("*.cfg")), ids=lambda path: path.stem)
 def test_fixtures_format_safely(path: Path) -> None:
     """fmt changes layout only: the same words and comments in the same order, the same AST
     once blank lines are set aside, and a second pass changes nothing."""
@@ -221,7 +221,7 @@ def test_the_safety_test_sees_a_changed_word() -> None:
 def test_formatted_fixtures_keep_haproxy_verdict(
     assert_haproxy_accepts: Callable[[str], None],
 ) -> None:
-    for path in sorted(FIXTURES.glob("*.cfg")):
+    for path in sorted(LINT_FIXTURES.glob("*.cfg")):
         text = path.read_text()
         if "# haproxy: accept" in text:
             assert_haproxy_accepts(format_text(text))

@@ -2,7 +2,7 @@
 HTTP, and the manager's schedule (renewal at a third of the lifetime, backoff that respects
 ``Retry-After``, one name's failure never touching another), on a test clock.
 
-The CA itself is pebble in ``tests/test_acme_pebble.py``; here an ``Orderer`` that answers
+The CA itself is pebble in ``tests/cosmonaut/test_acme_pebble.py``; here an ``Orderer`` that answers
 as told stands in for it, since what is under test is when Cosmonaut orders, not how.
 """
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,7 @@ from compiler.models import Service
 from compiler.options import RenderOptions
 from compiler.printer import print_config
 from runtime.pipeline import compile_payload
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from tests.support.paths import FIXTURES
 
 
 def statements(text: str) -> list[str]:

@@ -32,9 +32,9 @@ from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer
 from runtime.server_io import is_loopback
+from tests.support.paths import ROOT
 from tests.support.tls_certs import make_cert
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-Token_0123456789"
 SERVE = (sys.executable, "-m", "runtime.cli", "serve")
 

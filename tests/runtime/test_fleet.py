@@ -252,7 +252,7 @@ def test_route_conflicts_between_services_go_to_the_first_deployed(
 
 
 def test_a_candidate_without_containers_deploys_nothing(store: Store, table: str) -> None:
-    """Found by tests/test_fleet_model.py: a host that runs no container of a service (an
+    """Found by tests/runtime/test_fleet_model.py: a host that runs no container of a service (an
     empty candidate) kept an empty backend alive, decided the service's route over the hosts
     that run it (on a tie, by the settings' text), and knocked a service that shares its
     route out of the config."""

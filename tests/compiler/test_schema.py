@@ -1,5 +1,5 @@
 """The published payload schema: generated from the models, current in docs/, accepting every
-example payload and rejecting every hostile entry of tests/test_hostile.py."""
+example payload and rejecting every hostile entry of tests/compiler/test_hostile.py."""
 
 from __future__ import annotations
 

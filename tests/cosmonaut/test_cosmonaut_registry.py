@@ -19,8 +19,7 @@ from runtime.config import HandlerConfig
 from runtime.handler import RegistryApp
 from runtime.server import RegistryServer
 from runtime.stores.memory import MemoryStore
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def payload() -> dict[str, Any]:

@@ -24,12 +24,12 @@ from grammar.lint.registry import RULES
 from grammar.lint.statements import split_condition
 from grammar.parser import parse
 from runtime.haproxy_check import check_config
-from tests.support.paths import run_cli
+from tests.support.paths import FIXTURES, ROOT, run_cli
 from tests.support.required import require
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lint"
-FIXTURE_FILES = sorted(FIXTURES.glob("*.cfg"))
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "lint-rules.md"
+LINT_FIXTURES = FIXTURES / "lint"
+FIXTURE_FILES = sorted(LINT_FIXTURES.glob("*.cfg"))
+DOCS = ROOT / "docs" / "lint-rules.md"
 
 
 def expectations(text: str) -> tuple[str, set[tuple[str, int]]]:
@@ -69,7 +69,7 @@ def test_fixture_verdicts_match_haproxy(path: Path, haproxy: str) -> None:
 
 def test_every_rule_has_a_fixture_and_a_doc_section() -> None:
     # HAP001: parse errors, tests below; HAP060/HAP061 need files beside the config, so
-    # tests/test_lint_files.py covers them through the CLI; HAP062 likewise tests/test_lint_tls.py.
+    # test_lint_files.py covers them through the CLI; HAP062 likewise test_lint_tls.py.
     covered = {"HAP001", "HAP060", "HAP061", "HAP062"}
     for path in FIXTURE_FILES:
         covered |= {code for code, _ in expectations(path.read_text())[1]}
@@ -226,9 +226,9 @@ def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
     return make
 
 
-CLEAN = (FIXTURES / "clean.cfg").read_text()
-BROKEN = (FIXTURES / "hap020_undefined_backend.cfg").read_text()
-WARNED = (FIXTURES / "hap031_unused_acl.cfg").read_text()
+CLEAN = (LINT_FIXTURES / "clean.cfg").read_text()
+BROKEN = (LINT_FIXTURES / "hap020_undefined_backend.cfg").read_text()
+WARNED = (LINT_FIXTURES / "hap031_unused_acl.cfg").read_text()
 
 
 def test_cli_exit_codes(write: Callable[[str, str | bytes], Path]) -> None:
@@ -302,7 +302,7 @@ def test_cli_never_prints_a_traceback(write: Callable[[str, str | bytes], Path])
 
 
 def test_pre_commit_hooks_file() -> None:
-    text = (Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml").read_text()
+    text = (ROOT / ".pre-commit-hooks.yaml").read_text()
     try:
         import yaml
     except ImportError:

@@ -14,10 +14,10 @@ from compiler.errors import ParseError
 from grammar.format import format_text
 from grammar.lint import lint_text
 from grammar.parser import parse
-from tests.support.paths import run_cli
+from tests.support.paths import SHARED, run_cli
 from tests.support.required import requirement
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
+CORPUS = SHARED / "corpus" / "haproxy"
 CORPUS_LINES: list[str] = []
 if CORPUS.is_dir():
     for _path in sorted(CORPUS.glob("*.cfg")):

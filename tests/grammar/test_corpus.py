@@ -10,7 +10,7 @@ configs that need inherited sockets). What must hold, and is asserted here:
 * the linter reports no error-severity finding on a file haproxy accepts;
 * on files haproxy rejects for a reason a rule covers, the linter reports it on that line.
 
-Run ``python tests/test_corpus.py`` for the figures.
+Run ``python tests/grammar/test_corpus.py`` for the figures.
 """
 
 from __future__ import annotations
@@ -31,18 +31,18 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # when run as a script
-    sys.path.insert(0, str(ROOT))
+if str(Path(__file__).resolve().parents[2]) not in sys.path:  # when run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from compiler.printer import print_config  # noqa: E402
-from grammar.format import difference, format_text  # noqa: E402
-from grammar.lint import Finding, lint_text  # noqa: E402
-from grammar.parser import parse  # noqa: E402
-from runtime.haproxy_check import haproxy_binary  # noqa: E402
-from tests.support.required import requirement  # noqa: E402
+from compiler.printer import print_config
+from grammar.format import difference, format_text
+from grammar.lint import Finding, lint_text
+from grammar.parser import parse
+from runtime.haproxy_check import haproxy_binary
+from tests.support.paths import SHARED
+from tests.support.required import requirement
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "haproxy"
+CORPUS = SHARED / "corpus" / "haproxy"
 pytestmark = requirement(
     "shared corpus",
     (CORPUS / "MANIFEST.tsv").is_file(),

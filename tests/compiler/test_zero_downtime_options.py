@@ -4,7 +4,6 @@ server slots. Every config here goes through haproxy -c."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,6 @@ from compiler.models import Service
 from compiler.options import RenderOptions, parse_render_options
 from compiler.printer import print_config
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ZERO_DOWNTIME = (
     "hard-stop-after",
     "server-state-file",
