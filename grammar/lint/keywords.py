@@ -662,9 +662,20 @@ def check_words(
             )
         )
         return problems
+    problems += _usage_notes(kind, name, spec, index, named_defaults=named_defaults)
+    if prefixed:
+        return problems
+    return problems + _arity(kind, name, spec, len(words) - first_arg, first_arg)
+
+
+def _usage_notes(
+    kind: str, name: str, spec: KeywordSpec, index: int, *, named_defaults: bool
+) -> list[KeywordVerdict]:
+    """Deprecated, ignored in this section, or not allowed in an anonymous defaults."""
+    notes: list[KeywordVerdict] = []
     if spec.removed_in is not None:
         instead = f"; use '{spec.replacement}'" if spec.replacement else ""
-        problems.append(
+        notes.append(
             KeywordVerdict(
                 "deprecated",
                 f"'{name}' is deprecated and removed in HAProxy "
@@ -673,29 +684,31 @@ def check_words(
             )
         )
     if kind in spec.ignored_in:
-        problems.append(
-            KeywordVerdict("ignored", f"'{name}' is ignored in a '{kind}' section", index)
-        )
+        notes.append(KeywordVerdict("ignored", f"'{name}' is ignored in a '{kind}' section", index))
     if kind == "defaults" and spec.named_defaults_only and not named_defaults:
-        problems.append(
+        notes.append(
             KeywordVerdict(
                 "anonymous-defaults",
                 f"'{name}' is not allowed in an anonymous 'defaults' section (give it a name)",
                 index,
             )
         )
-    count = len(words) - first_arg
-    if prefixed:
-        return problems
+    return notes
+
+
+def _arity(
+    kind: str, name: str, spec: KeywordSpec, count: int, first_arg: int
+) -> list[KeywordVerdict]:
+    """Too few or too many arguments (``count``), and whether HAProxy 2.6 accepts the line."""
+    index = first_arg - 1
     if count < spec.min_args:
         needed = "an argument" if spec.min_args == 1 else f"{spec.min_args} arguments"
         message = f"'{name}' needs {needed}"
         if kind in spec.missing_args_accepted_in:
             message += " (HAProxy 2.6 accepts the line without, most likely not as meant)"
-            problems.append(KeywordVerdict("arity-accepted", message, index))
-        else:
-            problems.append(KeywordVerdict("arity", message, index))
-    elif spec.max_args is not None and count > spec.max_args:
+            return [KeywordVerdict("arity-accepted", message, index)]
+        return [KeywordVerdict("arity", message, index)]
+    if spec.max_args is not None and count > spec.max_args:
         message = (
             f"'{name}' takes at most {spec.max_args} argument"
             f"{'' if spec.max_args == 1 else 's'}, got {count}"
@@ -703,7 +716,6 @@ def check_words(
         at = first_arg + spec.max_args
         if kind in spec.extra_args_ignored_in:
             message += " (HAProxy 2.6 ignores the rest)"
-            problems.append(KeywordVerdict("arity-accepted", message, at))
-        else:
-            problems.append(KeywordVerdict("arity", message, at))
-    return problems
+            return [KeywordVerdict("arity-accepted", message, at)]
+        return [KeywordVerdict("arity", message, at)]
+    return []

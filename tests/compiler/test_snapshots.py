@@ -83,7 +83,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-# --- TLS (issue 14) ------------------------------------------------------------------------
+# --- TLS ------------------------------------------------------------------------
 CERTS_DIR = "/etc/haproxy/certs"  # replaced by a real folder for haproxy -c
 
 

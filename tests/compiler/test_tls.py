@@ -1,4 +1,4 @@
-"""HTTPS through a real haproxy on loopback (issue 14).
+"""HTTPS through a real haproxy on loopback.
 
 Certificates for two names are made by the test (``cryptography``); the config is compiled
 from a payload with the ``tls`` render option, checked with ``haproxy -c`` and run. The
@@ -114,7 +114,7 @@ def running(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     """Every test below runs against both routings: ACLs (four services under `auto`) and
-    map files (issue 11), whose frontend needs the HTTPS bind and the ACME answer too."""
+    map files, whose frontend needs the HTTPS bind and the ACME answer too."""
     servers = {name: echo_server(name) for name in "abcd"}
     http, https = free_port(), free_port()
     options = run_options(http, https, certs, hsts_max_age=300, routing=request.param)
@@ -236,7 +236,7 @@ def test_acme_challenge_is_answered_by_haproxy_on_both_ports(running: Running) -
 def test_sticky_cookie_is_secure_on_a_redirect_service(running: Running) -> None:
     backend_a = running.text.split("backend a\n")[1].split("\n\n")[0]
     assert "cookie SID prefix nocache secure" in backend_a
-    # Server slots (issue 12) follow the servers; the Cookie line keeps its flags.
+    # Server slots follow the servers; the Cookie line keeps its flags.
     assert "server slot-1 127.0.0.1:1 cookie slot-1 disabled" in backend_a
     answer = https_get(running.https, A, path="/set-cookie")
     assert echoed(answer)["backend"] == "a"

@@ -1,4 +1,4 @@
-"""ACME end to end against pebble, HTTP-01 answered by HAProxy itself (issue 14).
+"""ACME end to end against pebble, HTTP-01 answered by HAProxy itself.
 
 pebble and its DNS (``tests.support.pebble``) run on loopback and point every name at a real haproxy
 whose config answers ``<token>.<thumbprint>``: no challenge file, no extra server. The

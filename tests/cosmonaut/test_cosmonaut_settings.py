@@ -106,7 +106,7 @@ def test_parse_environment() -> None:
     assert parse_environment(None) == {}
 
 
-# --- TLS (issue 14) ------------------------------------------------------------------------
+# --- TLS ------------------------------------------------------------------------
 TLS_WEB = {"cosmonaut.service": "w", "cosmonaut.predicate": "w.example", "cosmonaut.port": "80"}
 
 
@@ -148,7 +148,7 @@ def test_bad_tls_value_names_the_label_or_variable(
     assert "off, on or redirect" in problems[0].reason
 
 
-# -- per-service settings, several services per container (issue 13) ------------------------
+# -- per-service settings, several services per container ------------------------
 
 SHA512 = "$6$salt$" + "x" * 86
 SETTINGS_LABELS = {

@@ -110,7 +110,7 @@ HOSTILE = [
         bad(predicate="GOOD.example.com"), "$.candidates[0].predicate", NOTHING, id="host-conflict"
     ),
     pytest.param(7, "$.candidates[0]", GOOD_ONLY, id="not-an-object"),
-    # Per-service settings (issue 13): each bad value leaves out its service (or container).
+    # Per-service settings: each bad value leaves out its service (or container).
     *[
         pytest.param(bad(**{field: value}), f"$.candidates[0].{where}", GOOD_ONLY, id=name)
         for name, field, value, where in [
