@@ -85,7 +85,7 @@ class Wiring:
         runtime = None
         if args.runtime_socket:
             api = RuntimeApi(args.runtime_socket)
-            runtime = RuntimePath(self.applier, api, self.metrics)
+            runtime = RuntimePath(self.applier, api, self.metrics, self.engine)
         # Events, polls and arrived certificates all ask the loop for a pass through it.
         self.trigger = Trigger()
         self.https = _https(args, self, table=table, holder=host or name)

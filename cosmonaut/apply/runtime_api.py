@@ -34,7 +34,7 @@ from cosmonaut import logs
 from cosmonaut.apply.reload import Applier, ApplyResult
 from cosmonaut.apply.slots import Placed, Plan, place, runtime_plan, slots_in_use
 from cosmonaut.discovery.containers import HaproxyContainer
-from cosmonaut.discovery.engine import engine_time
+from cosmonaut.discovery.engine import Engine, engine_time
 from cosmonaut.discovery.events import EXITED
 from cosmonaut.errors import ApplyError
 from cosmonaut.metrics import Metrics
@@ -85,8 +85,9 @@ class RuntimeApi:
 class RuntimePath:
     """The runtime path in front of ``Applier``'s full one (see the module docstring)."""
 
-    def __init__(self, applier: Applier, api: RuntimeApi, metrics: Metrics) -> None:
+    def __init__(self, applier: Applier, api: RuntimeApi, metrics: Metrics, engine: Engine) -> None:
         self.applier = applier
+        self.engine = engine  # the HAProxy container's engine: inspects, the server state file
         self.api = api
         self.metrics = metrics
         self.last_path: str | None = None  # "runtime" or "reload", of the last change
@@ -295,7 +296,7 @@ class RuntimePath:
     def _started_since(self, container: str, died: float) -> bool:
         """Whether the engine says ``container`` runs, started after ``died``."""
         try:
-            state = self.applier.target.engine.inspect(container).get("State") or {}
+            state = self.engine.inspect(container).get("State") or {}
         except LocatedError:
             return False  # gone, or the engine away: stays in maint; a later pass looks again
         started = engine_time(state.get("StartedAt"))
@@ -359,7 +360,7 @@ class RuntimePath:
         try:
             state = self.api.send("show servers state")
             directory, _, name = path.rpartition("/")
-            self.applier.target.engine.put_file(haproxy.id, directory or "/", name, state.encode())
+            self.engine.put_file(haproxy.id, directory or "/", name, state.encode())
         except (RuntimeApiError, LocatedError) as error:
             logs.warning("server state not saved before the reload", error=str(error))
 

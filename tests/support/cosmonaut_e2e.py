@@ -422,7 +422,9 @@ def reconciler(
     if runtime_socket is not None:
         from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
 
-        syncer.runtime = RuntimePath(applier, RuntimeApi(str(runtime_socket)), syncer.metrics)
+        syncer.runtime = RuntimePath(
+            applier, RuntimeApi(str(runtime_socket)), syncer.metrics, engine
+        )
     return syncer
 
 
