@@ -147,10 +147,11 @@ class Syncer:
             if isinstance(caught, RegistryError):
                 diagnostics = caught.diagnostics
         problems = (discovery.problems if discovery else ()) + (plan.problems if plan else ())
-        self.last_sync = self._finish(
+        return self._finish(
             reasons,
             started,
             clock,
+            listed=True,
             discovery=discovery,
             plan=plan,
             diagnostics=diagnostics,
@@ -160,7 +161,6 @@ class Syncer:
             problems=problems,
             timings=timings,
         )
-        return self.last_sync
 
     def _ask(self, payload: dict[str, Any]) -> RegistryResult:
         """The registry's config for ``payload``; every answer and failure feeds its health."""
@@ -209,10 +209,19 @@ class Syncer:
         return self._finish(reasons, started, clock, applied=applied, failure=failure, error=error)
 
     def _finish(
-        self, reasons: tuple[str, ...], started: float, clock: float, **outcome: Any
+        self,
+        reasons: tuple[str, ...],
+        started: float,
+        clock: float,
+        *,
+        listed: bool = False,
+        **outcome: Any,
     ) -> PassResult:
-        """The pass's result, recorded (metrics, log, status)."""
+        """The pass's result, recorded (metrics, log, status); ``listed``: the pass listed the
+        host, so the status shows what it routed."""
         result = PassResult(reasons, started, time.monotonic() - clock, **outcome)
+        if listed:
+            self.last_sync = result
         self._record(result)
         return result
 

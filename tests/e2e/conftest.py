@@ -1,4 +1,5 @@
-"""Fixtures for tests on the real container engine; the helpers are in ``cosmonaut_e2e``."""
+"""Fixtures for tests on the real container engine; the helpers are in
+``tests.support.cosmonaut_e2e``."""
 
 from __future__ import annotations
 

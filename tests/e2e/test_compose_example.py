@@ -57,7 +57,7 @@ def test_compose_example_services_are_routed(host: DockerHost, tmp_path: Path) -
 def authorised(ip: str, token: str) -> Any:
     import http.client
 
-    from cosmonaut_e2e import Reply
+    from tests.support.cosmonaut_e2e import Reply
 
     connection = http.client.HTTPConnection(ip, 80, timeout=5)
     try:

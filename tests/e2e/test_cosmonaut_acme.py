@@ -209,7 +209,6 @@ def test_labelled_container_gets_a_certificate_refusals_retried_renewed(
 def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
     host: DockerHost, tmp_path: Path, change_path: str
 ) -> None:
-    from cosmonaut_e2e import RunningDaemon, reconciler
     from test_cosmonaut_tls import haproxy_with_certs
 
     from compiler.options import RenderOptions
@@ -217,6 +216,7 @@ def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
     from cosmonaut.acme.policy import Https
     from cosmonaut.registry.client import LocalRegistry
     from runtime.stores.memory import MemoryStore
+    from tests.support.cosmonaut_e2e import RunningDaemon, reconciler
 
     certs = tmp_path / "certs"
     certs.mkdir()
