@@ -1,5 +1,6 @@
-"""The debouncer (``cosmonaut.loop.Trigger``) on the wall clock: the figures its tests used to
-assert, measured instead (the tests replay exact event sequences on a clock they move).
+"""The debouncer (``cosmonaut.daemon.trigger.Trigger``) on the wall clock: the figures its
+tests used to assert, measured instead (the tests replay exact event sequences on a clock they
+move).
 
 Three cases, each repeated ``--runs`` times:
 

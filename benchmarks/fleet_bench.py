@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,13 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from benchmarks.cosmonaut_bench import (  # noqa: E402
-    free_port,
+    CosmonautRun,
     labels,
-    metric,
     percentile,
     routed_to,
     wait_for,
 )
+from benchmarks.measure import BenchmarkFailed  # noqa: E402
 from tests.support.cosmonaut_e2e import DockerHost, ensure_engine  # noqa: E402
 
 
@@ -51,10 +50,9 @@ class NotPropagated(Exception):
 
 def cosmonaut(
     host: DockerHost, haproxy: str, host_id: str, url: str, state: Path, poll: float
-) -> tuple[subprocess.Popen[bytes], int, Path]:
+) -> CosmonautRun:
+    """``cosmonaut run`` for one host; its metrics on a port it binds (named in its log)."""
     state.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = state / "cosmonaut.log"
     command = [
         sys.executable,
         "-m",
@@ -75,11 +73,9 @@ def cosmonaut(
         "--state-dir",
         str(state),
         "--metrics-address",
-        f"127.0.0.1:{port}",
+        "127.0.0.1:0",
     ]
-    with log.open("wb") as handle:
-        process = subprocess.Popen(command, stderr=handle, stdout=handle, cwd=ROOT)
-    return process, port, log
+    return CosmonautRun(command, state / "cosmonaut.log")
 
 
 def registry_app(store: str, state: Path) -> tuple[Any, Any]:
@@ -116,8 +112,8 @@ def propagation(
         for ip, where, times in ((b_ip, "B", at_b), (a_ip, "A", at_a)):
             left = max(1.0, timeout - (time.monotonic() - started))
             try:
-                wait_for(routed_to(ip, service, container), left)
-            except TimeoutError:
+                wait_for(routed_to(ip, service, container), left, f"{service} routed at {ip}")
+            except BenchmarkFailed:
                 raise NotPropagated(
                     f"sample {index + 1}: {container.name}, started under host B, was not "
                     f"routed through host {where}'s HAProxy within {timeout} s"
@@ -159,18 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout, sys.stdout = sys.stdout, registry_log
     app, moto = registry_app(args.store, state)
     server = RegistryServer("127.0.0.1", 0, app).start()
-    processes: list[subprocess.Popen[bytes]] = []
+    daemons: list[CosmonautRun] = []
     figures: dict[str, Any] = {"store": args.store, "poll_interval_s": args.poll_interval}
     try:
         haproxy_a, haproxy_b = a.haproxy(), b.haproxy()
         logs = []
         for host, haproxy, host_id in ((a, haproxy_a, "host-a"), (b, haproxy_b, "host-b")):
-            process, port, log = cosmonaut(
+            daemon = cosmonaut(
                 host, haproxy.name, host_id, server.url, state / host_id, args.poll_interval
             )
-            processes.append(process)
-            logs.append(str(log))
-            wait_for(lambda port=port: metric(port, "cosmonaut_reconciles_total") >= 1, 60)
+            daemons.append(daemon)
+            logs.append(str(daemon.log_path))
+            wait_for(
+                lambda d=daemon: d.metrics().get("cosmonaut_reconciles_total", 0) >= 1,
+                60,
+                f"{host_id}'s first pass",
+            )
         figures["logs"] = [*logs, registry_log.name]
         figures["propagation"] = propagation(
             haproxy_a.ip, haproxy_b.ip, b, args.samples, args.timeout
@@ -179,9 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fleet_bench: FAILED: {error}", file=sys.stderr)
         return 1
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
+        for daemon in daemons:
+            daemon.stop()
         server.stop()
         if moto is not None:
             moto.stop()
