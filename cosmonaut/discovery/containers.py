@@ -38,6 +38,7 @@ from cosmonaut.errors import UsageError
 DEFAULT_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 PUBLISHED = "published"  # the ``network`` of a container reached on a published port
 _ALL_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
+_WILDCARD = {4: "0.0.0.0", 6: "::"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,8 +323,9 @@ def _address(summary: JSON, networks: tuple[str, ...]) -> Reachable | Unreachabl
 def published_address(summary: JSON, port: int, advertise: str) -> Reachable | Unreachable:
     """``--address-mode published``: ``advertise`` with the host port Docker published for the
     container's ``port``/tcp (the listing's ``Ports``). A port published on another host
-    address only (``-p 127.0.0.1:8080:80``) cannot be reached at ``advertise``; of several
-    usable ones, the lowest is taken."""
+    address only (``-p 127.0.0.1:8080:80``) cannot be reached at ``advertise``. Docker maps
+    IPv4 and IPv6 apart, and their host ports can differ (``0.0.0.0:32775``, ``[::]:32774``):
+    a mapping of ``advertise``'s own family is taken first, the lowest of them."""
     published: list[tuple[int, str]] = []
     for entry in summary.get("Ports") or []:
         if not isinstance(entry, dict) or str(entry.get("Type", "tcp")).lower() != "tcp":
@@ -332,7 +334,10 @@ def published_address(summary: JSON, port: int, advertise: str) -> Reachable | U
         if entry.get("PrivatePort") != port or not isinstance(public, int) or public <= 0:
             continue
         published.append((public, str(entry.get("IP") or "")))
-    usable = sorted(public for public, ip in published if ip in _ALL_ADDRESSES or ip == advertise)
+    family = ipaddress.ip_address(advertise.strip("[]")).version
+    own = {"", advertise, _WILDCARD[family]}
+    usable = sorted(public for public, ip in published if ip in own)
+    usable = usable or sorted(public for public, ip in published if ip in _ALL_ADDRESSES)
     if usable:
         return Reachable(PUBLISHED, advertise, usable[0])
     if published:

@@ -138,6 +138,20 @@ def test_of_several_published_ports_the_lowest_usable_one_is_taken() -> None:
     assert published_address(summary, 80, "192.0.2.2") == Reachable(PUBLISHED, "192.0.2.2", 8080)
 
 
+def test_the_mapping_of_the_advertised_address_family_is_taken() -> None:
+    # As Docker 20.10 lists it once its IPv4 and IPv6 port allocations have drifted apart.
+    summary = listing(
+        {"IP": "0.0.0.0", "PrivatePort": 8080, "PublicPort": 32775, "Type": "tcp"},
+        {"IP": "::", "PrivatePort": 8080, "PublicPort": 32774, "Type": "tcp"},
+    )
+    assert published_address(summary, 8080, "172.17.0.1") == Reachable(
+        PUBLISHED, "172.17.0.1", 32775
+    )
+    assert published_address(summary, 8080, "2001:db8::2") == Reachable(
+        PUBLISHED, "2001:db8::2", 32774
+    )
+
+
 def test_a_port_published_on_loopback_only_is_a_problem() -> None:
     summary = listing({"IP": "127.0.0.1", "PrivatePort": 8080, "PublicPort": 42949})
     found = published_address(summary, 8080, "192.0.2.2")
