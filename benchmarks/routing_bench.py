@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import BenchmarkFailed, run_benchmark  # noqa: E402
 from runtime.haproxy_check import haproxy_binary  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 BACKEND_CONFIG = """\
 global
@@ -61,13 +62,6 @@ class Point:
     position: str
     requests_per_second: float
     latency_ms: float
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:

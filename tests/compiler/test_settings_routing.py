@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.net import free_port
 from tests.support.required import require
 from tests.support.settings_haproxy import (
     Backend,
     backends,
     compile_text,
-    free_port,
     get,
     loopback_options,
     running_haproxy,

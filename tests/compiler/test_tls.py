@@ -20,18 +20,11 @@ import pytest
 from compiler.options import RenderOptions
 from runtime.bundle import write_bundle
 from runtime.pipeline import compile_payload
-from tests.support.net import echo_server, wait_listening
+from tests.support.net import echo_server, free_port, wait_listening
 from tests.support.tls_certs import Answer, http_get, https_get, write_pem
 
 THUMBPRINT = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg"  # 43 base64url characters
 A, B = "a.example.test", "b.example.test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

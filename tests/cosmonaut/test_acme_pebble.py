@@ -24,8 +24,8 @@ import pytest
 from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
 from runtime.stores.sqlite import SQLiteStore
-from tests.support.net import echo_server, wait_listening
-from tests.support.pebble import Pebble, free_port, require_pebble
+from tests.support.net import echo_server, free_port, wait_listening
+from tests.support.pebble import Pebble, require_pebble
 from tests.support.tls_certs import write_pem
 
 NAME = "app.example.test"

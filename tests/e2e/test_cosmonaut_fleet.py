@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,16 +41,11 @@ from tests.support.cosmonaut_e2e import (
     short,
     stop_process,
 )
+from tests.support.net import free_port
 
 TTL = 4  # LAMBDA_REGISTRY_HOST_TTL of the registry: a silent host leaves after 4 s
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 API = {"cosmonaut.service": "api", "cosmonaut.predicate": "api.example", "cosmonaut.port": "8080"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Registry:

@@ -60,3 +60,11 @@ class _Echo(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def free_port() -> int:
+    """A loopback port free a moment ago, for programs that take a port number rather than
+    binding port 0 themselves (haproxy, pebble)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -14,21 +14,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.support.net import wait_listening
+from tests.support.net import free_port, wait_listening
 from tests.support.required import require
 from tests.support.tls_certs import self_signed
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def require_pebble() -> None:

@@ -24,13 +24,6 @@ from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class Backend:
     name: str
