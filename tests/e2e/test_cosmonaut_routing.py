@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.support.cosmonaut_cli import cli
 from tests.support.cosmonaut_e2e import DockerHost, HaproxyBox, eventually, kill, short
 
 
@@ -32,13 +32,7 @@ def once(
 
 
 def cosmonaut(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cosmonaut.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return cli(*args, timeout=120)  # a pass on the engine: listing, registry, reload
 
 
 def log_lines(stderr: str) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from typing import Any, NoReturn, TypeVar
 
 import pytest
 
+from tests.support.cosmonaut_cli import cli
 from tests.support.required import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -590,8 +591,4 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
 
 def cosmonaut_status(state_dir: Path, format: str = "text") -> str:
     """What ``cosmonaut status`` prints."""
-    command = [sys.executable, "-m", "cosmonaut.cli", "status", "--state-dir", str(state_dir)]
-    done = subprocess.run(
-        [*command, "--format", format], capture_output=True, text=True, timeout=60, check=False
-    )
-    return done.stdout
+    return cli("status", "--state-dir", str(state_dir), "--format", format).stdout
