@@ -79,6 +79,7 @@ class Daemon:
     state_dir: Path
     pebble: Pebble
     extra: tuple[str, ...] = ()
+    registry_url: str | None = None  # a remote registry; else one in process, on SQLite
     process: subprocess.Popen[bytes] | None = None
     log_lines: list[str] = field(default_factory=list)
 
@@ -90,18 +91,22 @@ class Daemon:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         options = self.state_dir / "options.json"
         options.write_text(json.dumps(OPTIONS))
+        if self.registry_url is None:
+            registry = ["--options", str(options)]
+            if not any(arg == "--store" for arg in self.extra):
+                registry += ["--store", f"sqlite:{self.state_dir / 'registry.db'}"]
+        else:
+            registry = ["--registry-url", self.registry_url, "--certs-dir", "/certs"]
         command = [
             *(sys.executable, "-m", "cosmonaut.cli", "run"),
             *("--haproxy-container", self.haproxy.name, "--keyword", self.docker.prefix),
-            *("--state-dir", str(self.state_dir), "--options", str(options)),
+            *("--state-dir", str(self.state_dir), *registry),
             *("--resync-interval", "2", "--poll-interval", "1"),
             *("--acme-directory", self.pebble.directory, "--acme-accept-tos"),
             *("--acme-ca-bundle", str(self.pebble.ca), "--acme-email", "ops@example.test"),
             *("--acme-retry-min", "1", "--acme-retry-max", "2"),
             *self.extra,
         ]
-        if not any(arg == "--store" for arg in self.extra):
-            command += ["--store", f"sqlite:{self.state_dir / 'registry.db'}"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stderr=log, stdout=log)
         return self
@@ -117,6 +122,14 @@ class Daemon:
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+    def events(self) -> list[dict[str, Any]]:
+        """The daemon's log lines (JSON), oldest first."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def reconciles(self) -> float:
+        return float(self.acme()["metrics"].get("cosmonaut_reconciles_total", 0))
 
 
 @pytest.fixture
@@ -340,3 +353,83 @@ def test_once_orders_installs_and_routes_in_one_run(
     answer = http_get(80, NAME, address=haproxy.ip)
     assert (answer.status, answer.headers.get("location")) == (301, f"https://{NAME}/")
     assert verified(haproxy.ip, NAME, pebble.roots())[:2] == (200, short(shop))
+
+
+class Served:
+    """``lambda-registry serve``'s server on loopback over SQLite, restartable on its port
+    with other render options (what an operator does to add the ACME thumbprint)."""
+
+    def __init__(self, database: Path, options: dict[str, Any]) -> None:
+        self.database = database
+        self.server = self._serve(0, options)
+        self.port = self.server.address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def _serve(self, port: int, options: dict[str, Any]) -> Any:
+        from runtime.config import HandlerConfig
+        from runtime.handler import RegistryApp
+        from runtime.server import RegistryServer
+
+        environ = {
+            "LAMBDA_REGISTRY_STORE": f"sqlite:{self.database}",
+            "LAMBDA_REGISTRY_OPTIONS": json.dumps(options),
+        }
+        app = RegistryApp(HandlerConfig.from_env(environ))
+        return RegistryServer("127.0.0.1", port, app).start()
+
+    def restart(self, options: dict[str, Any]) -> None:
+        self.server.stop()
+        self.server = self._serve(self.port, options)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def test_a_remote_registry_without_the_thumbprint_gets_no_order_until_its_options_carry_it(
+    host: DockerHost, tmp_path: Path, pebble_for: Any
+) -> None:
+    """With ``--registry-url`` the registry renders the challenge answer only once its render
+    options carry the account's thumbprint (the log says which). Until then no order is sent:
+    the CA would fail it (HAProxy cannot answer) and count it against its rate limits. The
+    account and certificates live in ``--acme-store``, a store the fleet shares."""
+    haproxy = host.haproxy()
+    pebble = pebble_for(haproxy.ip)
+    shop = host.service("shop", labels=acme_labels("shop", NAME))
+    registry = Served(tmp_path / "registry.db", OPTIONS)
+    extra = ("--acme-store", f"sqlite:{tmp_path / 'acme.db'}")
+    daemon = Daemon(host, haproxy, tmp_path / "state", pebble, extra, registry.url).start()
+    try:
+        said = eventually(
+            lambda: [e for e in daemon.events() if "does not answer challenges" in e["event"]],
+            timeout=60,
+            what="the log saying the config does not answer challenges",
+        )
+        thumbprint = said[0]["acme_thumbprint"]
+        needed = [e for e in daemon.events() if e["event"].endswith("need this thumbprint")]
+        assert [e["acme_thumbprint"] for e in needed] == [thumbprint]
+        # Passes go on (the service is routed on HTTP) and order nothing.
+        passes = daemon.reconciles()
+        eventually(lambda: daemon.reconciles() >= passes + 3, timeout=60, what="three passes")
+        assert [e for e in daemon.events() if e["event"] == "acme ordering"] == []
+        assert daemon.acme()["metrics"]["cosmonaut_acme_failures_total"] == 0
+        assert request(haproxy.ip, host=NAME).status == 200  # on HTTP, no redirect
+
+        registry.restart({**OPTIONS, "acme_thumbprint": thumbprint})
+        eventually(
+            lambda: (
+                http_get(80, NAME, address=haproxy.ip).headers.get("location")
+                == f"https://{NAME}/"
+            ),
+            timeout=90,
+            what="the redirect once the certificate is there",
+        )
+        assert verified(haproxy.ip, NAME, pebble.roots())[:2] == (200, short(shop))
+        orders = [e for e in daemon.events() if e["event"] == "acme ordering"]
+        assert [e["name"] for e in orders] == [NAME]
+        assert daemon.acme()["metrics"]["cosmonaut_acme_failures_total"] == 0
+    except BaseException:
+        print(daemon.tail())
+        raise
+    finally:
+        daemon.stop()
+        registry.stop()
