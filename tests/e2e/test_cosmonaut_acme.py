@@ -17,6 +17,8 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -281,16 +283,46 @@ def test_a_certificate_added_to_the_folder_is_loaded_without_a_failed_request(
     assert sum(client["requests"] for client in summary.values()) > 20
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One look at a host: HTTP's status and redirect, then HTTPS verified for the name
+    (None when the certificate does not verify, or the connection fails)."""
+
+    at: float
+    http: int | None
+    location: str | None
+    https: int | None
+
+
+def look(ip: str, roots: str) -> Seen:
+    at = time.monotonic()
+    try:
+        answer = http_get(80, NAME, address=ip, timeout=3)
+        http, location = answer.status, answer.headers.get("location")
+    except OSError:
+        http, location = None, None
+    try:
+        https: int | None = verified(ip, NAME, roots)[0]
+    except (OSError, ssl.SSLError):
+        https = None
+    return Seen(at, http, location, https)
+
+
 def test_two_hosts_sharing_a_registry_order_one_certificate_and_both_serve_it(
     host: DockerHost, client: Any, tmp_path: Path, pebble_for: Any
 ) -> None:
+    """One order for the fleet; while the hosts switch to HTTPS, neither ever fails an HTTP
+    request, redirects to an HTTPS that does not answer, or stops serving HTTPS once it has."""
     other = DockerHost(client, f"cz{uuid.uuid4().hex[:8]}-")
     daemons: list[Daemon] = []
+    seen: dict[str, list[Seen]] = {}
+    stop = threading.Event()
     try:
         boxes = [host, other]
         haproxies = [box.haproxy() for box in boxes]
         # The CA reaches host B's HAProxy only; host A may be the one that orders.
         pebble = pebble_for(haproxies[1].ip)
+        roots = pebble.roots()
         shared = tmp_path / "shared.db"
         table = f"acme-{uuid.uuid4().hex[:8]}"
         for index, (box, haproxy) in enumerate(zip(boxes, haproxies, strict=True)):
@@ -299,25 +331,53 @@ def test_two_hosts_sharing_a_registry_order_one_certificate_and_both_serve_it(
             daemons.append(
                 Daemon(box, haproxy, tmp_path / f"state{index}", pebble, extra=extra).start()
             )
-        roots = pebble.roots()
-        serials = []
         for haproxy in haproxies:
-            # Until every host saw the certificate, their reports' tls differ for a pass.
-            answer = eventually(
-                lambda h=haproxy: (a := verified(h.ip, NAME, roots))[0] == 200 and a,  # type: ignore[misc]
+            eventually(lambda h=haproxy: request(h.ip, host=NAME).status in (200, 301), timeout=60)  # type: ignore[misc]
+
+        def watch(ip: str) -> None:
+            looks = seen.setdefault(ip, [])
+            while not stop.is_set():
+                looks.append(look(ip, roots))
+                stop.wait(0.1)
+
+        watchers = [threading.Thread(target=watch, args=(h.ip,)) for h in haproxies]
+        for watcher in watchers:
+            watcher.start()
+        for haproxy in haproxies:
+            eventually(
+                lambda h=haproxy: seen.get(h.ip) and seen[h.ip][-1].https == 200,  # type: ignore[misc]
                 timeout=90,
                 interval=0.5,
                 what=f"HTTPS on {haproxy.name}",
             )
-            serials.append(answer[2])
-        assert serials[0] == serials[1]
+        time.sleep(3)  # a few looks more: HTTPS must stay
+        stop.set()
+        for watcher in watchers:
+            watcher.join(timeout=30)
+        serials = {verified(h.ip, NAME, roots)[2] for h in haproxies}
+        assert len(serials) == 1
         issued = [d.acme()["metrics"]["cosmonaut_acme_certificates_issued_total"] for d in daemons]
         assert sorted(issued) == [0, 1], issued
+
+        firsts = []
+        for looks in seen.values():
+            assert all(s.http in (200, 301) for s in looks), [
+                s for s in looks if s.http not in (200, 301)
+            ]
+            redirected = [s for s in looks if s.location == f"https://{NAME}/"]
+            assert all(s.https == 200 for s in redirected), [
+                s for s in redirected if s.https != 200
+            ]
+            first = next(i for i, s in enumerate(looks) if s.https == 200)
+            assert all(s.https == 200 for s in looks[first:]), looks[first:]
+            firsts.append(looks[first].at)
+        print(f"the second host served HTTPS {max(firsts) - min(firsts):.2f} s after the first")
     except BaseException:
         for daemon in daemons:
             print(daemon.tail())
         raise
     finally:
+        stop.set()
         for daemon in daemons:
             daemon.stop()
         other.cleanup()
@@ -417,8 +477,7 @@ def test_a_remote_registry_without_the_thumbprint_gets_no_order_until_its_option
         registry.restart({**OPTIONS, "acme_thumbprint": thumbprint})
         eventually(
             lambda: (
-                http_get(80, NAME, address=haproxy.ip).headers.get("location")
-                == f"https://{NAME}/"
+                http_get(80, NAME, address=haproxy.ip).headers.get("location") == f"https://{NAME}/"
             ),
             timeout=90,
             what="the redirect once the certificate is there",
