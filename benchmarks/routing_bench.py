@@ -238,9 +238,12 @@ def report(points: list[Point], args: argparse.Namespace) -> None:
             f"{point.requests_per_second:9.0f} {point.latency_ms:8.3f}ms {ratio}"
         )
     worst = min(
-        (p.requests_per_second / reference[(p.routing, p.mode, p.position)], p)
-        for p in points
-        if p.routing == "map" and p.services == max(q.services for q in points)
+        (
+            (p.requests_per_second / reference[(p.routing, p.mode, p.position)], p)
+            for p in points
+            if p.routing == "map" and p.services == max(q.services for q in points)
+        ),
+        key=lambda pair: pair[0],  # ratios tie (all 1.0 with --sizes 10): never compare points
     )
     print(
         f"map routing, worst ratio at {worst[1].services} services: {worst[0]:.2f} "
