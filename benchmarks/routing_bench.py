@@ -27,7 +27,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import BenchmarkFailed, run_benchmark  # noqa: E402
 from runtime.haproxy_check import haproxy_binary  # noqa: E402
-from tests.support.net import free_port  # noqa: E402
+from tests.support.net import haproxy_serving, listening, port_of  # noqa: E402
 
 BACKEND_CONFIG = """\
 global
@@ -64,17 +65,15 @@ class Point:
     latency_ms: float
 
 
-def wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchmarkFailed(f"{what} exited {process.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise BenchmarkFailed(f"{what} did not listen on 127.0.0.1:{port} within 60 s")
+@contextmanager
+def serving(haproxy: str, config: Path, front: socket.socket, what: str) -> Iterator[None]:
+    """haproxy on ``config``, serving on ``front`` (bound here and handed over)."""
+    try:
+        # From another directory: a map bundle finds its files itself (default-path config).
+        with haproxy_serving(haproxy, config, front, cwd="/", deadline=60):
+            yield
+    except AssertionError as failure:
+        raise BenchmarkFailed(f"{what}: {failure}") from None
 
 
 def payload(count: int, mode: str, backend: int) -> dict[str, Any]:
@@ -170,24 +169,17 @@ def measure_point(
     points: list[Point] = []
     with tempfile.TemporaryDirectory(prefix="routing-bench-") as name:
         directory = Path(name)
-        port = free_port()
-        config = compile_bundle(directory, count, mode, routing, port, backend)
-        process = subprocess.Popen(
-            [haproxy, "-f", str(config)], cwd="/", stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            wait_listening(port, process, f"haproxy on {count} {mode} services")
-            for position in positions:
-                index = 0 if position == "first" else count - 1
-                host = f"svc{index}.example.com" if mode == "host" else "unknown.test"
-                path = "/" if mode == "host" else f"/svc{index}/x"
-                url = f"http://127.0.0.1:{port}{path}"
-                rps, latency = drive(wrk, url, host, args.duration, args.connections)
-                points.append(Point(routing, mode, count, position, rps, latency))
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        with listening() as front:
+            port = port_of(front)
+            config = compile_bundle(directory, count, mode, routing, port, backend)
+            with serving(haproxy, config, front, f"haproxy on {count} {mode} services"):
+                for position in positions:
+                    index = 0 if position == "first" else count - 1
+                    host = f"svc{index}.example.com" if mode == "host" else "unknown.test"
+                    path = "/" if mode == "host" else f"/svc{index}/x"
+                    url = f"http://127.0.0.1:{port}{path}"
+                    rps, latency = drive(wrk, url, host, args.duration, args.connections)
+                    points.append(Point(routing, mode, count, position, rps, latency))
     return points
 
 
@@ -205,13 +197,14 @@ def main() -> int:
     if haproxy is None or wrk is None:
         raise BenchmarkFailed("needs haproxy and wrk (scripts/bootstrap installs both)")
     sizes = sorted(set(args.sizes) | {10})
-    with tempfile.TemporaryDirectory(prefix="routing-bench-backend-") as name:
-        backend = free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="routing-bench-backend-") as name,
+        listening() as front,
+    ):
+        backend = port_of(front)
         config = Path(name, "backend.cfg")
         config.write_text(BACKEND_CONFIG.format(port=backend))
-        server = subprocess.Popen([haproxy, "-f", str(config)], stdout=subprocess.DEVNULL)
-        try:
-            wait_listening(backend, server, "the backend haproxy")
+        with serving(haproxy, config, front, "the backend haproxy"):
             points: list[Point] = []
             for mode in ("host", "path"):
                 for count in sizes:
@@ -223,9 +216,6 @@ def main() -> int:
                     points += measure_point(
                         haproxy, wrk, backend, args, "acl", "host", count, ("last",)
                     )
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
     report(points, args)
     return 0
 
@@ -248,9 +238,12 @@ def report(points: list[Point], args: argparse.Namespace) -> None:
             f"{point.requests_per_second:9.0f} {point.latency_ms:8.3f}ms {ratio}"
         )
     worst = min(
-        (p.requests_per_second / reference[(p.routing, p.mode, p.position)], p)
-        for p in points
-        if p.routing == "map" and p.services == max(q.services for q in points)
+        (
+            (p.requests_per_second / reference[(p.routing, p.mode, p.position)], p)
+            for p in points
+            if p.routing == "map" and p.services == max(q.services for q in points)
+        ),
+        key=lambda pair: pair[0],  # ratios tie (all 1.0 with --sizes 10): never compare points
     )
     print(
         f"map routing, worst ratio at {worst[1].services} services: {worst[0]:.2f} "

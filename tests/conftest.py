@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 from hypothesis import settings
 
 from runtime.haproxy_check import HAPROXY_ENV, check_config, haproxy_binary
+from tests.support.net import refusing_port
 from tests.support.paths import ROOT, load_example
 from tests.support.required import check_marks, in_ci, parse_message, require
 
@@ -107,6 +108,14 @@ def assert_haproxy_accepts(haproxy: str) -> Callable[[str | Mapping[str, str]], 
         assert result.ok, f"haproxy -c refused the config:\n{result.output}\n---\n{shown}"
 
     return check
+
+
+@pytest.fixture
+def refusing_url() -> Iterator[str]:
+    """An http URL on loopback whose port refuses connections: bound for the test (so nothing
+    else listens there meanwhile), never listening. Port 9 may well answer somewhere."""
+    with refusing_port() as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +24,7 @@ from compiler.quoting import UnprintableValueError
 from grammar.maps import map_problems, parse_map
 from runtime.bundle import write_bundle
 from runtime.pipeline import compile_payload
+from tests.support.net import haproxy_serving, listening, port_of
 
 
 class _Named(BaseHTTPRequestHandler):
@@ -55,13 +54,6 @@ def servers() -> Iterator[dict[str, int]]:
     for server in started.values():
         server.shutdown()
         server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _payload(ports: dict[str, int]) -> dict[str, Any]:
@@ -99,9 +91,8 @@ def _payload(ports: dict[str, int]) -> dict[str, Any]:
 
 
 class _Running:
-    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.process = process
 
     def get(self, path: str, host: str | None, cookie: str | None = None) -> tuple[int, str, str]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
@@ -123,8 +114,7 @@ class _Running:
             connection.close()
 
 
-def _start(haproxy: str, ports: dict[str, int], routing: str, directory: Path) -> _Running:
-    port = _free_port()
+def _bundle(ports: dict[str, int], routing: str, port: int, directory: Path) -> Path:
     options = RenderOptions.model_validate(
         {
             "routing": routing,
@@ -141,23 +131,7 @@ def _start(haproxy: str, ports: dict[str, int], routing: str, directory: Path) -
     assert (len(result.files) > 1) == (routing == "map")
     directory.mkdir()
     write_bundle(str(directory / "haproxy.cfg"), result.files)
-    # Started from another directory: the config finds its maps itself (default-path config).
-    process = subprocess.Popen(
-        [haproxy, "-f", str(directory / "haproxy.cfg")],
-        cwd="/",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return _Running(port, process)
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("haproxy did not start listening")
+    return directory / "haproxy.cfg"
 
 
 @pytest.fixture(scope="module", params=["map", "acl"])
@@ -167,10 +141,12 @@ def proxy(
     servers: dict[str, int],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[_Running]:
-    running = _start(haproxy, servers, request.param, tmp_path_factory.mktemp("b") / "bundle")
-    yield running
-    running.process.terminate()
-    running.process.wait(timeout=10)
+    directory = tmp_path_factory.mktemp("b") / "bundle"
+    with listening() as front:
+        config = _bundle(servers, request.param, port_of(front), directory)
+        # Started from another directory: the config finds its maps itself (default-path config).
+        with haproxy_serving(haproxy, config, front, cwd="/"):
+            yield _Running(port_of(front))
 
 
 # (path, Host header) -> the service that answers; "" is HAProxy's 503 (no backend).

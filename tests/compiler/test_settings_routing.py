@@ -9,16 +9,17 @@ addresses) and 200 inside; headers set per service reach the server and the clie
 from __future__ import annotations
 
 import base64
+import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.net import free_port
+from tests.support.net import listening, port_of
 from tests.support.required import require
 from tests.support.settings_haproxy import (
     Backend,
@@ -43,6 +44,13 @@ def service(name: str, members: dict[str, Backend], **settings: Any) -> dict[str
     }
 
 
+@pytest.fixture
+def front() -> Iterator[socket.socket]:
+    """The socket haproxy serves on (it binds none itself)."""
+    with listening() as sock:
+        yield sock
+
+
 def eventually(condition: Callable[[], bool], what: str, limit: float = 10.0) -> None:
     """Poll until ``condition`` holds (health checks take a few intervals to act)."""
     deadline = time.monotonic() + limit
@@ -53,9 +61,9 @@ def eventually(condition: Callable[[], bool], what: str, limit: float = 10.0) ->
 
 
 def test_failing_health_check_marks_a_server_down_and_none_up_gives_503(
-    haproxy: str, tmp_path: Path
+    haproxy: str, front: socket.socket, tmp_path: Path
 ) -> None:
-    port = free_port()
+    port = port_of(front)
     with backends("good", "sick") as members:
         members["sick"].healthy = False
         health = {"path": "/healthz", "status": 200, "interval": "100ms", "rise": 1, "fall": 1}
@@ -64,7 +72,7 @@ def test_failing_health_check_marks_a_server_down_and_none_up_gives_503(
         )
         assert "option httpchk GET /healthz" in config
         assert "http-check expect status 200" in config
-        with running_haproxy(haproxy, config, port, tmp_path):
+        with running_haproxy(haproxy, config, front, tmp_path):
             # Once the check has run, every request goes to the healthy server only.
             eventually(
                 lambda: all(
@@ -83,15 +91,17 @@ def test_failing_health_check_marks_a_server_down_and_none_up_gives_503(
             assert get(port, "nobody.example.com").status == 503
 
 
-def test_weights_split_traffic_three_to_one(haproxy: str, tmp_path: Path) -> None:
-    port = free_port()
+def test_weights_split_traffic_three_to_one(
+    haproxy: str, front: socket.socket, tmp_path: Path
+) -> None:
+    port = port_of(front)
     with backends("heavy", "light") as members:
         entry = service("canary", members)
         entry["containers"][0]["weight"] = 3
         entry["containers"][1]["weight"] = 1
         config = compile_text(payload(entry), loopback_options(port))
         assert "weight 3" in config and "weight 1" in config
-        with running_haproxy(haproxy, config, port, tmp_path):
+        with running_haproxy(haproxy, config, front, tmp_path):
             names = Counter(get(port, "canary.example.com").json()["name"] for _ in range(400))
     assert set(names) == {"heavy", "light"}
     assert 300 * 0.9 <= names["heavy"] <= 300 * 1.1, names
@@ -123,8 +133,10 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def test_basic_auth_with_bcrypt_and_sha512_hashes(haproxy: str, tmp_path: Path) -> None:
-    port = free_port()
+def test_basic_auth_with_bcrypt_and_sha512_hashes(
+    haproxy: str, front: socket.socket, tmp_path: Path
+) -> None:
+    port = port_of(front)
     alice, bob = bcrypt_hash("wonderland"), sha512_hash("builder")
     assert alice.startswith("$2b$") and bob.startswith("$6$")
     with backends("app") as members:
@@ -136,7 +148,7 @@ def test_basic_auth_with_bcrypt_and_sha512_hashes(haproxy: str, tmp_path: Path) 
             payload(service("private", members, auth=auth)), loopback_options(port)
         )
         assert "userlist auth_private" in config
-        with running_haproxy(haproxy, config, port, tmp_path):
+        with running_haproxy(haproxy, config, front, tmp_path):
             host = "private.example.com"
             refused = get(port, host)
             assert refused.status == 401
@@ -147,21 +159,25 @@ def test_basic_auth_with_bcrypt_and_sha512_hashes(haproxy: str, tmp_path: Path) 
             assert get(port, host, headers=basic("bob", "builder")).status == 200
 
 
-def test_allow_list_refuses_other_sources_with_403(haproxy: str, tmp_path: Path) -> None:
-    port = free_port()
+def test_allow_list_refuses_other_sources_with_403(
+    haproxy: str, front: socket.socket, tmp_path: Path
+) -> None:
+    port = port_of(front)
     with backends("app") as members:
         config = compile_text(
             payload(service("inside", members, allow=["127.0.0.2/32", "fd00::/8"])),
             loopback_options(port),
         )
-        with running_haproxy(haproxy, config, port, tmp_path):
+        with running_haproxy(haproxy, config, front, tmp_path):
             assert get(port, "inside.example.com", source="127.0.0.1").status == 403
             allowed = get(port, "inside.example.com", source="127.0.0.2")
             assert allowed.status == 200 and allowed.json()["name"] == "app"
 
 
-def test_headers_reach_the_server_and_the_client(haproxy: str, tmp_path: Path) -> None:
-    port = free_port()
+def test_headers_reach_the_server_and_the_client(
+    haproxy: str, front: socket.socket, tmp_path: Path
+) -> None:
+    port = port_of(front)
     tricky = 'a "quoted" 100% it\'s #not-a-comment %[src] $HOME'
     with backends("app") as members:
         headers = {
@@ -174,7 +190,7 @@ def test_headers_reach_the_server_and_the_client(haproxy: str, tmp_path: Path) -
         config = compile_text(
             payload(service("hdr", members, headers=headers)), loopback_options(port)
         )
-        with running_haproxy(haproxy, config, port, tmp_path):
+        with running_haproxy(haproxy, config, front, tmp_path):
             answer = get(port, "hdr.example.com", headers={"X-Env": "from the client"})
     assert answer.status == 200
     seen = {name.lower(): value for name, value in answer.json()["headers"].items()}

@@ -20,7 +20,7 @@ import pytest
 from compiler.options import RenderOptions
 from runtime.bundle import write_bundle
 from runtime.pipeline import compile_payload
-from tests.support.net import echo_server, free_port, wait_listening
+from tests.support.net import echo_server, haproxy_serving, listening, port_of
 from tests.support.tls_certs import Answer, http_get, https_get, write_pem
 
 THUMBPRINT = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg"  # 43 base64url characters
@@ -99,17 +99,25 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def fronts() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """The HTTP and HTTPS sockets haproxy serves on: bound here and handed over."""
+    with listening() as http, listening() as https:
+        yield http, https
+
+
 @pytest.fixture(scope="module", params=["auto", "map"], ids=["acl-routing", "map-routing"])
 def running(
     request: pytest.FixtureRequest,
     haproxy: str,
     certs: Path,
+    fronts: tuple[socket.socket, socket.socket],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     """Every test below runs against both routings: ACLs (four services under `auto`) and
     map files, whose frontend needs the HTTPS bind and the ACME answer too."""
     servers = {name: echo_server(name) for name in "abcd"}
-    http, https = free_port(), free_port()
+    http, https = (port_of(front) for front in fronts)
     options = run_options(http, https, certs, hsts_max_age=300, routing=request.param)
     result = compile_payload(
         payload({n: port for n, (_, port) in servers.items()}), options=options
@@ -124,14 +132,10 @@ def running(
         [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, cwd="/"
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    process = subprocess.Popen([haproxy, "-db", "-f", str(path)], stderr=subprocess.PIPE, cwd="/")
     try:
-        wait_listening(http, process)
-        wait_listening(https, process)
-        yield Running(http, https, result.text)
+        with haproxy_serving(haproxy, path, *fronts, cwd="/"):
+            yield Running(http, https, result.text)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         for server, _ in servers.values():
             server.shutdown()
 

@@ -13,7 +13,6 @@ import contextlib
 import json
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pytest
 from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
 from runtime.stores.sqlite import SQLiteStore
-from tests.support.net import echo_server, free_port, wait_listening
+from tests.support.net import echo_server, haproxy_serving, listening, port_of
 from tests.support.pebble import Pebble, require_pebble
 from tests.support.tls_certs import write_pem
 
@@ -32,9 +31,16 @@ NAME = "app.example.test"
 
 
 @pytest.fixture
-def pebble(tmp_path: Path) -> Iterator[Pebble]:
+def http_front() -> Iterator[socket.socket]:
+    """The HTTP socket of every haproxy of a test, where pebble validates HTTP-01."""
+    with listening() as sock:
+        yield sock
+
+
+@pytest.fixture
+def pebble(tmp_path: Path, http_front: socket.socket) -> Iterator[Pebble]:
     require_pebble()
-    server = Pebble(tmp_path).start()
+    server = Pebble(tmp_path, http_port=port_of(http_front)).start()
     try:
         yield server
     finally:
@@ -43,12 +49,11 @@ def pebble(tmp_path: Path) -> Iterator[Pebble]:
 
 @contextlib.contextmanager
 def haproxy_for(
-    haproxy: str, pebble: Pebble, folder: Path, thumbprint: str, certs: Path
+    haproxy: str, http: socket.socket, folder: Path, thumbprint: str, certs: Path
 ) -> Iterator[int]:
-    """A haproxy answering challenges on pebble's HTTP port, serving ``certs`` on HTTPS (the
-    port it yields); ``NAME`` goes to an echo backend."""
+    """A haproxy answering challenges on ``http`` (pebble's HTTP port), serving ``certs`` on
+    HTTPS (the port it yields); ``NAME`` goes to an echo backend."""
     backend, backend_port = echo_server("app")
-    https = free_port()
     payload = {
         "table": "acme-test",
         "running": [],
@@ -61,30 +66,27 @@ def haproxy_for(
             }
         ],
     }
-    options = RenderOptions.model_validate(
-        {
-            "bind_address": "127.0.0.1",
-            "bind_port": pebble.http_port,
-            "log_targets": [],
-            "user": None,
-            "group": None,
-            "daemon": False,
-            "health_check": {"enabled": False},
-            "tls": {"certs_dir": str(certs), "bind_port": https},
-            "acme_thumbprint": thumbprint,
-        }
-    )
-    config = folder / "haproxy.cfg"
-    config.write_text(compile_payload(payload, options=options).text)
-    process = subprocess.Popen([haproxy, "-db", "-f", str(config)], stderr=subprocess.PIPE)
-    try:
-        wait_listening(pebble.http_port, process)
-        wait_listening(https, process)
-        yield https
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        backend.shutdown()
+    with listening() as https:
+        options = RenderOptions.model_validate(
+            {
+                "bind_address": "127.0.0.1",
+                "bind_port": port_of(http),
+                "log_targets": [],
+                "user": None,
+                "group": None,
+                "daemon": False,
+                "health_check": {"enabled": False},
+                "tls": {"certs_dir": str(certs), "bind_port": port_of(https)},
+                "acme_thumbprint": thumbprint,
+            }
+        )
+        config = folder / "haproxy.cfg"
+        config.write_text(compile_payload(payload, options=options).text)
+        try:
+            with haproxy_serving(haproxy, config, http, https):
+                yield port_of(https)
+        finally:
+            backend.shutdown()
 
 
 def served(port: int, roots: str) -> tuple[int, dict[str, object]]:
@@ -114,7 +116,7 @@ def account(tmp_path: Path, store: SQLiteStore, holder: str = "host-a") -> tuple
 
 
 def test_certificate_issued_through_http01_answered_by_haproxy(
-    pebble: Pebble, haproxy: str, tmp_path: Path
+    pebble: Pebble, haproxy: str, http_front: socket.socket, tmp_path: Path
 ) -> None:
     from cosmonaut.acme.client import AcmeClient, new_account_key, thumbprint
 
@@ -122,19 +124,19 @@ def test_certificate_issued_through_http01_answered_by_haproxy(
     certs = tmp_path / "certs"
     certs.mkdir()
     write_pem(certs, "00-default.pem", "default.invalid")  # HAProxy refuses an empty folder
-    with haproxy_for(haproxy, pebble, tmp_path, thumbprint(key), certs):
+    with haproxy_for(haproxy, http_front, tmp_path, thumbprint(key), certs):
         client = AcmeClient(pebble.directory, key, email=None, verify=str(pebble.ca))
         issued = client.order(NAME)
     assert issued.name == NAME and issued.not_after > issued.not_before
     (certs / f"{NAME}.acme.pem").write_bytes(issued.pem())
-    with haproxy_for(haproxy, pebble, tmp_path, thumbprint(key), certs) as https:
+    with haproxy_for(haproxy, http_front, tmp_path, thumbprint(key), certs) as https:
         status, certificate = served(https, pebble.roots())
     assert status == 200
     assert ("DNS", NAME) in certificate["subjectAltName"]  # type: ignore[operator]
 
 
 def test_a_refusing_ca_is_reported_with_its_words(
-    pebble: Pebble, haproxy: str, tmp_path: Path
+    pebble: Pebble, haproxy: str, http_front: socket.socket, tmp_path: Path
 ) -> None:
     from cosmonaut.acme.client import AcmeClient, AcmeError, new_account_key, thumbprint
 
@@ -143,14 +145,14 @@ def test_a_refusing_ca_is_reported_with_its_words(
     certs = tmp_path / "certs"
     certs.mkdir()
     write_pem(certs, "00-default.pem", "default.invalid")
-    with haproxy_for(haproxy, pebble, tmp_path, thumbprint(key), certs):
+    with haproxy_for(haproxy, http_front, tmp_path, thumbprint(key), certs):
         client = AcmeClient(pebble.directory, key, email=None, verify=str(pebble.ca))
         with pytest.raises(AcmeError, match="badNonce"):
             client.order(NAME)
 
 
 def test_manager_orders_then_renews_when_the_clock_says_so(
-    pebble: Pebble, haproxy: str, tmp_path: Path
+    pebble: Pebble, haproxy: str, http_front: socket.socket, tmp_path: Path
 ) -> None:
     from cosmonaut.acme.client import AcmeClient
     from cosmonaut.acme.manager import CertificateManager
@@ -167,7 +169,7 @@ def test_manager_orders_then_renews_when_the_clock_says_so(
     certs = tmp_path / "certs"
     certs.mkdir()
     write_pem(certs, "00-default.pem", "default.invalid")
-    with haproxy_for(haproxy, pebble, tmp_path, print_, certs):
+    with haproxy_for(haproxy, http_front, tmp_path, print_, certs):
         manager.want([NAME])
         manager.tick()
         first = vault.certificate(NAME)
@@ -182,14 +184,14 @@ def test_manager_orders_then_renews_when_the_clock_says_so(
     assert manager.metrics.values["cosmonaut_acme_certificates_issued_total"] == 2
     assert (tmp_path / "registry.db").stat().st_mode & 0o777 == 0o600  # keys inside
     (certs / f"{NAME}.acme.pem").write_bytes(second.pem())
-    with haproxy_for(haproxy, pebble, tmp_path, print_, certs) as https:
+    with haproxy_for(haproxy, http_front, tmp_path, print_, certs) as https:
         status, certificate = served(https, pebble.roots())
     assert status == 200
     assert int(str(certificate["serialNumber"]), 16) == _serial(second.fullchain)
 
 
 def test_two_hosts_sharing_a_registry_order_one_certificate(
-    pebble: Pebble, haproxy: str, tmp_path: Path
+    pebble: Pebble, haproxy: str, http_front: socket.socket, tmp_path: Path
 ) -> None:
     from cosmonaut.acme.client import AcmeClient
     from cosmonaut.acme.manager import CertificateManager
@@ -206,7 +208,7 @@ def test_two_hosts_sharing_a_registry_order_one_certificate(
     certs = tmp_path / "certs"
     certs.mkdir()
     write_pem(certs, "00-default.pem", "default.invalid")
-    with haproxy_for(haproxy, pebble, tmp_path, print_, certs):
+    with haproxy_for(haproxy, http_front, tmp_path, print_, certs):
         for manager in managers:
             manager.want([NAME])
         threads = [threading.Thread(target=m.tick) for m in managers]

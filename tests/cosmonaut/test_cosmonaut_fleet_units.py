@@ -316,8 +316,8 @@ def test_remote_fetch_keeps_the_urls_query(server: RegistryServer) -> None:
     assert remote.fetch("fleet") is not None
 
 
-def test_an_unreachable_registry_is_unavailable_not_refused() -> None:
-    remote = RemoteRegistry("http://127.0.0.1:9/", retries=1, backoff=0.01, timeout=1)
+def test_an_unreachable_registry_is_unavailable_not_refused(refusing_url: str) -> None:
+    remote = RemoteRegistry(refusing_url, retries=1, backoff=0.01, timeout=1)
     with pytest.raises(RegistryUnavailable, match="unreachable"):
         remote.fetch("fleet")
     with pytest.raises(RegistryUnavailable, match="unreachable"):

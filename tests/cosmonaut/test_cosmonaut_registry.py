@@ -54,11 +54,9 @@ def test_a_refused_payload_is_not_retried_and_says_why(server: RegistryServer) -
     assert [d.path for d in caught.value.diagnostics] == ["$.table"]
 
 
-def test_unreachable_is_retried_with_backoff() -> None:
+def test_unreachable_is_retried_with_backoff(refusing_url: str) -> None:
     sleeps: list[float] = []
-    remote = RemoteRegistry(
-        "http://127.0.0.1:9/", retries=3, backoff=0.1, timeout=1, sleep=sleeps.append
-    )
+    remote = RemoteRegistry(refusing_url, retries=3, backoff=0.1, timeout=1, sleep=sleeps.append)
     with pytest.raises(RegistryError, match="unreachable") as caught:
         remote.compile(payload())
     assert remote.attempts == 4
@@ -108,8 +106,8 @@ def test_server_errors_are_retried_and_plain_text_is_understood() -> None:
     assert [(d.path, d.severity) for d in result.diagnostics] == [("$.running[0]", "warning")]
 
 
-def test_close_interrupts_the_backoff() -> None:
-    remote = RemoteRegistry("http://127.0.0.1:9/", retries=5, backoff=30, timeout=1)
+def test_close_interrupts_the_backoff(refusing_url: str) -> None:
+    remote = RemoteRegistry(refusing_url, retries=5, backoff=30, timeout=1)
     threading.Timer(0.2, remote.close).start()
     with pytest.raises(RegistryError):
         remote.compile(payload())

@@ -21,7 +21,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from tests.support.cosmonaut_e2e import (
     short,
     stop_process,
 )
-from tests.support.net import free_port
+from tests.support.net import Relay
 
 TTL = 4  # LAMBDA_REGISTRY_HOST_TTL of the registry: a silent host leaves after 4 s
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
@@ -49,22 +49,30 @@ API = {"cosmonaut.service": "api", "cosmonaut.predicate": "api.example", "cosmon
 
 
 class Registry:
-    """``lambda-registry serve``'s server over DynamoDB (moto), stoppable and restartable on
-    the same port with the same app (and so the same table contents)."""
+    """``lambda-registry serve``'s server over DynamoDB (moto), stoppable and restartable with
+    the same app (and so the same table contents) behind one URL: a port held here for the
+    whole test (``Relay``), so no other process can take it while the registry is down."""
 
     def __init__(self, app: RegistryApp) -> None:
         self.app = app
-        self.server: RegistryServer | None = RegistryServer("127.0.0.1", 0, app).start()
-        self.port = self.server.address[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.front = Relay()
+        self.url = f"http://127.0.0.1:{self.front.port}/"
+        self.server: RegistryServer | None = None
+        self.start()
 
     def stop(self) -> None:
+        self.front.target = None
         if self.server is not None:
             self.server.stop()
             self.server = None
 
     def start(self) -> None:
-        self.server = RegistryServer("127.0.0.1", self.port, self.app).start()
+        self.server = RegistryServer("127.0.0.1", 0, self.app).start()
+        self.front.target = self.server.address[1]
+
+    def close(self) -> None:
+        self.stop()
+        self.front.close()
 
 
 @pytest.fixture
@@ -79,7 +87,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     try:
         yield running
     finally:
-        running.stop()
+        running.close()
         moto.stop()
 
 
@@ -103,8 +111,8 @@ class Cosmonaut:
     url: str
     table: str
     extra: tuple[str, ...] = ()
-    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    log_start: int = 0  # where this start's lines begin in the log
 
     @property
     def log(self) -> Path:
@@ -112,6 +120,7 @@ class Cosmonaut:
 
     def start(self) -> Cosmonaut:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0
         command = [
             sys.executable,
             "-m",
@@ -138,7 +147,7 @@ class Cosmonaut:
             "--state-dir",
             str(self.state_dir),
             "--metrics-address",
-            f"127.0.0.1:{self.metrics_port}",
+            "127.0.0.1:0",  # the port it binds is in its 'metrics' log line
             *self.extra,
         ]
         with self.log.open("ab") as log:
@@ -158,10 +167,20 @@ class Cosmonaut:
         document: dict[str, Any] = json.loads(cosmonaut_status(self.state_dir, "json"))
         return document
 
+    def metrics_url(self) -> str:
+        """The address the 'metrics' log line of this start names."""
+        with self.log.open("rb") as log:
+            log.seek(self.log_start)
+            for line in log:
+                if line.startswith(b"{") and line.endswith(b"\n"):  # a complete JSON line
+                    entry = json.loads(line)
+                    if entry.get("event") == "metrics":
+                        return str(entry["address"])
+        raise AssertionError(f"{self.host_id}: no 'metrics' log line yet")
+
     def metrics(self) -> dict[str, float]:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with opener.open(url, timeout=2) as response:
+        with opener.open(self.metrics_url(), timeout=2) as response:
             text = response.read().decode()
         values = {}
         for line in text.splitlines():

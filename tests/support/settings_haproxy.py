@@ -2,7 +2,8 @@
 
 Each backend answers ``name=<its name>`` plus the request headers it saw, as JSON; its
 health path answers 200 or 500 as the test says. haproxy runs in the foreground (``-db``)
-with a config the compiler produced, bound to a free loopback port.
+with a config the compiler produced, on a loopback socket the test bound and hands over
+(``tests.support.net.haproxy_serving``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
+from tests.support.net import haproxy_serving
 
 
 @dataclass
@@ -90,37 +90,15 @@ def compile_text(payload: dict[str, Any], options: RenderOptions) -> str:
 
 
 @contextmanager
-def running_haproxy(binary: str, config: str, port: int, tmp_path: Path) -> Iterator[None]:
+def running_haproxy(
+    binary: str, config: str, front: socket.socket, tmp_path: Path
+) -> Iterator[None]:
+    """haproxy on ``config``, compiled with ``loopback_options(port_of(front))``, serving on
+    ``front``."""
     path = tmp_path / "haproxy.cfg"
     path.write_text(config)
-    process = subprocess.Popen(
-        [binary, "-db", "-f", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise AssertionError(f"haproxy exited {process.returncode}:\n{output}\n{config}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("haproxy did not listen within 10 s") from None
-                time.sleep(0.05)
+    with haproxy_serving(binary, path, front):
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
 
 
 @dataclass(frozen=True)
