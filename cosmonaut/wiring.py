@@ -43,11 +43,10 @@ from cosmonaut.registry.remote import RemoteRegistry
 from cosmonaut.state import History, default_state_dir
 from runtime.backoff import Backoff
 from runtime.cli.exits import Exit
-from runtime.config import HOST_TTL_ENV, load_render_options
+from runtime.config import host_ttl_env, load_render_options
 from runtime.files import write_atomic
-from runtime.fleet import DEFAULT_TTL
 from runtime.stores import Store, StoreError
-from runtime.stores.select import choose_store, number_setting
+from runtime.stores.select import choose_store
 
 RESYNC = 60.0
 FLEET_RESYNC = 30.0
@@ -396,8 +395,8 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
             file="--registry-auth",
         )
     store = choose_store(args.store, local_default=f"sqlite:{state_dir / 'registry.db'}")
-    host_ttl = number_setting(os.environ, HOST_TTL_ENV, default=DEFAULT_TTL, minimum=1.0)
-    return LocalRegistry(store, load_render_options(args.options, args.compat), host_ttl=host_ttl)
+    options = load_render_options(args.options, args.compat)
+    return LocalRegistry(store, options, host_ttl=host_ttl_env(os.environ))
 
 
 def resync_interval(given: float | None, *, fleet: str | None) -> float:

@@ -5,9 +5,11 @@ against ``lambda-registry serve``), the poller and what the loop does with what 
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +19,10 @@ from compiler.models import Payload
 from cosmonaut import cli as cosmonaut_cli
 from cosmonaut.apply.container import HaproxyTarget
 from cosmonaut.apply.reload import Applier
+from cosmonaut.daemon.loop import Daemon, Schedule
 from cosmonaut.daemon.sync import PassResult, Syncer
 from cosmonaut.daemon.trigger import Trigger
+from cosmonaut.daemon.watcher import Watcher
 from cosmonaut.discovery.containers import (
     PUBLISHED,
     Discoverer,
@@ -409,32 +413,94 @@ def test_poller_thread_stops() -> None:
     assert len(registry.asked) == asked
 
 
+class WaitingClock:
+    """The monotonic clock, telling when another thread reads it. The trigger reads it under
+    its lock and keeps the lock until it waits, so what the test does under that lock next
+    (an offer) happens while that thread waits, however slow the machine: no race decides
+    whether the offer came before the wait."""
+
+    def __init__(self) -> None:
+        self.read = threading.Event()
+        self._test_thread = threading.get_ident()
+
+    def __call__(self) -> float:
+        if threading.get_ident() != self._test_thread:
+            self.read.set()
+        return time.monotonic()
+
+
+# The loop waits for events up to its next resync. An hour here: only an offer can end the
+# wait during the test, whose own waits (a guard against a hang) are a minute at most.
+RESYNC = 3600.0
+HANG_GUARD = 60.0
+
+
 def test_an_offer_wakes_the_loop_but_never_closes_a_batch() -> None:
-    trigger = Trigger()
+    clock = WaitingClock()
+    trigger = Trigger(clock)
     polled = Polled("global\n", '"x"', 0)
-    # No timeout: only the offer can end this wait.
     waited: list[object] = []
-    waiting = threading.Thread(target=lambda: waited.append(trigger.wait_batch(0.01, 1.0, None)))
+    waiting = threading.Thread(
+        target=lambda: waited.append(trigger.wait_batch(0.01, 1.0, RESYNC)), daemon=True
+    )
     waiting.start()
-    threading.Timer(0.05, trigger.offer, args=(polled,)).start()
-    waiting.join(timeout=10)
+    assert clock.read.wait(HANG_GUARD), "wait_batch never looked at its clock"
+    trigger.offer(polled)  # the waiting thread is inside its wait now
+    waiting.join(HANG_GUARD)
     if waiting.is_alive():
         trigger.stop()  # let the thread go before failing
-        pytest.fail("an offer did not wake the loop")
+        pytest.fail("an offer did not wake the loop: it would wait for the resync")
     assert waited == [None]
     assert trigger.take_offer() == polled
     assert trigger.take_offer() is None
     trigger.notify("start web1", "web1")
     trigger.offer(polled)
-    batch = trigger.wait_batch(0.01, 1.0, timeout=10)
+    batch = trigger.wait_batch(0.01, 1.0, timeout=HANG_GUARD)
     assert batch is not None and batch.reasons == ("start web1",)
+
+
+def test_a_polled_config_is_applied_at_once_not_at_the_next_resync() -> None:
+    """The daemon, its resync an hour away and no engine to send events: the poller's offer
+    (``deliver`` is ``Trigger.offer``) alone makes it apply the polled config."""
+    # Nothing answers here: the watcher never connects, so it never wakes the loop, and the
+    # apply fails (the pass is recorded all the same).
+    engine = Engine(environment={"DOCKER_HOST": "unix:///nonexistent/cosmonaut-test.sock"})
+    sync = syncer(engine=engine)
+    mine = container("web1")
+    listed(sync, mine)
+    clock = WaitingClock()
+    trigger = Trigger(clock)
+    passes: queue.Queue[PassResult] = queue.Queue()
+    daemon = Daemon(
+        sync,
+        trigger,
+        Watcher(engine, trigger),
+        schedule=Schedule(resync_interval=RESYNC),
+        on_pass=passes.put,
+    )
+    running = threading.Thread(target=daemon.run, daemon=True)
+    running.start()
+    try:
+        assert clock.read.wait(HANG_GUARD), "the loop never waited for a batch"
+        text = f"backend web\n    server {mine.short_id} 10.88.0.2:8080\n"
+        trigger.offer(Polled(text, '"theirs"', sync.generation))
+        try:
+            first = passes.get(timeout=HANG_GUARD)
+        except queue.Empty:
+            pytest.fail("the polled config waited for the resync: the offer did not wake the loop")
+    finally:
+        daemon.stop()
+        running.join(HANG_GUARD)
+    assert first.reasons == ("poll",)
+    assert sync.etag == '"theirs"'  # apply_polled ran with the offer
+    assert first.failure == "docker"
 
 
 # -- what the loop does with a polled config --------------------------------------------------
 
 
-def syncer(registry: Any = None) -> Syncer:
-    engine = Engine()  # never connected: these tests make no Docker call
+def syncer(registry: Any = None, engine: Engine | None = None) -> Syncer:
+    engine = engine or Engine()  # by default never connected: these tests make no Docker call
     discoverer = Discoverer(engine, haproxy_container="haproxy")
     applier = Applier(HaproxyTarget(engine, discoverer))
     return Syncer(discoverer, registry or LocalRegistry(MemoryStore()), applier, table="fleet")

@@ -5,7 +5,8 @@ botocore and known test credentials: it rebuilds the request from what it receiv
 path, the signed headers, the body), signs it again with the secret it knows and the
 ``X-Amz-Date`` it was sent, and compares. The requests are addressed to real API Gateway and
 function URL host names (what the signature covers) and delivered to loopback
-(``RemoteRegistry(connect_to=...)``).
+(``RemoteRegistry(connect_to=...)``). Both ends are botocore, so AWS's published SigV4 test
+suite is the oracle outside it: our signer and that verifier must reproduce its signatures.
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ def verify_sigv4(
     secret: str,
     service: str,
     region: str,
+    now: datetime.datetime | None = None,
 ) -> str | None:
     """``None`` if the request is signed by ``ACCESS_KEY`` with ``secret`` for ``service`` in
-    ``region``, else why not. ``headers`` have lower-cased names."""
+    ``region``, at most 5 minutes from ``now`` (the clock's), else why not. ``headers`` have
+    lower-cased names."""
     match = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
     if match is None:
         return "no SigV4 Authorization header"
@@ -77,7 +80,7 @@ def verify_sigv4(
         return "no X-Amz-Date"
     if (
         stamp[:8] != match["day"]
-        or abs((datetime.datetime.now(datetime.UTC) - when).total_seconds()) > 300
+        or abs(((now or datetime.datetime.now(datetime.UTC)) - when).total_seconds()) > 300
     ):
         return "stale or inconsistent date"
     names = match["signed"].split(";")
@@ -231,6 +234,134 @@ def _remote(url: str, endpoint: SigV4Endpoint, **options: Any) -> RemoteRegistry
 def test_aws_endpoint_from_the_url(url: str, service: str | None, region: str | None) -> None:
     expected = AwsEndpoint(service, region) if service else None
     assert aws_endpoint(url) == expected
+
+
+# -- SigV4: AWS's published test suite --------------------------------------------------------
+
+# AWS's Signature Version 4 test suite (https://docs.aws.amazon.com/general/latest/gr/
+# signature-v4-test-suite.html), as AWS's own JavaScript SDK carries it:
+# aws/aws-sdk-js-v3, packages/signature-v4/src/suite.fixture.ts (get-vanilla also in
+# awslabs/aws-c-auth, tests/aws-signing-test-suite/v4/). Every vector signs with AKIDEXAMPLE,
+# the SECRET above, at 20150830T123600Z, for the service "service" in us-east-1. The
+# signatures are AWS's, not botocore's: they hold our signer (and the verifier above, both
+# built on botocore) to what AWS computes.
+SUITE_TIME = datetime.datetime(2015, 8, 30, 12, 36, 0)
+SUITE_SCOPE = "Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request"
+SUITE_STS_TOKEN = (
+    "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmx"
+    "fpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0K"
+    "PkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbq"
+    "BAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA=="
+)
+HOST = "https://example.amazonaws.com"
+UNRESERVED = "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+FORM = "application/x-www-form-urlencoded"
+# (name, method, URL, headers given to the signer, body, session token, signed headers,
+# signature)
+SUITE = [
+    ("get-vanilla", "GET", "/", {}, b"", None, "host;x-amz-date",
+     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
+    ("get-vanilla-query-order-key-case", "GET", "/?Param2=value2&Param1=value1", {}, b"", None,
+     "host;x-amz-date", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"),
+    ("get-vanilla-empty-query-key", "GET", "/?Param1=value1", {}, b"", None, "host;x-amz-date",
+     "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb"),
+    ("get-vanilla-query-unreserved", "GET", f"/?{UNRESERVED}={UNRESERVED}", {}, b"", None,
+     "host;x-amz-date", "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"),
+    # The query as it travels, percent-encoded (the signer encodes the path itself).
+    ("get-vanilla-utf8-query", "GET", "/?%E1%88%B4=bar", {}, b"", None, "host;x-amz-date",
+     "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04"),
+    ("get-unreserved", "GET", f"/{UNRESERVED}", {}, b"", None, "host;x-amz-date",
+     "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"),
+    ("get-utf8", "GET", "/\u1234", {}, b"", None, "host;x-amz-date",
+     "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"),
+    ("get-header-value-trim", "GET", "/", {"My-Header1": "value1", "My-Header2": '"a   b   c"'},
+     b"", None, "host;my-header1;my-header2;x-amz-date",
+     "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"),
+    ("post-vanilla", "POST", "/", {}, b"", None, "host;x-amz-date",
+     "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"),
+    ("post-vanilla-query", "POST", "/?Param1=value1", {}, b"", None, "host;x-amz-date",
+     "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"),
+    ("post-header-key-sort", "POST", "/", {"My-Header1": "value1"}, b"", None,
+     "host;my-header1;x-amz-date",
+     "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c"),
+    ("post-header-value-case", "POST", "/", {"My-Header1": "VALUE1"}, b"", None,
+     "host;my-header1;x-amz-date",
+     "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"),
+    ("post-x-www-form-urlencoded", "POST", "/", {"Content-Type": FORM}, b"Param1=value1", None,
+     "content-type;host;x-amz-date",
+     "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"),
+    ("post-x-www-form-urlencoded-parameters", "POST", "/",
+     {"Content-Type": f"{FORM}; charset=utf8"}, b"Param1=value1", None,
+     "content-type;host;x-amz-date",
+     "1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe"),
+    ("post-sts-header-before", "POST", "/", {}, b"", SUITE_STS_TOKEN,
+     "host;x-amz-date;x-amz-security-token",
+     "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def suite_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's signer reads the time here: it is the suite's."""
+    import botocore.auth
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: SUITE_TIME)
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "given", "body", "token", "signed", "signature"),
+    [pytest.param(*vector[1:], id=vector[0]) for vector in SUITE],
+)
+def test_sigv4_signer_matches_the_aws_test_suite(
+    suite_clock: None,
+    method: str,
+    target: str,
+    given: dict[str, str],
+    body: bytes,
+    token: str | None,
+    signed: str,
+    signature: str,
+) -> None:
+    signer = SigV4Signer("service", "us-east-1", Credentials(ACCESS_KEY, SECRET, token))
+    added = signer.headers(method, HOST + target, given, body)
+    assert added["X-Amz-Date"] == "20150830T123600Z"
+    assert added["Authorization"] == (
+        f"AWS4-HMAC-SHA256 {SUITE_SCOPE}, SignedHeaders={signed}, Signature={signature}"
+    )
+    if token is not None:
+        assert added["X-Amz-Security-Token"] == token
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "given", "body", "token", "signed", "signature"),
+    [pytest.param(*vector[1:], id=vector[0]) for vector in SUITE if vector[5] is None],
+)
+def test_the_test_verifier_accepts_the_aws_test_suite(
+    method: str,
+    target: str,
+    given: dict[str, str],
+    body: bytes,
+    token: str | None,
+    signed: str,
+    signature: str,
+) -> None:
+    """The endpoint's verifier above, held to AWS's signatures too: it accepts each signed
+    request of the suite, and refuses it with one hex digit of the signature changed."""
+    headers = {name.lower(): value for name, value in given.items()}
+    headers["host"] = "example.amazonaws.com"
+    headers["x-amz-date"] = "20150830T123600Z"
+    authorization = f"AWS4-HMAC-SHA256 {SUITE_SCOPE}, SignedHeaders={signed}, Signature="
+    check = {
+        "secret": SECRET,
+        "service": "service",
+        "region": "us-east-1",
+        "now": SUITE_TIME.replace(tzinfo=datetime.UTC),
+    }
+    headers["authorization"] = authorization + signature
+    assert verify_sigv4(method, target, headers, body, **check) is None
+    flipped = "0" if signature[-1] != "0" else "1"
+    headers["authorization"] = authorization + signature[:-1] + flipped
+    assert verify_sigv4(method, target, headers, body, **check) == "signature mismatch"
 
 
 # -- SigV4 ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -144,22 +143,8 @@ def _report(host: str, services: dict[str, str]) -> str:
     )
 
 
-@pytest.mark.parametrize(("ttl", "kept"), [("1", False), (None, True)])
-def test_compile_expires_silent_hosts_after_the_environments_host_ttl(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ttl: str | None, kept: bool
-) -> None:
-    if ttl is None:
-        monkeypatch.delenv("LAMBDA_REGISTRY_HOST_TTL", raising=False)
-    else:
-        monkeypatch.setenv("LAMBDA_REGISTRY_HOST_TTL", ttl)
-    store = f"sqlite:{tmp_path / 'state.db'}"
-    first = run_cli("compile", "-", "--store", store, stdin=_report("host-a", {"web": "w.example"}))
-    assert first.returncode == 0, first.stderr
-    assert "backend web" in first.stdout
-    time.sleep(1.5)  # host-a says nothing for longer than 1 s, and far less than 90 s
-    later = run_cli("compile", "-", "--store", store, stdin=_report("host-b", {"api": "a.example"}))
-    assert later.returncode == 0, later.stderr
-    assert ("backend web" in later.stdout) == kept
+# How long compile, the handler, serve and state show keep a silent host (the lease):
+# tests/runtime/test_fleet.py.
 
 
 def test_a_bad_host_ttl_is_a_usage_error_naming_the_variable(

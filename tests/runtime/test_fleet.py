@@ -510,3 +510,126 @@ def test_state_show_lists_hosts_and_forget_host_removes_one(tmp_path: Path, tabl
     assert sorted(store.hosts(table)) == ["host-b"]
     missing = run_cli("state", "forget-host", table, "host-a", "--yes", "--store", spec)
     assert missing.returncode == 2 and "no host 'host-a'" in missing.stderr
+
+
+# -- the lease from LAMBDA_REGISTRY_HOST_TTL, at every entry point --------------------------------
+
+# Two hosts reported before the test: "early" 120 s ago (older than the default lease of 90 s,
+# younger than an hour), "late" 30 s ago (younger than the default, older than 10 s). The
+# margins (30 s and more) are far above what a slow run adds to their ages.
+EARLY_AGE, LATE_AGE = 120.0, 30.0
+LEASES = [
+    pytest.param(None, {"late"}, id="default-90s"),
+    pytest.param("3600", {"early", "late"}, id="an-hour"),
+    pytest.param("10", set(), id="10s"),
+]
+
+
+@pytest.fixture
+def aged(tmp_path: Path, table: str) -> str:
+    """A SQLite store (its spec) holding the two aged hosts' reports."""
+    import time
+
+    store = SQLiteStore(tmp_path / "state.db")
+    now = time.time()
+    for host, age, ip in (("early", EARLY_AGE, "10.0.1.1:80"), ("late", LATE_AGE, "10.0.2.1:80")):
+        payload = report(table, host, {host: (f"{host}.example.com", [container(host, ip)])})
+        compile_payload(payload, store=store, clock=lambda age=age: now - age, host_ttl=LONG_TTL)
+    return f"sqlite:{tmp_path / 'state.db'}"
+
+
+def lease_env(store: str, ttl: str | None) -> dict[str, str]:
+    env = {**os.environ, "LAMBDA_REGISTRY_STORE": store}
+    env.pop("LAMBDA_REGISTRY_HOST_TTL", None)
+    if ttl is not None:
+        env["LAMBDA_REGISTRY_HOST_TTL"] = ttl
+    return env
+
+
+def routed(config: str) -> set[str]:
+    return {backend for backend, members in servers(config).items() if members}
+
+
+@pytest.mark.parametrize(("ttl", "live"), LEASES)
+def test_compile_keeps_the_hosts_the_environments_lease_keeps(
+    aged: str, table: str, ttl: str | None, live: set[str]
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    payload = report(table, "now", {"now": ("now.example.com", [container("now", "10.0.3.1:80")])})
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "compile", "-"],
+        input=json.dumps(payload),
+        env=lease_env(aged, ttl),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert routed(done.stdout) == live | {"now"}
+
+
+@pytest.mark.parametrize(("ttl", "live"), LEASES)
+def test_the_handler_keeps_the_hosts_the_environments_lease_keeps(
+    aged: str, table: str, ttl: str | None, live: set[str]
+) -> None:
+    from runtime.config import HandlerConfig
+    from runtime.handler import RegistryApp
+
+    # The configuration a Lambda reads from its environment, given here as a mapping.
+    app = RegistryApp(HandlerConfig.from_env(lease_env(aged, ttl)))
+    answer = _get(app, table)
+    assert answer["statusCode"] == 200
+    assert routed(answer["body"]) == live
+
+
+@pytest.mark.parametrize(("ttl", "live"), LEASES)
+def test_serve_keeps_the_hosts_the_environments_lease_keeps(
+    aged: str, table: str, ttl: str | None, live: set[str]
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "serve", "--listen", "127.0.0.1:0"],
+        env=lease_env(aged, ttl),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert serve.stderr is not None
+        url = json.loads(serve.stderr.readline())["url"]
+        with urllib.request.urlopen(f"{url}?table={table}", timeout=30) as answer:
+            config = answer.read().decode()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=30)
+    assert routed(config) == live
+
+
+@pytest.mark.parametrize(("ttl", "live"), LEASES)
+def test_state_show_expires_the_hosts_the_environments_lease_expires(
+    aged: str, table: str, ttl: str | None, live: set[str]
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "state", "show", table, "--format", "json"],
+        env=lease_env(aged, ttl),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    hosts = json.loads(shown.stdout)["hosts"]
+    assert {h["host"] for h in hosts if not h["expired"]} == live

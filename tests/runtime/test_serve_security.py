@@ -129,6 +129,10 @@ def log_lines(log: io.StringIO) -> list[dict[str, Any]]:
         pytest.param(f"Bearer {TOKEN[:-1]}!", contract.BEARER_INVALID, id="last-character"),
         pytest.param(f"Bearer {TOKEN.swapcase()}", contract.BEARER_INVALID, id="other-case"),
         pytest.param(f"Bearer {TOKEN[::-1]}", contract.BEARER_INVALID, id="same-characters"),
+        # A part of the token: a check that one starts or ends with the other lets these in.
+        pytest.param(f"Bearer {TOKEN[:-1]}", contract.BEARER_INVALID, id="prefix"),
+        pytest.param(f"Bearer {TOKEN[1:]}", contract.BEARER_INVALID, id="suffix"),
+        pytest.param(f"Bearer x{TOKEN}", contract.BEARER_INVALID, id="ends-with-the-token"),
         pytest.param(f"Basic {TOKEN}", contract.BEARER_CHALLENGE, id="basic"),
     ],
 )

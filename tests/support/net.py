@@ -109,6 +109,7 @@ def haproxy_serving(
     *listeners: socket.socket,
     cwd: str | None = None,
     deadline: float = 10,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """haproxy in the foreground on ``config`` (rewritten by ``handed_over``), inheriting
     ``listeners``; yields once it answers HTTP on the first one. The sockets stay the
@@ -118,6 +119,7 @@ def haproxy_serving(
         process = subprocess.Popen(
             [binary, "-db", "-f", str(config)],
             cwd=cwd,
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
             pass_fds=[sock.fileno() for sock in listeners],

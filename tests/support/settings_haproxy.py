@@ -29,6 +29,7 @@ class Backend:
     name: str
     server: ThreadingHTTPServer
     healthy: bool = True
+    set_cookie: str | None = None  # a Set-Cookie header for every answer but the health path
 
     @property
     def address(self) -> str:
@@ -46,6 +47,8 @@ def _handler(backend: Backend, health_path: str) -> type[BaseHTTPRequestHandler]
                 body = json.dumps({"name": backend.name, "headers": dict(self.headers)}).encode()
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
+            if backend.set_cookie is not None and self.path != health_path:
+                self.send_header("Set-Cookie", backend.set_cookie)
             self.end_headers()
             self.wfile.write(body)
 
@@ -91,13 +94,17 @@ def compile_text(payload: dict[str, Any], options: RenderOptions) -> str:
 
 @contextmanager
 def running_haproxy(
-    binary: str, config: str, front: socket.socket, tmp_path: Path
+    binary: str,
+    config: str,
+    front: socket.socket,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[None]:
     """haproxy on ``config``, compiled with ``loopback_options(port_of(front))``, serving on
-    ``front``."""
+    ``front``; ``env`` is its whole environment (the test's own when None)."""
     path = tmp_path / "haproxy.cfg"
     path.write_text(config)
-    with haproxy_serving(binary, path, front):
+    with haproxy_serving(binary, path, front, env=env):
         yield
 
 

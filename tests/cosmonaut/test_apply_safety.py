@@ -1,0 +1,230 @@
+"""Apply safety without a container engine: a config haproxy refuses never takes the place of
+the running one.
+
+``HaproxyTarget`` reaches HAProxy only through the Engine API's calls (exec, copy a file in
+and out, signal, processes, logs). Here those calls are answered by a real haproxy (Debian's,
+in master-worker mode) running on this machine: the "container's" file system is this one,
+and an exec is a local subprocess, so ``haproxy -c`` and ``mv`` are the real programs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cosmonaut.apply.container import HaproxyTarget
+from cosmonaut.apply.reload import Applier
+from cosmonaut.discovery.containers import Discoverer, HaproxyContainer
+from cosmonaut.discovery.engine import JSON, Engine, ExecResult, NotFound, Process
+
+NAME = "haproxy"
+
+
+def config(socket: str, frontend_rule: str = "default_backend web") -> str:
+    return f"""global
+    log stderr format short local0 notice
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+
+frontend http
+    bind abns@{socket}
+    {frontend_rule}
+
+backend web
+    http-request return status 200 content-type text/plain string ok
+"""
+
+
+class LocalHaproxy(Engine):
+    """The Engine calls ``HaproxyTarget`` and ``Discoverer.haproxy`` make, answered by a
+    haproxy process on this machine. ``shell``: whether ``sh`` exists "in the container"
+    (without it, the target checks and moves in two execs)."""
+
+    def __init__(self, binary: str, config_path: Path, *, shell: bool) -> None:
+        super().__init__(environment={"DOCKER_HOST": "unix:///nonexistent/no-engine.sock"})
+        self.binary = binary
+        self.config_path = config_path
+        self.shell = shell
+        self.log = config_path.with_name("haproxy.log")
+        self.execs: list[list[str]] = []
+        self.command = (binary, "-W", "-db", "-f", str(config_path))
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        self.started_at = str(uuid.uuid4())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def inspect(self, container: str) -> JSON:
+        if container != NAME:
+            raise NotFound(f"no container {container}", file="docker")
+        return {
+            "Id": NAME,
+            "Name": f"/{NAME}",
+            "State": {"Running": self.process.poll() is None, "StartedAt": self.started_at},
+            "Config": {"Cmd": list(self.command)},
+            "NetworkSettings": {"Networks": {}},
+        }
+
+    def exec(self, container: str, command: list[str], *, user: str = "") -> ExecResult:
+        self.execs.append(command)
+        if command[0] == "sh" and not self.shell:
+            return ExecResult(127, 'exec: "sh": executable file not found in $PATH')
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, check=False
+        )
+        return ExecResult(done.returncode, done.stdout.decode("utf-8", "replace"))
+
+    def put_files(
+        self,
+        container: str,
+        directory: str,
+        files: dict[str, bytes],
+        *,
+        mode: int = 0o644,
+        owner: tuple[int, int] = (0, 0),
+    ) -> None:
+        for name, data in files.items():
+            (Path(directory) / name).write_bytes(data)
+
+    def get_file(self, container: str, path: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{path} in {container}", file="docker") from None
+
+    def kill(self, container: str, signal_name: str) -> None:
+        os.kill(self.process.pid, signal.Signals[signal_name])
+
+    def processes(self, container: str) -> list[Process]:
+        listed = subprocess.run(
+            # -ww: whole command lines (ps cuts them to $COLUMNS otherwise)
+            ["ps", "-e", "-ww", "-o", "pid=,ppid=,args="],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        master = self.process.pid
+        found = []
+        for line in listed.splitlines():
+            pid, ppid, args = line.split(None, 2)
+            if master in (int(pid), int(ppid)):
+                found.append(Process(int(pid), int(ppid), args))
+        return found
+
+    def logs(self, container: str, *, tail: int) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-tail:])
+
+
+@pytest.fixture(params=[True, False], ids=["one-sh-exec", "no-sh-two-execs"])
+def running(request: pytest.FixtureRequest, haproxy: str, tmp_path: Path) -> Iterator[LocalHaproxy]:
+    """A haproxy in master-worker mode on a good config, its first worker up."""
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config(f"cosmonaut-apply-{uuid.uuid4().hex}"))
+    engine = LocalHaproxy(haproxy, path, shell=request.param)
+    try:
+        deadline = time.monotonic() + 30  # a hang guard: haproxy starts in milliseconds
+        while "Loading success." not in engine.logs(NAME, tail=50):
+            assert engine.process.poll() is None, engine.logs(NAME, tail=50)
+            assert time.monotonic() < deadline, "haproxy never said 'Loading success.'"
+            time.sleep(0.02)
+        yield engine
+    finally:
+        engine.stop()
+
+
+def refused_by_haproxy(haproxy: str, text: str, tmp_path: Path) -> str:
+    """What ``haproxy -c`` says about ``text`` (it must refuse it)."""
+    path = tmp_path / "refused.cfg"
+    path.write_text(text)
+    done = subprocess.run(
+        [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0, "the test's refused config passes haproxy -c"
+    path.unlink()
+    alerts = [
+        line for line in done.stdout.splitlines() + done.stderr.splitlines() if "ALERT" in line
+    ]
+    assert alerts
+    return alerts[0].split(" : ", 1)[1]  # without the pid, which differs from run to run
+
+
+def test_a_config_haproxy_refuses_never_replaces_the_running_one(
+    running: LocalHaproxy, haproxy: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = running.config_path
+    before = path.read_bytes()
+    inode = path.stat().st_ino
+    socket = before.decode().split("abns@")[1].split()[0]
+    # Our grammar reads it, haproxy refuses it: only `haproxy -c` stands in the way.
+    refused = config(socket, "use_backend missing")
+    said = refused_by_haproxy(haproxy, refused, tmp_path_factory.mktemp("oracle"))
+    target = HaproxyTarget(running, Discoverer(running, haproxy_container=NAME))
+    workers = target.workers(target.locate()).workers
+
+    result = Applier(target).apply(refused)
+
+    assert result.outcome == "rejected"
+    assert result.message.startswith("haproxy -c refused the config:\n")
+    assert said in result.message  # what haproxy said, in its words
+    assert path.read_bytes() == before
+    assert path.stat().st_ino == inode  # never moved away and back (a rollback would)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["haproxy.cfg", "haproxy.log"]
+    assert target.workers(target.locate()).workers == workers  # no reload either
+    checks = [c for c in running.execs if "-c" in c]
+    assert checks, "haproxy -c never ran"
+
+
+def test_check_and_move_moves_only_what_haproxy_accepts(
+    running: LocalHaproxy, haproxy: str
+) -> None:
+    path = running.config_path
+    good = path.read_text()
+    socket = good.split("abns@")[1].split()[0]
+    target = HaproxyTarget(running, Discoverer(running, haproxy_container=NAME))
+    container: HaproxyContainer = target.locate()
+
+    temporary = target.write_temporary(container, config(socket, "use_backend missing"))
+    refused = target.check_and_move(container, temporary)
+    assert not refused.moved
+    assert "unable to find required use_backend: 'missing'" in refused.output
+    assert path.read_text() == good
+    assert not Path(temporary).exists()  # the refused file is gone as well
+
+    accepted_text = config(socket, "default_backend web\n    http-request set-var(txn.x) int(1)")
+    temporary = target.write_temporary(container, accepted_text)
+    accepted = target.check_and_move(container, temporary)
+    assert accepted.moved
+    assert path.read_text() == accepted_text
+    assert not Path(temporary).exists()
+
+
+def test_a_config_haproxy_accepts_is_moved_into_place_and_reloaded(running: LocalHaproxy) -> None:
+    """The same harness lets a good config through: the refusals above are haproxy's."""
+    path = running.config_path
+    socket = path.read_text().split("abns@")[1].split()[0]
+    target = HaproxyTarget(running, Discoverer(running, haproxy_container=NAME))
+    workers = target.workers(target.locate()).workers
+    accepted = config(socket, "default_backend web\n    http-request set-var(txn.x) int(1)")
+
+    result = Applier(target).apply(accepted)
+
+    assert result.outcome == "applied", result.message
+    assert path.read_text() == accepted
+    assert target.workers(target.locate()).workers - workers  # a new worker runs it
