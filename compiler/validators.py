@@ -350,6 +350,8 @@ def _interval(value: str) -> str:
     if duration_ms(_duration(value)) == 0:
         refuse("interval", "must be at least 1 ms: HAProxy refuses an interval of 0", value)
     return value
+
+
 _user_name = matching(
     _USER_NAME, "user_name", "is not a valid user name: 1 to 64 of letters, digits, _.@-"
 )
@@ -426,9 +428,7 @@ def _cidr(value: str) -> str:
 
 Duration = Annotated[str, AfterValidator(_duration), schema_of(_DURATION.pattern)]
 # A duration HAProxy refuses as 0 (a health check's ``inter``).
-Interval = Annotated[
-    str, AfterValidator(_interval), schema_of(rf"(?=.*[1-9]){_DURATION.pattern}")
-]
+Interval = Annotated[str, AfterValidator(_interval), schema_of(rf"(?=.*[1-9]){_DURATION.pattern}")]
 Word = Annotated[str, AfterValidator(_word), schema_of(_WORD.pattern)]
 HealthPath = Annotated[
     str, AfterValidator(normalize_http_path), schema_of(f"/|{PATH_PATTERN}", 1024)
