@@ -27,6 +27,7 @@ from compiler.validators import (
     HeaderValue,
     HealthPath,
     Identifier,
+    Interval,
     PasswordHash,
     Realm,
     ServiceName,
@@ -63,7 +64,7 @@ class HealthSettings(_Strict):
 
     path: HealthPath
     status: int | None = Field(default=None, ge=100, le=599)
-    interval: Duration | None = None
+    interval: Interval | None = None
     rise: int | None = Field(default=None, ge=1, le=1000)
     fall: int | None = Field(default=None, ge=1, le=1000)
 

@@ -297,19 +297,61 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
 _FORBIDDEN_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "host"})
 _CRYPT_ALPHABET = r"[./0-9A-Za-z]"
 # The crypt(3) schemes Debian's libxcrypt verifies: yescrypt, bcrypt (htpasswd -B writes
-# $2y$), SHA-512 and SHA-256 crypt.
+# $2y$), SHA-512 and SHA-256 crypt. HAProxy runs crypt(3) at every `haproxy -c`, reload and
+# login attempt (on a worker thread), so the cost is capped at about 0.1-0.3 s of one core:
+# yescrypt N up to "B" and r up to "T" (mkpasswd's default is j9T), bcrypt cost up to 12,
+# SHA rounds up to 100 000 (the default is 5 000).
 _PASSWORD_HASH = re.compile(
+    rf"\$y\$j[./0-9AB][./0-9A-T]\${_CRYPT_ALPHABET}*\${_CRYPT_ALPHABET}{{43}}"
+    rf"|\$2[aby]\$(?:0[4-9]|1[0-2])\${_CRYPT_ALPHABET}{{53}}"
+    rf"|\$[56]\$(?:rounds=(?:[0-9]{{1,5}}|100000)\$)?{_CRYPT_ALPHABET}{{1,16}}"
+    rf"\${_CRYPT_ALPHABET}{{43,86}}"
+)
+# The same schemes at any cost: told apart to say why a real hash is refused.
+_ANY_COST_HASH = re.compile(
     rf"\$y\${_CRYPT_ALPHABET}+\${_CRYPT_ALPHABET}*\${_CRYPT_ALPHABET}{{43}}"
     rf"|\$2[aby]\$[0-9]{{2}}\${_CRYPT_ALPHABET}{{53}}"
     rf"|\$[56]\$(?:rounds=[0-9]{{1,9}}\$)?{_CRYPT_ALPHABET}{{1,16}}\${_CRYPT_ALPHABET}{{43,86}}"
 )
 
-_duration = matching(
-    _DURATION,
-    "duration",
-    "is not an HAProxy duration: a number with an optional unit us, ms, s, m, h or d "
-    "(no unit means milliseconds)",
-)
+# HAProxy keeps timers in signed 32-bit milliseconds and refuses a longer one ("timer
+# overflow"); microseconds round up to a whole millisecond.
+MAX_DURATION_MS = 2**31 - 1
+_UNIT_MS = {"ms": 1, "": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(value: str) -> int:
+    """The milliseconds of a duration ``_DURATION`` matched, as HAProxy counts them."""
+    number = value.rstrip("usmhd")
+    unit = value[len(number) :]
+    if unit == "us":
+        return -(-int(number) // 1000)
+    return int(number) * _UNIT_MS[unit]
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.fullmatch(value):
+        refuse(
+            "duration",
+            "is not an HAProxy duration: a number with an optional unit us, ms, s, m, h or d "
+            "(no unit means milliseconds)",
+            value,
+        )
+    if duration_ms(value) > MAX_DURATION_MS:
+        refuse(
+            "duration",
+            "is longer than HAProxy's longest timer, 2147483647 ms (about 24.8 days)",
+            value,
+        )
+    return value
+
+
+def _interval(value: str) -> str:
+    if duration_ms(_duration(value)) == 0:
+        refuse("interval", "must be at least 1 ms: HAProxy refuses an interval of 0", value)
+    return value
+
+
 _user_name = matching(
     _USER_NAME, "user_name", "is not a valid user name: 1 to 64 of letters, digits, _.@-"
 )
@@ -326,6 +368,13 @@ def _password_hash(value: str) -> str:
     # Never echo the value: it may be a password.
     if len(value) <= 512 and _PASSWORD_HASH.fullmatch(value):
         return value
+    if len(value) <= 512 and _ANY_COST_HASH.fullmatch(value):
+        raise PydanticCustomError(
+            "password_hash",
+            "costs too much to check: HAProxy checks it at every reload and every login "
+            "attempt; use at most rounds=100000 ($5$/$6$), cost 12 (bcrypt) or parameters "
+            "jBT (yescrypt)",
+        )
     raise PydanticCustomError(
         "password_hash",
         "is not a crypt(3) password hash (plain-text passwords are refused): give a "
@@ -348,11 +397,11 @@ def _header_name(value: str) -> str:
 
 
 def _header_value(value: str) -> str:
-    if len(value) > 1024 or not value.isprintable():
+    if not 0 < len(value) <= 1024 or not value.isprintable() or value.isspace():
         refuse(
             "header_value",
-            "is not a valid header value: at most 1024 printable characters (no control "
-            "characters or line breaks)",
+            "is not a valid header value: 1 to 1024 printable characters, not all spaces "
+            "(no control characters or line breaks)",
             value,
         )
     return value
@@ -362,7 +411,8 @@ def _cidr(value: str) -> str:
     """An IPv4 or IPv6 network (``10.0.0.0/8``, ``fd00::/8``; an address alone is /32 or
     /128), normalised to its network address."""
     network = None
-    if len(value) <= 64 and value.isascii() and value.strip() == value:
+    # A zone id (fe80::1%eth0) is Python's but not HAProxy's: haproxy -c refuses it.
+    if len(value) <= 64 and value.isascii() and value.strip() == value and "%" not in value:
         try:
             network = ipaddress.ip_network(value, strict=False)
         except ValueError:
@@ -377,6 +427,8 @@ def _cidr(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_duration), schema_of(_DURATION.pattern)]
+# A duration HAProxy refuses as 0 (a health check's ``inter``).
+Interval = Annotated[str, AfterValidator(_interval), schema_of(rf"(?=.*[1-9]){_DURATION.pattern}")]
 Word = Annotated[str, AfterValidator(_word), schema_of(_WORD.pattern)]
 HealthPath = Annotated[
     str, AfterValidator(normalize_http_path), schema_of(f"/|{PATH_PATTERN}", 1024)
@@ -397,7 +449,9 @@ HeaderName = Annotated[
     ),
 ]
 HeaderValue = Annotated[
-    str, AfterValidator(_header_value), schema_of("[^\\x00-\\x1f\\x7f-\\x9f]*", 1024)
+    str,
+    AfterValidator(_header_value),
+    schema_of("(?=.*[^ ])[^\\x00-\\x1f\\x7f-\\x9f]+", 1024),
 ]
 Cidr = Annotated[
     str,
