@@ -11,7 +11,9 @@
   the newest deployment decides, by
   the containers' ``created`` time (ties broken by the settings themselves, so the choice
   depends only on what the live reports say, never on the order they came in). Containers
-  whose settings differ from the winner's are left out and reported.
+  whose settings differ from the winner's are left out and reported. ``created`` is taken
+  on the registry's clock: never after the report's arrival, nor later than the host said
+  before.
 * Two services claiming one route: the one deployed first (its oldest container's
   ``created``) keeps it; when that cannot be told, every claimant is left out and reported.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from compiler.errors import Diagnostic
 from compiler.models import (
@@ -68,8 +71,35 @@ def new_report(payload: Payload, previous: HostReport | None, now: float) -> Hos
         reported_at=now,
         seq=(previous.seq + 1) if previous is not None else 1,
         running=tuple(payload.running),
-        candidates=tuple(payload.candidates),
+        candidates=_on_the_registry_clock(payload.candidates, previous, now),
     )
+
+
+def _on_the_registry_clock(
+    candidates: list[Candidate], previous: HostReport | None, now: float
+) -> tuple[Candidate, ...]:
+    """The candidates with no container ``created`` after the registry's clock, and none
+    later than this host said before: a time in the future (a forged year 9999) would win
+    every later deployment's settings and route for good."""
+    latest = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    before = {
+        (candidate.service_name, box.id): box.created
+        for candidate in (previous.candidates if previous is not None else ())
+        for box in candidate.containers
+        if box.created is not None
+    }
+    clamped = []
+    for candidate in candidates:
+        boxes = []
+        for box in candidate.containers:
+            limit = min(latest, before.get((candidate.service_name, box.id)) or latest)
+            if box.created is not None and box.created > limit:
+                box = box.model_copy(update={"created": limit})
+            boxes.append(box)
+        if boxes != list(candidate.containers):
+            candidate = candidate.model_copy(update={"containers": boxes})
+        clamped.append(candidate)
+    return tuple(clamped)
 
 
 def report_and_render(

@@ -232,6 +232,37 @@ def test_different_settings_across_hosts_give_one_stable_route(store: Store, tab
     assert any("newest deployment (host 'host-b')" in d.message for d in diagnostics)
 
 
+def test_a_created_time_in_the_future_wins_once_and_never_again(store: Store, table: str) -> None:
+    """``created`` counts on the registry's clock: a forged year 9999 is a deployment of the
+    moment it was first reported, and a later real deployment wins over it."""
+    clock = Clock()  # 2027-01-15
+    run = compile_as(store, clock)
+    legit = report(
+        table,
+        "host-a",
+        {"web": ("web.example.com", [container("a1", "10.0.1.1:80", "2026-11-30T10:00:00Z")])},
+    )
+    forged = report(
+        table,
+        "host-b",
+        {"web": ("evil.example.com", [container("b1", "10.0.2.1:80", "9999-12-31T23:59:59Z")])},
+    )
+    run(legit)
+    clock.now += 5
+    assert servers(run(forged).text) == {"web": ["b1 10.0.2.1:80"]}  # the newest, for now
+    clock.now += 60
+    run(forged)  # reported again: still the moment it was first seen
+    redeployed = report(
+        table,
+        "host-a",
+        {"web": ("web.example.com", [container("a2", "10.0.1.2:80", "2027-01-15T08:01:00Z")])},
+    )
+    clock.now += 5
+    result = run(redeployed)
+    assert servers(result.text) == {"web": ["a2 10.0.1.2:80"]}
+    assert "web.example.com" in result.text and "evil.example.com" not in result.text
+
+
 def test_route_conflicts_between_services_go_to_the_first_deployed(
     store: Store, table: str
 ) -> None:
