@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from compiler.validators import BalanceName, Duration, HealthPath, Word, matching, one_of
+from compiler.validators import (
+    BalanceName,
+    Cidr,
+    Duration,
+    HealthPath,
+    Word,
+    matching,
+    one_of,
+)
 
 _FACILITIES = frozenset(
     (
@@ -169,6 +177,11 @@ class RenderOptions(_Options):
     # output is then a bundle of haproxy.cfg + map files), or `auto`: maps from
     # AUTO_MAP_SERVICES services on. `compat="seed"` always keeps the seed's ACLs.
     routing: Literal["acl", "map", "auto"] = "auto"
+    # --- fleet mode ---
+    # Networks whose loopback, link-local, unspecified, multicast or broadcast addresses a
+    # host may still report (refused otherwise: every host's HAProxy would route to its own
+    # loopback, or to a cloud's metadata service at 169.254.169.254).
+    fleet_allow: tuple[Cidr, ...] = Field(strict=False, default=(), max_length=1000)
 
 
 @dataclass(frozen=True, slots=True)

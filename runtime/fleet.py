@@ -20,8 +20,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -100,6 +101,75 @@ def _on_the_registry_clock(
             candidate = candidate.model_copy(update={"containers": boxes})
         clamped.append(candidate)
     return tuple(clamped)
+
+
+def without_local_addresses(
+    payload: Payload, allowed: Sequence[str] = ()
+) -> tuple[Payload, tuple[Diagnostic, ...]]:
+    """The payload without containers at addresses that only mean something on the host
+    itself, or nowhere (loopback, link-local, unspecified, multicast, broadcast), unless a
+    network in ``allowed`` holds them: in fleet mode every host's HAProxy routes to every
+    address, so ``127.0.0.1:2375`` would open each host's own Docker API, and
+    ``169.254.169.254:80`` its cloud metadata service."""
+    networks = [ipaddress.ip_network(cidr) for cidr in allowed]
+    diagnostics: list[Diagnostic] = []
+
+    def refused(address: str, path: str) -> bool:
+        host = address.rpartition(":")[0].strip("[]")
+        ip = ipaddress.ip_address(host)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        kind = _local_kind(ip)
+        if kind is None or any(ip in network for network in networks):
+            return False
+        diagnostics.append(
+            Diagnostic(
+                path,
+                f"{address} is a {kind} address: in fleet mode every host's HAProxy would "
+                "route to it on itself; it is left out (the render option fleet_allow "
+                "takes networks to allow)",
+            )
+        )
+        return True
+
+    candidates = []
+    left_out: set[tuple[str, str]] = set()
+    for index, candidate in enumerate(payload.candidates):
+        boxes = []
+        for position, box in enumerate(candidate.containers):
+            if refused(box.ip, f"$.candidates[{index}].containers[{position}].ip"):
+                left_out.add((box.id, box.ip))
+            else:
+                boxes.append(box)
+        if len(boxes) != len(candidate.containers):
+            candidate = candidate.model_copy(update={"containers": boxes})
+        candidates.append(candidate)
+    running = [
+        container
+        for index, container in enumerate(payload.running)
+        # A container its candidate lists was reported there already.
+        if (container.id, container.ip) not in left_out
+        and not refused(container.ip, f"$.running[{index}].ip")
+    ]
+    if not diagnostics:
+        return payload, ()
+    return payload.model_copy(update={"running": running, "candidates": candidates}), tuple(
+        diagnostics
+    )
+
+
+def _local_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_multicast:
+        return "multicast"
+    if ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "broadcast"
+    return None
 
 
 def report_and_render(

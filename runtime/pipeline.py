@@ -26,7 +26,14 @@ from compiler.printer import CONFIG_NAME
 from compiler.tls import diagnostics as tls_diagnostics
 from grammar.roundtrip import print_verified_bundle
 from runtime.contract import etag_of
-from runtime.fleet import DEFAULT_TTL, FleetResult, live, render, report_and_render
+from runtime.fleet import (
+    DEFAULT_TTL,
+    FleetResult,
+    live,
+    render,
+    report_and_render,
+    without_local_addresses,
+)
 from runtime.merge import Reconciled, reconcile
 from runtime.stores import RegistryStore
 from runtime.stores.memory import MemoryStore
@@ -96,6 +103,9 @@ def _compile(
     options = options or RenderOptions()
     if not dialect(options).service_settings:  # the seed cannot express them: said so
         entry_diagnostics += seed_unsupported(model)
+    if model.host is not None:
+        model, refused = without_local_addresses(model, options.fleet_allow)
+        entry_diagnostics += refused
 
     produced: list[tuple[Config, dict[str, str]]] = []  # the last attempt's (stores may retry)
     attempts = 0

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from compiler.errors import Diagnostic
+from compiler.options import RenderOptions
 from runtime.pipeline import CompileResult, compile_payload, render_table
 from runtime.stores import Store, TableModeError
 from runtime.stores.memory import MemoryStore
@@ -261,6 +262,62 @@ def test_a_created_time_in_the_future_wins_once_and_never_again(store: Store, ta
     result = run(redeployed)
     assert servers(result.text) == {"web": ["a2 10.0.1.2:80"]}
     assert "web.example.com" in result.text and "evil.example.com" not in result.text
+
+
+LOCAL_ADDRESSES = {
+    "127.0.0.1:2375": "loopback",  # another host's Docker API, on each host
+    "169.254.169.254:80": "link-local",  # the cloud's metadata service
+    "[::1]:80": "loopback",
+    "[::ffff:127.0.0.1]:80": "loopback",
+    "[fe80::1]:80": "link-local",
+    "0.0.0.0:80": "unspecified",
+    "224.0.0.1:80": "multicast",
+    "255.255.255.255:80": "broadcast",
+}
+
+
+def test_a_host_cannot_route_the_fleet_to_addresses_local_to_each_host(
+    store: Store, table: str
+) -> None:
+    clock = Clock()
+    boxes = [container(f"x{i}", ip) for i, ip in enumerate(LOCAL_ADDRESSES)]
+    hostile = report(
+        table, "host-a", {"web": ("web.example.com", [container("ok", "10.0.1.1:80"), *boxes])}
+    )
+    result = compile_payload(hostile, store=store, clock=clock, host_ttl=TTL)
+    assert servers(result.text) == {"web": ["ok 10.0.1.1:80"]}
+    said = {d.path: d.message for d in result.diagnostics}
+    for position, (ip, kind) in enumerate(LOCAL_ADDRESSES.items(), start=1):
+        message = said[f"$.candidates[0].containers[{position}].ip"]
+        assert f":{ip.rpartition(':')[2]} is a {kind} address: " in message, message
+    # Not stored either: another host's config never routes to them.
+    other = report(table, "host-b", {"api": ("api.example.com", [container("b", "10.0.2.1:80")])})
+    text = compile_payload(other, store=store, clock=clock, host_ttl=TTL).text
+    assert servers(text) == {"api": ["b 10.0.2.1:80"], "web": ["ok 10.0.1.1:80"]}
+
+
+def test_the_operator_allows_local_addresses_by_network(table: str) -> None:
+    options = RenderOptions.model_validate({"fleet_allow": ["127.0.0.0/8"]})
+    payload = report(
+        table,
+        "host-a",
+        {
+            "web": (
+                "web.example.com",
+                [container("lo", "127.0.0.1:8080"), container("md", "169.254.169.254:80")],
+            )
+        },
+    )
+    result = compile_payload(payload, options=options, host_ttl=TTL)
+    assert servers(result.text) == {"web": ["lo 127.0.0.1:8080"]}
+    assert [d.path for d in result.diagnostics] == ["$.candidates[0].containers[1].ip"]
+
+
+def test_host_less_payloads_keep_loopback_addresses(table: str) -> None:
+    """One host, one HAProxy: a loopback address means the same host it is routed from."""
+    payload = report(table, "x", {"web": ("web.example.com", [container("lo", "127.0.0.1:80")])})
+    del payload["host"]
+    assert servers(compile_payload(payload).text) == {"web": ["lo 127.0.0.1:80"]}
 
 
 def test_route_conflicts_between_services_go_to_the_first_deployed(
