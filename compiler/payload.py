@@ -11,7 +11,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -82,19 +83,83 @@ def json_path(loc: Sequence[int | str]) -> str:
 
 
 def parse_payload_text(text: str | bytes, *, file: str | None = None) -> Any:
-    """Decode JSON, locating syntax errors as ``file:line:col``."""
+    """Decode JSON, locating syntax errors as ``file:line:col``.
+
+    Stricter than ``json.loads``: an object that names a key twice is refused with the JSON
+    path of the second one (``json.loads`` keeps the last, so two readers of one payload could
+    disagree on what it says), and so are ``NaN``/``Infinity`` (not JSON) and integers longer
+    than Python converts (``sys.get_int_max_str_digits``)."""
+    duplicates: list[_Duplicated] = []
+
+    def make_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        made = dict(pairs)
+        if len(made) == len(pairs):
+            return made
+        marked = _Duplicated(made)
+        marked.key = _first_repeated(key for key, _ in pairs)
+        duplicates.append(marked)
+        return marked
+
+    where = file or "<payload>"
     try:
-        return json.loads(text)
+        data = json.loads(text, object_pairs_hook=make_object, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
         raise PayloadError(
-            f"not valid JSON: {error.msg}",
-            file=file or "<payload>",
-            line=error.lineno,
-            col=error.colno,
+            f"not valid JSON: {error.msg}", file=where, line=error.lineno, col=error.colno
         ) from None
     except (UnicodeDecodeError, RecursionError) as error:
         reason = "not UTF-8" if isinstance(error, UnicodeDecodeError) else "nested too deeply"
-        raise PayloadError(f"not valid JSON: {reason}", file=file or "<payload>") from None
+        raise PayloadError(f"not valid JSON: {reason}", file=where) from None
+    except _NotJson as error:
+        raise PayloadError(f"not valid JSON: {error}", file=where) from None
+    except ValueError:  # int(): more digits than the interpreter converts
+        raise PayloadError(
+            f"not valid JSON: a number has more than {sys.get_int_max_str_digits()} digits",
+            file=where,
+        ) from None
+    if duplicates:
+        loc, key = _duplicate_at(data)
+        found = Diagnostic(json_path((*loc, key)), "this key appears more than once; keep one")
+        raise PayloadError(found.message, file=where, json_path=found.path, diagnostics=(found,))
+    return data
+
+
+class _Duplicated(dict[str, Any]):
+    """A decoded object in which ``key`` appeared more than once (never leaves the parser)."""
+
+    key: str
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _first_repeated(keys: Iterable[str]) -> str:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise AssertionError("no key repeats")  # pragma: no cover
+
+
+def _duplicate_at(data: Any) -> tuple[Loc, str]:
+    """Where the first object (in document order) with a repeated key is, and that key.
+    Iterative: the data may be nested as deeply as the JSON decoder allows."""
+    stack: list[tuple[Any, Loc]] = [(data, ())]
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, _Duplicated):
+            return loc, value.key
+        if isinstance(value, dict):
+            stack.extend((child, (*loc, key)) for key, child in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((value[i], (*loc, i)) for i in reversed(range(len(value))))
+    raise AssertionError("a repeated key was seen but not found")  # pragma: no cover
 
 
 def load_payload(data: Any, *, file: str | None = None) -> tuple[Payload, tuple[Diagnostic, ...]]:

@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument(
         "--metrics-address",
         metavar="HOST:PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off); with port "
-        "0, a free port, which the 'metrics' log line names",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off); without "
+        "HOST (':9100' or '9100'), on 127.0.0.1 only; with port 0, a free port, which the "
+        "'metrics' log line names",
     )
     run.set_defaults(handler=_docker_command("run_daemon"))
 
@@ -383,7 +384,7 @@ def _report(error: LocatedError) -> None:
         logs.error("docker unavailable", error=str(error))
         return
     logs.error("usage error", error=str(error))
-    print(f"cosmonaut: {error}", file=sys.stderr)
+    print(logs.redacted(f"cosmonaut: {error}"), file=sys.stderr)
 
 
 def _docker_command(name: str) -> Callable[[argparse.Namespace], int]:

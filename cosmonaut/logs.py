@@ -2,18 +2,28 @@
 
 Built on the standard ``logging`` module (logger ``cosmonaut``), so an embedding program can
 route the records elsewhere; ``configure()`` installs the JSON-lines handler the CLI uses.
+A URL's password never reaches a line: whatever carries it (a field, an error message, a
+traceback), ``redacted`` masks it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
 LOGGER = logging.getLogger("cosmonaut")
 _FIELDS = "cosmonaut_fields"
+# scheme://user:password@ : the password runs to the last "@" before the host's end.
+_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*):[^\s/?#]*@")
+
+
+def redacted(text: str) -> str:
+    """``text`` with the password of every URL in it masked: ``https://user:***@host/``."""
+    return _PASSWORD.sub(r"\1:***@", text)
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -26,7 +36,7 @@ class JsonLinesFormatter(logging.Formatter):
         document.update(getattr(record, _FIELDS, {}))
         if record.exc_info and record.levelno >= logging.ERROR:
             document["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str, ensure_ascii=False)
+        return redacted(json.dumps(document, default=str, ensure_ascii=False))
 
 
 def configure(stream: IO[str] | None = None, level: str = "info") -> None:

@@ -3,6 +3,7 @@ is given (the standard library's threading HTTP server: one tiny read-only endpo
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,13 +195,23 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) and abs(value) < 2**53 else repr(value)
 
 
+LOOPBACK = "127.0.0.1"
+
+
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class MetricsServer:
-    """``GET /metrics`` on ``host:port`` in a daemon thread."""
+    """``GET /metrics`` on ``host:port`` in a daemon thread. Without a host (``:9100`` or
+    ``9100``) it listens on loopback only: another interface is the operator's explicit
+    choice (``0.0.0.0:9100``), not a default."""
 
     def __init__(self, metrics: Metrics, address: str) -> None:
         host, _, port_text = address.rpartition(":")
         if not port_text.isdigit():
             raise UsageError(f"{address!r}: expected HOST:PORT", file="--metrics-address")
+        host = host.strip("[]") or LOOPBACK
         metrics_ref = metrics
 
         class Handler(BaseHTTPRequestHandler):
@@ -219,8 +230,8 @@ class MetricsServer:
                 pass
 
         try:
-            bind = (host.strip("[]") or "0.0.0.0", int(port_text))
-            self.server = ThreadingHTTPServer(bind, Handler)
+            kind = _Server6 if ":" in host else ThreadingHTTPServer
+            self.server = kind((host, int(port_text)), Handler)
         except OSError as error:
             raise UsageError(
                 f"cannot listen on {address}: {error.strerror or error}", file="--metrics-address"
@@ -233,6 +244,12 @@ class MetricsServer:
     @property
     def port(self) -> int:
         return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self.server.server_address[0])
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}/metrics"
 
     def start(self) -> None:
         self.thread.start()

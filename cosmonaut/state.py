@@ -4,9 +4,12 @@ Layout of the state directory (``--state-dir``):
 
 * ``history/NNNNNN-<UTC time>-<sha256 prefix>.cfg``: every applied config, the newest N kept;
 * ``status.json``: what the last reconcile saw and did (read by ``cosmonaut status``);
-* ``registry.db``: the embedded registry's store (SQLite), unless ``--store`` says otherwise.
+* ``registry.db``: the embedded registry's store (SQLite), unless ``--store`` says otherwise;
+* ``acme.db``, ``acme-holder``: ACME state, when ``--acme-store`` names no other store.
 
-Files are written through a temporary file and a rename.
+Configs and status hold userlist hashes and header values: the folder is owner-only (0700)
+and every file in it 0600 (``make_private`` tightens what an older release or a hand left
+looser). Files are written through a temporary file and a rename.
 """
 
 from __future__ import annotations
@@ -15,14 +18,21 @@ import hashlib
 import json
 import os
 import re
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cosmonaut import logs
+from cosmonaut.errors import UsageError
 from runtime.files import state_home, write_atomic
 
 STATE_DIR_ENV = "COSMONAUT_STATE_DIR"
 _ENTRY = re.compile(r"(\d{6})-[0-9TZ]+-([0-9a-f]{12})\.cfg")
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+# What Cosmonaut writes in its folder (SQLite adds -journal, -wal and -shm beside a database).
+_OWN_FILES = re.compile(r"status\.json|acme-holder|(registry|acme)\.db(-journal|-wal|-shm)?")
 
 
 def default_state_dir() -> Path:
@@ -34,6 +44,60 @@ def default_state_dir() -> Path:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/cosmonaut")
     return state_home() / "cosmonaut"
+
+
+def make_private(directory: Path) -> list[str]:
+    """Make the state folder owner-only: create it 0700, or tighten it, its ``history``
+    folder and the files Cosmonaut wrote in them when they are open to others (an older
+    release wrote 0644 files in a 0755 folder); each change is logged and returned. A folder
+    that is not this user's own or is shared (sticky, as /tmp) keeps its mode, with a
+    warning: Cosmonaut's own files in it are still tightened."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    except OSError as error:
+        raise UsageError(
+            f"cannot create the state folder {directory}: {error.strerror or error}",
+            file="--state-dir",
+        ) from None
+    changed: list[str] = []
+    info = directory.stat()
+    if info.st_mode & 0o077:
+        if info.st_uid != os.geteuid() or info.st_mode & stat.S_ISVTX:
+            logs.warning(
+                "state folder open to others",
+                folder=str(directory),
+                mode=f"{stat.S_IMODE(info.st_mode):04o}",
+                hint="give --state-dir a folder of Cosmonaut's own",
+            )
+        else:
+            changed += _tighten(directory)
+    history = directory / "history"
+    if history.is_dir() and not history.is_symlink():
+        changed += _tighten(history)
+        for entry in history.iterdir():
+            if _ENTRY.fullmatch(entry.name):
+                changed += _tighten(entry)
+    for entry in directory.iterdir():
+        if _OWN_FILES.fullmatch(entry.name):
+            changed += _tighten(entry)
+    if changed:
+        logs.warning("state made private", folder=str(directory), tightened=changed)
+    return changed
+
+
+def _tighten(path: Path) -> list[str]:
+    """Take every access of group and others away from ``path`` (not a link): ``[what
+    changed]``, or ``[]`` when there was none to take."""
+    try:
+        info = path.lstat()
+        mode = stat.S_IMODE(info.st_mode)
+        if stat.S_ISLNK(info.st_mode) or not mode & 0o077:
+            return []
+        path.chmod(mode & 0o700)
+    except OSError as error:
+        logs.warning("cannot make private", path=str(path), error=error.strerror or str(error))
+        return []
+    return [f"{path} ({mode:04o} -> {mode & 0o700:04o})"]
 
 
 def digest(text: str) -> str:
@@ -53,20 +117,22 @@ class History:
         return sorted(p for p in self.directory.iterdir() if _ENTRY.fullmatch(p.name))
 
     def record(self, text: str) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         numbers = [int(m.group(1)) for p in self.entries() if (m := _ENTRY.fullmatch(p.name))]
         number = max(numbers) + 1 if numbers else 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         path = self.directory / f"{number % 1_000_000:06d}-{stamp}-{digest(text)[:12]}.cfg"
-        write_atomic(str(path), text)
+        write_atomic(str(path), text, mode=PRIVATE_FILE)
         for old in self.entries()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(str(path), json.dumps(status, indent=2, sort_keys=True) + "\n")
+    """``status.json``, owner-only, with any URL's password masked (as in the logs)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    text = logs.redacted(json.dumps(status, indent=2, sort_keys=True))
+    write_atomic(str(path), text + "\n", mode=PRIVATE_FILE)
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

@@ -40,7 +40,7 @@ from cosmonaut.registry.auth import BearerToken, registry_auth
 from cosmonaut.registry.client import LocalRegistry, RegistryClient
 from cosmonaut.registry.poll import Poller
 from cosmonaut.registry.remote import RemoteRegistry
-from cosmonaut.state import History, default_state_dir
+from cosmonaut.state import PRIVATE_DIR, PRIVATE_FILE, History, default_state_dir, make_private
 from runtime.backoff import Backoff
 from runtime.cli.exits import Exit
 from runtime.config import host_ttl_env, load_render_options
@@ -74,6 +74,8 @@ class Wiring:
         self.target = HaproxyTarget(
             self.engine, self.discoverer, reload_timeout=args.reload_timeout
         )
+        if not args.dry_run:  # a dry run writes nothing of its own there
+            make_private(self.state_dir)
         history = None if args.dry_run else History(self.state_dir / "history", args.keep)
         self.applier = Applier(self.target, history, dry_run=args.dry_run)
         name: str | None = None
@@ -301,8 +303,8 @@ def _holder_id(state_dir: Path) -> str:
 
 def _new_holder(path: Path) -> str:
     holder = f"cosmonaut-{uuid.uuid4().hex[:12]}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(str(path), holder + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    write_atomic(str(path), holder + "\n", mode=PRIVATE_FILE)
     return holder
 
 
@@ -345,8 +347,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         if args.metrics_address:
             server = MetricsServer(parts.metrics, args.metrics_address)
             server.start()
-            host = args.metrics_address.rpartition(":")[0]
-            logs.info("metrics", address=f"http://{host}:{server.port}/metrics")  # port 0: bound
+            logs.info("metrics", address=server.url)  # the bound address (port 0: a free one)
         daemon = parts.daemon(args)
         holder["daemon"] = daemon
         logs.info(

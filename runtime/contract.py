@@ -15,8 +15,11 @@ The Lambda handler and ``lambda-registry serve`` encode; Cosmonaut's remote regi
   slug, with its title and status, is in one table, ``PROBLEMS``;
 * authentication to ``lambda-registry serve``: ``Authorization: Bearer <token>``; without it,
   or with another token, a 401 ``unauthorized`` problem with ``WWW-Authenticate: Bearer``.
-  The server answers a few problems itself, before the handler sees the request
-  (``SERVER_PROBLEMS``: 401, 413 beyond the size limit, malformed requests).
+  Without a token (loopback only), a request must name the server's own address in ``Host``
+  (else 421 ``misdirected-request``) and a ``POST`` must be ``Content-Type: application/json``
+  (else 415 ``unsupported-media-type``). The server answers these problems itself, before the
+  handler sees the request (``SERVER_PROBLEMS``: 401, 413 beyond the size limit, 415, 421,
+  malformed requests).
 * ``GET ?table=NAME``: the table's config as a 200 answer above, with an ``ETag``
   (``etag_of`` the config text, so a client can name the config a ``POST`` gave it), and
   ``304 Not Modified`` when ``If-None-Match`` names it.
@@ -78,6 +81,12 @@ class Problems(NamedTuple):
     unauthorized: ProblemType = ProblemType("unauthorized", "Unauthorized", 401)
     payload_too_large: ProblemType = ProblemType("payload-too-large", "Payload too large", 413)
     uri_too_long: ProblemType = ProblemType("uri-too-long", "URI too long", 414)
+    unsupported_media_type: ProblemType = ProblemType(
+        "unsupported-media-type", "Unsupported media type", 415
+    )
+    misdirected_request: ProblemType = ProblemType(
+        "misdirected-request", "Misdirected request", 421
+    )
     headers_too_large: ProblemType = ProblemType(
         "headers-too-large", "Request header fields too large", 431
     )
@@ -96,6 +105,8 @@ SERVER_PROBLEMS: dict[int, ProblemType] = {
         PROBLEMS.unauthorized,
         PROBLEMS.payload_too_large,
         PROBLEMS.uri_too_long,
+        PROBLEMS.unsupported_media_type,
+        PROBLEMS.misdirected_request,
         PROBLEMS.headers_too_large,
         PROBLEMS.not_implemented,
         PROBLEMS.http_version_not_supported,

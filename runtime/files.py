@@ -49,16 +49,36 @@ def read_text(name: str) -> str:
     return read_input(name).decode("utf-8", "surrogateescape")
 
 
-def write_atomic(path: str, text: str) -> None:
+class TooOpenError(OSError):
+    """A file that holds a secret, which others than its owner may read or write."""
+
+
+def read_private(path: Path) -> str:
+    """The text of a file that holds a secret (a token), refused with ``TooOpenError`` when
+    its group or others have any access to it, as ssh refuses such a private key: the mode is
+    read from the file opened, so a file swapped in between cannot slip through."""
+    with open(path, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode & 0o777
+        if mode & 0o077:
+            raise TooOpenError(
+                f"{path} is open to others (mode {mode:04o}): anyone in its group or on this "
+                f"machine could read the token; run 'chmod 600 {path}'"
+            )
+        return handle.read().decode("utf-8")
+
+
+def write_atomic(path: str, text: str, *, mode: int | None = None) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never a partial file.
 
-    An existing file keeps its permissions.
+    The file gets ``mode``; without it, an existing file keeps its permissions and a new one
+    is 0644.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o644
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o644
     try:
         descriptor, temporary = tempfile.mkstemp(
             prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory

@@ -7,13 +7,16 @@ Accepted events:
   and raises on errors, so the caller sees a function error
   (``errorType`` is ``PayloadError``, ``StoreError``, ``ConflictError`` or ``InternalError``);
 * API Gateway REST (v1) and HTTP API (v2) proxy events, and Lambda function URL events,
-  whose body is the payload as JSON (base64-encoded or not). They get back an HTTP response:
+  whose body is the payload as JSON (base64-encoded or not). An event with any member only
+  these have (``requestContext``, ``httpMethod``, ``headers``, ``body``, ...) is one of them,
+  however malformed. They get back an HTTP response:
 
   | status | when | body |
   | --- | --- | --- |
   | 200 | compiled | the config, ``text/plain`` (or JSON, all files, for ``application/json``) |
   | 406 | compiled, but there are map files and ``Accept`` lacks JSON | problem+json |
-  | 400 | malformed body (no body, bad base64, not JSON, wrong envelope) | problem+json |
+  | 400 | malformed body (no body, bad base64, not JSON, a key twice, bad payload) | problem+json |
+  | 400 | malformed event (``headers`` not an object, ``body`` not a string, ...) | problem+json |
   | 405 | a method other than POST | problem+json |
   | 409 | concurrent updates: retries ran out | problem+json |
   | 503 | the state store failed (unreachable, read-only, ...) | problem+json |
@@ -51,11 +54,13 @@ from runtime import contract
 from runtime.config import HandlerConfig
 from runtime.contract import PROBLEMS
 from runtime.http_request import (
+    EnvelopeError,
     HttpRequest,
     decode_body,
     etag_matches,
     http_request,
     internal_detail,
+    is_http_event,
     not_acceptable,
     problem,
     response,
@@ -98,19 +103,26 @@ class RegistryApp:
     def handle(self, event: Any, context: Any = None) -> Any:
         """Answer a Lambda event, or an ``HttpRequest`` that ``lambda-registry serve`` read."""
         started = time.perf_counter()
-        request = event if isinstance(event, HttpRequest) else http_request(event)
+        malformed: EnvelopeError | None = None
+        try:
+            request = event if isinstance(event, HttpRequest) else http_request(event)
+        except EnvelopeError as error:
+            request, malformed = None, error
         request_id = getattr(context, "aws_request_id", None) or (
             request.request_id if request else None
         )
         log: dict[str, Any] = {
             "request_id": request_id or str(uuid.uuid4()),
-            "event": request.kind if request else "direct",
+            "event": request.kind if request else "malformed" if malformed else "direct",
             "store": self.store.label,
         }
         try:
-            if request is None:
+            if malformed is not None:
+                answer = problem(PROBLEMS.invalid_request, str(malformed), log, malformed)
+            elif request is None:
                 return self._direct(event, log)
-            answer = self._http(request, log)
+            else:
+                answer = self._http(request, log)
             log["status"] = answer["statusCode"]
             return answer
         finally:
@@ -238,7 +250,7 @@ def handler(event: Any, context: Any = None) -> Any:
         except LocatedError as error:
             # A misconfigured function: say which variable, once per call, in the logs.
             _log({"level": "error", "message": "misconfigured", "detail": str(error)})
-            if http_request(event) is None:
+            if not is_http_event(event):
                 raise InternalError(f"the function is misconfigured: {error}") from None
             return problem(
                 PROBLEMS.internal_error,

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.errors import LocatedError, PayloadError
+from compiler.errors import Diagnostic, LocatedError, PayloadError
+from compiler.payload import json_path
 from runtime import contract
 from runtime.contract import PROBLEMS, ProblemType
 
@@ -32,40 +33,107 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
 
 
+# Members only an HTTP event has (a payload never does): an event with any of them is answered
+# as an HTTP request, malformed or not.
+_ENVELOPE_MEMBERS = (
+    "requestContext",
+    "httpMethod",
+    "routeKey",
+    "rawPath",
+    "headers",
+    "body",
+    "isBase64Encoded",
+)
+
+
+class EnvelopeError(LocatedError):
+    """An HTTP event that does not have the shape API Gateway and function URLs give: a 400
+    ``invalid-request`` problem, never a function error."""
+
+    def __init__(self, path: str, message: str) -> None:
+        found = Diagnostic(path, message)
+        super().__init__(message, file="<event>", json_path=path, diagnostics=(found,))
+
+
+def is_http_event(event: Any) -> bool:
+    """An API Gateway or function URL event (maybe malformed), not a direct call's payload."""
+    return isinstance(event, dict) and any(member in event for member in _ENVELOPE_MEMBERS)
+
+
 def http_request(event: Any) -> HttpRequest | None:
-    """The HTTP request in an API Gateway / function URL event, or None for a direct call."""
-    if not isinstance(event, dict):
+    """The HTTP request in an API Gateway / function URL event, or None for a direct call;
+    ``EnvelopeError`` for an HTTP event of the wrong shape."""
+    if not is_http_event(event):
         return None
     context = event.get("requestContext")
     if not isinstance(context, dict):
-        return None
-    headers = {
-        str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items() if v is not None
-    }
-    base64_encoded = bool(event.get("isBase64Encoded"))
-    body = event.get("body")
-    if event.get("version") == "2.0" and isinstance(context.get("http"), dict):
-        domain = str(context.get("domainName", ""))
-        kind = "function-url" if ".lambda-url." in domain else "apigw-v2"
-        method = str(context["http"].get("method", "")).upper()
+        raise EnvelopeError("$.requestContext", _expected("an object", context))
+    http = context.get("http")
+    if event.get("version") == "2.0":
+        if not isinstance(http, dict):
+            raise EnvelopeError("$.requestContext.http", _expected("an object", http))
+        domain = context.get("domainName")
+        kind = (
+            "function-url" if isinstance(domain, str) and ".lambda-url." in domain else "apigw-v2"
+        )
+        method, method_path = http.get("method"), "$.requestContext.http.method"
     elif "httpMethod" in event:
         kind = "apigw-v1"
-        method = str(event.get("httpMethod", "")).upper()
+        method, method_path = event.get("httpMethod"), "$.httpMethod"
     else:
-        return None
+        raise EnvelopeError("$.httpMethod", "an HTTP event needs httpMethod or version 2.0")
+    if not isinstance(method, str):
+        raise EnvelopeError(method_path, _expected("a string", method))
+    body = event.get("body")
+    if body is not None and not isinstance(body, str):
+        raise EnvelopeError("$.body", _expected("a string or null", body))
+    encoded = event.get("isBase64Encoded")
+    if encoded is not None and not isinstance(encoded, bool):
+        raise EnvelopeError("$.isBase64Encoded", _expected("true or false", encoded))
+    query = _strings(event, "queryStringParameters")
+    raw_query = event.get("rawQueryString")
+    if raw_query is not None and not isinstance(raw_query, str):
+        raise EnvelopeError("$.rawQueryString", _expected("a string", raw_query))
+    if not query and raw_query:
+        query = query_of(raw_query)
     request_id = context.get("requestId")
-    query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items() if v}
-    if not query and isinstance(event.get("rawQueryString"), str):
-        query = query_of(event["rawQueryString"])
     return HttpRequest(
         kind,
-        method,
-        headers,
-        body if isinstance(body, str) else None,
-        base64_encoded,
-        str(request_id) if request_id else None,
-        query,
+        method.upper(),
+        {name.lower(): value for name, value in _strings(event, "headers").items()},
+        body,
+        bool(encoded),
+        str(request_id) if isinstance(request_id, str | int) and request_id != "" else None,
+        {name: value for name, value in query.items() if value},
     )
+
+
+def _strings(event: dict[str, Any], member: str) -> dict[str, str]:
+    """An event's object of strings (headers, query parameters); null values are left out."""
+    value = event.get(member)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EnvelopeError(f"$.{member}", _expected("an object", value))
+    for name, item in value.items():
+        if item is not None and not isinstance(item, str):
+            raise EnvelopeError(json_path((member, name)), _expected("a string", item))
+    return {name: item for name, item in value.items() if item is not None}
+
+
+def _expected(what: str, value: Any) -> str:
+    return f"expected {what}, got {_JSON_TYPES.get(type(value), type(value).__name__)}"
+
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    type(None): "null or nothing",
+}
 
 
 def query_of(raw: str) -> dict[str, str]:

@@ -14,15 +14,24 @@ Fit for a private network (``runtime.contract`` has the header names and problem
 
 * **Authentication.** With a token, a request without ``Authorization: Bearer <token>``
   (compared in constant time) gets a 401 problem and never reaches the handler; its body is
-  not read. Without a token the server only listens on loopback (``is_loopback``).
+  not read. Without a token the server only listens on loopback (``is_loopback``), and
+  answers only what a web page in a browser on the same machine cannot send: a ``Host`` that
+  names the server's own address (127.0.0.1, localhost or [::1] and its port: a DNS-rebinding
+  page sends its own name; else 421) and, for a ``POST``, ``Content-Type: application/json``
+  (a cross-origin page cannot send that without the CORS preflight serve never grants; else
+  415).
 * **TLS** with a certificate and key (PEM), or any server-side ``ssl.SSLContext``. The
   handshake runs in the connection's thread, so a slow one never blocks the accept loop.
-* **Limits.** A body larger than ``max_body`` bytes gets a 413 problem from its
+* **Limits.** Until a request is authorised, a connection holds its slot briefly:
+  ``header_timeout`` seconds is the time a client has for the TLS handshake and the request's
+  line and headers (however slowly they drip in), counted from the connection, or from the
+  previous answer on a keep-alive connection (an idle one is closed after it). Once
+  authorised, ``timeout`` seconds is the time it has to send the body, and then to read the
+  answer. A body larger than ``max_body`` bytes gets a 413 problem from its
   ``Content-Length`` alone, before anything is read (chunked bodies are counted as they come,
-  and cut at the limit). ``timeout`` seconds is the time a client has for the TLS handshake,
-  and then for each whole request (line, headers and body, however slowly it drips in), and
-  for reading the answer; an idle keep-alive connection is closed after it too. At most
-  ``max_connections`` connections are served at once; more are closed at once.
+  and cut at the limit). At most ``max_connections`` connections are served at once, and at
+  most ``max_client_connections`` from one client address; more are closed at once, so that
+  one client's idle sockets never take every slot.
 * **Logs.** One JSON line per request on stderr (time, method, path, status, bytes out,
   duration, client address); never a header's value or the body.
 """
@@ -39,7 +48,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -58,7 +66,9 @@ from runtime.server_io import (
 
 DEFAULT_MAX_BODY = 6 * 1024 * 1024  # Lambda's own limit on a synchronous request
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_HEADER_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_MAX_CLIENT_CONNECTIONS = 10  # and at most half of max_connections
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _MAX_TRAILERS = 32
 # The kind the app logs for serve's requests: the same as when they reached it as HTTP API (v2)
@@ -79,6 +89,8 @@ class RegistryServer:
 
     ``token``: the bearer token every request must carry (required unless ``host`` is a
     loopback address). TLS: ``ssl_context``, or ``tls_cert`` and ``tls_key`` (PEM paths).
+    ``max_client_connections`` defaults to ``DEFAULT_MAX_CLIENT_CONNECTIONS``, or half of
+    ``max_connections`` when that is less.
     ``log``: where the request log lines go (default: stderr, as it is at each line)."""
 
     def __init__(
@@ -93,7 +105,9 @@ class RegistryServer:
         tls_key: Path | str | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         timeout: float = DEFAULT_TIMEOUT,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_client_connections: int | None = None,
         log: TextIO | None = None,
     ) -> None:
         if token is not None:
@@ -110,8 +124,20 @@ class RegistryServer:
             raise OptionsError("--tls-cert and --tls-key go together", file=missing)
         if tls_cert is not None and tls_key is not None:
             ssl_context = tls_context(tls_cert, tls_key)
-        if max_body < 0 or timeout <= 0 or max_connections < 1:
-            raise ValueError("max_body >= 0, timeout > 0 and max_connections >= 1")
+        if max_client_connections is None:
+            max_client_connections = min(
+                DEFAULT_MAX_CLIENT_CONNECTIONS, max(1, max_connections // 2)
+            )
+        if (
+            max_body < 0
+            or timeout <= 0
+            or header_timeout <= 0
+            or max_connections < 1
+            or max_client_connections < 1
+        ):
+            raise ValueError(
+                "max_body >= 0, timeouts > 0, max_connections and max_client_connections >= 1"
+            )
         if registry is None:
             from runtime.handler import RegistryApp
 
@@ -119,21 +145,23 @@ class RegistryServer:
         self.registry = registry
         self.tls = ssl_context is not None
         self._log = LogWriter(log)
-        options = ServeOptions(
-            registry,
-            token.encode("ascii") if token is not None else None,
-            max_body,
-            timeout,
-            self._log,
-        )
         kind = server_class(":" in host)
         try:
-            self.httpd = kind((host, port), partial(Handler, options))
+            self.httpd = kind((host, port), self._connection)
         except OSError as error:
             raise OptionsError(
                 f"cannot listen on {host}:{port}: {error.strerror or error}", file="--listen"
             ) from None
-        self.httpd.slots = threading.BoundedSemaphore(max_connections)
+        self.options = ServeOptions(
+            registry,
+            token.encode("ascii") if token is not None else None,
+            max_body,
+            timeout,
+            header_timeout,
+            self._log,
+            _own_hosts(host, self.address[1], tls=ssl_context is not None),
+        )
+        self.httpd.limit(max_connections, max_client_connections)
         self.httpd.log = self._log
         if ssl_context is not None:
             # No handshake in accept(): the connection's thread does it, under the timeout.
@@ -141,6 +169,9 @@ class RegistryServer:
                 self.httpd.socket, server_side=True, do_handshake_on_connect=False
             )
         self._thread: threading.Thread | None = None
+
+    def _connection(self, request: Any, client_address: Any, server: Any) -> Handler:
+        return Handler(self.options, request, client_address, server)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -150,8 +181,7 @@ class RegistryServer:
     @property
     def url(self) -> str:
         host, port = self.address
-        shown = f"[{host}]" if ":" in host else host
-        return f"{'https' if self.tls else 'http'}://{shown}:{port}/"
+        return f"{'https' if self.tls else 'http'}://{_shown(host)}:{port}/"
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever(poll_interval=0.2)
@@ -168,6 +198,19 @@ class RegistryServer:
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _shown(host: str) -> str:
+    """A host as a URL or a ``Host`` header spells it (IPv6 in brackets)."""
+    return f"[{host}]" if ":" in host else host
+
+
+def _own_hosts(host: str, port: int, *, tls: bool) -> frozenset[str]:
+    """The ``Host`` values (lower case) that name this server: a loopback name or the listen
+    address with its port; without a port too on the scheme's default port."""
+    names = {"127.0.0.1", "localhost", "[::1]", _shown(host).lower()}
+    default = port == (443 if tls else 80)
+    return frozenset({f"{name}:{port}" for name in names} | (names if default else set()))
 
 
 def _check_token(token: str) -> None:
@@ -196,8 +239,10 @@ class ServeOptions:
     registry: App
     token: bytes | None  # the bearer token every request must carry; None on loopback
     max_body: int
-    timeout: float
+    timeout: float  # for an authorised request's body, and for reading the answer
+    header_timeout: float  # for the handshake and a request's head: before authorisation
     log: Callable[[dict[str, Any]], None]
+    own_hosts: frozenset[str]  # the ``Host`` values a request may carry without a token
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -215,18 +260,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
-        self.connection.settimeout(self.options.timeout)
+        self.reader = DeadlineReader(self.connection)
+        # The handshake and the first request's head share one short deadline.
+        self.reader.deadline = time.monotonic() + self.options.header_timeout
+        self.connection.settimeout(self.options.header_timeout)
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()  # bounded by the timeout as a whole
-        self.reader = DeadlineReader(self.connection)
         self.rfile = io.BufferedReader(self.reader)
         self.wfile = SocketWriter(self.connection)
         self.started = time.perf_counter()
         self.expect_continue = False
+        self.answered = False
 
     def handle_one_request(self) -> None:
         # The deadline covers waiting for the request too: idle connections close.
-        self.reader.deadline = time.monotonic() + self.options.timeout
+        if self.answered:
+            self.reader.deadline = time.monotonic() + self.options.header_timeout
         self.expect_continue = False
         super().handle_one_request()
 
@@ -242,6 +291,8 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         try:
             self._authorise()
+            # Authorised: now the body may take the longer timeout.
+            self.reader.deadline = time.monotonic() + self.options.timeout
             raw = self._read_body()
         except _Refused as refused:
             self._problem(refused.status, refused.detail)
@@ -274,6 +325,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authorise(self) -> None:
         if self.options.token is None:
+            self._same_machine_only()
             return
         value = self.headers.get(contract.AUTHORIZATION_HEADER)
         presented = contract.bearer_token(value)
@@ -281,6 +333,24 @@ class Handler(BaseHTTPRequestHandler):
             raise _Refused(401, "this registry needs 'Authorization: Bearer <token>'")
         if not hmac.compare_digest(presented.encode("utf-8", "replace"), self.options.token):
             raise _Refused(401, "the bearer token is not accepted")
+
+    def _same_machine_only(self) -> None:
+        """Without a token: refuse what a web page in a browser on this machine can send."""
+        hosts = self.headers.get_all("Host") or []
+        port = self.connection.getsockname()[1]
+        if len(hosts) != 1 or hosts[0].strip().lower() not in self.options.own_hosts:
+            named = repr(hosts[0][:80]) if len(hosts) == 1 else f"{len(hosts)} Host headers"
+            raise _Refused(
+                421,
+                f"Host {named} is not this server's address: without a token, serve answers "
+                f"only requests to 127.0.0.1:{port}, localhost:{port} or [::1]:{port}",
+            )
+        if self.command == "POST" and not _is_json(self.headers.get("Content-Type")):
+            raise _Refused(
+                415,
+                "send the payload as 'Content-Type: application/json' (without a token, "
+                "serve refuses other types: a web page could send those from any site)",
+            )
 
     def _read_body(self) -> bytes | None:
         coding = self.headers.get("Transfer-Encoding")
@@ -350,6 +420,7 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(status, {**encoded.headers, "Connection": "close"}, encoded.body.encode())
 
     def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.answered = True
         self.connection.settimeout(self.options.timeout)  # for the whole answer (``sendall``)
         self.send_response(status)
         for name, value in headers.items():
@@ -396,3 +467,9 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = _handle
     do_DELETE = _handle
     do_PATCH = _handle
+
+
+def _is_json(content_type: str | None) -> bool:
+    """``application/json``, with parameters or not (``; charset=utf-8``)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == contract.JSON_TYPE

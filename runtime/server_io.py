@@ -1,5 +1,6 @@
 """Sockets for ``runtime.server``: the loopback check, TLS contexts, a threading server
-that caps its connections, and socket streams that hold a whole request to one deadline."""
+that caps its connections (in all and per client address), and socket streams that hold
+a request to one deadline."""
 
 from __future__ import annotations
 
@@ -75,26 +76,49 @@ class LogWriter:
 
 
 class CappedServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``limit``'s number at once, and at most its
+    per-client number from one client address (the rest are closed at once)."""
+
     daemon_threads = True
-    slots: threading.BoundedSemaphore
     log: LogWriter
 
+    def limit(self, connections: int, per_client: int) -> None:
+        self.slots = threading.BoundedSemaphore(connections)
+        self.per_client = per_client
+        self.clients: dict[str, int] = {}  # open connections by client address
+        self.clients_lock = threading.Lock()
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            self.log({"event": "refused", "client": str(client_address[0]), "reason": "busy"})
+        client = str(client_address[0])
+        with self.clients_lock:
+            held = self.clients.get(client, 0)
+            refused = "client-limit" if held >= self.per_client else None
+            if refused is None and not self.slots.acquire(blocking=False):
+                refused = "busy"
+            if refused is None:
+                self.clients[client] = held + 1
+        if refused is not None:
+            self.log({"event": "refused", "client": client, "reason": refused})
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.slots.release()
+            self._release(client)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            self._release(str(client_address[0]))
+
+    def _release(self, client: str) -> None:
+        with self.clients_lock:
+            left = self.clients.pop(client, 1) - 1
+            if left:
+                self.clients[client] = left
+        self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A failed TLS handshake, a reset connection: one line, not a traceback.

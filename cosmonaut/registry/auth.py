@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from cosmonaut.errors import UsageError
 from runtime import contract
+from runtime.files import TooOpenError, read_private
 
 TOKEN_ENV = "COSMONAUT_REGISTRY_TOKEN"
 
@@ -183,7 +184,9 @@ def registry_auth(
             )
         return BearerToken(token)
     try:
-        lines = token_file.read_text(encoding="utf-8").splitlines()
+        lines = read_private(token_file).splitlines()
+    except TooOpenError as error:
+        raise UsageError(str(error), file="--registry-token-file") from None
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or error
         raise UsageError(

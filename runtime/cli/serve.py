@@ -1,7 +1,8 @@
 """``lambda-registry serve``: the registry's HTTP contract on a local address
 (``runtime.server``).
 
-The bearer token comes from ``--token-file`` (its first line), else ``$LAMBDA_REGISTRY_TOKEN``;
+The bearer token comes from ``--token-file`` (its first line; refused when its group or others
+may access it), else ``$LAMBDA_REGISTRY_TOKEN``;
 without one, only a loopback ``--listen`` address is accepted. Every refusal (no token on a
 public address, an unreadable TLS file, an address in use) is a user mistake: one line, exit 2.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from compiler.errors import OptionsError
 from runtime.cli.exits import Exit
+from runtime.files import TooOpenError, read_private
 
 TOKEN_ENV = "LAMBDA_REGISTRY_TOKEN"
 
@@ -58,17 +60,30 @@ def add_serve_command(commands: Any) -> None:
         help="larger request bodies get 413, unread (default 6291456, Lambda's own limit)",
     )
     serve.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="time a client has for the TLS handshake and a request's line and headers, from "
+        "connecting or from the previous answer; idle connections close after it (default 5)",
+    )
+    serve.add_argument(
         "--timeout",
         type=_seconds,
         metavar="SECONDS",
-        help="time a client has to send a whole request, or to read the answer; idle "
-        "connections close after it (default 30)",
+        help="time an authorised request has to send its body, and to read the answer (default 30)",
     )
     serve.add_argument(
         "--max-connections",
         type=_whole,
         metavar="N",
         help="connections served at once; more are closed at once (default 100)",
+    )
+    serve.add_argument(
+        "--max-client-connections",
+        type=_whole,
+        metavar="N",
+        help="connections served at once from one client address; more are closed at once "
+        "(default 10, or half of --max-connections when that is less)",
     )
     serve.set_defaults(run=run_serve)
 
@@ -77,14 +92,21 @@ def run_serve(args: argparse.Namespace) -> int:
     host, _, port_text = str(args.listen).rpartition(":")
     if not port_text.isdigit():
         raise OptionsError(f"{args.listen!r}: expected HOST:PORT", file="--listen")
-    if args.max_connections is not None and args.max_connections < 1:
-        raise OptionsError("must be at least 1", file="--max-connections")
+    for flag in ("max_connections", "max_client_connections"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise OptionsError("must be at least 1", file="--" + flag.replace("_", "-"))
     from runtime.server import RegistryServer
 
     token = read_token(args.token_file, os.environ)
     limits = {
         name: getattr(args, name)
-        for name in ("max_body", "timeout", "max_connections")
+        for name in (
+            "max_body",
+            "timeout",
+            "header_timeout",
+            "max_connections",
+            "max_client_connections",
+        )
         if getattr(args, name) is not None
     }
     server = RegistryServer(
@@ -124,11 +146,14 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def read_token(path: Path | None, environ: Mapping[str, str]) -> str | None:
-    """The token: the first line of ``path``, else the environment variable, else ``None``."""
+    """The token: the first line of ``path`` (a file only its owner may access), else the
+    environment variable, else ``None``."""
     if path is None:
         return (environ.get(TOKEN_ENV) or "").strip() or None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_private(path)
+    except TooOpenError as error:
+        raise OptionsError(str(error), file="--token-file") from None
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or error
         raise OptionsError(f"cannot read {path}: {reason}", file="--token-file") from None

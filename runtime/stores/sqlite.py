@@ -10,7 +10,9 @@ Schema (version 1, in ``PRAGMA user_version``)::
     ) WITHOUT ROWID
 
 Version 2 added ``host_reports`` (fleet mode), version 3 ``records`` (Cosmonaut's ACME
-account, leases and certificates; the file is created with mode 0600, since it may hold keys).
+account, leases and certificates). The file is owner-only (0600, its folder 0700 when this
+store creates it; a looser file is tightened at its next write): it holds password hashes,
+header values and maybe keys.
 
 Concurrency: ``update`` opens ``BEGIN IMMEDIATE`` before it reads, which takes the database's
 write lock. A second process (or thread) waits for it (up to ``timeout`` seconds, SQLite's
@@ -266,8 +268,6 @@ class SQLiteStore:
             ).fetchone()
             if (int(row[0]) if row else 0) != expected:
                 return False
-            if value is not None:
-                self._private()
             if value is None:
                 connection.execute("DELETE FROM records WHERE tbl = ? AND key = ?", (table, key))
             else:
@@ -279,10 +279,11 @@ class SQLiteStore:
         return True
 
     def _private(self) -> None:
-        """Owner-only, also for a file made before it held records (keys, say)."""
+        """Owner-only, also for a file made looser (before it held records, say)."""
         with contextlib.suppress(OSError):
-            if self.path.stat().st_mode & 0o077:
-                self.path.chmod(0o600)
+            mode = self.path.stat().st_mode & 0o777
+            if mode & 0o077:
+                self.path.chmod(mode & 0o700)  # the owner's own bits stay (read-only, say)
 
     def _has_records_table(self, connection: sqlite3.Connection) -> bool:
         row = connection.execute(
@@ -305,6 +306,9 @@ class SQLiteStore:
             with contextlib.suppress(FileExistsError, OSError):
                 # Owner-only from the start: records may hold private keys.
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            # Services hold password hashes and header values: a file an older release made
+            # 0644 is tightened at its next write.
+            self._private()
         try:
             if create or not read_only:
                 # isolation_level=None: we issue BEGIN/COMMIT/ROLLBACK ourselves.

@@ -186,12 +186,13 @@ def test_a_bundle_comes_over_http_whole(map_server: RegistryServer) -> None:
     assert fetched is not None and fetched.maps == result.maps
     # The bundle cannot be one text/plain body: asking for text only is a 406 problem.
     body = json.dumps(payload()).encode()
-    plain = urllib.request.Request(map_server.url, body, {"Accept": "text/plain"})
+    sent = {"Content-Type": "application/json"}
+    plain = urllib.request.Request(map_server.url, body, {**sent, "Accept": "text/plain"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(plain, timeout=10)
     assert refused.value.code == 406
     assert "application/json" in json.loads(refused.value.read())["detail"]
-    asked = urllib.request.Request(map_server.url, body, {"Accept": "application/json"})
+    asked = urllib.request.Request(map_server.url, body, {**sent, "Accept": "application/json"})
     with urllib.request.urlopen(asked, timeout=10) as answer:
         document = json.loads(answer.read())
     assert list(document["files"]) == ["haproxy.cfg", *(name for name, _ in result.maps)]

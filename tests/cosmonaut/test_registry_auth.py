@@ -493,6 +493,7 @@ def test_bearer_comes_from_the_file_or_the_environment(
     assert auth.headers("POST", url, {}, b"") == {"Authorization": "Bearer from-env"}
     token_file = tmp_path / "token"
     token_file.write_text("from-file\n")
+    token_file.chmod(0o600)
     auth = registry_auth("bearer", url, token_file=token_file)
     assert auth is not None
     assert auth.headers("POST", url, {}, b"") == {"Authorization": "Bearer from-file"}
@@ -503,6 +504,34 @@ def test_bearer_comes_from_the_file_or_the_environment(
         registry_auth(None, url, token_file=token_file)
     with pytest.raises(UsageError, match="printable ASCII"):
         BearerToken("two words")
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660], ids=oct)
+def test_a_token_file_others_can_access_is_refused_at_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: int
+) -> None:
+    """As ssh refuses such a private key: the error names the file and the fix, and the
+    token is never sent (nor printed)."""
+    token_file = tmp_path / "registry.token"
+    token_file.write_text("s3cret-token\n")
+    token_file.chmod(mode)
+    url = "https://registry.internal:8443/"
+    with pytest.raises(UsageError) as refused:
+        registry_auth("bearer", url, token_file=token_file)
+    assert str(refused.value) == (
+        f"--registry-token-file: {token_file} is open to others (mode {mode:04o}): anyone in "
+        f"its group or on this machine could read the token; run 'chmod 600 {token_file}'"
+    )
+    argv = ["once", "--registry-url", url, "--registry-auth", "bearer"]
+    argv += ["--registry-token-file", str(token_file), "--state-dir", str(tmp_path / "state")]
+    assert cosmonaut_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"chmod 600 {token_file}" in err
+    assert "s3cret-token" not in err
+    token_file.chmod(0o600)
+    auth = registry_auth("bearer", url, token_file=token_file)
+    assert auth is not None
+    assert auth.headers("POST", url, {}, b"") == {"Authorization": "Bearer s3cret-token"}
 
 
 def test_cosmonaut_bearer_without_a_token_stops_at_start_up(

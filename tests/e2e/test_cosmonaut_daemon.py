@@ -425,8 +425,13 @@ def ip(container: Any) -> str:
 
 
 def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path) -> None:
+    """Also: a state folder an older release left open (0755, a 0644 status.json) is made
+    private, and metrics without a host listen on loopback only."""
     haproxy = host.haproxy()
     first = host.service("web1", labels=WEB)
+    tmp_path.chmod(0o755)
+    (tmp_path / "status.json").write_text("{}\n")
+    (tmp_path / "status.json").chmod(0o644)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -442,7 +447,7 @@ def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path)
             "--state-dir",
             str(tmp_path),
             "--metrics-address",
-            "127.0.0.1:0",  # cosmonaut binds a free port and logs which
+            ":0",  # no host: loopback; cosmonaut binds a free port and logs which
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -473,9 +478,15 @@ def test_cosmonaut_run_with_metrics_and_status(host: DockerHost, tmp_path: Path)
     stderr = "".join(lines)
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
-    assert events[:2] == ["metrics", "started"]
+    assert events[:3] == ["state made private", "metrics", "started"]
     assert "reconciled" in events
     assert events[-1] == "stopping"
+    history = list((tmp_path / "history").iterdir())
+    assert history  # the config it applied
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path, tmp_path / "history", *history]}
+    modes["status.json"] = (tmp_path / "status.json").stat().st_mode & 0o777
+    assert set(modes.values()) == {0o600, 0o700}, modes
+    assert modes[tmp_path.name] == 0o700
 
 
 def metrics_url(lines: list[str]) -> str | None:

@@ -14,6 +14,7 @@ Every wait is a condition with a deadline (``eventually``); nothing asserts on e
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -44,6 +45,9 @@ from tests.support.cosmonaut_e2e import (
 from tests.support.net import Relay
 
 TTL = 4  # LAMBDA_REGISTRY_HOST_TTL of the registry: a silent host leaves after 4 s
+# The fleet's bearer token: behind the relay, requests name the relay's port in Host, which a
+# tokenless serve refuses (a browser page could send the same).
+TOKEN = "fleet-token-" + uuid.uuid4().hex
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 API = {"cosmonaut.service": "api", "cosmonaut.predicate": "api.example", "cosmonaut.port": "8080"}
 
@@ -51,7 +55,8 @@ API = {"cosmonaut.service": "api", "cosmonaut.predicate": "api.example", "cosmon
 class Registry:
     """``lambda-registry serve``'s server over DynamoDB (moto), stoppable and restartable with
     the same app (and so the same table contents) behind one URL: a port held here for the
-    whole test (``Relay``), so no other process can take it while the registry is down."""
+    whole test (``Relay``), so no other process can take it while the registry is down. It
+    takes the bearer ``TOKEN``, as a fleet's registry does."""
 
     def __init__(self, app: RegistryApp) -> None:
         self.app = app
@@ -67,7 +72,7 @@ class Registry:
             self.server = None
 
     def start(self) -> None:
-        self.server = RegistryServer("127.0.0.1", 0, self.app).start()
+        self.server = RegistryServer("127.0.0.1", 0, self.app, token=TOKEN).start()
         self.front.target = self.server.address[1]
 
     def close(self) -> None:
@@ -136,6 +141,8 @@ class Cosmonaut:
             self.host_id,
             "--registry-url",
             self.url,
+            "--registry-auth",
+            "bearer",  # the token from COSMONAUT_REGISTRY_TOKEN
             "--registry-timeout",
             "2",
             "--registry-retries",
@@ -151,7 +158,8 @@ class Cosmonaut:
             *self.extra,
         ]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stderr=log, stdout=log)
+            env = {**os.environ, "COSMONAUT_REGISTRY_TOKEN": TOKEN}
+            self.process = subprocess.Popen(command, stderr=log, stdout=log, env=env)
         return self
 
     def kill(self) -> None:

@@ -113,6 +113,35 @@ def test_bad_options_exit_2(tmp_path: Path, options: str, words: str) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        pytest.param(
+            '{"table": "web-eu-1", "running": [], "candidates": [{"name": "web", '
+            '"mode": "host", "predicate": "a.example", "predicate": "b.example", '
+            '"containers": []}]}',
+            "error: $.candidates[0].predicate: this key appears more than once; keep one",
+            id="repeated-key",
+        ),
+        pytest.param(
+            '{"table": "web-eu-1", "running": [], "n": ' + "7" * 100_000 + "}",
+            "payload.json: not valid JSON: a number has more than 4300 digits",
+            id="huge-number",
+        ),
+    ],
+)
+def test_json_a_payload_cannot_mean_exits_2(tmp_path: Path, text: str, words: str) -> None:
+    """A repeated key (``json.loads`` would keep the last, silently) and a number Python
+    refuses to convert are the user's input, not an internal error (exit 3)."""
+    path = tmp_path / "payload.json"
+    path.write_text(text)
+    result = run_cli("compile", str(path), "--store", "memory")
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert result.stdout == ""
+
+
 def test_unreadable_payload_exits_2(tmp_path: Path) -> None:
     result = run_cli("compile", str(tmp_path / "missing.json"))
     assert result.returncode == 2

@@ -135,6 +135,21 @@ def test_direct_invocation_errors_raise(invoke: Callable[..., Any]) -> None:
         pytest.param("[1, 2]", False, "must be a JSON object", id="array"),
         pytest.param("%%%not base64%%%", True, "not valid base64", id="bad-base64"),
         pytest.param('{"running": []}', False, "$.table: required field is missing", id="no-table"),
+        # json.loads keeps the last of a repeated key: two readers could disagree on the payload.
+        pytest.param(
+            '{"table": "web-eu-1", "running": [{"name": "a", "name": "b"}]}',
+            False,
+            "<body>: $.running[0].name: this key appears more than once",
+            id="repeated-key",
+        ),
+        # Python refuses to convert it (int max str digits): a ValueError, once a 500.
+        pytest.param(
+            '{"table": "web-eu-1", "running": [], "n": ' + "1" * 100_000 + "}",
+            False,
+            "not valid JSON: a number has more than 4300 digits",
+            id="huge-number",
+        ),
+        pytest.param('{"table": Infinity}', False, "Infinity is not a JSON value", id="infinity"),
     ],
 )
 @pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])
@@ -154,6 +169,70 @@ def test_malformed_body_is_400(
         assert document["diagnostics"] == [
             {"path": "$.table", "message": "required field is missing", "severity": "error"}
         ]
+
+
+def _method_path(event: dict[str, Any]) -> str:
+    if "httpMethod" in event:
+        event["httpMethod"] = ["POST"]
+        return "$.httpMethod"
+    event["requestContext"]["http"]["method"] = ["POST"]
+    return "$.requestContext.http.method"
+
+
+def _set(member: str, value: Any) -> Callable[[dict[str, Any]], str]:
+    def change(event: dict[str, Any]) -> str:
+        event[member] = value
+        return f"$.{member}"
+
+    return change
+
+
+def _drop_context(event: dict[str, Any]) -> str:
+    del event["requestContext"]
+    return "$.requestContext"
+
+
+def _header_number(event: dict[str, Any]) -> str:
+    event["headers"]["X-Count"] = 3
+    return '$.headers["X-Count"]'
+
+
+ENVELOPES: list[Any] = [
+    pytest.param(_set("headers", [["content-type", "application/json"]]), id="headers-list"),
+    pytest.param(_set("headers", "content-type: application/json"), id="headers-text"),
+    pytest.param(_header_number, id="header-value-number"),
+    pytest.param(_set("body", {"table": "web-eu-1", "running": []}), id="body-object"),
+    pytest.param(_set("body", 5), id="body-number"),
+    pytest.param(_set("isBase64Encoded", "false"), id="base64-flag-text"),
+    pytest.param(_set("isBase64Encoded", 1), id="base64-flag-number"),
+    pytest.param(_drop_context, id="no-request-context"),
+    pytest.param(_set("requestContext", []), id="request-context-list"),
+    pytest.param(_method_path, id="method-list"),
+    pytest.param(_set("queryStringParameters", ["table"]), id="query-list"),
+]
+
+
+@pytest.mark.parametrize("malform", ENVELOPES)
+@pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])
+def test_a_malformed_event_is_400_and_never_a_function_error(
+    path: Path,
+    malform: Callable[[dict[str, Any]], str],
+    invoke: Callable[..., Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An HTTP event of the wrong shape (a test event typed by hand, a proxy misconfigured)
+    is a 400 problem naming the member, not an exception out of the function (API Gateway's
+    bare 502) nor a 500."""
+    event = load_event(path)
+    member = malform(event)
+    response = invoke(event)
+    assert response["statusCode"] == 400
+    document = problem(response)
+    assert document["type"] == "urn:lambda-registry:problem:invalid-request"
+    assert document["detail"].startswith(f"<event>: {member}: expected ")
+    assert [d["path"] for d in document["diagnostics"]] == [member]
+    (log,) = log_lines(capsys)
+    assert (log["event"], log["status"], log["level"]) == ("malformed", 400, "warning")
 
 
 @pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +71,14 @@ def log() -> io.StringIO:
 def guarded(spy: Spy, log: io.StringIO) -> Iterator[RegistryServer]:
     """A server with a token, small limits and a short timeout."""
     server = RegistryServer(
-        "127.0.0.1", 0, spy, token=TOKEN, max_body=64 * 1024, timeout=0.5, log=log
+        "127.0.0.1",
+        0,
+        spy,
+        token=TOKEN,
+        max_body=64 * 1024,
+        timeout=0.5,
+        header_timeout=0.5,
+        log=log,
     ).start()
     try:
         yield server
@@ -78,8 +86,27 @@ def guarded(spy: Spy, log: io.StringIO) -> Iterator[RegistryServer]:
         server.stop()
 
 
-def connect(server: RegistryServer) -> socket.socket:
-    return socket.create_connection(server.address, timeout=10)
+def connect(server: RegistryServer, source: str | None = None) -> socket.socket:
+    """A connection to ``server``, from the loopback address ``source`` if given (another
+    client, as the server counts them)."""
+    return socket.create_connection(
+        server.address, timeout=10, source_address=(source, 0) if source else None
+    )
+
+
+def json_post(server: RegistryServer, document: Any, extra: bytes = b"") -> bytes:
+    """A request as Cosmonaut sends it: JSON, to the server's own address."""
+    body = json.dumps(document).encode()
+    host, port = server.address
+    return (
+        (
+            f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        ).encode()
+        + extra
+        + b"\r\n"
+        + body
+    )
 
 
 def until_closed(sock: socket.socket) -> bytes:
@@ -192,6 +219,7 @@ def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: P
     store = f"sqlite:{tmp_path / 'state.db'}"
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     process = serve_process(store, "--token-file", str(token_file))
     try:
         assert process.stderr is not None
@@ -331,6 +359,7 @@ def test_is_loopback(host: str, loopback: bool) -> None:
         ),
         pytest.param(["--token-file", "{missing}"], "--token-file", "cannot read", id="no-token"),
         pytest.param(["--token-file", "{empty}"], "--token-file", "holds no token", id="empty"),
+        pytest.param(["--token-file", "{shared}"], "--token-file", "chmod 600", id="too-open"),
     ],
 )  # fmt: skip
 def test_serve_refuses_bad_tls_and_token_files(
@@ -351,15 +380,45 @@ def test_serve_refuses_bad_tls_and_token_files(
         "missing": tmp_path / "missing.pem",
         "garbage": tmp_path / "garbage.pem",
         "empty": tmp_path / "empty",
+        "shared": tmp_path / "shared",
     }
     files["garbage"].write_text("not a certificate\n")
     files["empty"].write_text("\n")
+    files["empty"].chmod(0o600)
+    files["shared"].write_text(TOKEN + "\n")
+    files["shared"].chmod(0o644)
     argv = ["serve", "--listen", "127.0.0.1:0", *(a.format(**files) for a in args)]
     assert registry_main(argv) == 2
     err = capsys.readouterr().err
     assert flag in err
     assert words in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o644, 0o604, 0o620, 0o660, 0o707], ids=oct)
+def test_serve_refuses_a_token_file_others_can_read_or_write(
+    never_serves: None, capsys: pytest.CaptureFixture[str], tmp_path: Path, mode: int
+) -> None:
+    """As ssh refuses such a private key: the error names the file and the fix."""
+    token_file = tmp_path / "registry.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(mode)
+    assert registry_main(["serve", "--listen", "127.0.0.1:0", "--token-file", str(token_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"--token-file: {token_file} is open to others (mode {mode:04o})" in err
+    assert f"run 'chmod 600 {token_file}'" in err
+    assert TOKEN not in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=oct)
+def test_serve_takes_a_token_file_only_its_owner_can_access(tmp_path: Path, mode: int) -> None:
+    from runtime.cli.serve import read_token
+
+    token_file = tmp_path / "registry.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(mode)
+    assert read_token(token_file, {}) == TOKEN
 
 
 # -- TLS ----------------------------------------------------------------------------------------
@@ -502,17 +561,254 @@ def test_an_idle_connection_is_closed(guarded: RegistryServer) -> None:
 def test_connections_beyond_the_limit_are_closed(spy: Spy, log: io.StringIO) -> None:
     server = RegistryServer("127.0.0.1", 0, spy, max_connections=1, timeout=5, log=log).start()
     try:
-        with connect(server) as first, connect(server) as second:
+        # Another client's connection: refused because the server is full, not for its own.
+        with connect(server) as first, connect(server, source="127.0.0.2") as second:
             assert until_closed(second) == b""  # closed at once, the first one still open
-            body = json.dumps(payload()).encode()
-            first.sendall(
-                b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-            )
+            first.sendall(json_post(server, payload(), b"Connection: close\r\n"))
             assert parse(until_closed(first))[0] == 200
     finally:
         server.stop()
-    assert [line["event"] for line in log_lines(log)] == ["refused", "request"]
+    lines = log_lines(log)
+    assert [line["event"] for line in lines] == ["refused", "request"]
+    assert (lines[0]["client"], lines[0]["reason"]) == ("127.0.0.2", "busy")
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({"max_connections": 5}, id="max-connections-5"),
+        pytest.param({}, id="defaults"),
+    ],
+)
+def test_idle_sockets_of_one_client_leave_slots_for_the_others(
+    spy: Spy, log: io.StringIO, limits: dict[str, int]
+) -> None:
+    """One client's idle sockets, as many as the server serves at once, used to take every
+    slot for the whole timeout. Each client now holds at most its share (10, or half of
+    ``max_connections``); the rest of its sockets are closed at once, and another client is
+    served. The header timeout is long here: only the cap keeps the slots free."""
+    server = RegistryServer(
+        "127.0.0.1", 0, spy, token=TOKEN, timeout=60, header_timeout=60, log=log, **limits
+    ).start()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(limits.get("max_connections", 100)):
+            idle.append(connect(server, source="127.0.0.2"))
+        remote = RemoteRegistry(server.url, auth=BearerToken(TOKEN), retries=0)
+        assert "frontend http" in remote.compile(payload()).text
+        refused = [line for line in log_lines(log) if line["event"] == "refused"]
+        held = min(10, limits.get("max_connections", 100) // 2)
+        assert len(refused) == len(idle) - held
+        assert {(line["client"], line["reason"]) for line in refused} == {
+            ("127.0.0.2", "client-limit")
+        }
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
+    assert spy.calls == 1
+
+
+def test_a_head_that_never_ends_is_cut_off_at_the_header_timeout(
+    spy: Spy, log: io.StringIO
+) -> None:
+    """Before a request is authorised, its connection has the short header timeout, not the
+    body's (60 s here: the client waits at most 30 s for the server to close)."""
+    server = RegistryServer(
+        "127.0.0.1", 0, spy, token=TOKEN, timeout=60, header_timeout=0.5, log=log
+    ).start()
+    try:
+        for head in (b"", b"POST / HTTP/1.1\r\nHost: x\r\n"):  # idle; a head never ended
+            with socket.create_connection(server.address, timeout=30) as sock:
+                sock.sendall(head)
+                assert until_closed(sock) == b""
+        # and the server goes on serving
+        assert RemoteRegistry(server.url, auth=BearerToken(TOKEN)).compile(payload()).text
+    finally:
+        server.stop()
+    assert [line["event"] for line in log_lines(log)].count("timeout") == 2
+    assert spy.calls == 1
+
+
+def test_an_authorised_body_may_take_longer_than_the_header_timeout(
+    spy: Spy, log: io.StringIO
+) -> None:
+    server = RegistryServer(
+        "127.0.0.1", 0, spy, token=TOKEN, timeout=30, header_timeout=0.3, log=log
+    ).start()
+    body = json.dumps(payload()).encode()
+    head = (
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    try:
+        with connect(server) as sock:
+            sock.sendall(head.encode())
+            step = len(body) // 8 + 1
+            for start in range(0, len(body), step):  # 0.8 s in all: beyond the 0.3 s
+                time.sleep(0.1)
+                sock.sendall(body[start : start + step])
+            status, _, answer = parse(until_closed(sock))
+    finally:
+        server.stop()
+    assert status == 200
+    assert b"frontend http" in answer
+
+
+# -- without a token: only what a browser page cannot send ------------------------------------
+
+
+@pytest.fixture
+def open_server(spy: Spy, log: io.StringIO) -> Iterator[RegistryServer]:
+    """A server without a token (loopback only)."""
+    server = RegistryServer("127.0.0.1", 0, spy, timeout=5, log=log).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def exchange(server: RegistryServer, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request on its own connection; the answer, once the server closes."""
+    with connect(server) as sock:
+        sock.sendall(raw)
+        return parse(until_closed(sock))
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("text/plain;charset=UTF-8", id="text-plain"),
+        pytest.param("application/x-www-form-urlencoded", id="form"),
+        pytest.param("multipart/form-data; boundary=x", id="multipart"),
+        pytest.param(None, id="none"),
+        pytest.param("application/jsonp", id="jsonp"),
+    ],
+)
+def test_without_a_token_a_post_that_is_not_json_is_refused(
+    open_server: RegistryServer, spy: Spy, content_type: str | None
+) -> None:
+    """What a web page on any site can POST to 127.0.0.1 without a CORS preflight (a
+    "simple" request: text/plain, a form) never reaches the handler."""
+    body = json.dumps(payload()).encode()
+    _, port = open_server.address
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://attacker.example\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    )
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    status, headers, answer = exchange(open_server, head.encode() + b"\r\n" + body)
+    assert status == 415
+    assert headers["content-type"] == contract.PROBLEM_CONTENT_TYPE
+    assert problem_slug(answer) == "unsupported-media-type"
+    assert "Content-Type: application/json" in json.loads(answer)["detail"]
+    assert spy.calls == 0
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param("attacker.example:{port}", id="rebound-name"),
+        pytest.param("attacker.example", id="name-without-port"),
+        pytest.param("127.0.0.1:{other}", id="other-port"),
+        pytest.param("localhost", id="default-port"),
+        pytest.param("localhost.:{port}", id="trailing-dot"),
+        pytest.param(None, id="no-host"),
+        pytest.param("127.0.0.1:{port}\r\nHost: attacker.example:{port}", id="two-hosts"),
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_without_a_token_a_request_for_another_host_is_refused(
+    open_server: RegistryServer, spy: Spy, host: str | None, method: str
+) -> None:
+    """A DNS-rebinding page reaches 127.0.0.1 under its own name, which it sends as ``Host``:
+    neither a write nor a read of a table's config (userlist hashes) is answered."""
+    _, port = open_server.address
+    body = json.dumps(payload()).encode() if method == "POST" else b""
+    head = f"{method} /?table=web-eu-1 HTTP/1.1\r\nConnection: close\r\n"
+    if host is not None:
+        head += "Host: " + host.format(port=port, other=port + 1) + "\r\n"
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    status, _, answer = exchange(open_server, head.encode() + body)
+    assert (status, problem_slug(answer)) == (421, "misdirected-request")
+    assert f"127.0.0.1:{port}" in json.loads(answer)["detail"]
+    assert spy.calls == 0
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "LocalHost:{port}", "[::1]:{port}"]
+)
+def test_without_a_token_a_json_post_to_this_address_is_served(
+    open_server: RegistryServer, spy: Spy, host: str
+) -> None:
+    _, port = open_server.address
+    body = json.dumps(payload()).encode()
+    head = (
+        f"POST / HTTP/1.1\r\nHost: {host.format(port=port)}\r\nConnection: close\r\n"
+        f"Content-Type: application/json; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+    )
+    status, _, answer = exchange(open_server, head.encode() + b"\r\n" + body)
+    assert status == 200
+    assert b"frontend http" in answer
+    # Cosmonaut names the server as the URL does, and sends JSON.
+    remote = RemoteRegistry(f"http://localhost:{port}/")
+    assert "frontend http" in remote.compile(payload()).text
+    assert spy.calls == 2
+
+
+def test_with_a_token_the_bearer_check_alone_decides(guarded: RegistryServer, spy: Spy) -> None:
+    """Behind a proxy or a name, ``Host`` is anything; a browser cannot add the token."""
+    body = json.dumps(payload()).encode()
+    head = (
+        "POST / HTTP/1.1\r\nHost: registry.example\r\nContent-Type: text/plain\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nConnection: close\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    status, _, answer = exchange(guarded, head.encode() + body)
+    assert status == 200
+    assert b"frontend http" in answer
+    assert spy.calls == 1
+
+
+# -- bodies the app refuses -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "words", "path"),
+    [
+        pytest.param(
+            '{"table": "web-eu-1", "running": [{"name": "a", "name": "b"}]}',
+            "appears more than once",
+            "$.running[0].name",
+            id="repeated-key",
+        ),
+        pytest.param(
+            '{"table": "web-eu-1", "running": [], "n": ' + "9" * 100_000 + "}",
+            "more than 4300 digits",
+            None,
+            id="huge-number",
+        ),
+        pytest.param('{"table": NaN, "running": []}', "NaN is not a JSON value", None, id="nan"),
+    ],
+)
+def test_a_body_json_cannot_hold_is_a_400(
+    open_server: RegistryServer, body: str, words: str, path: str | None
+) -> None:
+    _, port = open_server.address
+    data = body.encode()
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    status, headers, answer = exchange(open_server, head.encode() + data)
+    assert status == 400
+    assert headers["content-type"] == contract.PROBLEM_CONTENT_TYPE
+    document = json.loads(answer)
+    assert problem_slug(answer) == "invalid-payload"
+    assert words in document["detail"]
+    if path is not None:
+        assert [d["path"] for d in document["diagnostics"]] == [path]
 
 
 # -- the request log ----------------------------------------------------------------------------
@@ -552,7 +848,9 @@ def test_serve_stops_at_once_with_an_idle_keep_alive_connection_open(tmp_path: P
         assert process.stderr is not None
         url = urllib.parse.urlsplit(json.loads(process.stderr.readline())["url"])
         connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
-        connection.request("POST", "/", body=json.dumps(payload()))
+        connection.request(
+            "POST", "/", body=json.dumps(payload()), headers={"Content-Type": "application/json"}
+        )
         response = connection.getresponse()
         response.read()
         assert response.status == 200 and not response.will_close  # kept alive, now idle

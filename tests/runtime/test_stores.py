@@ -191,6 +191,24 @@ def test_reading_never_creates_the_database(tmp_path: Path) -> None:
     assert not (tmp_path / "deep").exists()
 
 
+def test_the_state_database_is_owner_only(isolated_state: Path, seed_payload: Any) -> None:
+    """Stored services hold password hashes and header values: ``lambda-registry compile``
+    makes its state home 0700 and the database 0600, and tightens a database an older
+    release (or a hand) left open at its next write."""
+    previous = os.umask(0o022)
+    try:
+        done = run_cli("compile", "-", stdin=json.dumps(seed_payload))
+        assert done.returncode == 0, done.stderr
+        database = default_sqlite_path()
+        assert database.parent.stat().st_mode & 0o777 == 0o700
+        assert database.stat().st_mode & 0o777 == 0o600
+        database.chmod(0o644)
+        assert run_cli("compile", "-", stdin=json.dumps(seed_payload)).returncode == 0
+    finally:
+        os.umask(previous)
+    assert database.stat().st_mode & 0o777 == 0o600
+
+
 def test_unreadable_stored_service_is_a_clear_error(tmp_path: Path, seed_payload: Any) -> None:
     store = SQLiteStore(tmp_path / "state.db")
     compile_payload(seed_payload, store=store)
