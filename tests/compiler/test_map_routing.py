@@ -261,18 +261,19 @@ def test_map_lines_read_as_haproxy_reads_them() -> None:
 
 
 def test_written_bundle_survives_any_working_directory(
-    tmp_path: Path, haproxy: str, servers: dict[str, int]
+    tmp_path: Path, haproxies: dict[str, str], servers: dict[str, int]
 ) -> None:
     result = compile_payload(_payload(servers), options=RenderOptions(routing="map"))
     write_bundle(str(tmp_path / "haproxy.cfg"), result.files)
-    check = subprocess.run(
-        [haproxy, "-c", "-f", str(tmp_path / "haproxy.cfg")],
-        cwd=os.path.expanduser("~") if os.path.isdir(os.path.expanduser("~")) else "/",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert check.returncode == 0, check.stderr
+    for version, binary in haproxies.items():
+        check = subprocess.run(
+            [binary, "-c", "-f", str(tmp_path / "haproxy.cfg")],
+            cwd=os.path.expanduser("~") if os.path.isdir(os.path.expanduser("~")) else "/",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0, f"haproxy {version}: {check.stderr}"
 
 
 def test_a_direct_lambda_invocation_returns_the_bundle_as_a_stream(

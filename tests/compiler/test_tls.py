@@ -110,6 +110,7 @@ def fronts() -> Iterator[tuple[socket.socket, socket.socket]]:
 def running(
     request: pytest.FixtureRequest,
     haproxy: str,
+    haproxies: dict[str, str],
     certs: Path,
     fronts: tuple[socket.socket, socket.socket],
     tmp_path_factory: pytest.TempPathFactory,
@@ -128,10 +129,11 @@ def running(
     path = folder / "haproxy.cfg"
     write_bundle(str(path), result.files)
     # From another directory: a map bundle finds its files itself (default-path config).
-    checked = subprocess.run(
-        [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, cwd="/"
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for version, binary in haproxies.items():
+        checked = subprocess.run(
+            [binary, "-c", "-f", str(path)], capture_output=True, text=True, cwd="/"
+        )
+        assert checked.returncode == 0, f"haproxy {version}: {checked.stdout}{checked.stderr}"
     try:
         with haproxy_serving(haproxy, path, *fronts, cwd="/"):
             yield Running(http, https, result.text)

@@ -107,11 +107,14 @@ def test_seed_compat_leaves_every_zero_downtime_statement_out() -> None:
     assert [w for w in ZERO_DOWNTIME if w in text] == []
 
 
-def test_a_slot_name_never_takes_a_containers_name() -> None:
+def test_a_slot_name_never_takes_a_containers_name(
+    assert_haproxy_accepts: Callable[[str], None],
+) -> None:
     text = print_config(lower_bundle([web("slot-1", cookie=None)]).config)
     assert "    server slot-1 10.0.0.1:80 check\n" in text
     assert "    server slot-2 127.0.0.1:1 check disabled\n" in text
     assert text.count("server slot-1 ") == 1
+    assert_haproxy_accepts(text)  # haproxy refuses two servers of one name
 
 
 @pytest.mark.parametrize(

@@ -149,24 +149,27 @@ def running(request: pytest.FixtureRequest, haproxy: str, tmp_path: Path) -> Ite
         engine.stop()
 
 
-def refused_by_haproxy(haproxy: str, text: str, tmp_path: Path) -> str:
-    """What ``haproxy -c`` says about ``text`` (it must refuse it)."""
+def refused_by_haproxy(haproxies: dict[str, str], text: str, tmp_path: Path) -> str:
+    """What ``haproxy -c`` 2.6, the one running here, says about ``text``; 2.6 and 2.8 must
+    both refuse it."""
     path = tmp_path / "refused.cfg"
     path.write_text(text)
-    done = subprocess.run(
-        [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, check=False
-    )
-    assert done.returncode != 0, "the test's refused config passes haproxy -c"
+    said = {}
+    for version, binary in haproxies.items():
+        done = subprocess.run(
+            [binary, "-c", "-f", str(path)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode != 0, f"the test's refused config passes haproxy {version} -c"
+        said[version] = [
+            line for line in done.stdout.splitlines() + done.stderr.splitlines() if "ALERT" in line
+        ]
     path.unlink()
-    alerts = [
-        line for line in done.stdout.splitlines() + done.stderr.splitlines() if "ALERT" in line
-    ]
-    assert alerts
-    return alerts[0].split(" : ", 1)[1]  # without the pid, which differs from run to run
+    assert said["2.6"]
+    return said["2.6"][0].split(" : ", 1)[1]  # without the pid, which differs from run to run
 
 
 def test_a_config_haproxy_refuses_never_replaces_the_running_one(
-    running: LocalHaproxy, haproxy: str, tmp_path_factory: pytest.TempPathFactory
+    running: LocalHaproxy, haproxies: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     path = running.config_path
     before = path.read_bytes()
@@ -174,7 +177,7 @@ def test_a_config_haproxy_refuses_never_replaces_the_running_one(
     socket = before.decode().split("abns@")[1].split()[0]
     # Our grammar reads it, haproxy refuses it: only `haproxy -c` stands in the way.
     refused = config(socket, "use_backend missing")
-    said = refused_by_haproxy(haproxy, refused, tmp_path_factory.mktemp("oracle"))
+    said = refused_by_haproxy(haproxies, refused, tmp_path_factory.mktemp("oracle"))
     target = HaproxyTarget(running, Discoverer(running, haproxy_container=NAME))
     workers = target.workers(target.locate()).workers
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -191,7 +191,9 @@ def test_a_published_container_is_reported_at_its_host_port() -> None:
 # -- payloads ---------------------------------------------------------------------------------
 
 
-def test_fleet_payload_names_the_host_and_each_containers_creation() -> None:
+def test_fleet_payload_names_the_host_and_each_containers_creation(
+    assert_haproxy_accepts: Callable[[str], None],
+) -> None:
     plan = build_payload(
         "fleet",
         [container("web2", "10.88.0.3", created=0.0), container("web1")],
@@ -223,6 +225,7 @@ def test_fleet_payload_names_the_host_and_each_containers_creation() -> None:
     result = compile_payload(plan.payload, store=MemoryStore())
     assert result.diagnostics == ()
     assert "server web100000000 10.88.0.2:8080" in result.text
+    assert_haproxy_accepts(result.text)
 
 
 def test_a_host_less_payload_is_the_seeds() -> None:

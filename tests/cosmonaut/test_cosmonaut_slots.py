@@ -1,6 +1,10 @@
-"""Server slots: the registry's config laid onto the running slots, and the runtime commands."""
+"""Server slots: the registry's config laid onto the running slots, and the runtime commands.
+Every config laid onto slots, the one Cosmonaut writes into the container, goes through
+``haproxy -c`` (2.6 and 2.8)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from compiler.lower import lower_bundle, slot_capacity
 from compiler.models import Service
@@ -32,7 +36,12 @@ def test_slot_capacity_is_the_next_size_up_by_the_growth_factor() -> None:
     assert slot_capacity(4, 4, 1.5) == 6
 
 
-def test_the_registry_gives_free_slots_with_their_own_cookie_values() -> None:
+Accepts = Callable[[str], None]
+
+
+def test_the_registry_gives_free_slots_with_their_own_cookie_values(
+    assert_haproxy_accepts: Accepts,
+) -> None:
     text = config(("c1", "10.0.0.1:80"))
     assert servers(text) == [
         "server c1 10.0.0.1:80 check cookie c1",
@@ -40,18 +49,23 @@ def test_the_registry_gives_free_slots_with_their_own_cookie_values() -> None:
         "server slot-2 127.0.0.1:1 check cookie slot-2 disabled",
         "server slot-3 127.0.0.1:1 check cookie slot-3 disabled",
     ]
+    assert_haproxy_accepts(text)
 
 
-def test_a_new_container_fills_a_free_slot_and_keeps_the_others_where_they_are() -> None:
+def test_a_new_container_fills_a_free_slot_and_keeps_the_others_where_they_are(
+    assert_haproxy_accepts: Accepts,
+) -> None:
     running = parse(config(("c1", "10.0.0.1:80"), ("c2", "10.0.0.2:80")))
     new = parse(config(("c1", "10.0.0.1:80"), ("c2", "10.0.0.2:80"), ("c3", "10.0.0.3:80")))
     placed = place(new, running, keep_capacity=True)
-    assert servers(print_config(placed.config)) == [
+    written = print_config(placed.config)
+    assert servers(written) == [
         "server c1 10.0.0.1:80 check cookie c1",
         "server c2 10.0.0.2:80 check cookie c2",
         "server slot-1 10.0.0.3:80 check cookie slot-1",
         "server slot-2 127.0.0.1:1 check cookie slot-2 disabled",
     ]
+    assert_haproxy_accepts(written)
     assert placed.servers["c3"] == ("web", "slot-1")
     plan = runtime_plan(running, placed.config)
     assert plan == Plan(
@@ -65,20 +79,26 @@ def test_a_new_container_fills_a_free_slot_and_keeps_the_others_where_they_are()
     )
 
 
-def test_a_leaving_container_empties_its_slot_which_keeps_its_name() -> None:
+def test_a_leaving_container_empties_its_slot_which_keeps_its_name(
+    assert_haproxy_accepts: Accepts,
+) -> None:
     running = parse(config(("c1", "10.0.0.1:80"), ("c2", "10.0.0.2:80")))
     new = parse(config(("c2", "10.0.0.2:80")))
     placed = place(new, running, keep_capacity=True)
-    assert servers(print_config(placed.config))[:2] == [
+    written = print_config(placed.config)
+    assert servers(written)[:2] == [
         "server c1 127.0.0.1:1 check cookie c1 disabled",
         "server c2 10.0.0.2:80 check cookie c2",
     ]
+    assert_haproxy_accepts(written)
     assert runtime_plan(running, placed.config) == Plan(
         ("set server web/c1 state maint",), filled=0, emptied=1
     )
 
 
-def test_a_full_backend_grows_at_a_reload_keeping_running_names() -> None:
+def test_a_full_backend_grows_at_a_reload_keeping_running_names(
+    assert_haproxy_accepts: Accepts,
+) -> None:
     four = [(f"c{n}", f"10.0.0.{n}:80") for n in range(1, 5)]
     running_text = config(*four[:3])
     running = parse(running_text)
@@ -88,9 +108,12 @@ def test_a_full_backend_grows_at_a_reload_keeping_running_names() -> None:
     five = place(parse(config(*four, ("c5", "10.0.0.5:80"))), full, keep_capacity=True)
     assert five.grew == ("web",)
     grown = place(parse(config(*four, ("c5", "10.0.0.5:80"))), full, keep_capacity=False)
-    names = [line.split()[1] for line in servers(print_config(grown.config))]
+    written = print_config(grown.config)
+    names = [line.split()[1] for line in servers(written)]
     assert names[:4] == ["c1", "c2", "c3", "slot-1"]  # the fourth keeps its slot name
     assert len(names) == 8
+    assert_haproxy_accepts(print_config(full))
+    assert_haproxy_accepts(written)
 
 
 def test_anything_but_servers_changing_takes_a_reload() -> None:

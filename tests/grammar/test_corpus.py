@@ -2,12 +2,15 @@
 
 The corpus (``../shared/corpus/haproxy``, third-party files used as test input only) comes with
 HAProxy 2.6's verdict on every file (``MANIFEST.tsv``; ``CHECK_WITH_FDS.tsv`` for reg-test
-configs that need inherited sockets). What must hold, and is asserted here:
+configs that need inherited sockets). HAProxy 2.8 agrees, but for the files
+``ACCEPTED_FROM_28`` lists. What must hold, and is asserted here:
 
 * every file parses, and prints back byte for byte (lossless layout);
 * fmt is safe (same statements, comments kept) and idempotent on every file;
-* fmt output of every file haproxy accepts is accepted by haproxy too (same exit status);
-* the linter reports no error-severity finding on a file haproxy accepts;
+* fmt output of every file haproxy accepts is accepted by haproxy too (same exit status), by
+  2.6 and by 2.8;
+* the linter reports no error-severity finding on a file haproxy accepts (at target 2.6, and
+  at target 2.8 on what 2.8 accepts);
 * on files haproxy rejects for a reason a rule covers, the linter reports it on that line.
 
 Run ``python tests/grammar/test_corpus.py`` for the figures.
@@ -36,9 +39,10 @@ if str(Path(__file__).resolve().parents[2]) not in sys.path:  # when run as a sc
 
 from compiler.printer import print_config
 from grammar.format import difference, format_text
-from grammar.lint import Finding, lint_text
+from grammar.lint import Finding, LintOptions, lint_text
 from grammar.parser import parse
 from runtime.haproxy_check import haproxy_binary
+from tests.support.haproxies import Oracle
 from tests.support.paths import SHARED
 from tests.support.required import requirement
 
@@ -75,6 +79,13 @@ COVERED_REASONS: list[tuple[str, re.Pattern[str], frozenset[str]]] = [
      frozenset({"HAP015"})),
 ]  # fmt: skip
 LINE = re.compile(r"\[[^]]*:(\d+)\]")
+# Top-level files HAProxy 2.8 accepts (exit 0, sockets inherited) and 2.6 refuses, with what
+# 2.6 does not know; 2.8 refuses every other file the manifest says 2.6 refuses.
+ACCEPTED_FROM_28 = {
+    "haproxy--reg-tests--http-rules--forwarded-header-7239--1.cfg": "option forwarded",
+    "haproxy--reg-tests--http-rules--forwarded-header-7239--2.cfg": "option forwarded",
+    "haproxy--reg-tests--http-rules--h1or2_to_h1c--1.cfg": "url_param(QS_arg,,i)",
+}
 FD_VARIABLE = re.compile(r"fd@\$\{(\w+)\}")
 
 
@@ -272,9 +283,20 @@ def _hits(findings: list[Finding], codes: frozenset[str], message: str) -> list[
     ]
 
 
-def _measure_fmt_with_haproxy(figures: Figures, haproxy: str, workers: int) -> None:
+def accepted_files(version: str = "2.6") -> dict[str, int]:
+    """The top-level files haproxy ``version`` accepts, each with its exit status."""
+    found = {name: verdict.exit_status for name, verdict in verdicts().items() if verdict.accepted}
+    if version == "2.8":
+        found |= dict.fromkeys(ACCEPTED_FROM_28, 0)
+    return found
+
+
+def _measure_fmt_with_haproxy(
+    figures: Figures, haproxy: str, workers: int, version: str = "2.6"
+) -> None:
     judged = verdicts()
-    accepted = [path for path in top_level_files() if judged[path.name].accepted]
+    expected = accepted_files(version)
+    accepted = [path for path in top_level_files() if path.name in expected]
 
     def check(path: Path) -> tuple[str, int, int]:
         verdict = judged[path.name]
@@ -285,7 +307,7 @@ def _measure_fmt_with_haproxy(figures: Figures, haproxy: str, workers: int) -> N
 
     with ThreadPoolExecutor(workers) as pool:
         for name, before, after in pool.map(check, accepted):
-            if before != judged[name].exit_status:
+            if before != expected[name]:
                 # This machine does not reproduce the manifest's verdict: not counted.
                 figures.fmt_unreproduced.append(f"{name}: exit {before}")
                 continue
@@ -332,6 +354,17 @@ def test_no_error_finding_on_files_haproxy_accepts() -> None:
     assert figures.false_alarms == []
 
 
+def test_no_error_finding_at_target_28_on_files_28_accepts() -> None:
+    target = LintOptions(target=(2, 8))
+    false_alarms = [
+        str(finding)
+        for name in accepted_files("2.8")
+        for finding in lint_text(read(CORPUS / name), file=name, options=target)
+        if finding.severity == "error"
+    ]
+    assert false_alarms == []
+
+
 def test_rejections_a_rule_covers_are_caught() -> None:
     figures = figures_without_haproxy()
     assert figures.covered > 0
@@ -339,16 +372,32 @@ def test_rejections_a_rule_covers_are_caught() -> None:
 
 
 @pytest.mark.haproxy
-def test_fmt_output_is_accepted_by_haproxy(haproxy: str) -> None:
-    """Every file the manifest says haproxy accepts: this haproxy accepts it too (same exit
-    status), and accepts its fmt output the same way."""
-    accepted = [name for name, verdict in verdicts().items() if verdict.accepted]
+def test_fmt_output_is_accepted_by_haproxy(haproxy_oracle: Oracle) -> None:
+    """Every file this haproxy accepts (the manifest's, and for 2.8 ``ACCEPTED_FROM_28``):
+    it accepts it here too (same exit status), and accepts its fmt output the same way."""
+    accepted = accepted_files(haproxy_oracle.version)
     assert accepted, "the manifest lists no file haproxy accepts"
     figures = Figures()
-    _measure_fmt_with_haproxy(figures, haproxy, workers=2)
-    assert figures.fmt_unreproduced == [], "this haproxy disagrees with MANIFEST.tsv"
+    _measure_fmt_with_haproxy(figures, haproxy_oracle.binary, 2, haproxy_oracle.version)
+    assert figures.fmt_unreproduced == [], f"{haproxy_oracle.release} disagrees with the manifest"
     assert figures.fmt_refused == []
     assert figures.fmt_checked == figures.fmt_accepted == len(accepted)
+
+
+@pytest.mark.haproxy
+def test_28_refuses_what_26_refuses_but_the_listed_files(haproxies: dict[str, str]) -> None:
+    judged = verdicts()
+    refused = [path for path in top_level_files() if not judged[path.name].accepted]
+
+    def exit_status(path: Path) -> int:
+        return haproxy_check(read(path), path.name, haproxies["2.8"], judged[path.name].with_fds)
+
+    with ThreadPoolExecutor(2) as pool:
+        names = (path.name for path in refused)
+        statuses = dict(zip(names, pool.map(exit_status, refused), strict=True))
+    assert {name: status for name, status in statuses.items() if status != 1} == dict.fromkeys(
+        ACCEPTED_FROM_28, 0
+    )
 
 
 def iter_lines() -> Iterator[str]:

@@ -38,6 +38,7 @@ from grammar.lexer import LexedLine, lex, lex_line
 from grammar.parser import parse
 from grammar.sections import SECTION_KEYWORDS
 from runtime.files import read_text
+from tests.support.haproxies import Oracle
 from tests.support.paths import SHARED
 from tests.support.required import requirement
 
@@ -426,13 +427,14 @@ NOTICE_ERRORS = ["'abc", '"abc', "'\\''", "\\x4", '"$"', '"${X"', '"${X[1]}"', '
 
 
 @pytest.mark.haproxy
-def test_word_values_match_haproxy(haproxy: str, tmp_path: Path) -> None:
-    """`.notice <word>` makes haproxy print the one word it read, or the error it found."""
+def test_word_values_match_haproxy(haproxy_oracle: Oracle, tmp_path: Path) -> None:
+    """`.notice <word>` makes haproxy print the one word it read, or the error it found (2.6
+    and 2.8 alike)."""
     lines = [f".notice {word}" for word in NOTICE_WORDS + NOTICE_ERRORS]
     path = tmp_path / "notice.cfg"
     path.write_text("\n".join(lines) + "\n")
     result = subprocess.run(
-        [haproxy, "-c", "-f", path.name],
+        [haproxy_oracle.binary, "-c", "-f", path.name],
         cwd=tmp_path,
         env={},
         capture_output=True,

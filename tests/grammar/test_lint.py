@@ -2,10 +2,12 @@
 
 Each file in ``tests/fixtures/lint/`` starts with two comment lines:
 
-    # haproxy: accept|reject     what `haproxy -c` (2.6) says about the file
+    # haproxy: accept|reject     what `haproxy -c` says about the file, 2.6 and 2.8 alike
     # expect: HAP020@11, ...     the findings the linter must report (code@line), exactly
 
-so every claim "this is an error" or "this is fine" is checked with haproxy itself.
+so every claim "this is an error" or "this is fine" is checked with haproxy itself, each
+version judged by the linter at its own target. Where 2.8 answers otherwise than 2.6, a line
+``# haproxy 2.8: accept|reject`` says so (no fixture needs one today).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import pytest
 
 from compiler.ast import AclRef, AllOf, Condition
 from grammar.lint import LintOptions, UnknownRuleError, lint_config, lint_text, select_rules
+from grammar.lint.keywords import parse_version
 from grammar.lint.model import LintContext
 from grammar.lint.registry import RULES
 from grammar.lint.statements import split_condition
 from grammar.parser import parse
 from runtime.haproxy_check import check_config
+from tests.support.haproxies import Oracle, check_each
 from tests.support.paths import FIXTURES, ROOT, run_cli
 from tests.support.required import require
 
@@ -32,8 +36,11 @@ FIXTURE_FILES = sorted(LINT_FIXTURES.glob("*.cfg"))
 DOCS = ROOT / "docs" / "lint-rules.md"
 
 
-def expectations(text: str) -> tuple[str, set[tuple[str, int]]]:
+def expectations(text: str, version: str = "2.6") -> tuple[str, set[tuple[str, int]]]:
+    """The verdict of haproxy ``version`` on a fixture, and the findings the linter must report
+    at the default target."""
     verdict = re.search(r"^# haproxy: (accept|reject)$", text, re.MULTILINE)
+    own = re.search(rf"^# haproxy {re.escape(version)}: (accept|reject)$", text, re.MULTILINE)
     expect = re.search(r"^# expect:(.*)$", text, re.MULTILINE)
     assert verdict and expect, "fixture header missing"
     found = set()
@@ -41,7 +48,7 @@ def expectations(text: str) -> tuple[str, set[tuple[str, int]]]:
         if item.strip():
             code, line = item.strip().split("@")
             found.add((code, int(line)))
-    return verdict.group(1), found
+    return (own or verdict).group(1), found
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=[path.stem for path in FIXTURE_FILES])
@@ -56,13 +63,15 @@ def test_fixture_findings(path: Path) -> None:
 
 @pytest.mark.haproxy
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=[path.stem for path in FIXTURE_FILES])
-def test_fixture_verdicts_match_haproxy(path: Path, haproxy: str) -> None:
-    """An error finding means haproxy refuses the file; a clean or warning-only file passes."""
+def test_fixture_verdicts_match_haproxy(path: Path, haproxy_oracle: Oracle) -> None:
+    """An error finding means haproxy refuses the file; a clean or warning-only file passes
+    (the linter judging at the version of the haproxy that checks the file)."""
     text = path.read_text(encoding="utf-8")
-    verdict, _ = expectations(text)
-    result = check_config(text, binary=haproxy)
-    assert result.ok == (verdict == "accept"), result.output
-    errors = [f for f in lint_text(text, file=path.name) if f.severity == "error"]
+    verdict, _ = expectations(text, haproxy_oracle.version)
+    result = check_config(text, binary=haproxy_oracle.binary)
+    assert result.ok == (verdict == "accept"), f"{haproxy_oracle.release}: {result.output}"
+    target = LintOptions(target=parse_version(haproxy_oracle.version))
+    errors = [f for f in lint_text(text, file=path.name, options=target) if f.severity == "error"]
     if verdict == "accept":
         assert not errors
 
@@ -199,10 +208,58 @@ def test_version_guarded_blocks_are_not_judged_by_the_target() -> None:
     assert lint_text(text, options=options) == []
 
 
-def test_target_version_changes_removed_and_new() -> None:
-    text = "global\n    tune.ssl.capture-cipherlist-size 10\n"
-    assert [f.code for f in lint_text(text)] == ["HAP017"]
-    assert [f.code for f in lint_text(text, options=LintOptions(target=(2, 8)))] == ["HAP013"]
+_BASE = (
+    "defaults\n    mode http\n    timeout client 5s\n    timeout connect 5s\n"
+    "    timeout server 5s\n{defaults}frontend fe\n    bind :8080\n"
+    "    default_backend be\nbackend be\n{backend}    server s1 127.0.0.1:1\n"
+)
+
+
+# A config per keyword whose verdict 2.6 and 2.8 differ on or share: what each release says,
+# what the linter says at each target (the codes it reports, errors and warnings).
+TARGET_CASES = {
+    # new in 2.8: 2.6 refuses it as an unknown option, 2.8 takes it
+    "option forwarded": (
+        _BASE.format(defaults="    option forwarded\n", backend=""),
+        {"2.6": (False, ["HAP014"]), "2.8": (True, [])},
+    ),
+    # removed in 2.7: 2.6 takes it with a warning, 2.8 refuses it
+    "bind-process": (
+        _BASE.format(defaults="", backend="    bind-process 1\n"),
+        {"2.6": (True, ["HAP017"]), "2.8": (False, ["HAP013"])},
+    ),
+    # new in 2.9: both refuse it
+    "timeout client-hs": (
+        _BASE.format(defaults="    timeout client-hs 5s\n", backend=""),
+        {"2.6": (False, ["HAP014"]), "2.8": (False, ["HAP014"])},
+    ),
+    # deprecated "for 2.7" in both releases' warnings, removed by neither
+    "tune.ssl.capture-cipherlist-size": (
+        "global\n    tune.ssl.capture-cipherlist-size 800\n"
+        + _BASE.format(defaults="", backend=""),
+        {"2.6": (True, ["HAP017"]), "2.8": (True, ["HAP017"])},
+    ),
+}
+
+
+@pytest.mark.haproxy
+@pytest.mark.parametrize("keyword", list(TARGET_CASES))
+def test_target_version_matches_each_release(
+    keyword: str, tmp_path: Path, haproxies: dict[str, str]
+) -> None:
+    """``lint --target-version X`` on a config: its exit status is what HAProxy X says of the
+    same file (exit 1 exactly where that release refuses it), with the codes listed."""
+    text, expected = TARGET_CASES[keyword]
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    results = check_each(haproxies, text)
+    said = {}
+    for version, result in results.items():
+        linted = run_cli("lint", "--format", "json", "--target-version", version, str(path))
+        codes = [finding["code"] for finding in json.loads(linted.stdout)["findings"]]
+        said[version] = (result.ok, codes)
+        assert linted.returncode == (0 if result.ok else 1), (version, linted.stdout)
+    assert said == expected, {version: result.output for version, result in results.items()}
 
 
 def test_no_prefix_skips_arity() -> None:

@@ -1,11 +1,12 @@
-"""Every argument bound in the keyword table against the real HAProxy 2.6 (``haproxy -c``).
+"""Every argument bound in the keyword table against the real HAProxy 2.6 and 2.8 (``haproxy
+-c``), each with the linter judging at its version.
 
-For each keyword the table bounds (``min_args``/``max_args``) and each 2.6 section kind that
-accepts it, a line is generated at ``min - 1``, ``min``, ``max`` and ``max + 1`` arguments
-from plausible values (``SAMPLES``). The claim checked: **where the linter reports an error on
-such a line, haproxy refuses it**; a line haproxy accepts gets at most a warning. So that a
-refusal at ``max + 1`` means the extra argument and not a bad sample, the line at ``max`` must
-be accepted (outside the kinds where haproxy ignores the keyword).
+For each keyword the table bounds (``min_args``/``max_args``) and each section kind of that
+version that accepts it, a line is generated at ``min - 1``, ``min``, ``max`` and ``max + 1``
+arguments from plausible values (``SAMPLES``). The claim checked: **where the linter reports
+an error on such a line, haproxy refuses it**; a line haproxy accepts gets at most a warning.
+So that a refusal at ``max + 1`` means the extra argument and not a bad sample, the line at
+``max`` must be accepted (outside the kinds where haproxy ignores the keyword).
 
 Batched: each line sits in its own section in its own file, and one ``haproxy -c`` reads them
 all (``-f`` per file). haproxy names every file with a fatal parse error ("Error(s) found in
@@ -28,9 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from grammar.lint import lint_text
-from grammar.lint.keywords import KEYWORDS, KeywordSpec
-from tests.support.keywords import kinds_of_26, known_in_26
+from grammar.lint import LintOptions, lint_text
+from grammar.lint.keywords import KEYWORDS, KeywordSpec, parse_version
+from grammar.sections import Version
+from tests.support.haproxies import VERSIONS, Oracle
+from tests.support.keywords import kinds_of, known_in
 
 # Plausible arguments, in order: a line with n arguments uses the first n. A keyword with a
 # finite maximum needs max + 1 of them (the last one is the extra argument). A keyword that takes
@@ -41,6 +44,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "chroot": ("/", "/tmp"),
     "master-worker": ("no-exit-on-failure", "x"),
     "gid": ("0", "0"),
+    "grace": ("10s", "20s"),
     "uid": ("0", "0"),
     "user": ("root",),
     "group": ("root",),
@@ -130,6 +134,8 @@ SAMPLES: dict[str, tuple[str, ...]] = {
         if name.startswith("timeout ") and KEYWORDS[name].max_args == 1
     },
     # other sections
+    "shards": ("2", "3"),
+    "backing-file": ("ring{n}.bak", "other{n}.bak"),  # one file per ring, in the test folder
     "table": ("t1", "type", "ip", "size", "1k"),
     "nameserver": ("ns1", "127.0.0.1:53"),
     "accepted_payload_size": ("512", "1024"),
@@ -240,13 +246,14 @@ def bounds(spec: KeywordSpec) -> dict[int, str]:
     return found
 
 
-def cases() -> Iterator[Case]:
-    """A line at every bound, for every bounded keyword in every 2.6 kind that accepts it."""
+def cases(target: Version) -> Iterator[Case]:
+    """A line at every bound, for every bounded keyword in every kind of ``target`` that
+    accepts it."""
     for name, spec in KEYWORDS.items():
-        if not known_in_26(spec) or (spec.min_args == 0 and spec.max_args is None):
+        if not known_in(spec, target) or (spec.min_args == 0 and spec.max_args is None):
             continue
         keyword = tuple(name.split())
-        for kind in sorted(spec.sections & set(kinds_of_26())):
+        for kind in sorted(spec.sections & set(kinds_of(target))):
             if spec.subkeywords:  # arity of the bare keyword only: "option", "timeout"
                 if spec.min_args > 0:
                     yield Case(name, kind, 0, "min-1", keyword)
@@ -294,9 +301,12 @@ def haproxy_verdicts(haproxy: str, cases: list[Case]) -> tuple[set[int], set[int
             Path(directory, f"c{index:04d}.cfg").write_text(section_text(index, cases[index]))
         remaining = order
         while remaining:
-            files = ["-f", "header.cfg"]
-            for index in remaining:
-                files += ["-f", f"c{index:04d}.cfg"]
+            # global cases first: 2.8 takes nbthread and thread-groups only in a global
+            # section that no other kind of section precedes
+            first = [index for index in remaining if cases[index].kind == "global"]
+            files = [f"c{index:04d}.cfg" for index in first] + ["header.cfg"]
+            files += [f"c{index:04d}.cfg" for index in remaining if index not in first]
+            files = [word for name in files for word in ("-f", name)]
             result = subprocess.run(
                 [haproxy, "-c", *files], cwd=directory, capture_output=True, text=True,
                 check=False, env={}, timeout=300,
@@ -318,7 +328,8 @@ def haproxy_verdicts(haproxy: str, cases: list[Case]) -> tuple[set[int], set[int
 def accepted_alone(haproxy: str, case: Case) -> bool:
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, "error.http").write_text(ERROR_PAGE)
-        Path(directory, "a.cfg").write_text(HEADER + section_text(0, case))
+        own = section_text(0, case)
+        Path(directory, "a.cfg").write_text(own + HEADER if case.kind == "global" else HEADER + own)
         result = subprocess.run(
             [haproxy, "-c", "-f", "a.cfg"], cwd=directory, capture_output=True, text=True,
             check=False, env={}, timeout=120,
@@ -326,15 +337,16 @@ def accepted_alone(haproxy: str, case: Case) -> bool:
     return result.returncode == 0
 
 
-def linter_errors(cases: list[Case]) -> dict[int, list[str]]:
-    """The linter's error findings on each case's own line, all sections in one text."""
+def linter_errors(cases: list[Case], target: Version) -> dict[int, list[str]]:
+    """The linter's error findings at ``target`` on each case's own line, all sections in one
+    text."""
     text = HEADER
     line_of: dict[int, int] = {}
     for index, case in enumerate(cases):
         text += section_text(index, case)
         line_of[text.count("\n")] = index
     found: dict[int, list[str]] = {}
-    for finding in lint_text(text, file="a.cfg"):
+    for finding in lint_text(text, file="a.cfg", options=LintOptions(target=target)):
         index = line_of.get(finding.line)
         if index is not None and finding.severity == "error":
             found.setdefault(index, []).append(f"{finding.code} {finding.message}")
@@ -344,23 +356,26 @@ def linter_errors(cases: list[Case]) -> dict[int, list[str]]:
 # --- the test --------------------------------------------------------------------------------
 
 
-def test_every_bounded_keyword_has_cases() -> None:
-    names = {case.name for case in cases()}
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_bounded_keyword_has_cases(version: str) -> None:
+    target = parse_version(version)
+    names = {case.name for case in cases(target)}
     bounded = {
         name
         for name, spec in KEYWORDS.items()
-        if known_in_26(spec) and (spec.min_args > 0 or spec.max_args is not None)
+        if known_in(spec, target) and (spec.min_args > 0 or spec.max_args is not None)
     }
     assert names == bounded
 
 
 @pytest.mark.haproxy
-def test_arity_errors_are_what_haproxy_refuses(haproxy: str) -> None:
-    every = list(cases())
+def test_arity_errors_are_what_haproxy_refuses(haproxy_oracle: Oracle) -> None:
+    haproxy, target = haproxy_oracle.binary, parse_version(haproxy_oracle.version)
+    every = list(cases(target))
     generated = [case for case in every if case.name not in ALONE]
     accepted, post_parse = haproxy_verdicts(haproxy, generated)
     generated += [case for case in every if case.name in ALONE]
-    errors = linter_errors(generated)
+    errors = linter_errors(generated, target)
     # judged alone: refused by a post-parse check only, or not in the batch
     suspects = [index for index in errors if index in post_parse or generated[index].name in ALONE]
     with ThreadPoolExecutor(2) as pool:

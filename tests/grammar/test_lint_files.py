@@ -37,18 +37,20 @@ def test_a_whole_bundle_lints_clean_from_any_directory(tmp_path: Path) -> None:
     assert "4 files checked: 0 errors" in result.stderr
 
 
-def test_a_missing_map_is_an_error_naming_it(tmp_path: Path, haproxy: str) -> None:
+def test_a_missing_map_is_an_error_naming_it(tmp_path: Path, haproxies: dict[str, str]) -> None:
     config = _bundle(tmp_path)
     victim = sorted(tmp_path.glob("path_beg.*.map"))[0]
     content = victim.read_text()
     victim.unlink()
     result = run_cli("lint", str(config), "--format", "json")
     assert result.returncode == 1
-    # An error finding means haproxy refuses it: so it does.
-    check = subprocess.run(
-        [haproxy, "-c", "-f", str(config)], capture_output=True, text=True, check=False
-    )
-    assert check.returncode != 0 and victim.name in check.stdout + check.stderr
+    # An error finding means haproxy refuses it: so does each version, naming the map.
+    for version, binary in haproxies.items():
+        check = subprocess.run(
+            [binary, "-c", "-f", str(config)], capture_output=True, text=True, check=False
+        )
+        said = check.stdout + check.stderr
+        assert check.returncode != 0 and victim.name in said, f"haproxy {version}: {said}"
     (finding,) = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "HAP060"]
     assert victim.name in finding["message"] and finding["severity"] == "error"
     line = config.read_text().splitlines()[finding["line"] - 1]

@@ -1,5 +1,6 @@
-"""The keyword table against the real HAProxy 2.6: what it calls known, haproxy knows; what it
-calls removed or newer, haproxy refuses. One config per section kind, one keyword per line."""
+"""The keyword table against the real HAProxy 2.6 and 2.8, each judged at its own target: what
+the table calls known, that release knows; what it calls removed or newer, that release refuses
+for not knowing it. One config per section kind, one keyword per line."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from grammar.lint.keywords import (
     parse_version,
 )
 from grammar.sections import SECTION_SPECS
-from tests.support.keywords import kinds_of_26, known_in_26
+from tests.support.haproxies import Oracle
+from tests.support.keywords import kinds_of, known_in
 
 
 def header(kind: str) -> str:
@@ -79,34 +81,63 @@ def refuses(name: str, answer: Answer) -> bool:
     return f"unknown keyword '{keyword}'" in message or "not allowed" in message
 
 
+# How HAProxy refuses a keyword it no longer supports ("... is not supported any more since
+# HAProxy 2.5", "'monitor-net' doesn't exist anymore"), and one it has only as an experimental
+# directive (2.8's "trace"), which it refuses unless the config opts in.
+_NO_LONGER = re.compile(r"not supported any ?more|doesn't exist anymore")
+_EXPERIMENTAL = "is experimental, must be allowed"
+
+
+def refused_as_unknown(name: str, answer: Answer) -> bool:
+    """Whether haproxy refuses the line for the keyword itself, not for a missing argument
+    (an alert such as "expects <time> as argument" shows that it knows the keyword)."""
+    keyword = name.partition(" ")[0]
+    return refuses(name, answer) or (
+        answer.refused
+        and (
+            bool(_NO_LONGER.search(answer.alerts))
+            or _EXPERIMENTAL in answer.alerts
+            or f"unknown keyword '{keyword}'" in answer.alerts  # "option" where none exists
+        )
+    )
+
+
 @pytest.mark.haproxy
-def test_known_keywords_are_known_to_haproxy(haproxy: str) -> None:
+def test_known_keywords_are_known_to_haproxy(haproxy_oracle: Oracle) -> None:
+    target = parse_version(haproxy_oracle.version)
     cases = [
         (kind, name)
         for name, spec in KEYWORDS.items()
-        if known_in_26(spec)
+        if known_in(spec, target)
         for kind in sorted(spec.sections - spec.ignored_in)
-        if kind in kinds_of_26()
+        if kind in kinds_of(target)
     ]
-    answers = check_all(haproxy, cases)
+    answers = check_all(haproxy_oracle.binary, cases)
     refused = {case: answer.alerts for case, answer in answers.items() if refuses(case[1], answer)}
-    assert refused == {}
+    assert refused == {}, f"known at {haproxy_oracle.version}, refused by {haproxy_oracle.release}"
 
 
 @pytest.mark.haproxy
-def test_removed_and_newer_keywords_are_refused(haproxy: str) -> None:
+def test_removed_and_newer_keywords_are_refused(haproxy_oracle: Oracle) -> None:
+    target = parse_version(haproxy_oracle.version)
     cases = []
     for name, spec in KEYWORDS.items():
-        if spec.build_option is not None or known_in_26(spec):
+        if spec.build_option is not None or known_in(spec, target):
             continue
-        kinds = [kind for kind in sorted(spec.sections) if kind in kinds_of_26()]
+        kinds = [kind for kind in sorted(spec.sections) if kind in kinds_of(target)]
         if kinds:
             cases.append((kinds[0], name))
     assert cases
-    answers = check_all(haproxy, cases)
-    # refused means an alert about the line and a failed check; a warning alone is acceptance
-    accepted = {case: answer.warnings for case, answer in answers.items() if not answer.refused}
-    assert accepted == {}
+    answers = check_all(haproxy_oracle.binary, cases)
+    # a warning alone is acceptance; an alert about a missing argument is knowledge
+    known = {
+        case: answer.alerts or answer.warnings or f"accepted (exit {answer.status})"
+        for case, answer in answers.items()
+        if not refused_as_unknown(case[1], answer)
+    }
+    assert known == {}, (
+        f"newer than {haproxy_oracle.version} or removed by it, known to {haproxy_oracle.release}"
+    )
 
 
 def test_checker_answers() -> None:
@@ -118,8 +149,13 @@ def test_checker_answers() -> None:
     assert check_words("defaults", ["option", "forwarded"], target=(2, 8)) == []
     assert check_words("defaults", ["mode", "http", "tcp"])[0].kind == "arity"
     assert check_words("defaults", ["timeout", "sever", "1s"])[0].kind == "unknown"
-    assert check_words("global", ["tune.ssl.capture-cipherlist-size", "1"])[0].kind == (
-        "deprecated"
+    for target in ((2, 6), (2, 8)):
+        deprecated = check_words("global", ["tune.ssl.capture-cipherlist-size", "1"], target=target)
+        assert [verdict.kind for verdict in deprecated] == ["deprecated"]
+    assert check_words("backend", ["bind-process", "1"])[0].kind == "deprecated"
+    assert check_words("backend", ["bind-process", "1"], target=(2, 8))[0].kind == "removed"
+    assert check_words("defaults", ["timeout", "client-hs", "1s"], target=(2, 8))[0].kind == (
+        "too-new"
     )
     assert check_words("defaults", ["acl", "a", "path", "/"], named_defaults=False)[0].kind == (
         "anonymous-defaults"

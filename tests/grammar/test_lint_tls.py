@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from grammar.lint import lint_text
-from runtime.haproxy_check import check_config
+from tests.support.haproxies import check_each
 from tests.support.paths import run_cli
 from tests.support.tls_certs import write_pem
 
@@ -23,11 +24,13 @@ backend be
 """
 
 
-def test_missing_certificate_is_an_error_haproxy_agrees_with(tmp_path: Path, haproxy: str) -> None:
+def test_missing_certificate_is_an_error_haproxy_agrees_with(
+    tmp_path: Path, haproxies: dict[str, str], assert_haproxy_accepts: Callable[[str], None]
+) -> None:
     config = tmp_path / "haproxy.cfg"
     config.write_text(CONFIG.format(crt=tmp_path / "certs"))
-    refused = check_config(config.read_text(), binary=haproxy)
-    assert not refused.ok
+    verdicts = check_each(haproxies, config.read_text())
+    assert [version for version, verdict in verdicts.items() if verdict.ok] == []
     result = run_cli("lint", str(config))
     assert result.returncode == 1
     assert f"{config}:7:" in result.stdout and "HAP062" in result.stdout
@@ -35,7 +38,7 @@ def test_missing_certificate_is_an_error_haproxy_agrees_with(tmp_path: Path, hap
 
     (tmp_path / "certs").mkdir()
     write_pem(tmp_path / "certs", "site.pem", "site.example.test")
-    assert check_config(config.read_text(), binary=haproxy).ok
+    assert_haproxy_accepts(config.read_text())
     result = run_cli("lint", str(config))
     assert result.returncode == 0, result.stdout
     assert "HAP062" not in result.stdout

@@ -13,6 +13,8 @@ import pytest
 from runtime import bundle
 from runtime.bundle import parse_stream, referenced_maps, write_bundle
 from runtime.files import InputError
+from runtime.haproxy_check import HAPROXY_ENV
+from tests.support.haproxies import Oracle
 from tests.support.paths import run_cli
 
 
@@ -115,7 +117,10 @@ def test_stdout_carries_every_file_in_order(assert_haproxy_accepts: Callable[[An
     }
 
 
-def test_check_runs_haproxy_on_the_whole_bundle(tmp_path: Path) -> None:
+def test_check_runs_haproxy_on_the_whole_bundle(
+    tmp_path: Path, haproxy_oracle: Oracle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(HAPROXY_ENV, haproxy_oracle.binary)  # the haproxy --check runs
     result = run_cli(
         "compile", "-", "--store", "memory", "--routing", "map", "--check", "-o",
         str(tmp_path / "haproxy.cfg"), stdin=_payload("a.test"),

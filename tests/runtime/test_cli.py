@@ -11,6 +11,8 @@ import pytest
 from compiler.ast import Backend, Config, Statement
 from compiler.errors import InternalError
 from grammar.roundtrip import print_verified
+from runtime.haproxy_check import HAPROXY_ENV
+from tests.support.haproxies import Oracle
 from tests.support.paths import EXAMPLES, FIXTURES, run_cli
 
 
@@ -42,7 +44,11 @@ def test_output_file_is_written_and_replaced_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["haproxy.cfg"]  # no temp file left
 
 
-def test_failed_check_writes_nothing(tmp_path: Path, haproxy: str) -> None:
+def test_failed_check_writes_nothing(
+    tmp_path: Path, haproxy_oracle: Oracle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --check runs the haproxy $LAMBDA_REGISTRY_HAPROXY names: each version refuses the user
+    monkeypatch.setenv(HAPROXY_ENV, haproxy_oracle.binary)
     options = tmp_path / "options.json"
     options.write_text(json.dumps({"user": "no-such-user-here"}))
     target = tmp_path / "haproxy.cfg"

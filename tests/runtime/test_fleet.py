@@ -1,6 +1,6 @@
 """Fleet mode: payloads with a ``host`` are that host's report; the config is the union of the
 live hosts' containers. Every behaviour runs on all three stores (DynamoDB on moto's server
-over real HTTP), and is read from the emitted config."""
+over real HTTP), and is read from the emitted config, which haproxy -c accepts (2.6 and 2.8)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import concurrent.futures
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,9 @@ def servers(text: str) -> dict[str, list[str]]:
     return found
 
 
+Accepts = Callable[[str | Mapping[str, str]], None]
+
+
 def compile_as(store: Store, clock: Clock) -> Callable[[dict[str, Any]], CompileResult]:
     def run(payload: dict[str, Any]) -> CompileResult:
         return compile_payload(payload, store=store, clock=clock, host_ttl=TTL)
@@ -122,7 +125,7 @@ def test_hosts_share_a_service_and_one_host_leaving_keeps_the_others(
         report(table, "host-b", {"web": ("web.example.com", [container("b1", "10.0.2.1:80")])})
     )
     assert servers(result.text) == {"web": ["a1 10.0.1.1:80", "b1 10.0.2.1:80"]}
-    assert_haproxy_accepts(result.text)
+    assert_haproxy_accepts(result.files)
 
     emptied = run(report(table, "host-a", {}))
     assert servers(emptied.text) == {"web": ["b1 10.0.2.1:80"]}
@@ -146,7 +149,9 @@ def test_a_report_never_changes_another_hosts_containers(store: Store, table: st
     assert store.hosts(table)["host-b"].seq == 4
 
 
-def test_a_silent_host_expires_after_the_ttl(store: Store, table: str) -> None:
+def test_a_silent_host_expires_after_the_ttl(
+    store: Store, table: str, assert_haproxy_accepts: Accepts
+) -> None:
     clock = Clock()
     run = compile_as(store, clock)
     run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
@@ -155,6 +160,7 @@ def test_a_silent_host_expires_after_the_ttl(store: Store, table: str) -> None:
     clock.now += TTL  # exactly the lease: still alive
     rendered = render_table(store, table, clock=clock, host_ttl=TTL)
     assert rendered is not None and set(servers(rendered.text)) == {"api", "web"}
+    assert_haproxy_accepts(rendered.files)
 
     clock.now += 1  # host-a is now silent for longer than the lease; host-b reports again
     result = run(
@@ -162,9 +168,12 @@ def test_a_silent_host_expires_after_the_ttl(store: Store, table: str) -> None:
     )
     assert set(servers(result.text)) == {"web"}
     assert sorted(store.hosts(table)) == ["host-b"]  # the expired record is removed
+    assert_haproxy_accepts(result.files)
 
 
-def test_reading_a_table_applies_leases_and_writes_nothing(store: Store, table: str) -> None:
+def test_reading_a_table_applies_leases_and_writes_nothing(
+    store: Store, table: str, assert_haproxy_accepts: Accepts
+) -> None:
     clock = Clock()
     run = compile_as(store, clock)
     run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
@@ -174,6 +183,7 @@ def test_reading_a_table_applies_leases_and_writes_nothing(store: Store, table: 
     clock.now += TTL + 1
     gone = render_table(store, table, clock=clock, host_ttl=TTL)
     assert gone is not None and servers(gone.text) == {} and gone.hosts == 0
+    assert_haproxy_accepts(gone.files)  # no live host: a config without a backend
     assert gone.etag != first.etag
     assert sorted(store.hosts(table)) == ["host-a"]  # a read never removes anything
     assert render_table(store, f"{table}-unknown", clock=clock) is None
@@ -205,7 +215,9 @@ def test_host_and_host_less_payloads_never_share_a_table(store: Store, table: st
     assert store.hosts(other) == {} and sorted(store.services(other)) == ["x"]
 
 
-def test_different_settings_across_hosts_give_one_stable_route(store: Store, table: str) -> None:
+def test_different_settings_across_hosts_give_one_stable_route(
+    store: Store, table: str, assert_haproxy_accepts: Accepts
+) -> None:
     """A rolling deployment changes the predicate: the newest containers win, however the
     hosts take turns, and the older containers are reported."""
     clock = Clock()
@@ -230,6 +242,7 @@ def test_different_settings_across_hosts_give_one_stable_route(store: Store, tab
     assert len(set(texts[1:])) == 1  # from the moment both reported: one route, no flapping
     assert "new.example.com" in texts[-1] and "old.example.com" not in texts[-1]
     assert servers(texts[-1]) == {"web": ["b1 10.0.2.1:80"]}
+    assert_haproxy_accepts(result.files)  # the last one
     assert any("newest deployment (host 'host-b')" in d.message for d in diagnostics)
 
 
@@ -321,7 +334,7 @@ def test_host_less_payloads_keep_loopback_addresses(table: str) -> None:
 
 
 def test_route_conflicts_between_services_go_to_the_first_deployed(
-    store: Store, table: str
+    store: Store, table: str, assert_haproxy_accepts: Accepts
 ) -> None:
     clock = Clock()
     run = compile_as(store, clock)
@@ -334,12 +347,15 @@ def test_route_conflicts_between_services_go_to_the_first_deployed(
     }
     result = run(report(table, "host-b", later))
     assert servers(result.text) == {"api": ["a1 10.0.1.1:80"]}
+    assert_haproxy_accepts(result.files)
     (diagnostic,) = result.diagnostics
     assert diagnostic.path == "$.candidates[0].predicate"
     assert "service 'api' already routes it" in diagnostic.message
 
 
-def test_a_candidate_without_containers_deploys_nothing(store: Store, table: str) -> None:
+def test_a_candidate_without_containers_deploys_nothing(
+    store: Store, table: str, assert_haproxy_accepts: Accepts
+) -> None:
     """Found by tests/runtime/test_fleet_model.py: a host that runs no container of a service (an
     empty candidate) kept an empty backend alive, decided the service's route over the hosts
     that run it (on a tie, by the settings' text), and knocked a service that shares its
@@ -353,6 +369,7 @@ def test_a_candidate_without_containers_deploys_nothing(store: Store, table: str
     assert servers(result.text) == {"web": ["b1 10.0.2.1:80"]}
     assert "a.example.com" in result.text and "z.example.com" not in result.text
     assert result.diagnostics == ()
+    assert_haproxy_accepts(result.files)
     assert run(report(table, "host-b", {})).services == ()  # no live host runs anything
 
 
@@ -409,7 +426,9 @@ def test_forget_host_removes_it_at_once(store: Store, table: str) -> None:
     assert render_table(store, table, clock=clock) is None
 
 
-def test_a_host_with_2000_containers_fits(store: Store, table: str) -> None:
+def test_a_host_with_2000_containers_fits(
+    store: Store, table: str, assert_haproxy_accepts: Accepts
+) -> None:
     """DynamoDB items hold 400 KB; the report is compressed (and split if needed)."""
     clock = Clock()
     services = {
@@ -427,6 +446,7 @@ def test_a_host_with_2000_containers_fits(store: Store, table: str) -> None:
     result = compile_payload(report(table, "big", services), store=store, clock=clock)
     assert sum(len(v) for v in servers(result.text).values()) == 2000
     assert store.hosts(table)["big"].container_count == 2000
+    assert_haproxy_accepts(result.files)
 
 
 def _report_once(spec: tuple[str, str, str, int]) -> tuple[int, int]:
@@ -451,25 +471,35 @@ def _report_once(spec: tuple[str, str, str, int]) -> tuple[int, int]:
     return result.attempts, len(servers(result.text))
 
 
-def _final_servers(store: Store, table: str) -> int:
+def _final_config(store: Store, table: str) -> Mapping[str, str]:
+    """The table's bundle: the config first, then its map files."""
     rendered = render_table(store, table, host_ttl=LONG_TTL)
     assert rendered is not None
-    return sum(len(v) for v in servers(rendered.text).values())
+    return rendered.files
 
 
-def test_100_hosts_report_at_once_on_sqlite_processes(tmp_path: Path, table: str) -> None:
+def count(files: Mapping[str, str]) -> int:
+    return sum(len(v) for v in servers(next(iter(files.values()))).values())
+
+
+def test_100_hosts_report_at_once_on_sqlite_processes(
+    tmp_path: Path, table: str, assert_haproxy_accepts: Accepts
+) -> None:
     path = str(tmp_path / "state.db")
     SQLiteStore(path).update_hosts(table, lambda reports: _Nothing())  # create the schema
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
         outcomes = list(pool.map(_report_once, [("sqlite", path, table, n) for n in range(100)]))
     assert all(attempts == 1 for attempts, _ in outcomes)
-    assert _final_servers(SQLiteStore(path), table) == 100 * 20
+    final = _final_config(SQLiteStore(path), table)
+    assert count(final) == 100 * 20
+    assert_haproxy_accepts(final)
 
 
 def test_100_hosts_report_at_once_on_dynamodb_threads(
     moto_server: MotoServer,
     monkeypatch: pytest.MonkeyPatch,
     table: str,
+    assert_haproxy_accepts: Accepts,
 ) -> None:
     aws_env(monkeypatch, moto_server.endpoint)
     from runtime.stores.dynamodb import DynamoDBStore
@@ -479,7 +509,9 @@ def test_100_hosts_report_at_once_on_dynamodb_threads(
         outcomes = list(pool.map(_report_once, [("dynamodb", "", table, n) for n in range(100)]))
     retries = sum(attempts - 1 for attempts, _ in outcomes)
     assert retries == 0, f"{retries} retries: hosts must never conflict with each other"
-    assert _final_servers(DynamoDBStore(), table) == 100 * 20
+    final = _final_config(DynamoDBStore(), table)
+    assert count(final) == 100 * 20
+    assert_haproxy_accepts(final)
 
 
 class _Nothing:

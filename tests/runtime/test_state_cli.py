@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from runtime.haproxy_check import HAPROXY_ENV
 from runtime.stores.sqlite import SQLiteStore
+from tests.support.haproxies import Oracle
 from tests.support.paths import EXAMPLES, FIXTURES, run_cli
 from tests.support.stores import SECOND_SERVERS, SEED_SERVERS, servers, statements
 
@@ -132,8 +134,9 @@ def test_unwritable_store_location_exits_2_and_writes_nothing(tmp_path: Path) ->
 
 
 def test_strict_or_a_failed_check_leaves_the_store_unchanged(
-    tmp_path: Path, isolated_state: Path, haproxy: str
+    tmp_path: Path, isolated_state: Path, haproxy_oracle: Oracle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(HAPROXY_ENV, haproxy_oracle.binary)  # what --check runs
     payload: dict[str, Any] = json.loads((EXAMPLES / "seed.json").read_text())
     payload["candidates"][1]["predicate"] = "bad host"
     bad = tmp_path / "bad.json"

@@ -1,21 +1,22 @@
-"""The keyword table as HAProxy 2.6 knows it."""
+"""The keyword table as one HAProxy version knows it (the oracles' versions: 2.6 and 2.8)."""
 
 from __future__ import annotations
 
-from grammar.lint.keywords import (
-    DEFAULT_TARGET,
-    KeywordSpec,
-)
-from grammar.sections import SECTION_SPECS
+from grammar.lint.keywords import KeywordSpec
+from grammar.sections import SECTION_SPECS, Version
 
 
-def kinds_of_26() -> list[str]:
-    return [kind for kind, spec in SECTION_SPECS.items() if spec.since is None]
+def kinds_of(target: Version) -> list[str]:
+    """The section kinds ``target`` knows."""
+    return [
+        kind for kind, spec in SECTION_SPECS.items() if spec.since is None or spec.since <= target
+    ]
 
 
-def known_in_26(spec: KeywordSpec) -> bool:
+def known_in(spec: KeywordSpec, target: Version) -> bool:
+    """Whether the table says ``target`` takes the keyword (a build option aside)."""
     return (
-        spec.since is None
+        (spec.since is None or spec.since <= target)
         and spec.build_option is None
-        and (spec.removed_in is None or spec.removed_in > DEFAULT_TARGET)
+        and (spec.removed_in is None or spec.removed_in > target)
     )

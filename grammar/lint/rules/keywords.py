@@ -58,6 +58,6 @@ def rule_in_anonymous_defaults(ctx: LintContext) -> Iterator[Problem]:
     yield from _table(ctx, "anonymous-defaults")
 
 
-@rule("HAP017", "deprecated-keyword", "warning", "a keyword removed after the target version")
+@rule("HAP017", "deprecated-keyword", "warning", "deprecated, or removed after the target")
 def deprecated_keyword(ctx: LintContext) -> Iterator[Problem]:
     yield from _table(ctx, "deprecated")
