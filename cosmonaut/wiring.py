@@ -383,6 +383,13 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
             args.registry_auth, args.registry_url, token_file=args.registry_token_file
         )
         if isinstance(auth, BearerToken) and _in_clear(args.registry_url):
+            if not args.insecure_http:
+                raise UsageError(
+                    "the bearer token would travel unencrypted over http:// to another host "
+                    "(anyone on the path could read it and report as any host): give an "
+                    "https:// URL, or --insecure-http to send it anyway",
+                    file="--registry-url",
+                )
             logs.warning("the registry token travels unencrypted", url=args.registry_url)
         return RemoteRegistry(
             args.registry_url,
@@ -390,9 +397,10 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
             retries=args.registry_retries,
             auth=auth,
         )
-    if args.registry_auth or args.registry_token_file:
+    if args.registry_auth or args.registry_token_file or args.insecure_http:
         raise UsageError(
-            "--registry-auth and --registry-token-file are for a remote registry (--registry-url)",
+            "--registry-auth, --registry-token-file and --insecure-http are for a remote "
+            "registry (--registry-url)",
             file="--registry-auth",
         )
     store = choose_store(args.store, local_default=f"sqlite:{state_dir / 'registry.db'}")

@@ -545,6 +545,40 @@ def test_cosmonaut_bearer_without_a_token_stops_at_start_up(
     assert "for a remote registry" in capsys.readouterr().err
 
 
+def test_a_bearer_token_over_plain_http_to_another_host_stops_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over http:// to another host anyone on the path reads the token (and may then report
+    as any host): a usage error unless --insecure-http says so. Loopback and https need no
+    flag. No engine answers here, so a run that gets past start-up stops at Docker (4)."""
+    monkeypatch.setenv("COSMONAUT_REGISTRY_TOKEN", "the-registry-token")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/cosmonaut-test.sock")
+
+    def once(url: str, *more: str) -> int:
+        argv = ["once", "--registry-url", url, "--registry-auth", "bearer"]
+        return cosmonaut_main([*argv, "--state-dir", str(tmp_path), *more])
+
+    assert once("http://192.0.2.10:8080/") == 2
+    err = capsys.readouterr().err
+    assert "--registry-url: the bearer token would travel unencrypted over http://" in err
+    assert "--insecure-http" in err and "Traceback" not in err
+    assert once("http://registry.internal/") == 2  # a name may resolve anywhere
+    capsys.readouterr()
+    assert once("http://192.0.2.10:8080/", "--insecure-http") == 4
+    assert '"event": "the registry token travels unencrypted"' in capsys.readouterr().err
+    for url in (
+        "http://127.0.0.1:8080/",
+        "http://[::1]:8080/",
+        "http://localhost:8080/",
+        "https://192.0.2.10:8443/",
+    ):
+        assert once(url) == 4, url
+        assert "unencrypted" not in capsys.readouterr().err
+    local = ["once", "--insecure-http", "--state-dir", str(tmp_path)]
+    assert cosmonaut_main(local) == 2
+    assert "are for a remote registry (--registry-url)" in capsys.readouterr().err
+
+
 # -- redirects --------------------------------------------------------------------------------
 
 
