@@ -23,6 +23,7 @@ from cosmonaut.acme.certfolder import CertFolder
 from cosmonaut.acme.manager import CertificateManager
 from cosmonaut.acme.policy import Https
 from cosmonaut.acme.vault import Vault
+from cosmonaut.apply.allowed import ANY_REGISTRY, AllowList, Expected
 from cosmonaut.apply.container import HaproxyTarget
 from cosmonaut.apply.reload import Applier
 from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
@@ -77,7 +78,9 @@ class Wiring:
         if not args.dry_run:  # a dry run writes nothing of its own there
             make_private(self.state_dir)
         history = None if args.dry_run else History(self.state_dir / "history", args.keep)
-        self.applier = Applier(self.target, history, dry_run=args.dry_run)
+        self.applier = Applier(
+            self.target, history, dry_run=args.dry_run, allow=_allow_list(self.registry)
+        )
         name: str | None = None
         if args.table is None or args.host_id == AUTO_HOST_ID:
             name = _host_name(self.engine, wait=wait_for_docker)
@@ -406,6 +409,14 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
     store = choose_store(args.store, local_default=f"sqlite:{state_dir / 'registry.db'}")
     options = load_render_options(args.options, args.compat)
     return LocalRegistry(store, options, host_ttl=host_ttl_env(os.environ))
+
+
+def _allow_list(registry: RegistryClient) -> AllowList:
+    """What a config from ``registry`` may hold: with the in-process registry, the runtime
+    API socket and the server state file its render options print, and no other."""
+    if isinstance(registry, LocalRegistry):
+        return AllowList(Expected.of(registry.options))
+    return ANY_REGISTRY
 
 
 def resync_interval(given: float | None, *, fleet: str | None) -> float:

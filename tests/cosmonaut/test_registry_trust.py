@@ -10,6 +10,7 @@ refused, with its line and keyword. The end-to-end side (nothing written, nothin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from compiler.errors import PayloadError
 from compiler.options import RenderOptions
-from cosmonaut.apply.allowed import Expected, check
+from cosmonaut.apply.allowed import ANY_REGISTRY, AllowList, Expected, check
 from grammar.parser import parse
 from runtime.pipeline import compile_payload
 from tests.support.paths import ROOT
@@ -301,3 +302,29 @@ def test_the_in_process_registry_pins_the_runtime_socket_and_the_state_file() ->
     assert accepted(without, expected=expected)  # no runtime API at all opens nothing
     seed = Expected.of(RenderOptions(compat="seed"))
     assert seed == Expected(None, None)
+
+
+def test_cosmonaut_pins_what_its_in_process_registry_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run``/``once`` build the allow-list from the in-process registry's render options;
+    a remote registry's options are not known here, so only the shapes are checked."""
+    from cosmonaut.cli import build_parser
+    from cosmonaut.wiring import Wiring
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/cosmonaut-test.sock")
+    options = tmp_path / "options.json"
+    socket = {"path": "/run/haproxy/api.sock", "mode": "600", "level": "operator"}
+    options.write_text(json.dumps({"stats_socket": socket}))
+    common = ["once", "--table", "trust", "--state-dir", str(tmp_path)]
+    local = Wiring(
+        build_parser().parse_args([*common, "--options", str(options)]), wait_for_docker=None
+    )
+    assert local.applier.allow == AllowList(
+        Expected(
+            ("socket", "/run/haproxy/api.sock", "mode", "600", "level", "operator"),
+            ("/var/lib/haproxy/server-state",),
+        )
+    )
+    remote = build_parser().parse_args([*common, "--registry-url", "http://127.0.0.1:9/"])
+    assert Wiring(remote, wait_for_docker=None).applier.allow == ANY_REGISTRY
