@@ -5,7 +5,7 @@ as root there. The compiler prints a small, fixed set of statements; a registry 
 something else (a server that is not the registry, a stolen endpoint, a hostile host's
 report) could otherwise start programs (``program``, ``external-check``, Lua), change the
 process (``setenv``, ``insecure-fork-wanted``), put the runtime API on a network, serve the
-container's files (``http-request return file``), or read its environment (``"${NAME}"``).
+container's files (``http-request return file``), or read its environment.
 A config from a registry may hold only:
 
 * comments and blank lines outside sections, and no ``.if``/``.diag``-style directives;
@@ -19,7 +19,8 @@ A config from a registry may hold only:
 * at most one ``stats socket``, a unix socket path with ``mode`` and ``level`` and nothing
   else; with the in-process registry, exactly the one its render options print (``Expected``),
   and the same for ``server-state-file``;
-* no environment variable reference (``$NAME`` inside double quotes) anywhere.
+* no environment variable read anywhere: ``$NAME`` inside double quotes (expanded when the
+  file is loaded), the ``env()`` fetch (at run time).
 
 ``check`` returns the first statement outside the list (its line, keyword and why), or None.
 Pure: a parsed config in, a verdict out.
@@ -28,6 +29,7 @@ Pure: a parsed config in, a verdict out.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import posixpath
 import re
 from collections.abc import Callable, Iterable
@@ -55,6 +57,7 @@ _OCTAL_MODE = re.compile(r"[0-7]{3,4}")
 _SET_VAR = re.compile(r"set-var\((?:txn|req|sess)\.[A-Za-z0-9_.]{1,64}\)")
 # A map converter's file argument: map(<file>), map_beg(<file>), map_str(<file>,<default>)...
 _MAP_FILE = re.compile(r"\bmap(?:_[a-z_]+)?\(([^),]*)")
+_ENV_FETCH = re.compile(r"(?:^|[^A-Za-z0-9_.])env\(")
 
 # Why a statement's arguments are refused, or None: one rule per keyword.
 Rule = Callable[[tuple[str, ...]], str | None]
@@ -126,7 +129,8 @@ def _header(section: Section) -> Refusal | None:
     # A name for frontend and backend (kept apart from the arguments), and for userlist.
     if len(section.header_args) != (1 if kind == "userlist" else 0):
         return Refusal(line, kind, "header must be the section's name alone")
-    return None
+    why = _environment(section.src)
+    return Refusal(line, kind, why) if why is not None else None
 
 
 def _line(
@@ -151,7 +155,7 @@ def _line(
     if why is None and kind == "global" and keyword in ("stats", "server-state-file"):
         why = _once(keyword, args, seen, expected)
     if why is None:
-        why = _environment(statement.src) or _map_files(words)
+        why = _environment(statement.src) or _map_files(words) or _environment_fetch(keyword, args)
     return _refusal(statement, keyword, why) if why is not None else None
 
 
@@ -203,6 +207,36 @@ def _expands(raw: str) -> bool:
             return True
         index += 1
     return False
+
+
+def _environment_fetch(keyword: str, args: tuple[str, ...]) -> str | None:
+    """The ``env(NAME)`` sample fetch reads HAProxy's environment at run time: refused in a
+    sample expression (an ACL's criterion, ``set-var``, an anonymous ACL) and inside a
+    log-format's ``%[...]``, where ``%%`` is a literal per cent sign."""
+    set_var = keyword == "http-request" and bool(args) and args[0].startswith("set-var(")
+    expression = keyword == "acl" or set_var
+    samples = [args[1]] if expression and len(args) > 1 else []
+    samples += [word for before, word in itertools.pairwise(args) if before == "{"]
+    samples += [inner for word in args for inner in _log_format_samples(word)]
+    for sample in samples:
+        if _ENV_FETCH.search(sample):
+            return "reads the environment (the env() fetch)"
+    return None
+
+
+def _log_format_samples(word: str) -> list[str]:
+    found: list[str] = []
+    index = word.find("%")
+    while 0 <= index < len(word) - 1:
+        following = word[index + 1]
+        if following == "[":
+            end = word.find("]", index)
+            found.append(word[index + 2 : end if end >= 0 else len(word)])
+            index = end if end >= 0 else len(word)
+        elif following == "%":
+            index += 1
+        index = word.find("%", index + 1)
+    return found
 
 
 def _map_files(words: tuple[str, ...]) -> str | None:

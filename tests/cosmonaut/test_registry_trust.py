@@ -192,6 +192,19 @@ def test_the_examples_are_accepted_under_every_render_option(
             "http-request",
         ),
         ("frontend http", 'http-request set-header X-Key "$HOME"', "http-request"),
+        (
+            "frontend http",
+            "http-request set-header X-Key %[env(AWS_SECRET_ACCESS_KEY)]",
+            "http-request",
+        ),
+        (
+            "frontend http",
+            "http-request return status 200 lf-string %[src]%[env(HOME)]",
+            "http-request",
+        ),
+        ("frontend http", "http-request set-var(txn.k) env(HOME)", "http-request"),
+        ("frontend http", "acl leak env(HOME) -m found", "acl"),
+        ("frontend http", "use_backend web if { env(HOME) -m found }", "use_backend"),
         # servers only at IP addresses, with the compiler's parameters
         ("backend web", "server d /var/run/docker.sock", "server"),
         ("backend web", "server d unix@/var/run/docker.sock", "server"),
@@ -237,6 +250,7 @@ def test_a_statement_the_compiler_never_prints_is_refused_with_its_line(
         ("fcgi-app php\n    docroot /\n", "fcgi-app"),
         ("backend extra from web\n", "backend"),
         ("userlist\n", "userlist"),
+        ('backend "${HOME}"\n', "backend"),
     ],
 )
 def test_a_section_the_compiler_never_prints_is_refused_wherever_it_stands(
@@ -328,3 +342,14 @@ def test_cosmonaut_pins_what_its_in_process_registry_prints(
     )
     remote = build_parser().parse_args([*common, "--registry-url", "http://127.0.0.1:9/"])
     assert Wiring(remote, wait_for_docker=None).applier.allow == ANY_REGISTRY
+
+
+def test_header_values_that_look_like_fetches_are_printed_literal_and_accepted() -> None:
+    """The compiler doubles '%' and quotes '$' in a header value, so a value that spells a
+    fetch or a variable stays text, and the allow-list tells it apart from a real one."""
+    value = "%[env(HOME)] ${HOME} env(HOME)"
+    payload = json.loads(json.dumps(PAYLOAD))
+    payload["candidates"][0]["headers"] = {"request": {"X-Literal": value}}
+    text = compile_payload(payload).text
+    assert "%%[env(HOME)]" in text
+    assert accepted(text)
