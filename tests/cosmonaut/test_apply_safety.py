@@ -329,3 +329,24 @@ def test_an_address_word_from_the_registry_never_reaches_the_runtime_api(
     assert result.outcome == "rejected", result.message
     assert result.message.startswith("haproxy -c refused the config:\n")
     assert engine.config_path.read_text() == before
+
+
+def test_the_server_state_is_saved_only_beside_the_stats_socket(
+    with_slots: tuple[LocalHaproxy, Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Before a reload Cosmonaut writes ``show servers state`` into the config's
+    ``server-state-file``, as root in the HAProxy container: only where the render options
+    put it, beside the runtime API socket, never at another path a registry names."""
+    engine, socket, frontend = with_slots
+    target = HaproxyTarget(engine, Discoverer(engine, haproxy_container=NAME))
+    runtime = RuntimePath(Applier(target, allow=None), RuntimeApi(str(socket)), Metrics(), engine)
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "passwd"
+    beside = socket.parent / "server-state"
+    for path, saved in ((elsewhere, False), (beside, True)):
+        text = slots_config(
+            str(socket), frontend, "c1 127.0.0.1:9", "slot-1 127.0.0.1:1 disabled"
+        ).replace("    stats socket", f"    server-state-file {path}\n    stats socket")
+        result = runtime.apply(text)
+        assert result.outcome == "applied", result.message
+        assert path.exists() is saved, path
+    assert beside.read_text().startswith("1\n# be_id be_name srv_id srv_name")
