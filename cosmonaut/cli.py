@@ -183,6 +183,12 @@ def _add_registry_flags(parser: argparse.ArgumentParser) -> None:
         help="the bearer token (first line of PATH) for --registry-auth bearer",
     )
     registry.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="send the bearer token over plain http:// to a host other than this one "
+        "(it travels unencrypted; without this flag, such a URL stops Cosmonaut at start-up)",
+    )
+    registry.add_argument(
         "--registry-timeout",
         type=_seconds,
         default=10.0,

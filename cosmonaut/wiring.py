@@ -23,6 +23,7 @@ from cosmonaut.acme.certfolder import CertFolder
 from cosmonaut.acme.manager import CertificateManager
 from cosmonaut.acme.policy import Https
 from cosmonaut.acme.vault import Vault
+from cosmonaut.apply.allowed import ANY_REGISTRY, AllowList, Expected
 from cosmonaut.apply.container import HaproxyTarget
 from cosmonaut.apply.reload import Applier
 from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
@@ -77,7 +78,9 @@ class Wiring:
         if not args.dry_run:  # a dry run writes nothing of its own there
             make_private(self.state_dir)
         history = None if args.dry_run else History(self.state_dir / "history", args.keep)
-        self.applier = Applier(self.target, history, dry_run=args.dry_run)
+        self.applier = Applier(
+            self.target, history, dry_run=args.dry_run, allow=_allow_list(self.registry)
+        )
         name: str | None = None
         if args.table is None or args.host_id == AUTO_HOST_ID:
             name = _host_name(self.engine, wait=wait_for_docker)
@@ -383,6 +386,13 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
             args.registry_auth, args.registry_url, token_file=args.registry_token_file
         )
         if isinstance(auth, BearerToken) and _in_clear(args.registry_url):
+            if not args.insecure_http:
+                raise UsageError(
+                    "the bearer token would travel unencrypted over http:// to another host "
+                    "(anyone on the path could read it and report as any host): give an "
+                    "https:// URL, or --insecure-http to send it anyway",
+                    file="--registry-url",
+                )
             logs.warning("the registry token travels unencrypted", url=args.registry_url)
         return RemoteRegistry(
             args.registry_url,
@@ -390,14 +400,23 @@ def _registry(args: argparse.Namespace, state_dir: Path) -> RegistryClient:
             retries=args.registry_retries,
             auth=auth,
         )
-    if args.registry_auth or args.registry_token_file:
+    if args.registry_auth or args.registry_token_file or args.insecure_http:
         raise UsageError(
-            "--registry-auth and --registry-token-file are for a remote registry (--registry-url)",
+            "--registry-auth, --registry-token-file and --insecure-http are for a remote "
+            "registry (--registry-url)",
             file="--registry-auth",
         )
     store = choose_store(args.store, local_default=f"sqlite:{state_dir / 'registry.db'}")
     options = load_render_options(args.options, args.compat)
     return LocalRegistry(store, options, host_ttl=host_ttl_env(os.environ))
+
+
+def _allow_list(registry: RegistryClient) -> AllowList:
+    """What a config from ``registry`` may hold: with the in-process registry, the runtime
+    API socket and the server state file its render options print, and no other."""
+    if isinstance(registry, LocalRegistry):
+        return AllowList(Expected.of(registry.options))
+    return ANY_REGISTRY
 
 
 def resync_interval(given: float | None, *, fleet: str | None) -> float:

@@ -4,7 +4,8 @@ For each new config (with map routing: a bundle, the config and the map files it
 
 1. skip it when it is identical to what runs;
 2. parse it with the grammar and check the round trip (print -> parse -> compare), for every
-   file; the config must refer to exactly the maps that came with it;
+   file; refuse what a registry may not send (``cosmonaut.apply.allowed``: no ``program``,
+   Lua, ``setenv``, ...); the config must refer to exactly the maps that came with it;
 3. write the maps beside the config under their content-named names (never a file the running
    config reads), then the config under a temporary name, and run ``haproxy -c`` there;
 4. move the config into place atomically (a rename in the config's directory);
@@ -26,8 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from compiler.ast import Config
 from compiler.errors import LocatedError
 from compiler.printer import print_map
+from cosmonaut import logs
+from cosmonaut.apply.allowed import ANY_REGISTRY, AllowList, Refusal
 from cosmonaut.apply.container import Checked, HaproxyTarget
 from cosmonaut.discovery.containers import HaproxyContainer
 from cosmonaut.errors import ApplyError
@@ -37,8 +41,11 @@ from grammar.parser import parse
 from grammar.roundtrip import print_verified
 from runtime.bundle import referenced_maps
 
-Outcome = Literal["applied", "unchanged", "dry-run", "rejected", "rolled-back", "failed", "runtime"]
+Outcome = Literal[
+    "applied", "unchanged", "dry-run", "rejected", "refused", "rolled-back", "failed", "runtime"
+]
 # "runtime": applied through HAProxy's runtime API, no reload (cosmonaut.apply.runtime_api).
+# "refused": it holds what Cosmonaut does not accept from a registry (nothing was written).
 OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run", "runtime"})
 
 
@@ -80,12 +87,21 @@ class ApplyPath(Protocol):
 
 
 class Applier:
+    """``allow``: what a config may hold (``None`` only for configs that come from no
+    registry: the tests' own)."""
+
     def __init__(
-        self, target: HaproxyTarget, history: History | None = None, *, dry_run: bool = False
+        self,
+        target: HaproxyTarget,
+        history: History | None = None,
+        *,
+        dry_run: bool = False,
+        allow: AllowList | None = ANY_REGISTRY,
     ) -> None:
         self.target = target
         self.history = history
         self.dry_run = dry_run
+        self.allow = allow
         self._running: str | None = None  # what HAProxy runs (its config file, once confirmed)
         self._known: tuple[str, str] | None = None  # (container id, started at) of _running
 
@@ -106,6 +122,12 @@ class Applier:
     def forget(self) -> None:
         """Read the running config again at the next apply."""
         self._known = None
+
+    def refusal(self, config: Config, maps: tuple[tuple[str, str], ...] = ()) -> Refusal | None:
+        """What in ``config`` (and its ``maps``) a registry may not send, if anything."""
+        if self.allow is None:
+            return None
+        return self.allow.refusal(config, [name for name, _ in maps])
 
     def apply(
         self,
@@ -138,9 +160,23 @@ class Applier:
         step("locate")
         if text == running and not force:
             return result("unchanged", "the config is identical to the running one")
-        refusal = _refusal(text, maps)
-        if refusal is not None:
-            return result("rejected", refusal)
+        try:
+            config = _verified(text)
+        except LocatedError as error:
+            return result("rejected", f"the config does not pass the grammar check: {error}")
+        refused = self.refusal(config, maps)
+        if refused is not None:
+            logs.error(
+                "config refused",
+                line=refused.line,
+                keyword=refused.keyword,
+                reason=refused.reason,
+                digest=digest(text)[:12],
+            )
+            return result("refused", f"not accepted from a registry: {refused}")
+        problem = bundle_problem(text, maps)
+        if problem is not None:
+            return result("rejected", problem)
         step("verify")
         if self.dry_run:
             diff = unified_diff(running, text, haproxy)
@@ -257,10 +293,8 @@ def unified_diff(old: str | None, new: str, haproxy: HaproxyContainer) -> str:
     )
 
 
-def _refusal(text: str, maps: tuple[tuple[str, str], ...]) -> str | None:
-    """Why ``text`` may not reach HAProxy (the grammar's round trip, the bundle), else None."""
-    try:
-        print_verified(parse(text, file="<registry>"))
-    except LocatedError as error:
-        return f"the config does not pass the grammar check: {error}"
-    return bundle_problem(text, maps)
+def _verified(text: str) -> Config:
+    """``text`` parsed, once its round trip (print -> parse -> compare) holds."""
+    config = parse(text, file="<registry>")
+    print_verified(config)
+    return config

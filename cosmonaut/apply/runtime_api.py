@@ -19,11 +19,18 @@ non-interactive mode: HAProxy answers and closes.
 
 ``drain`` puts a container's server in ``drain`` at once (a stop signal, or unhealthy):
 no new clients, in-flight and sticky ones still served until the container leaves.
+
+The words of every command come from the registry's config (backend and server names,
+addresses), and the runtime API reads ``;`` and a line break as the end of a command. So
+``RuntimeApi`` sends only the commands above, each word checked (names as identifiers,
+addresses parsed with ``ipaddress``, ports as numbers from 1 to 65535), and a batch with
+one word out of place sends nothing. A config a registry may not send never gets here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import socket
 import threading
 import time
@@ -31,6 +38,7 @@ import time
 from compiler.ast import Config, Global, Statement
 from compiler.errors import LocatedError
 from cosmonaut import logs
+from cosmonaut.apply.allowed import NAME, ip_address
 from cosmonaut.apply.reload import Applier, ApplyResult
 from cosmonaut.apply.slots import Placed, Plan, place, runtime_plan, slots_in_use
 from cosmonaut.discovery.containers import HaproxyContainer
@@ -51,6 +59,42 @@ class RuntimeApiError(ApplyError):
     """A runtime API command failed, or the socket cannot be reached."""
 
 
+def command_problem(command: str) -> str | None:
+    """Why ``command`` is not one that Cosmonaut sends, word by word, or None."""
+    words = command.split(" ")
+    match words:
+        case ["set", "server", target, "addr", address, "port", port]:
+            return _target_problem(target) or _address_problem(address, port)
+        case ["set", "server", target, "state", state]:
+            if state not in ("ready", "drain", "maint"):
+                return f"{state[:40]!r} is not a server state"
+            return _target_problem(target)
+        case ["enable", "health", target]:
+            return _target_problem(target)
+        case ["show", "servers", "state", backend]:
+            return None if NAME.fullmatch(backend) else f"{backend[:40]!r} is not a name"
+        case ["show", "servers", "state"] | ["show", "info"]:
+            return None
+    return "not a command Cosmonaut sends"
+
+
+def _target_problem(target: str) -> str | None:
+    backend, slash, server = target.partition("/")
+    if not (slash and NAME.fullmatch(backend) and NAME.fullmatch(server)):
+        return f"{target[:80]!r} is not a backend/server pair of names"
+    return None
+
+
+def _address_problem(address: str, port: str) -> str | None:
+    if ip_address(address) is None:
+        return f"{address[:80]!r} is not an IP address"
+    if not (port.isascii() and port.isdigit() and str(int(port)) == port):
+        return f"{port[:20]!r} is not a port"
+    if not 1 <= int(port) <= 65535:
+        return f"port {port} is not from 1 to 65535"
+    return None
+
+
 class RuntimeApi:
     """Commands on HAProxy's stats socket (a unix socket path)."""
 
@@ -59,7 +103,9 @@ class RuntimeApi:
         self.timeout = timeout
 
     def send(self, command: str) -> str:
-        """One command (or several joined by ``;``) on a fresh connection; the answer."""
+        """One command on a fresh connection; the answer. A command Cosmonaut does not send
+        (``command_problem``) raises ``RuntimeApiError`` without connecting."""
+        _refuse_unless_known((command,))
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
                 connection.settimeout(self.timeout)
@@ -75,11 +121,20 @@ class RuntimeApi:
         return b"".join(chunks).decode("utf-8", "replace")
 
     def run(self, commands: tuple[str, ...]) -> None:
-        """Each command in order, one connection each; raises at the first refused one."""
+        """Each command in order, one connection each; raises at the first refused one, and
+        before sending any when one of them is not a command Cosmonaut sends."""
+        _refuse_unless_known(commands)
         for command in commands:
             answer = self.send(command).strip()
             if answer and (not answer.startswith(_OK_ANSWERS) or "\n" in answer):
                 raise RuntimeApiError(f"{command!r}: HAProxy said {answer!r}", file="runtime-api")
+
+
+def _refuse_unless_known(commands: tuple[str, ...]) -> None:
+    for command in commands:
+        problem = command_problem(command)
+        if problem is not None:
+            raise RuntimeApiError(f"not sent: {command[:120]!r}: {problem}", file="runtime-api")
 
 
 class RuntimePath:
@@ -133,6 +188,9 @@ class RuntimePath:
             new = parse(text, file="<registry>")
         except LocatedError:
             return self.applier.apply(text, haproxy, maps=maps)  # rejected there, with its message
+        if self.applier.refusal(new, maps) is not None:
+            # Refused there too, with its message: before any command or state file.
+            return self.applier.apply(text, haproxy, maps=maps)
         running = self._running_config(running_text)
         if force:
             why = "certificate files changed"
@@ -366,11 +424,29 @@ class RuntimePath:
 
 
 def _server_state_file(config: Config) -> str | None:
+    """Where to save the servers' state: the config's ``server-state-file``, if it sits
+    beside the runtime API socket (on the shared volume, as the render options put it).
+    Cosmonaut writes it as root in the HAProxy container, so never anywhere else."""
+    state = _global_args(config, "server-state-file")
+    if not state:
+        return None
+    path = state[0]
+    stats = _global_args(config, "stats")
+    if not stats or len(stats) < 2 or posixpath.dirname(stats[1]) != posixpath.dirname(path):
+        logs.warning(
+            "server state not saved: the server-state-file is not beside the stats socket",
+            path=path,
+        )
+        return None
+    return path
+
+
+def _global_args(config: Config, keyword: str) -> tuple[str, ...] | None:
     for section in config.sections:
         if isinstance(section, Global):
             for line in section.body:
-                if isinstance(line, Statement) and line.keyword == "server-state-file":
-                    return line.args[0] if line.args else None
+                if isinstance(line, Statement) and line.keyword == keyword:
+                    return line.args
     return None
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from compiler.ast import Backend, Config, Line, Section, Server
+from cosmonaut.apply.allowed import NAME, ip_address
 
 DISABLED = "disabled"
 
@@ -211,6 +212,8 @@ def runtime_plan(running: Config, placed: Config) -> Plan | str:
             if _options(was) != _options(now):
                 return f"server {section.name}/{now.name} changed its options"
             target = f"{section.name}/{now.name}"
+            if not (NAME.fullmatch(section.name) and NAME.fullmatch(now.name)):
+                return f"server {target[:80]!r} has a name the runtime API cannot take"
             if is_free(now):
                 if not is_free(was):
                     commands.append(f"set server {target} state maint")
@@ -238,8 +241,12 @@ def _options(server: Server) -> tuple[str, ...]:
 
 
 def split_address(address: str) -> tuple[str, int] | None:
-    """``10.0.0.1:80`` or ``[fd00::1]:80`` -> (ip, port); None without a numeric port."""
+    """``10.0.0.1:80`` or ``[fd00::1]:80`` -> (ip, port); None unless an IP address (parsed
+    by ``ipaddress``, written back in its own form) and a port from 1 to 65535."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         return None
-    return host.strip("[]"), int(port)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    ip = ip_address(host)
+    return (ip.compressed, int(port)) if ip is not None else None

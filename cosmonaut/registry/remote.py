@@ -4,7 +4,10 @@ and reads the answer as the registry's HTTP contract says (``runtime.contract``)
 plain text on a 200, a problem document with diagnostics otherwise.
 
 Timeouts, connection failures, 5xx and 429 are retried with exponential backoff; 4xx are not
-(the payload itself was refused, or the request was not authorised). ``fetch`` reads what a
+(the payload itself was refused, or the request was not authorised). A redirect (3xx) is
+never followed: it is an error naming where it pointed, so neither the payload nor the
+credentials (a bearer token, a SigV4 signature) ever reach another host, and no config comes
+from one. ``fetch`` reads what a
 table renders now (``GET ?table=NAME`` with ``If-None-Match``), one attempt per call: the
 poller paces its own retries."""
 
@@ -30,6 +33,23 @@ from runtime.backoff import Backoff
 from runtime.contract import RegistryResult
 
 USER_AGENT = "cosmonaut/0.1"
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Turns every redirect into the ``HTTPError`` of its 3xx answer (urllib would follow
+    301, 302 and 303 with the request's headers, ``Authorization`` included)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _redirect(url: str, error: urllib.error.HTTPError) -> RegistryError:
+    location = error.headers.get("Location", "") if error.headers else ""
+    return RegistryError(
+        f"{url}: HTTP {error.code} redirects to {location[:200]!r}, which Cosmonaut does not "
+        "follow: give --registry-url the registry's own address",
+        file="registry",
+    )
 
 
 class RemoteRegistry:
@@ -66,6 +86,8 @@ class RemoteRegistry:
         self.timeout = timeout
         self.retries = retries
         self.backoff = Backoff(backoff, max_backoff)
+        # Without urllib's redirect handler; proxies from the environment, as urlopen's.
+        self._opener = urllib.request.build_opener(_RefuseRedirects)
         self._closed = threading.Event()
         self._sleep = sleep or self._closed.wait
         self.attempts = 0  # of the last call
@@ -106,11 +128,13 @@ class RemoteRegistry:
                 raise _Retryable(f"cannot sign the request: {error}") from None
         request = urllib.request.Request(self._target, data=body, method="POST", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 status = response.status
                 headers = dict(response.headers.items())
                 data = response.read()
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:
+                raise _redirect(self.url, error) from None
             data = error.read() if error.fp is not None else b""
             content_type = error.headers.get("Content-Type", "") if error.headers else ""
             message, diagnostics = contract.decode_problem(error.code, content_type, data)
@@ -152,13 +176,15 @@ class RemoteRegistry:
                 ) from None
         request = urllib.request.Request(target, method="GET", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 status = response.status
                 answer = dict(response.headers.items())
                 data = response.read()
         except urllib.error.HTTPError as error:
             if error.code == 304:
                 return None
+            if 300 <= error.code < 400:
+                raise _redirect(url, error) from None
             data = error.read() if error.fp is not None else b""
             content_type = error.headers.get("Content-Type", "") if error.headers else ""
             if (

@@ -4,7 +4,10 @@ the running one.
 ``HaproxyTarget`` reaches HAProxy only through the Engine API's calls (exec, copy a file in
 and out, signal, processes, logs). Here those calls are answered by a real haproxy (Debian's,
 in master-worker mode) running on this machine: the "container's" file system is this one,
-and an exec is a local subprocess, so ``haproxy -c`` and ``mv`` are the real programs.
+and an exec is a local subprocess, so ``haproxy -c`` and ``mv`` are the real programs. Its
+configs bind abstract sockets (``abns@``), which no registry may send: the applier here takes
+them as the tests' own (``allow=None``); ``tests/cosmonaut/test_registry_trust.py`` holds the
+allow-list.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import pytest
 
 from cosmonaut.apply.container import HaproxyTarget
 from cosmonaut.apply.reload import Applier
+from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
 from cosmonaut.discovery.containers import Discoverer, HaproxyContainer
 from cosmonaut.discovery.engine import JSON, Engine, ExecResult, NotFound, Process
+from cosmonaut.metrics import Metrics
 
 NAME = "haproxy"
 
@@ -181,7 +186,7 @@ def test_a_config_haproxy_refuses_never_replaces_the_running_one(
     target = HaproxyTarget(running, Discoverer(running, haproxy_container=NAME))
     workers = target.workers(target.locate()).workers
 
-    result = Applier(target).apply(refused)
+    result = Applier(target, allow=None).apply(refused)
 
     assert result.outcome == "rejected"
     assert result.message.startswith("haproxy -c refused the config:\n")
@@ -226,8 +231,125 @@ def test_a_config_haproxy_accepts_is_moved_into_place_and_reloaded(running: Loca
     workers = target.workers(target.locate()).workers
     accepted = config(socket, "default_backend web\n    http-request set-var(txn.x) int(1)")
 
-    result = Applier(target).apply(accepted)
+    result = Applier(target, allow=None).apply(accepted)
 
     assert result.outcome == "applied", result.message
     assert path.read_text() == accepted
     assert target.workers(target.locate()).workers - workers  # a new worker runs it
+
+
+# -- the runtime path: a registry's words never reach the runtime API unchecked ----------------
+
+# `{hostile}` is the address word of the registry's new server: as the runtime API splits
+# commands at `;`, it once paused the frontend before haproxy -c ever saw the config.
+HOSTILE = "127.0.0.1; disable frontend http"
+
+
+def slots_config(socket: str, frontend: str, *servers: str) -> str:
+    lines = "".join(f"    server {server}\n" for server in servers)
+    return f"""global
+    log stderr format short local0 notice
+    stats socket {socket} mode 600 level admin
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+
+frontend http
+    bind abns@{frontend}
+    default_backend web
+
+backend web
+{lines}"""
+
+
+def frontend_status(socket: Path) -> str:
+    """The frontend's status in ``show stat`` (OPEN, or STOP once disabled), read on a
+    connection of the test's own (Cosmonaut's client sends only its own commands)."""
+    import socket as sockets
+
+    with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as connection:
+        connection.settimeout(5)
+        connection.connect(str(socket))
+        connection.sendall(b"show stat\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    for row in answer.decode().splitlines():
+        fields = row.split(",")
+        if fields[:2] == ["http", "FRONTEND"]:
+            return fields[17]
+    raise AssertionError(f"no frontend in show stat: {answer[:300]!r}")
+
+
+@pytest.fixture
+def with_slots(haproxy: str, tmp_path: Path) -> Iterator[tuple[LocalHaproxy, Path, str]]:
+    """A haproxy in master-worker mode whose backend has a free slot, its runtime API on a
+    unix socket; (engine, socket, the frontend's abstract socket name)."""
+    socket = tmp_path / "admin.sock"
+    frontend = f"cosmonaut-runtime-{uuid.uuid4().hex}"
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(
+        slots_config(str(socket), frontend, "c1 127.0.0.1:9", "slot-1 127.0.0.1:1 disabled")
+    )
+    engine = LocalHaproxy(haproxy, path, shell=True)
+    try:
+        deadline = time.monotonic() + 30  # a hang guard: haproxy starts in milliseconds
+        while not socket.exists() or "Loading success." not in engine.logs(NAME, tail=50):
+            assert engine.process.poll() is None, engine.logs(NAME, tail=50)
+            assert time.monotonic() < deadline, "haproxy never opened its stats socket"
+            time.sleep(0.02)
+        yield engine, socket, frontend
+    finally:
+        engine.stop()
+
+
+def test_an_address_word_from_the_registry_never_reaches_the_runtime_api(
+    with_slots: tuple[LocalHaproxy, Path, str],
+) -> None:
+    """A new container's server whose address is not an IP address cannot be set through
+    the runtime API: the change takes the reload path, where haproxy -c refuses it. The
+    frontend still serves and the config file is unchanged. (The allow-list would refuse the
+    config first: it is off here, to show the runtime path's own check.)"""
+    engine, socket, frontend = with_slots
+    before = engine.config_path.read_text()
+    hostile = slots_config(
+        str(socket),
+        frontend,
+        "c1 127.0.0.1:9",
+        f"c2 '{HOSTILE}:80'",
+        "slot-1 127.0.0.1:1 disabled",
+    )
+    target = HaproxyTarget(engine, Discoverer(engine, haproxy_container=NAME))
+    applier = Applier(target, allow=None)
+    runtime = RuntimePath(applier, RuntimeApi(str(socket)), Metrics(), engine)
+
+    result = runtime.apply(hostile)
+
+    assert frontend_status(socket) == "OPEN"
+    assert result.outcome == "rejected", result.message
+    assert result.message.startswith("haproxy -c refused the config:\n")
+    assert engine.config_path.read_text() == before
+
+
+def test_the_server_state_is_saved_only_beside_the_stats_socket(
+    with_slots: tuple[LocalHaproxy, Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Before a reload Cosmonaut writes ``show servers state`` into the config's
+    ``server-state-file``, as root in the HAProxy container: only where the render options
+    put it, beside the runtime API socket, never at another path a registry names."""
+    engine, socket, frontend = with_slots
+    target = HaproxyTarget(engine, Discoverer(engine, haproxy_container=NAME))
+    runtime = RuntimePath(Applier(target, allow=None), RuntimeApi(str(socket)), Metrics(), engine)
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "passwd"
+    beside = socket.parent / "server-state"
+    for path, saved in ((elsewhere, False), (beside, True)):
+        text = slots_config(
+            str(socket), frontend, "c1 127.0.0.1:9", "slot-1 127.0.0.1:1 disabled"
+        ).replace("    stats socket", f"    server-state-file {path}\n    stats socket")
+        result = runtime.apply(text)
+        assert result.outcome == "applied", result.message
+        assert path.exists() is saved, path
+    assert beside.read_text().startswith("1\n# be_id be_name srv_id srv_name")

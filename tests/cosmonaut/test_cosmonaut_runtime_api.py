@@ -1,5 +1,6 @@
 """The runtime API client against a real HAProxy on loopback (its stats socket in tmp_path):
-answers that mean success, refusals, an unreachable socket."""
+answers that mean success, refusals, an unreachable socket, and commands with a word out of
+place (from a registry's config), which are never sent."""
 
 from __future__ import annotations
 
@@ -76,10 +77,37 @@ def test_filling_and_emptying_a_slot(api: RuntimeApi) -> None:
 
 
 def test_a_refused_command_raises_with_what_haproxy_said(api: RuntimeApi) -> None:
-    with pytest.raises(RuntimeApiError, match="web/nowhere"):
+    with pytest.raises(RuntimeApiError, match="'set server web/nowhere state ready': HAProxy said"):
         api.run(("set server web/nowhere state ready",))
-    with pytest.raises(RuntimeApiError, match="HAProxy said"):
-        api.run(("set server web/slot-1 addr not-an-address port 80",))
+    with pytest.raises(RuntimeApiError, match="HAProxy said 'Health check was not configured"):
+        api.run(("enable health web/c1",))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "set server web/c1 state maint; show info",
+        "set server web/slot-1 addr 127.0.0.1;set server web/c1 state maint port 80",
+        "set server web/slot-1 addr 127.0.0.2 port 80\nset server web/c1 state maint",
+        "set server web/c1;set server web/c1 state maint",
+        "set server web/slot-1 addr not-an-address port 80",
+        "set server web/slot-1 addr fe80::1%lo port 80",
+        "set server web/slot-1 addr 127.0.0.2 port 0",
+        "set server web/slot-1 addr 127.0.0.2 port 65536",
+        "set server web/c1 state stopping",
+        "set server web/c1 weight 0",
+        "shutdown sessions server web/c1",
+        "disable server web/c1",
+    ],
+)
+def test_a_command_with_a_word_out_of_place_is_never_sent(api: RuntimeApi, command: str) -> None:
+    """Backend and server names must be identifiers, addresses IP addresses (``ipaddress``),
+    ports numbers from 1 to 65535, and the command one Cosmonaut sends: otherwise nothing of
+    the batch is sent, not even its good commands."""
+    before = state(api, "c1"), state(api, "slot-1")
+    with pytest.raises(RuntimeApiError, match="not sent"):
+        api.run(("set server web/slot-1 addr 127.0.0.3 port 81", command))
+    assert (state(api, "c1"), state(api, "slot-1")) == before
 
 
 def test_an_unreachable_socket_raises(tmp_path: Path) -> None:

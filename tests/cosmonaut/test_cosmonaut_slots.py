@@ -127,3 +127,36 @@ def test_without_slots_nothing_is_translated() -> None:
     text = config(("c1", "10.0.0.1:80"), server_slots={"enabled": False})
     placed = place(parse(text), parse(text), keep_capacity=True)
     assert print_config(placed.config) == text
+
+
+def test_only_ip_addresses_and_plain_names_become_runtime_commands() -> None:
+    """The registry's words go into commands the runtime API splits at ``;`` and line ends:
+    an address that ``ipaddress`` does not read, or a name that is not an identifier, takes
+    a reload instead (where haproxy -c reads the config first)."""
+    running_text = config(("c1", "10.0.0.1:80"))
+    running = parse(running_text)
+    slot = "server slot-1 127.0.0.1:1 check cookie slot-1 disabled"
+    for server, why in [
+        ("server c2 '127.0.0.1; disable frontend http:80' check cookie c2", "address"),
+        ('server c2 "10.0.0.2\\nshow info:80" check cookie c2', "address"),
+        ("server c2 fe80::1%eth0:80 check cookie c2", "address"),
+        ("server c2 [fd00::2]:0 check cookie c2", "address"),
+        ("server c2 web.example:80 check cookie c2", "address"),
+    ]:
+        new = parse(running_text.replace(slot, f"{server}\n    {slot}"))
+        placed = place(new, running, keep_capacity=True)
+        assert f"has an {why} the runtime API cannot set" in str(
+            runtime_plan(running, placed.config)
+        ), server
+    renamed = running_text.replace("backend web", "backend 'web;show info'").replace(
+        "use_backend web", "use_backend 'web;show info'"
+    )
+    new = parse(renamed.replace(slot, "server c2 10.0.0.2:80 check cookie c2\n    " + slot))
+    placed = place(new, parse(renamed), keep_capacity=True)
+    assert "has a name the runtime API cannot take" in str(
+        runtime_plan(parse(renamed), placed.config)
+    )
+    good = parse(running_text.replace(slot, "server c2 [FD00::2]:80 check cookie c2\n    " + slot))
+    plan = runtime_plan(running, place(good, running, keep_capacity=True).config)
+    assert isinstance(plan, Plan)
+    assert "set server web/slot-1 addr fd00::2 port 80" in plan.commands

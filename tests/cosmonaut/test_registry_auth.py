@@ -29,7 +29,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from cosmonaut.cli import main as cosmonaut_main
-from cosmonaut.errors import RegistryError, UsageError
+from cosmonaut.errors import RegistryError, RegistryUnavailable, UsageError
 from cosmonaut.registry.auth import (
     AwsEndpoint,
     BearerToken,
@@ -543,3 +543,125 @@ def test_cosmonaut_bearer_without_a_token_stops_at_start_up(
     assert "COSMONAUT_REGISTRY_TOKEN" in capsys.readouterr().err
     assert cosmonaut_main(["once", "--registry-auth", "bearer", "--state-dir", str(tmp_path)]) == 2
     assert "for a remote registry" in capsys.readouterr().err
+
+
+def test_a_bearer_token_over_plain_http_to_another_host_stops_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over http:// to another host anyone on the path reads the token (and may then report
+    as any host): a usage error unless --insecure-http says so. Loopback and https need no
+    flag. No engine answers here, so a run that gets past start-up stops at Docker (4)."""
+    monkeypatch.setenv("COSMONAUT_REGISTRY_TOKEN", "the-registry-token")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/cosmonaut-test.sock")
+
+    def once(url: str, *more: str) -> int:
+        argv = ["once", "--registry-url", url, "--registry-auth", "bearer"]
+        return cosmonaut_main([*argv, "--state-dir", str(tmp_path), *more])
+
+    assert once("http://192.0.2.10:8080/") == 2
+    err = capsys.readouterr().err
+    assert "--registry-url: the bearer token would travel unencrypted over http://" in err
+    assert "--insecure-http" in err and "Traceback" not in err
+    assert once("http://registry.internal/") == 2  # a name may resolve anywhere
+    capsys.readouterr()
+    assert once("http://192.0.2.10:8080/", "--insecure-http") == 4
+    assert '"event": "the registry token travels unencrypted"' in capsys.readouterr().err
+    for url in (
+        "http://127.0.0.1:8080/",
+        "http://[::1]:8080/",
+        "http://localhost:8080/",
+        "https://192.0.2.10:8443/",
+    ):
+        assert once(url) == 4, url
+        assert "unencrypted" not in capsys.readouterr().err
+    local = ["once", "--insecure-http", "--state-dir", str(tmp_path)]
+    assert cosmonaut_main(local) == 2
+    assert "are for a remote registry (--registry-url)" in capsys.readouterr().err
+
+
+# -- redirects --------------------------------------------------------------------------------
+
+
+class Recorder:
+    """A plain HTTP server on loopback. ``location`` set: it answers ``status`` with that
+    ``Location`` to everything; else 200 with a config. ``seen``: (method, path, the
+    Authorization header) of each request."""
+
+    def __init__(self, status: int = 200, location: str | None = None) -> None:
+        self.seen: list[tuple[str, str, str | None]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(length)
+                recorder.seen.append((self.command, self.path, self.headers["Authorization"]))
+                body = b"" if location else b"global\n    maxconn 1\n"
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[Recorder]:
+    """Where a redirect points: another server, which must never be asked anything."""
+    server = Recorder()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("kind", ["bearer", "sigv4"])
+def test_a_redirect_is_an_error_and_is_never_followed(
+    elsewhere: Recorder, status: int, kind: str
+) -> None:
+    """The registry's 3xx names where it points, and Cosmonaut goes no further: the other
+    server gets no request, so neither the credentials nor the payload reach it, and no
+    config comes from it. Neither a pass (POST) nor a poll (GET) follows it."""
+    target = f"{elsewhere.url}registry?table=web"
+    registry = Recorder(status, target)
+    auth = (
+        BearerToken("the-registry-token")
+        if kind == "bearer"
+        else SigV4Signer("execute-api", "eu-west-1", Credentials(ACCESS_KEY, SECRET))
+    )
+    try:
+        remote = RemoteRegistry(registry.url, auth=auth, retries=2, backoff=0.01)
+        with pytest.raises(RegistryError) as posted:
+            remote.compile(PAYLOAD)
+        with pytest.raises(RegistryError) as polled:
+            remote.fetch("web")
+    finally:
+        registry.stop()
+    for error in (posted.value, polled.value):
+        assert not isinstance(error, RegistryUnavailable)  # not retried: it is no outage
+        assert f"HTTP {status} redirects to {target!r}" in str(error)
+        assert "does not follow" in str(error)
+    assert remote.attempts == 1
+    assert elsewhere.seen == []
+    # The registry itself got the credentials, once per call.
+    assert [(method, authorization is not None) for method, _, authorization in registry.seen] == [
+        ("POST", True),
+        ("GET", True),
+    ]

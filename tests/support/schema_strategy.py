@@ -2,14 +2,18 @@
 schema`` publishes): every value the schema allows can come out, kept small.
 
 Only the keywords that schema uses are understood; an unknown one fails loudly rather than
-generating values the schema never described.
+generating values the schema never described. ``PAYLOADS`` draws whole payloads whose
+candidates run (what the compiler routes), for the tests that compile them.
 """
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from hypothesis import strategies as st
+
+from compiler.schema import payload_schema
 
 _IGNORED = {"title", "description", "default", "$schema", "$id", "$defs", "examples"}
 _KNOWN = _IGNORED | {
@@ -112,3 +116,39 @@ def _whole(pattern: str) -> str:
     if pattern.startswith("^") and pattern.endswith("$"):
         return pattern[1:-1]
     return pattern
+
+
+# Where the schema's pattern only sketches a value (an address with a port, a time), nearly
+# every drawn value is refused before the settings under test are reached.
+ADDRESSES = st.tuples(st.ip_addresses(), st.integers(1, 65535)).map(
+    lambda pair: f"{pair[0]}:{pair[1]}" if pair[0].version == 4 else f"[{pair[0]}]:{pair[1]}"
+)
+TIMES = st.datetimes(timezones=st.just(UTC)).map(lambda when: when.isoformat())
+OVERRIDES = {
+    "CandidateContainer.ip": ADDRESSES,
+    "RunningContainer.ip": ADDRESSES,
+    "CandidateContainer.created": st.none() | TIMES,
+}
+
+
+def running_too(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with its candidates' containers running (what the schema cannot say):
+    otherwise nearly every candidate is left out and its settings never reach a config."""
+    running = [
+        {"id": box["id"], "ip": box["ip"], "serviceName": candidate["serviceName"]}
+        for candidate in payload.get("candidates", [])
+        for box in candidate.get("containers", [])
+    ]
+    return {**payload, "running": payload.get("running", []) + running}
+
+
+SCHEMA = payload_schema()
+# Candidates are optional in the schema; at least one makes every example test settings.
+CANDIDATES = st.lists(
+    from_schema({"$ref": "#/$defs/Candidate"}, SCHEMA, overrides=OVERRIDES),
+    min_size=1,
+    max_size=3,
+)
+PAYLOADS = st.tuples(from_schema(SCHEMA, overrides=OVERRIDES), CANDIDATES).map(
+    lambda drawn: running_too({**drawn[0], "candidates": drawn[1]})
+)
