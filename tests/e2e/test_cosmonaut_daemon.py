@@ -27,6 +27,7 @@ from runtime.stores.memory import MemoryStore
 from tests.support.cosmonaut_e2e import (
     BUSYBOX,
     DockerHost,
+    Gated,
     HaproxyBox,
     RegistryFront,
     RunningDaemon,
@@ -278,32 +279,6 @@ def podman_run(name: str, labels: dict[str, str]) -> str:
     command += [BUSYBOX, "sh", "-c", backend_script(8080, (), None)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
     return done.stdout.strip().splitlines()[-1]
-
-
-class Gated:
-    """The in-process registry, but a pass can be held in ``compile`` until ``release()``."""
-
-    def __init__(self) -> None:
-        self.inner = LocalRegistry(MemoryStore())
-        self.label = "gated"
-        self.open = threading.Event()
-        self.open.set()
-        self.holding = threading.Event()
-
-    def hold(self) -> None:
-        self.open.clear()
-
-    def release(self) -> None:
-        self.open.set()
-
-    def compile(self, payload: dict[str, Any]) -> RegistryResult:
-        if not self.open.is_set():
-            self.holding.set()
-            assert self.open.wait(120), "the test never released the registry"
-        return self.inner.compile(payload)
-
-    def close(self) -> None:
-        self.open.set()
 
 
 def test_a_burst_of_starts_causes_few_reloads(host: DockerHost) -> None:
