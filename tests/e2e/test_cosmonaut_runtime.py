@@ -168,20 +168,23 @@ def test_an_unhealthy_container_is_drained_at_once_then_leaves_without_a_reload(
     check = health_check(["CMD", "test", "-e", "/www/index.html"])
     well = host.service("well", labels=WEB, healthcheck=check)
     sick = host.service("sick", labels=WEB, healthcheck=check)
-    syncer = reconciler(host, haproxy, runtime_socket=socket)
-    # A pass waits 3 s after the events that start it, so a drain seen sooner is the event's.
-    with RunningDaemon(syncer, debounce_min=3.0, debounce_max=6.0) as daemon:
+    registry = Gated()
+    syncer = reconciler(host, haproxy, runtime_socket=socket, registry=registry)
+    with RunningDaemon(syncer) as daemon:
         health(well, "healthy")
         health(sick, "healthy")
         eventually(lambda: answers(haproxy, "web.example") == {short(well), short(sick)})
-        before, passes = workers(syncer), len(daemon.passes)
+        eventually(lambda: pass_routing(daemon, well, sick), what="both routed by a pass")
+        before = workers(syncer)
+        # From here every pass waits in the registry: only the event thread reaches HAProxy.
+        registry.hold()
         eventually(lambda: sick.exec_run(["rm", "/www/index.html"]).exit_code == 0, what="rm")
         health(sick, "unhealthy")  # the engine sends a health_status event
         address = ip_of(sick)
-        eventually(
-            lambda: admin_state(api, address) & DRAIN, timeout=2.5, what="drained by the event"
-        )
-        assert len(daemon.passes) == passes  # no pass yet: the event thread drained it
+        eventually(lambda: admin_state(api, address) & DRAIN, what="drained by the event")
+        assert answers(haproxy, "web.example") == {short(well)}
+        eventually(registry.holding.is_set, what="the health event's pass waiting")
+        registry.release()
         eventually(lambda: answers(haproxy, "web.example") == {short(well)}, what="sick out")
         eventually(lambda: daemon.passes[-1].applied.outcome == "runtime", what="runtime")
         assert workers(syncer) == before
