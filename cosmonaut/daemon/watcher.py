@@ -19,6 +19,9 @@ from cosmonaut.discovery.events import (
 from cosmonaut.metrics import Metrics
 from runtime.backoff import Backoff
 
+# The trigger's reason when the stream sends events again (see ``Watcher._run``).
+EVENTS_REPLAYED = "events replayed"
+
 
 class Watcher:
     """Follows the Docker event stream; reconnects with backoff when the API goes away."""
@@ -94,11 +97,19 @@ class Watcher:
             # Subscribed first, listed second: nothing that happens in between is missed.
             self.trigger.notify("connected" if first else "reconnected")
             first = False
+            replaying = False
             try:
                 for event in stream:
                     if not fresh.admit(event):
                         self.metrics.inc("cosmonaut_docker_events_replayed_total")
+                        if not replaying:
+                            # The stream jumped back in the engine's log (Podman 4.3, at a
+                            # rotation): a gap may lie beside the jump. One listing, as after
+                            # a reconnection, whatever the replay's length.
+                            self.trigger.notify(EVENTS_REPLAYED)
+                        replaying = True
                         continue
+                    replaying = False
                     if self.drain is not None:
                         self._drain(event)
                     reason = relevant(event, self.keyword, self.haproxy)

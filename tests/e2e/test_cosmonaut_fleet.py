@@ -197,6 +197,14 @@ class Cosmonaut:
                 values[name] = float(value)
         return values
 
+    def passes_since(self, offset: int) -> list[dict[str, Any]]:
+        """The passes logged (``reconciled``, ``reconcile failed``) after byte ``offset``."""
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        events = [json.loads(line) for line in lines if line.startswith("{")]
+        return [e for e in events if e["event"] in ("reconciled", "reconcile failed")]
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
@@ -264,11 +272,41 @@ def test_a_container_on_host_b_is_routed_through_host_a_until_b_dies(
     )
     eventually(lambda: a.haproxy.get(host="api.example").status == 503, what="api gone at A")
     assert answers(a.haproxy, "web.example", 8) == {short(web_a)}
-    # B's expiry reaches A through the poll (A has no event then); B's arrival may come
-    # either way, through the poll or with the answer to one of A's own passes.
-    assert a.metrics()["cosmonaut_polled_changes_total"] >= 1
+    # How B's expiry reaches A (A resyncs every second here, so either way) is the next test's.
     # B's HAProxy is nobody's now: it keeps serving its last config, untouched.
     assert answers(b.haproxy, "api.example") == {short(api_b)}
+
+
+def test_a_hosts_expiry_reaches_another_host_through_the_poll(
+    fleet: tuple[Cosmonaut, Cosmonaut],
+) -> None:
+    """B dies; its lease expires at the registry; A, which has no event then and resyncs only
+    every 10 minutes here, learns it from the poll: from B's death on, A makes exactly one
+    pass, the polled config's, and applies it. (A has no container of its own, so its own
+    lease, left to expire, changes nothing in the table's config.)"""
+    a, b = fleet
+    a.extra = ("--resync-interval", "600")  # the last one given counts
+    api_b = b.docker.service("api1", labels=API)
+    b.start()
+    eventually(lambda: answers(b.haproxy, "api.example") == {short(api_b)}, 60, what="B routed")
+    a.start()
+    eventually(lambda: answers(a.haproxy, "api.example") == {short(api_b)}, 60, what="B's at A")
+    eventually(lambda: a.passes_since(0), what="A's first pass logged")
+    before = eventually(a.metrics, what="A's metrics")
+    mark = a.log.stat().st_size
+
+    b.kill()
+    eventually(
+        lambda: a.haproxy.get(host="api.example").status == 503,
+        TTL + 30,
+        what="B's api gone at A once B's lease expired",
+    )
+    passes = eventually(lambda: a.passes_since(mark), what="A's pass logged")
+    assert [(p["reasons"], p["outcome"]) for p in passes] == [(["poll"], "applied")], passes
+    after = a.metrics()
+    assert after["cosmonaut_polled_changes_total"] - before["cosmonaut_polled_changes_total"] == 1
+    assert after["cosmonaut_reconciles_total"] - before["cosmonaut_reconciles_total"] == 1
+    assert short(api_b) not in a.haproxy.config()
 
 
 def test_registry_outage_leaves_both_haproxies_serving_then_they_converge(

@@ -15,11 +15,13 @@ import pytest
 
 from compiler.options import RenderOptions, Timeouts
 from cosmonaut.apply.runtime_api import RuntimeApi
+from cosmonaut.daemon.sync import PassResult
 from cosmonaut.discovery.events import EXITED
 from cosmonaut.registry.client import LocalRegistry
 from runtime.stores.memory import MemoryStore
 from tests.support.cosmonaut_e2e import (
     DockerHost,
+    Gated,
     HaproxyBox,
     RunningDaemon,
     engine_kind,
@@ -166,20 +168,23 @@ def test_an_unhealthy_container_is_drained_at_once_then_leaves_without_a_reload(
     check = health_check(["CMD", "test", "-e", "/www/index.html"])
     well = host.service("well", labels=WEB, healthcheck=check)
     sick = host.service("sick", labels=WEB, healthcheck=check)
-    syncer = reconciler(host, haproxy, runtime_socket=socket)
-    # A pass waits 3 s after the events that start it, so a drain seen sooner is the event's.
-    with RunningDaemon(syncer, debounce_min=3.0, debounce_max=6.0) as daemon:
+    registry = Gated()
+    syncer = reconciler(host, haproxy, runtime_socket=socket, registry=registry)
+    with RunningDaemon(syncer) as daemon:
         health(well, "healthy")
         health(sick, "healthy")
         eventually(lambda: answers(haproxy, "web.example") == {short(well), short(sick)})
-        before, passes = workers(syncer), len(daemon.passes)
+        eventually(lambda: pass_routing(daemon, well, sick), what="both routed by a pass")
+        before = workers(syncer)
+        # From here every pass waits in the registry: only the event thread reaches HAProxy.
+        registry.hold()
         eventually(lambda: sick.exec_run(["rm", "/www/index.html"]).exit_code == 0, what="rm")
         health(sick, "unhealthy")  # the engine sends a health_status event
         address = ip_of(sick)
-        eventually(
-            lambda: admin_state(api, address) & DRAIN, timeout=2.5, what="drained by the event"
-        )
-        assert len(daemon.passes) == passes  # no pass yet: the event thread drained it
+        eventually(lambda: admin_state(api, address) & DRAIN, what="drained by the event")
+        assert answers(haproxy, "web.example") == {short(well)}
+        eventually(registry.holding.is_set, what="the health event's pass waiting")
+        registry.release()
         eventually(lambda: answers(haproxy, "web.example") == {short(well)}, what="sick out")
         eventually(lambda: daemon.passes[-1].applied.outcome == "runtime", what="runtime")
         assert workers(syncer) == before
@@ -200,22 +205,99 @@ def admin_state(api: RuntimeApi, address: str) -> int:
     return 0
 
 
-def test_a_drained_server_stays_drained_through_a_reload(host: DockerHost, tmp_path: Path) -> None:
-    """Before a reload Cosmonaut saves the servers' state (``server-state-file``), so a drain
-    made at a stop signal survives a reload made for another service."""
+def server_at(api: RuntimeApi, address: str) -> str:
+    """``backend/server`` of the server at ``address``, as runtime commands name it."""
+    for line in api.send("show servers state").splitlines()[2:]:
+        row = line.split()
+        if len(row) > 6 and row[4] == address:
+            return f"{row[1]}/{row[3]}"
+    raise AssertionError(f"no server at {address}")
+
+
+def pass_routing(daemon: RunningDaemon, *containers: Any) -> PassResult | None:
+    """The first pass that succeeded routing exactly ``containers``, once it is recorded (the
+    runtime path knows their servers then; HAProxy answering from them says less)."""
+    want = {short(c) for c in containers}
+    for result in list(daemon.passes):
+        if result.ok and result.plan and {c.short_id for c in result.plan.routed} == want:
+            return result
+    return None
+
+
+def test_a_stopping_container_is_drained_by_its_events_and_served_again_once_it_runs(
+    host: DockerHost, tmp_path: Path
+) -> None:
+    """``docker stop`` on a routed container, with every pass held in the registry from then
+    on, so that only the event thread can reach HAProxy: its server goes to ``drain`` at the
+    kill event while the app still finishes its work (the Docker Engine; Podman sends no kill
+    event for a stop), and to ``maint`` at ``die``. Started again, it is served again."""
+    haproxy, socket = runtime_haproxy(host, tmp_path)
+    api = RuntimeApi(str(socket))
+    registry = Gated()
+    syncer = reconciler(host, haproxy, runtime_socket=socket, registry=registry)
+    leaving = host.service("leaving", labels=WEB, stop_delay=3.0)
+    staying = host.service("staying", labels=WEB)
+    with RunningDaemon(syncer) as daemon:
+        eventually(lambda: pass_routing(daemon, leaving, staying), what="both routed")
+        address = ip_of(leaving)
+        assert not admin_state(api, address) & (MAINT | DRAIN)
+        registry.hold()
+        stopping = threading.Thread(target=leaving.stop, kwargs={"timeout": 10})
+        stopping.start()
+        if engine_kind() == "docker":
+            eventually(lambda: admin_state(api, address) & DRAIN, what="drain at the kill event")
+            leaving.reload()
+            assert leaving.status == "running", "drained only once the app had exited"
+        stopping.join(timeout=30)
+        eventually(lambda: admin_state(api, address) & MAINT, what="maint at the die event")
+        assert answers(haproxy, "web.example") == {short(staying)}
+        eventually(registry.holding.is_set, what="the stop's pass waiting in the registry")
+        leaving.start()
+        registry.release()
+        eventually(
+            lambda: answers(haproxy, "web.example") == {short(leaving), short(staying)},
+            what="served again once it runs again",
+        )
+        assert not admin_state(api, ip_of(leaving)) & (MAINT | DRAIN)
+
+
+def test_drains_survive_a_reload_cosmonaut_makes(host: DockerHost, tmp_path: Path) -> None:
+    """Before a reload Cosmonaut saves the servers' state (``server-state-file``): a server an
+    operator drained, and (on the Docker Engine) one the event thread drained at its stop
+    signal, stay drained through a reload the daemon makes for another service."""
     haproxy, socket = runtime_haproxy(host, tmp_path)
     api = RuntimeApi(str(socket))
     syncer = reconciler(host, haproxy, runtime_socket=socket)
-    stopping, staying = host.service("stopping", labels=WEB), host.service("staying", labels=WEB)
-    assert sync_ok(syncer).outcome == "applied"
-    eventually(lambda: answers(haproxy, "web.example") == {short(stopping), short(staying)})
-    assert syncer.drain(stopping.id, "signal 15")  # what the event thread does at its kill
-    before = workers(syncer)
-    host.service("a1", labels=API)
-    assert sync_ok(syncer).outcome == "applied"  # a new service: a reload
-    assert workers(syncer) != before
-    assert admin_state(api, ip_of(stopping)) & DRAIN
-    assert answers(haproxy, "web.example") == {short(staying)}
+    docker = engine_kind() == "docker"
+    # On SIGTERM it keeps serving for a minute: still running, drained, through the reload.
+    stopping = host.service("stopping", labels=WEB, stop_delay=60.0)
+    operated, staying = host.service("operated", labels=WEB), host.service("staying", labels=WEB)
+    with RunningDaemon(syncer) as daemon:
+        eventually(lambda: pass_routing(daemon, stopping, operated, staying), what="routed")
+        answer = api.send(f"set server {server_at(api, ip_of(operated))} state drain")
+        assert answer.strip() == "", answer
+        drained, serving = [operated], {short(staying), short(stopping)}
+        if docker:  # Podman's kill event says no signal: nothing to drain it by
+            stopping.kill(signal="SIGTERM")  # what docker stop sends first
+            eventually(
+                lambda: admin_state(api, ip_of(stopping)) & DRAIN, what="drain at the kill event"
+            )
+            drained.append(stopping)
+            serving.remove(short(stopping))
+        before = workers(syncer)
+        api_container = host.service("a1", labels=API)  # a new service: a reload
+        reload = eventually(
+            lambda: pass_routing(daemon, stopping, operated, staying, api_container),
+            what="the new service routed",
+        )
+        assert reload.applied is not None and reload.applied.outcome == "applied"
+        assert haproxy.get(host="api.example").body == short(api_container)
+        assert workers(syncer) != before
+        for container in drained:
+            assert admin_state(api, ip_of(container)) & DRAIN, container.name
+        assert answers(haproxy, "web.example") == serving
+        stopping.reload()
+        assert stopping.status == "running"
 
 
 def test_an_exit_seen_after_a_pass_listed_the_container_keeps_it_out_until_it_starts_again(

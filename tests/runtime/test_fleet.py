@@ -5,8 +5,10 @@ over real HTTP), and is read from the emitted config, which haproxy -c accepts (
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -449,15 +451,8 @@ def test_a_host_with_2000_containers_fits(
     assert_haproxy_accepts(result.files)
 
 
-def _report_once(spec: tuple[str, str, str, int]) -> tuple[int, int]:
-    """One simulated host's report (in a worker process or thread): (attempts, servers)."""
-    kind, where, table, host_number = spec
-    if kind == "sqlite":
-        target: Store = SQLiteStore(where)
-    else:
-        from runtime.stores.dynamodb import DynamoDBStore
-
-        target = DynamoDBStore()
+def _host_payload(table: str, host_number: int) -> dict[str, Any]:
+    """One simulated host's report: 20 services of one container each."""
     host = f"host{host_number:03d}"
     services = {
         f"h{host_number}s{s}": (
@@ -466,9 +461,18 @@ def _report_once(spec: tuple[str, str, str, int]) -> tuple[int, int]:
         )
         for s in range(20)
     }
+    return report(table, host, services)
+
+
+def _report_at_once(table: str, host_number: int, barrier: threading.Barrier) -> tuple[int, int]:
+    """One simulated host's report to DynamoDB, once every host is ready: (attempts, servers)."""
+    from runtime.stores.dynamodb import DynamoDBStore
+
+    payload, store = _host_payload(table, host_number), DynamoDBStore()
+    barrier.wait(timeout=120)
     # A long lease: this test is about concurrency, not expiry (it takes a while on 2 cores).
-    result = compile_payload(report(table, host, services), store=target, host_ttl=LONG_TTL)
-    return result.attempts, len(servers(result.text))
+    result = compile_payload(payload, store=store, host_ttl=LONG_TTL)
+    return result.attempts, sum(len(v) for v in servers(result.text).values())
 
 
 def _final_config(store: Store, table: str) -> Mapping[str, str]:
@@ -478,6 +482,33 @@ def _final_config(store: Store, table: str) -> Mapping[str, str]:
     return rendered.files
 
 
+HOSTS = 100
+PROCESSES = 10  # the 100 hosts' reports: 10 processes of 10 threads each
+
+
+def _hosts_of_a_process(
+    path: str, table: str, numbers: list[int], barrier: Any, results: Any
+) -> None:
+    """A thread per host; each waits at ``barrier`` (every host of every process) with its
+    payload built, then reports: the 100 reports reach the store at once."""
+
+    def one(number: int) -> None:
+        try:
+            payload, store = _host_payload(table, number), SQLiteStore(path)
+            barrier.wait(timeout=120)
+            result = compile_payload(payload, store=store, host_ttl=LONG_TTL)
+            total = sum(len(v) for v in servers(result.text).values())
+            results.put((number, result.attempts, total, None))
+        except BaseException as error:
+            results.put((number, 0, 0, f"{type(error).__name__}: {error}"))
+
+    threads = [threading.Thread(target=one, args=(number,)) for number in numbers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def count(files: Mapping[str, str]) -> int:
     return sum(len(v) for v in servers(next(iter(files.values()))).values())
 
@@ -485,13 +516,36 @@ def count(files: Mapping[str, str]) -> int:
 def test_100_hosts_report_at_once_on_sqlite_processes(
     tmp_path: Path, table: str, assert_haproxy_accepts: Accepts
 ) -> None:
+    """100 writers released together (10 processes of 10 threads) queue on SQLite's write
+    lock. Each report's answer holds the servers of every report committed before it and its
+    own, so the answers' sizes are exactly 20, 40, ..., 2000: no report saw another's state
+    half-written or lost it, in whatever order the lock went round."""
     path = str(tmp_path / "state.db")
     SQLiteStore(path).update_hosts(table, lambda reports: _Nothing())  # create the schema
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
-        outcomes = list(pool.map(_report_once, [("sqlite", path, table, n) for n in range(100)]))
-    assert all(attempts == 1 for attempts, _ in outcomes)
+    context = multiprocessing.get_context("fork")  # the test's imports, without importing again
+    barrier, results = context.Barrier(HOSTS), context.Queue()
+    processes = [
+        context.Process(
+            target=_hosts_of_a_process,
+            args=(path, table, list(range(p, HOSTS, PROCESSES)), barrier, results),
+        )
+        for p in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes = [results.get(timeout=600) for _ in range(HOSTS)]
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+    assert [o[3] for o in outcomes if o[3] is not None] == []
+    assert sorted(o[0] for o in outcomes) == list(range(HOSTS))
+    assert all(attempts == 1 for _, attempts, _, _ in outcomes)
+    assert sorted(total for _, _, total, _ in outcomes) == [20 * k for k in range(1, HOSTS + 1)]
     final = _final_config(SQLiteStore(path), table)
-    assert count(final) == 100 * 20
+    assert count(final) == HOSTS * 20
     assert_haproxy_accepts(final)
 
 
@@ -505,8 +559,10 @@ def test_100_hosts_report_at_once_on_dynamodb_threads(
     from runtime.stores.dynamodb import DynamoDBStore
 
     DynamoDBStore().hosts(table)  # nothing yet
-    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(_report_once, [("dynamodb", "", table, n) for n in range(100)]))
+    barrier = threading.Barrier(HOSTS)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=HOSTS) as pool:
+        futures = [pool.submit(_report_at_once, table, n, barrier) for n in range(HOSTS)]
+        outcomes = [future.result() for future in futures]
     retries = sum(attempts - 1 for attempts, _ in outcomes)
     assert retries == 0, f"{retries} retries: hosts must never conflict with each other"
     final = _final_config(DynamoDBStore(), table)

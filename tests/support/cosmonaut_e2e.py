@@ -26,12 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 
 from tests.support.cosmonaut_cli import cli
 from tests.support.required import require
+
+if TYPE_CHECKING:
+    from cosmonaut.registry.client import RegistryResult
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL_ENV = "CONTAINER_ENGINE_TOOL"
@@ -94,19 +97,28 @@ def ensure_engine() -> str:
 def eventually(
     check: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05, what: str = ""
 ) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    A falsy answer, or an exception that is not an assertion (connection refused while a
+    server starts, a container the engine does not list yet), means "not yet": it is tried
+    again, and the last one is shown at the timeout. An ``AssertionError`` (or a pytest
+    failure) is a verdict, never "not yet": it propagates at once, with its message."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
         try:
             last = check()
-        except Exception as error:  # the condition is not met yet
+        except AssertionError:
+            raise
+        except Exception as error:  # not met yet
             last = error
         else:
             if last:
                 return last
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or check}: last {last!r}")
+            message = f"timed out after {timeout} s waiting for {what or check}: last {last!r}"
+            cause = last if isinstance(last, Exception) else None
+            raise pytest.fail.Exception(message) from cause
         time.sleep(interval)
 
 
@@ -462,6 +474,35 @@ class RunningDaemon:
 
     def reloads(self) -> int:
         return sum(1 for p in self.passes if p.applied and p.applied.outcome == "applied")
+
+
+class Gated:
+    """The in-process registry, but a pass can be held in ``compile`` until ``release()``."""
+
+    def __init__(self) -> None:
+        from cosmonaut.registry.client import LocalRegistry
+        from runtime.stores.memory import MemoryStore
+
+        self.inner = LocalRegistry(MemoryStore())
+        self.label = "gated"
+        self.open = threading.Event()
+        self.open.set()
+        self.holding = threading.Event()
+
+    def hold(self) -> None:
+        self.open.clear()
+
+    def release(self) -> None:
+        self.open.set()
+
+    def compile(self, payload: dict[str, Any]) -> RegistryResult:
+        if not self.open.is_set():
+            self.holding.set()
+            assert self.open.wait(120), "the test never released the registry"
+        return self.inner.compile(payload)
+
+    def close(self) -> None:
+        self.open.set()
 
 
 class RegistryFront:

@@ -31,8 +31,11 @@ TIMEOUT = 5.0
 
 
 class Client:
-    def __init__(self, ip: str, host: str, *, keep_alive: bool, pause: float) -> None:
+    def __init__(
+        self, ip: str, host: str, *, keep_alive: bool, pause: float, port: int = 80
+    ) -> None:
         self.ip = ip
+        self.port = port
         self.pause = pause
         self.host = host
         self.keep_alive = keep_alive
@@ -54,7 +57,7 @@ class Client:
             headers["Connection"] = "close"
         while not stop.wait(self.pause):
             if connection is None:
-                connection = http.client.HTTPConnection(self.ip, 80, timeout=TIMEOUT)
+                connection = http.client.HTTPConnection(self.ip, self.port, timeout=TIMEOUT)
                 self.connections += 1
                 answered = 0
             try:
