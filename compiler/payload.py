@@ -166,7 +166,7 @@ def load_payload(data: Any, *, file: str | None = None) -> tuple[Payload, tuple[
     """Validate a decoded payload, leaving out bad entries and reporting each one."""
     if not isinstance(data, dict):
         raise PayloadError(
-            f"the payload must be a JSON object, not {_json_type(data)}", file=file, json_path="$"
+            f"the payload must be a JSON object, not {json_type(data)}", file=file, json_path="$"
         )
     diagnostics: list[Diagnostic] = []
     current: dict[str, Any] = dict(data)
@@ -246,10 +246,10 @@ def _message(detail: ErrorDetails, loc: Loc) -> str:
         return "required field is missing"
     if kind.endswith("_type"):
         expected = _EXPECTED.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
-        return f"expected {expected}, got {_json_type(value)}"
+        return f"expected {expected}, got {json_type(value)}"
     if kind == "literal_error":
         expected = detail.get("ctx", {}).get("expected", "'host' or 'path'")
-        return f"must be {expected}, got {_json_type(value)} {_short(value)}"
+        return f"must be {expected}, got {json_type(value)} {_short(value)}"
     return detail["msg"]
 
 
@@ -267,17 +267,20 @@ def _model_of(loc: Loc) -> str:
     return "candidate"
 
 
-def _json_type(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }
-    return names.get(type(value), type(value).__name__)
+def json_type(value: Any) -> str:
+    """What JSON calls ``value``'s type, as an error message says it ("an object", ...)."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    type(None): "null",
+}
 
 
 def _short(value: Any) -> str:

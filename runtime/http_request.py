@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.errors import Diagnostic, LocatedError, PayloadError
-from compiler.payload import json_path
+from compiler.payload import json_path, json_type
 from runtime import contract
 from runtime.contract import PROBLEMS, ProblemType
 
@@ -122,18 +122,8 @@ def _strings(event: dict[str, Any], member: str) -> dict[str, str]:
 
 
 def _expected(what: str, value: Any) -> str:
-    return f"expected {what}, got {_JSON_TYPES.get(type(value), type(value).__name__)}"
-
-
-_JSON_TYPES = {
-    dict: "an object",
-    list: "an array",
-    str: "a string",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    type(None): "null or nothing",
-}
+    got = "null or nothing" if value is None else json_type(value)
+    return f"expected {what}, got {got}"
 
 
 def query_of(raw: str) -> dict[str, str]:

@@ -16,10 +16,9 @@ import hmac
 import json
 import re
 import ssl
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from cosmonaut.registry.auth import (
     registry_auth,
 )
 from cosmonaut.registry.remote import RemoteRegistry
+from tests.support.net import ServedHttp
 from tests.support.tls_certs import make_cert
 
 ACCESS_KEY = "AKIDEXAMPLE"
@@ -141,16 +141,11 @@ class SigV4Endpoint:
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = int(self.httpd.server_address[1])
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.served = ServedHttp(Handler, context=context)
+        self.port = self.served.port
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
+        self.served.stop()
 
 
 @pytest.fixture
@@ -610,17 +605,11 @@ class Recorder:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self.served = ServedHttp(Handler)
+        self.url = self.served.url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
+        self.served.stop()
 
 
 @pytest.fixture

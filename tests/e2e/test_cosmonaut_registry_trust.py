@@ -7,9 +7,8 @@ the failure metric say ``refused``."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from cosmonaut.discovery.engine import Engine
 from runtime.contract import RegistryResult, encode_result
 from tests.support.cosmonaut_cli import cli
 from tests.support.cosmonaut_e2e import DockerHost, cosmonaut_status, leftovers, web_config
+from tests.support.net import ServedHttp
 
 WEB = {"cosmonaut.service": "web", "cosmonaut.predicate": "web.example", "cosmonaut.port": "8080"}
 PWNED = "/tmp/pwned-by-the-registry"
@@ -48,17 +48,11 @@ class FakeRegistry:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self.served = ServedHttp(Handler)
+        self.url = self.served.url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
+        self.served.stop()
 
 
 @pytest.fixture

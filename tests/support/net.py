@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -63,6 +64,29 @@ class _Echo(BaseHTTPRequestHandler):
 
 
 # --- sockets handed over -------------------------------------------------------------------
+
+
+class ServedHttp:
+    """A ``ThreadingHTTPServer`` with ``handler`` on a loopback port it binds (0), in a thread
+    of its own, over TLS with ``context``; ``port``, ``url`` and ``stop``."""
+
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], *, context: ssl.SSLContext | None = None
+    ) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        if context is not None:
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = int(self.httpd.server_address[1])
+        self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}/"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
 
 
 @contextmanager
