@@ -31,6 +31,7 @@ from tests.support.cosmonaut_e2e import (
     ip_of,
     load_clients,
     reconciler,
+    requests_sent,
     short,
 )
 
@@ -360,6 +361,8 @@ def test_a_container_given_an_exited_ones_address_in_the_same_pass_is_served(
 # than the clients' 5 s with the default 5 s. So on Podman only, as docs/cosmonaut.md advises there,
 # the test sets a 1 s connect timeout; on the Docker Engine it runs the default options.
 PODMAN_CONNECT_TIMEOUT = "1s"
+# Requests each client sends from a stop on before the next replacement: 3 x 34 > 100.
+STEP_REQUESTS = 34
 
 
 @pytest.mark.parametrize("stop_delay", [3.0, 0.0], ids=["finishes-in-flight", "exits-at-once"])
@@ -392,6 +395,7 @@ def test_rolling_replace_under_load_fails_no_request(
                 )
                 drains = syncer.metrics.values["cosmonaut_drains_total"]
                 address = ip_of(container)
+                sent = requests_sent(clients)
                 # docker stop with a 10 s grace period
                 stopping = threading.Thread(target=container.stop, kwargs={"timeout": 10})
                 stopping.start()
@@ -412,6 +416,15 @@ def test_rolling_replace_under_load_fails_no_request(
                 eventually(
                     lambda c=container: short(c) not in answers(haproxy, "web.example", 20),
                     what="the old one gone",
+                )
+                # The load went on through the replacement, however slowly the clients run
+                # on a loaded machine (a count reached, never a rate).
+                eventually(
+                    lambda b=sent: all(
+                        n - b[k] >= STEP_REQUESTS for k, n in requests_sent(clients).items()
+                    ),
+                    timeout=60,
+                    what=f"{STEP_REQUESTS} requests of each client since the stop",
                 )
         finally:
             summary, _ = clients.communicate("", timeout=60)

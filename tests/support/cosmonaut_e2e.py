@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -617,6 +618,15 @@ def load_clients(haproxy: HaproxyBox, host: str) -> subprocess.Popen[str]:
     )
     assert clients.stdin is not None and clients.stdout is not None
     return clients
+
+
+def requests_sent(clients: subprocess.Popen[str]) -> dict[str, int]:
+    """How many requests each of ``load_clients``' clients has sent so far."""
+    assert clients.stdin is not None and clients.stdout is not None
+    clients.stdin.write("count\n")
+    clients.stdin.flush()
+    counts: dict[str, int] = json.loads(clients.stdout.readline())
+    return counts
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:

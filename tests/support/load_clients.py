@@ -4,8 +4,9 @@
 so that they do not compete with the test's apply calls for its interpreter lock; each waits
 ``PAUSE`` seconds (default 0.005) between requests, so that on 2 cores the clients, HAProxy and the
 backends leave the engine some CPU (without it, every apply takes twice as long). It prints
-``ready`` once both had an answer (or ``not ready: ...`` and exits), runs until its standard
-input closes, then prints a JSON summary:
+``ready`` once both had an answer (or ``not ready: ...`` and exits), answers each ``count``
+line on its standard input with each client's requests so far (a JSON line), runs until
+that input closes, then prints a JSON summary:
 
 * ``fresh``: one request per connection (``Connection: close``);
 * ``kept``: requests over one HTTP/1.1 connection kept alive until the server closes it (the old
@@ -115,7 +116,9 @@ def main(ip: str, host: str, pause: float = 0.005) -> int:
             print(f"not ready: no 200 for the {name} client in 30 s", flush=True)
             return 1
     print("ready", flush=True)
-    sys.stdin.read()  # until the test closes it
+    for line in sys.stdin:  # until the test closes it
+        if line.strip() == "count":  # requests so far (answered or failed), per client
+            print(json.dumps({name: c.requests for name, c in clients.items()}), flush=True)
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
