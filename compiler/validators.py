@@ -215,6 +215,12 @@ def _created(value: str) -> str:
             "{value} is not an RFC 3339 time with a time zone, e.g. 2026-12-01T20:32:52Z",
             {"value": _preview(value)},
         )
+    return created_text(moment)
+
+
+def created_text(moment: datetime) -> str:
+    """``moment`` as a ``created`` time is stored: UTC, microseconds, so that text order is
+    time order."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

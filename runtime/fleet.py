@@ -35,6 +35,7 @@ from compiler.models import (
     RunningContainer,
     Service,
 )
+from compiler.validators import created_text
 from runtime.merge import Settings, settings_of
 
 DEFAULT_TTL = 90.0  # seconds: three of Cosmonaut's default 30 s resyncs
@@ -82,7 +83,7 @@ def _on_the_registry_clock(
     """The candidates with no container ``created`` after the registry's clock, and none
     later than this host said before: a time in the future (a forged year 9999) would win
     every later deployment's settings and route for good."""
-    latest = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    latest = created_text(datetime.fromtimestamp(now, UTC))
     before = {
         (candidate.service_name, box.id): box.created
         for candidate in (previous.candidates if previous is not None else ())

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from compiler.errors import Diagnostic
+from compiler.validators import created_text
 from cosmonaut.discovery.containers import ManagedContainer
 from cosmonaut.discovery.labels import LABELS, ContainerProblem, ServiceSettings
 
@@ -129,7 +130,7 @@ def _candidate_container(container: ManagedContainer, *, fleet: bool) -> dict[st
 
 def rfc3339(timestamp: float) -> str:
     """A Unix time as RFC 3339 in UTC, to the microsecond (``2026-12-01T20:32:52.436433Z``)."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return created_text(datetime.fromtimestamp(timestamp, UTC))
 
 
 def _routing(settings: ServiceSettings) -> tuple[str, str, str | None, str]:
