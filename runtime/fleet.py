@@ -92,13 +92,13 @@ def _on_the_registry_clock(
     }
     clamped = []
     for candidate in candidates:
-        boxes = []
+        boxes, moved = [], False
         for box in candidate.containers:
             limit = min(latest, before.get((candidate.service_name, box.id)) or latest)
             if box.created is not None and box.created > limit:
-                box = box.model_copy(update={"created": limit})
+                box, moved = box.model_copy(update={"created": limit}), True
             boxes.append(box)
-        if boxes != list(candidate.containers):
+        if moved:  # most reports move nothing: keep the candidate as validated
             candidate = candidate.model_copy(update={"containers": boxes})
         clamped.append(candidate)
     return tuple(clamped)
