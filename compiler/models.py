@@ -221,6 +221,10 @@ class HostReport(_Strict):
     seq: int = Field(ge=1)
     running: tuple[RunningContainer, ...] = Field(default=(), strict=False)
     candidates: tuple[Candidate, ...] = Field(default=(), strict=False)
+    # Candidate container id -> the registry's clock when this host first reported it: who
+    # deployed first, as the registry saw it (a host's own ``created`` can be forged into
+    # the past).
+    first_seen: dict[str, float] = Field(default_factory=dict, strict=False)
 
     @property
     def container_count(self) -> int:

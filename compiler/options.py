@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from compiler.validators import (
     BalanceName,
@@ -126,6 +126,32 @@ class ServerSlots(_Options):
     placeholder: Word = "127.0.0.1:1"
 
 
+# --- fleet mode: who may deploy what ---
+_GLOB = re.compile(r"[!-~]{1,253}")
+_glob = matching(_GLOB, "glob", "is not a pattern (printable ASCII without spaces)")
+Glob = Annotated[str, AfterValidator(_glob)]
+
+
+class OwnerRule(_Options):
+    """Which hosts may deploy a service, or claim a route, in fleet mode.
+
+    ``services`` matches service names and ``routes`` predicates (a domain or a path), as
+    shell patterns (``billing-*``, ``*.pay.example.com``, ``/admin*``); ``hosts`` the host
+    ids that may report them. A candidate or running container a rule matches, from a host
+    none of its matching rules names, is left out. The named hosts own the service: their
+    newest deployment decides its settings, auth and route included."""
+
+    services: Glob | None = None
+    routes: Glob | None = None
+    hosts: tuple[Glob, ...] = Field(strict=False, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> OwnerRule:
+        if (self.services is None) == (self.routes is None):
+            raise ValueError("an owner rule names either 'services' or 'routes'")
+        return self
+
+
 # `routing="auto"` switches to maps at this many services (benchmarks/routing_bench.py: below
 # it ACL routing costs a few per cent of throughput at most, and stays one readable file).
 AUTO_MAP_SERVICES = 50
@@ -182,6 +208,9 @@ class RenderOptions(_Options):
     # host may still report (refused otherwise: every host's HAProxy would route to its own
     # loopback, or to a cloud's metadata service at 169.254.169.254).
     fleet_allow: tuple[Cidr, ...] = Field(strict=False, default=(), max_length=1000)
+    # Which hosts may deploy which services and routes (none: any host may, and only a
+    # service's protections and its route are kept from newcomers; docs/registry.md).
+    fleet_owners: tuple[OwnerRule, ...] = Field(strict=False, default=(), max_length=1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,9 @@ def _compile(
         return produce(reconcile(stored, model))
 
     def decide_hosts(reports: Mapping[str, HostReport]) -> FleetResult:
-        return produce(report_and_render(reports, model, clock(), host_ttl))
+        return produce(
+            report_and_render(reports, model, clock(), host_ttl, options.fleet_owners)
+        )
 
     reconciled: Reconciled | FleetResult
     if model.host is None:
@@ -188,7 +190,7 @@ def render_table(
         reports = store.hosts(table)
         if reports:
             current = live(reports, clock(), host_ttl)
-            services = render(current).render
+            services = render(current, owners=options.fleet_owners).render
             count = len(current)
         else:
             stored = store.services(table)
