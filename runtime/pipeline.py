@@ -128,9 +128,7 @@ def _compile(
         return produce(reconcile(stored, model))
 
     def decide_hosts(reports: Mapping[str, HostReport]) -> FleetResult:
-        return produce(
-            report_and_render(reports, model, clock(), host_ttl, options.fleet_owners)
-        )
+        return produce(report_and_render(reports, model, clock(), host_ttl, options.fleet_owners))
 
     reconciled: Reconciled | FleetResult
     if model.host is None:
