@@ -173,7 +173,7 @@ def accepted_bundle(
     haproxy's refusal names (one service's bad line must not keep every other service, on
     every host of a fleet, on an old config) and checks again. Returns the services kept, the
     bundle, its files and a diagnostic per service left out. Raises ``RefusedError`` when a
-    refusal names no service still in, or after ``PRUNE_ROUNDS`` rounds."""
+    refusal names no service still in, or every one, or after ``PRUNE_ROUNDS`` rounds."""
     left_out: list[Diagnostic] = []
     output = ""
     for _ in range(PRUNE_ROUNDS + 1):
@@ -186,8 +186,8 @@ def accepted_bundle(
         names = {service.name for service in services}
         blamed = attribute_files(output, files)
         named = [name for name in blamed.services if name in names]
-        if not named:
-            break
+        if not named or len(named) == len(names):
+            break  # nothing to blame, or nothing would be left: refused as a whole
         for name in named:
             why = "; ".join(str(blame) for blame in blamed.reasons(name))
             left_out.append(
