@@ -93,6 +93,9 @@ _PER_NAME_HELP: dict[str, str] = {
         "When each ACME certificate expires (unix time)."
     ),
     "cosmonaut_acme_certificate_failing": ("1 while the last order for the name failed, else 0."),
+    "cosmonaut_service_left_out": (
+        "1 for each service left out of the running config: haproxy -c refused its lines."
+    ),
 }
 
 

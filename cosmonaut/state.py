@@ -176,6 +176,8 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(
             f"  left out: {problem['container']}: {problem['setting']}: {problem['reason']}"
         )
+    for item in applied.get("left_out") or []:
+        lines.append(f"  left out by haproxy -c: {item['service']}: {item['reason']}")
     for item in status.get("excluded") or []:
         lines.append(f"  out of rotation: {item['container']}: {item['reason']}")
     acme = status.get("acme")

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from compiler.errors import LocatedError
 from compiler.printer import CONFIG_NAME
 
 HAPROXY_ENV = "LAMBDA_REGISTRY_HAPROXY"
@@ -18,6 +19,16 @@ HAPROXY_ENV = "LAMBDA_REGISTRY_HAPROXY"
 class CheckResult:
     ok: bool
     output: str
+
+
+class RefusedError(LocatedError):
+    """``haproxy -c`` refused a config and named no service to leave out (or still refused it
+    without them); ``message`` holds what it said."""
+
+
+# How many times a refused config is checked again without the services haproxy named: it
+# may name only the first of several errors (a map file's, say) before it stops.
+PRUNE_ROUNDS = 4
 
 
 def haproxy_binary() -> str | None:

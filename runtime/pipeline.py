@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from compiler.ast import Config
+from compiler.ast import Bundle, Config
 from compiler.backend_settings import seed_unsupported
 from compiler.errors import Diagnostic, PayloadError
 from compiler.lower import lower_bundle
@@ -24,6 +24,7 @@ from compiler.payload import load_payload, parse_payload_text
 from compiler.perf import paused_gc
 from compiler.printer import CONFIG_NAME
 from compiler.tls import diagnostics as tls_diagnostics
+from grammar.refusal import attribute_files
 from grammar.roundtrip import print_verified_bundle
 from runtime.contract import etag_of
 from runtime.fleet import (
@@ -34,11 +35,14 @@ from runtime.fleet import (
     report_and_render,
     without_local_addresses,
 )
+from runtime.haproxy_check import PRUNE_ROUNDS, CheckResult, RefusedError
 from runtime.merge import Reconciled, reconcile
 from runtime.stores import RegistryStore
 from runtime.stores.memory import MemoryStore
 
 R = TypeVar("R", Reconciled, FleetResult)  # what a store's decide returns, by mode
+# ``haproxy -c`` on a bundle (files by name, the config first); None: it could not run.
+Check = Callable[[Mapping[str, str]], CheckResult | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class CompileResult:
     config: Config
     # Every file of the bundle by name: the config first (as CONFIG_NAME), then its maps.
     files: Mapping[str, str]
-    services: tuple[Service, ...]
+    services: tuple[Service, ...]  # what the config routes (without any haproxy refused)
     diagnostics: tuple[Diagnostic, ...]
     reconciled: Reconciled | FleetResult
     attempts: int  # how many times the store ran the decision (more than 1 after conflicts)
@@ -63,6 +67,7 @@ def compile_payload(
     before_commit: Callable[[Mapping[str, str]], None] | None = None,
     clock: Callable[[], float] = time.time,
     host_ttl: float = DEFAULT_TTL,
+    check: Check | None = None,
 ) -> CompileResult:
     """Compile a payload (JSON text, decoded JSON, or a ``Payload``) into a verified config.
 
@@ -74,9 +79,16 @@ def compile_payload(
     commits (``haproxy -c``, say); whatever it raises leaves the store unchanged. ``clock``
     and ``host_ttl`` are fleet mode's: a host silent for longer than ``host_ttl`` seconds of
     ``clock`` is expired.
+
+    ``check`` (``haproxy -c``) judges each bundle before ``before_commit`` sees it: the
+    services whose lines haproxy names are left out of the output, each with a diagnostic
+    saying what haproxy said (the store keeps them: only the output goes without). A
+    refusal that names no service raises ``RefusedError``, and the store is unchanged.
     """
     with paused_gc():
-        return _compile(payload, options, store, file, strict, before_commit, clock, host_ttl)
+        return _compile(
+            payload, options, store, file, strict, before_commit, clock, host_ttl, check
+        )
 
 
 def _compile(
@@ -88,6 +100,7 @@ def _compile(
     before_commit: Callable[[Mapping[str, str]], None] | None,
     clock: Callable[[], float],
     host_ttl: float,
+    check: Check | None,
 ) -> CompileResult:
     entry_diagnostics: tuple[Diagnostic, ...] = ()
     if isinstance(payload, Payload):
@@ -101,13 +114,15 @@ def _compile(
         _refuse_diagnostics(entry_diagnostics, file)
     store = store or MemoryStore(ephemeral=True)
     options = options or RenderOptions()
+    rendering = options  # (narrowed for the closure below)
     if not dialect(options).service_settings:  # the seed cannot express them: said so
         entry_diagnostics += seed_unsupported(model)
     if model.host is not None:
         model, refused = without_local_addresses(model, options.fleet_allow)
         entry_diagnostics += refused
 
-    produced: list[tuple[Config, dict[str, str]]] = []  # the last attempt's (stores may retry)
+    # The last attempt's (stores may retry): config, files, services, refusal diagnostics.
+    produced: list[tuple[Config, dict[str, str], tuple[Service, ...], tuple[Diagnostic, ...]]] = []
     attempts = 0
 
     def produce(result: R) -> R:
@@ -117,11 +132,12 @@ def _compile(
         attempts += 1
         if strict:
             _refuse_diagnostics(result.diagnostics, file)
-        bundle = lower_bundle(result.render, options)
-        files = print_verified_bundle(bundle)
+        services, bundle, files, refused = accepted_bundle(result.render, rendering, check)
+        if strict:
+            _refuse_diagnostics(refused, file)
         if before_commit is not None:
             before_commit(files)
-        produced.append((bundle.config, files))
+        produced.append((bundle.config, files, services, refused))
         return result
 
     def decide(stored: Mapping[str, Service]) -> Reconciled:
@@ -135,18 +151,55 @@ def _compile(
         reconciled = store.update(model.table, decide)
     else:
         reconciled = store.update_hosts(model.table, decide_hosts)
-    config, files = produced[-1]
+    config, files, services, refused = produced[-1]
     return CompileResult(
         text=files[CONFIG_NAME],
         config=config,
         files=files,
-        services=reconciled.render,
+        services=services,
         diagnostics=entry_diagnostics
         + reconciled.diagnostics
-        + tls_diagnostics(reconciled.render, options),
+        + tls_diagnostics(reconciled.render, options)
+        + refused,
         reconciled=reconciled,
         attempts=attempts,
     )
+
+
+def accepted_bundle(
+    services: tuple[Service, ...], options: RenderOptions, check: Check | None
+) -> tuple[tuple[Service, ...], Bundle, dict[str, str], tuple[Diagnostic, ...]]:
+    """The services' bundle, once ``check`` accepts it: each round leaves out the services
+    haproxy's refusal names (one service's bad line must not keep every other service, on
+    every host of a fleet, on an old config) and checks again. Returns the services kept, the
+    bundle, its files and a diagnostic per service left out. Raises ``RefusedError`` when a
+    refusal names no service still in, or every one, or after ``PRUNE_ROUNDS`` rounds."""
+    left_out: list[Diagnostic] = []
+    output = ""
+    for _ in range(PRUNE_ROUNDS + 1):
+        bundle = lower_bundle(services, options)
+        files = print_verified_bundle(bundle)
+        verdict = check(files) if check is not None else None
+        if verdict is None or verdict.ok:
+            return services, bundle, files, tuple(left_out)
+        output = verdict.output
+        names = {service.name for service in services}
+        blamed = attribute_files(output, files)
+        named = [name for name in blamed.services if name in names]
+        if not named or len(named) == len(names):
+            break  # nothing to blame, or nothing would be left: refused as a whole
+        for name in named:
+            why = "; ".join(str(blame) for blame in blamed.reasons(name))
+            left_out.append(
+                Diagnostic(
+                    f"service '{name}'",
+                    f"haproxy -c refused its configuration, so it is left out of the output "
+                    f"(the store keeps it): {why}",
+                )
+            )
+        services = tuple(service for service in services if service.name not in named)
+    said = "\n".join(str(d) for d in left_out)
+    raise RefusedError(output + (f"\nleft out before that:\n{said}" if said else ""))
 
 
 def _refuse_diagnostics(diagnostics: tuple[Diagnostic, ...], file: str | None) -> None:

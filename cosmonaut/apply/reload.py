@@ -10,6 +10,10 @@ For each new config (with map routing: a bundle, the config and the map files it
    config reads), then the config under a temporary name, and run ``haproxy -c`` there;
 4. move the config into place atomically (a rename in the config's directory);
 5. reload HAProxy hitlessly (``SIGUSR2`` to the master) and confirm a new worker came up;
+   when ``haproxy -c`` refuses it, leave out the services its output names (``grammar.refusal``:
+   their backends, userlists, routing lines and map entries) and check again, a few rounds at
+   most: one service's line never keeps the rest of the config (every other host's services,
+   in a fleet) from being applied. Nothing to blame, or still refused: the old config stays;
 6. on a failed reload, restore the last known good config and reload that;
 7. remove the maps that no config in place reads any more (the old ones after a success, the
    new ones after a refusal or a rollback).
@@ -27,9 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from compiler.ast import Config
+from compiler.ast import Backend, Config
 from compiler.errors import LocatedError
-from compiler.printer import print_map
+from compiler.printer import CONFIG_NAME, print_map
 from cosmonaut import logs
 from cosmonaut.apply.allowed import ANY_REGISTRY, AllowList, Refusal
 from cosmonaut.apply.container import Checked, HaproxyTarget
@@ -38,15 +42,28 @@ from cosmonaut.errors import ApplyError
 from cosmonaut.state import History, digest
 from grammar.maps import map_problems, parse_map
 from grammar.parser import parse
+from grammar.refusal import attribute_files, prune
 from grammar.roundtrip import print_verified
 from runtime.bundle import referenced_maps
+from runtime.haproxy_check import PRUNE_ROUNDS
 
 Outcome = Literal[
-    "applied", "unchanged", "dry-run", "rejected", "refused", "rolled-back", "failed", "runtime"
+    "applied",
+    "pruned",
+    "unchanged",
+    "dry-run",
+    "rejected",
+    "refused",
+    "rolled-back",
+    "failed",
+    "runtime",
 ]
 # "runtime": applied through HAProxy's runtime API, no reload (cosmonaut.apply.runtime_api).
 # "refused": it holds what Cosmonaut does not accept from a registry (nothing was written).
-OK_OUTCOMES = frozenset({"applied", "unchanged", "dry-run", "runtime"})
+# "pruned": applied without the services haproxy -c refused (``left_out`` names them).
+OK_OUTCOMES = frozenset({"applied", "pruned", "unchanged", "dry-run", "runtime"})
+# (service, what haproxy said about it): a service left out of the config that runs.
+LeftOut = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +74,7 @@ class ApplyResult:
     seconds: float
     diff: str | None = None
     steps: dict[str, float] = field(default_factory=dict)
+    left_out: LeftOut = ()
 
     @property
     def ok(self) -> bool:
@@ -69,7 +87,20 @@ class ApplyResult:
             "digest": self.digest[:12],
             "seconds": round(self.seconds, 4),
             "steps": {k: round(v, 4) for k, v in self.steps.items()},
+            "left_out": [{"service": name, "reason": why} for name, why in self.left_out],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Pruned:
+    """A refused bundle without the services haproxy named: what was checked and moved in
+    place (``moved``), or that it is what runs already."""
+
+    text: str
+    maps: tuple[tuple[str, str], ...]
+    added: dict[str, str]
+    left_out: LeftOut
+    moved: bool
 
 
 class ApplyPath(Protocol):
@@ -104,6 +135,9 @@ class Applier:
         self.allow = allow
         self._running: str | None = None  # what HAProxy runs (its config file, once confirmed)
         self._known: tuple[str, str] | None = None  # (container id, started at) of _running
+        # The last bundle applied without services haproxy refused: (its text and maps, what
+        # ran instead, who was left out). The same bundle again is not checked again.
+        self._pruned: tuple[tuple[str, tuple[tuple[str, str], ...]], str, LeftOut] | None = None
 
     def running_config(self, haproxy: HaproxyContainer) -> str | None:
         """What the HAProxy container runs; read again when it was replaced or restarted."""
@@ -150,9 +184,11 @@ class Applier:
             steps[name] = now - mark
             mark = now
 
+        left_out: LeftOut = ()
+
         def result(outcome: Outcome, message: str, diff: str | None = None) -> ApplyResult:
             return ApplyResult(
-                outcome, message, digest(text), time.monotonic() - started, diff, steps
+                outcome, message, digest(text), time.monotonic() - started, diff, steps, left_out
             )
 
         haproxy = self.target.located(haproxy)
@@ -160,6 +196,15 @@ class Applier:
         step("locate")
         if text == running and not force:
             return result("unchanged", "the config is identical to the running one")
+        pruned_before = self._pruned
+        if (
+            pruned_before is not None
+            and pruned_before[0] == (text, maps)
+            and pruned_before[1] == running
+            and not force
+        ):
+            left_out = pruned_before[2]
+            return result("unchanged", f"the config runs already, {_left_out_text(left_out)}")
         try:
             config = _verified(text)
         except LocatedError as error:
@@ -190,7 +235,13 @@ class Applier:
         if not checked.moved:
             self.target.remove_maps(haproxy, set(added))
             output = checked.output.strip().replace(temporary, "<new config>")
-            return result("rejected", f"haproxy -c refused the config:\n{output}")
+            pruned = self._without_refused(haproxy, text, maps, output, running, old, force, step)
+            if pruned is None:
+                return result("rejected", f"haproxy -c refused the config:\n{output}")
+            self._pruned = ((text, maps), pruned.text, pruned.left_out)
+            text, maps, added, left_out = pruned.text, pruned.maps, pruned.added, pruned.left_out
+            if not pruned.moved:
+                return result("unchanged", f"the config runs already, {_left_out_text(left_out)}")
         before = self.target.mark(haproxy)
         try:
             reloaded = self.target.reload(haproxy, before)
@@ -205,10 +256,62 @@ class Applier:
         self._running = text
         if self.history is not None:
             self.history.record(text)
-        return result(
-            "applied",
-            f"reloaded: new worker(s) {', '.join(map(str, sorted(reloaded.new_workers)))}",
-        )
+        workers = ", ".join(map(str, sorted(reloaded.new_workers)))
+        if left_out:
+            return result(
+                "pruned", f"reloaded: new worker(s) {workers}; {_left_out_text(left_out)}"
+            )
+        return result("applied", f"reloaded: new worker(s) {workers}")
+
+    def _without_refused(
+        self,
+        haproxy: HaproxyContainer,
+        text: str,
+        maps: tuple[tuple[str, str], ...],
+        output: str,
+        running: str | None,
+        old: set[str],
+        force: bool,
+        step: Callable[[str], None],
+    ) -> _Pruned | None:
+        """The bundle without the services ``haproxy -c``'s ``output`` names, checked and
+        moved into place; ``None`` when it names none, when no service would be left, or when
+        it still refuses what is left after ``PRUNE_ROUNDS`` rounds (the running config
+        stays)."""
+        left_out: dict[str, str] = {}
+        for _ in range(PRUNE_ROUNDS):
+            blamed = attribute_files(output, {CONFIG_NAME: text, **dict(maps)})
+            named = [name for name in blamed.services if name not in left_out]
+            if not named:
+                return None
+            for name in named:
+                left_out[name] = "; ".join(str(blame) for blame in blamed.reasons(name))
+                logs.warning(
+                    "service left out: haproxy -c refused it",
+                    service=name,
+                    reason=left_out[name],
+                    digest=digest(text)[:12],
+                )
+            config, kept = prune(
+                parse(text, file="<registry>"),
+                [parse_map(content, name) for name, content in maps],
+                named,
+            )
+            if not any(isinstance(section, Backend) for section in config.sections):
+                return None  # nothing would be left: the old config serves more
+            text = print_verified(config)
+            maps = tuple((m.name, print_map(m.entries)) for m in kept)
+            added = {name: content for name, content in maps if name not in old}
+            reasons = tuple(sorted(left_out.items()))
+            if text == running and not force:
+                return _Pruned(text, maps, {}, reasons, moved=False)
+            temporary, checked = self._write_and_check(haproxy, text, added, step)
+            step("check+move")
+            if checked.moved:
+                return _Pruned(text, maps, added, reasons, moved=True)
+            self.target.remove_maps(haproxy, set(added))
+            output = checked.output.strip().replace(temporary, "<new config>")
+        return None
 
     def _write_and_check(
         self,
@@ -257,6 +360,11 @@ class Applier:
         self._running = good
         self._known = (haproxy.id, haproxy.started_at)
         return result("rolled-back", f"{error.message}; the last known good config was restored")
+
+
+def _left_out_text(left_out: LeftOut) -> str:
+    names = ", ".join(name for name, _ in left_out)
+    return f"without {len(left_out)} service(s) haproxy -c refused: {names}"
 
 
 def bundle_problem(text: str, maps: tuple[tuple[str, str], ...]) -> str | None:

@@ -403,7 +403,7 @@ class RuntimePath:
             self._adopt(placed.servers)
             if back:
                 self._run_quietly(back)
-        if result.outcome == "applied":
+        if result.outcome in ("applied", "pruned"):
             self.last_path, self.last_reason = "reload", why
             if reason != "first":
                 self.metrics.fallback(reason)

@@ -290,7 +290,10 @@ class Syncer:
             fields["routed"] = len(routed)
         if applied is not None:
             fields.update(outcome=applied.outcome, apply=applied.as_dict())
-            if applied.outcome == "applied":
+            metrics.set_per_name(
+                "cosmonaut_service_left_out", {name: 1.0 for name, _ in applied.left_out}
+            )
+            if applied.outcome in ("applied", "pruned"):
                 metrics.inc("cosmonaut_reloads_total")
                 metrics.observe_apply(applied.seconds)
             elif applied.outcome == "unchanged":

@@ -3,9 +3,13 @@
 Without ``-o`` the bundle goes to stdout in ``runtime.bundle``'s stream form (the config
 alone when there are no maps).
 
+With ``--check``, a service whose lines ``haproxy -c`` refuses is left out of the output (a
+diagnostic says what haproxy said) and the rest is checked again; the store keeps it.
+
 Exit codes (``runtime.cli.exits``): 0 compiled (diagnostics, if any, on stderr); 1 ``--check``
-failed (``haproxy -c`` refused the config); 2 bad input, any diagnostic with ``--strict``, or
-a store error (the stored state is as it was); 3 internal error (nothing was written).
+failed (``haproxy -c`` refused the config and named no service to leave out); 2 bad input,
+any diagnostic with ``--strict``, or a store error (the stored state is as it was); 3 internal
+error (nothing was written).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.cli.errors import CheckFailedError, report
 from runtime.cli.exits import Exit
+
+if TYPE_CHECKING:
+    from runtime.haproxy_check import CheckResult
 
 # Modules a command needs (pydantic models, the compile pipeline, stores) are imported when
 # it runs: `lambda-registry lint` should not pay for `compile`'s imports.
@@ -59,6 +66,7 @@ def run_compile(args: argparse.Namespace) -> int:
     from runtime.bundle import format_stream, write_bundle
     from runtime.config import host_ttl_env, load_render_options
     from runtime.files import read_input
+    from runtime.haproxy_check import RefusedError
     from runtime.pipeline import compile_payload
     from runtime.stores.select import choose_store
 
@@ -66,15 +74,18 @@ def run_compile(args: argparse.Namespace) -> int:
     host_ttl = host_ttl_env(os.environ)
     store = choose_store(args.store)
     source = "<stdin>" if args.payload == "-" else args.payload
-    result = compile_payload(
-        read_input(args.payload),
-        options=options,
-        store=store,
-        file=source,
-        strict=args.strict,
-        before_commit=_haproxy_accepts if args.check else None,
-        host_ttl=host_ttl,
-    )
+    try:
+        result = compile_payload(
+            read_input(args.payload),
+            options=options,
+            store=store,
+            file=source,
+            strict=args.strict,
+            host_ttl=host_ttl,
+            check=_haproxy_check if args.check else None,
+        )
+    except RefusedError as error:
+        raise CheckFailedError(error.message) from None
     report(args, diagnostics=result.diagnostics)
     if args.output:
         write_bundle(args.output, result.files)
@@ -83,13 +94,12 @@ def run_compile(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _haproxy_accepts(files: Mapping[str, str]) -> None:
+def _haproxy_check(files: Mapping[str, str]) -> CheckResult | None:
+    """``haproxy -c`` on the bundle; None (and a note) when no haproxy is installed."""
     from runtime.haproxy_check import check_config
 
     try:
-        check = check_config(files)
+        return check_config(files)
     except FileNotFoundError:
         print("lambda-registry: haproxy not installed; --check skipped", file=sys.stderr)
-        return
-    if not check.ok:
-        raise CheckFailedError(check.output)
+        return None

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from cosmonaut.apply.runtime_api import RuntimeApi, RuntimePath
 from cosmonaut.discovery.containers import Discoverer, HaproxyContainer
 from cosmonaut.discovery.engine import JSON, Engine, ExecResult, NotFound, Process
 from cosmonaut.metrics import Metrics
+from runtime.bundle import referenced_maps
 
 NAME = "haproxy"
 
@@ -353,3 +354,89 @@ def test_the_server_state_is_saved_only_beside_the_stats_socket(
         assert result.outcome == "applied", result.message
         assert path.exists() is saved, path
     assert beside.read_text().startswith("1\n# be_id be_name srv_id srv_name")
+
+
+# -- a service haproxy refuses: left out, the rest applied ------------------------------------
+
+
+def fleet_bundle(frontend: str, routing: str) -> dict[str, str]:
+    """A registry's bundle for two hosts' services, one of which ('bad', from an older
+    record the validators never saw) has a line haproxy refuses; its frontend binds the
+    test's abstract socket."""
+    from compiler.lower import lower_bundle
+    from compiler.models import ContainerRef, Service, TimeoutSettings
+    from compiler.options import RenderOptions
+    from grammar.roundtrip import print_verified_bundle
+
+    def service(name: str, ip: str) -> Service:
+        return Service(
+            name=name,
+            mode="host",
+            predicate=f"{name}.example.com",
+            containers=(ContainerRef(id=f"{name}-1", ip=ip),),
+        )
+
+    bad = service("bad", "127.0.0.1:9").model_copy(
+        update={"timeouts": TimeoutSettings.model_construct(server="10xyz")}
+    )
+    options = RenderOptions(
+        user=None,
+        group=None,
+        daemon=False,
+        stats_socket=None,
+        server_state_file=None,
+        routing=routing,  # type: ignore[arg-type]
+    )
+    files = print_verified_bundle(lower_bundle([service("good", "127.0.0.1:9"), bad], options))
+    config = next(iter(files))
+    files[config] = files[config].replace("    bind :80\n", f"    bind abns@{frontend}\n")
+    return files
+
+
+@pytest.mark.parametrize("routing", ["acl", "map"])
+def test_a_service_haproxy_refuses_is_left_out_and_the_rest_applied(
+    running: LocalHaproxy,
+    routing: str,
+    haproxies: dict[str, str],
+    assert_haproxy_accepts: Callable[[Mapping[str, str]], None],
+) -> None:
+    path = running.config_path
+    socket = path.read_text().split("abns@")[1].split()[0]
+    files = fleet_bundle(socket, routing)
+    text, *maps = files.items()
+    target = HaproxyTarget(running, Discoverer(running, haproxy_container=NAME))
+    workers = target.workers(target.locate()).workers
+    applier = Applier(target, allow=None)
+
+    result = applier.apply(text[1], maps=tuple(maps))
+
+    assert result.outcome == "pruned", result.message
+    assert result.ok
+    assert [name for name, _ in result.left_out] == ["bad"]
+    why = result.left_out[0][1]
+    assert "`timeout server 10xyz`" in why
+    assert "unexpected character 'x' in 'timeout server'" in why  # haproxy's own words
+    assert "without 1 service(s) haproxy -c refused: bad" in result.message
+    placed = path.read_text()
+    assert target.workers(target.locate()).workers - workers  # reloaded: a new worker runs it
+    beside = {p.name: p.read_text() for p in path.parent.glob("*.map")}
+    assert set(beside) == referenced_maps(placed)  # exactly the maps the config reads
+    routes = placed + "".join(beside.values())
+    assert "backend good" in placed and "good.example.com" in routes
+    assert "backend bad" not in placed and "bad" not in "".join(beside.values())
+    assert "bad.example.com" not in routes
+    if routing == "map":  # the host map lost an entry: a new name for the new content
+        assert len(beside) == 1 and set(beside).isdisjoint(files)
+    assert_haproxy_accepts({"haproxy.cfg": placed, **beside})
+    for version, binary in haproxies.items():  # what the registry sent: refused by both
+        done = subprocess.run(
+            [binary, "-c", "-f", "-"], input=text[1], capture_output=True, text=True, check=False
+        )
+        assert done.returncode != 0, version
+
+    # The same bundle at the next pass: it runs already, and haproxy -c is not run again.
+    checks = len([c for c in running.execs if "-c" in c])
+    again = applier.apply(text[1], maps=tuple(maps))
+    assert again.outcome == "unchanged", again.message
+    assert [name for name, _ in again.left_out] == ["bad"]
+    assert len([c for c in running.execs if "-c" in c]) == checks

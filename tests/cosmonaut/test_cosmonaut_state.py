@@ -266,6 +266,26 @@ def test_status_from_a_recorded_pass(tmp_path: Path) -> None:
     assert json.loads(as_json.stdout)["table"] == "web-1"
 
 
+def test_status_names_the_services_haproxy_refused(tmp_path: Path) -> None:
+    from cosmonaut.apply.reload import ApplyResult
+
+    why = "`timeout server 10xyz`: unexpected character 'x' in 'timeout server'"
+    applied = ApplyResult(
+        "pruned", "reloaded: new worker(s) 8", "0" * 64, 0.1, left_out=(("bad", why),)
+    )
+    status = {
+        "table": "web-1",
+        "last_pass": {"time": "2026-01-01T00:00:00.000+00:00", "ok": applied.ok},
+        "routed": [],
+    }
+    status["last_pass"]["apply"] = applied.as_dict()  # type: ignore[index]
+    write_status(tmp_path / "status.json", status)
+    done = cli("status", "--state-dir", str(tmp_path))
+    assert done.returncode == 0, done.stdout
+    assert "ok  pruned" in done.stdout
+    assert f"left out by haproxy -c: bad: {why}" in done.stdout
+
+
 def test_usage_errors() -> None:
     done = cli("run", "--debounce-min", "-1")
     assert done.returncode == 2
