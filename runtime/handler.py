@@ -5,7 +5,9 @@ Accepted events:
 * a direct invocation whose event *is* the payload (as the seed's Lambda was called):
   returns the config text (with map files, the bundle in ``runtime.bundle``'s stream form),
   and raises on errors, so the caller sees a function error
-  (``errorType`` is ``PayloadError``, ``StoreError``, ``ConflictError`` or ``InternalError``);
+  (``errorType`` is ``PayloadError``, ``StoreError``, ``ConflictError`` or ``InternalError``).
+  It carries no caller, so it is the operator's: any host, and host-less payloads (the
+  boundary is IAM on ``lambda:InvokeFunction``);
 * API Gateway REST (v1) and HTTP API (v2) proxy events, and Lambda function URL events,
   whose body is the payload as JSON (base64-encoded or not). An event with any member only
   these have (``requestContext``, ``httpMethod``, ``headers``, ``body``, ...) is one of them,

@@ -158,7 +158,7 @@ def parse_host_tokens(text: str, *, file: str) -> tuple[HostCredential, ...]:
                 line=number,
             )
         seen[token] = number
-        identity = Identity(tuple(patterns), f"the token of line {number} of the host tokens")
+        identity = Identity(tuple(patterns), f"the token on line {number} of the host tokens file")
         credentials.append(HostCredential(token, identity))
     return tuple(credentials)
 
