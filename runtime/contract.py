@@ -70,6 +70,7 @@ class Problems(NamedTuple):
     invalid_payload: ProblemType = ProblemType("invalid-payload", "Invalid payload", 400)
     invalid_request: ProblemType = ProblemType("invalid-request", "Invalid request", 400)
     table_mode: ProblemType = ProblemType("table-mode", "Wrong kind of table", 400)
+    forbidden: ProblemType = ProblemType("forbidden", "Forbidden", 403)
     unknown_table: ProblemType = ProblemType("unknown-table", "Unknown table", 404)
     method_not_allowed: ProblemType = ProblemType("method-not-allowed", "Method not allowed", 405)
     not_acceptable: ProblemType = ProblemType("not-acceptable", "Not acceptable", 406)

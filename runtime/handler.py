@@ -5,7 +5,9 @@ Accepted events:
 * a direct invocation whose event *is* the payload (as the seed's Lambda was called):
   returns the config text (with map files, the bundle in ``runtime.bundle``'s stream form),
   and raises on errors, so the caller sees a function error
-  (``errorType`` is ``PayloadError``, ``StoreError``, ``ConflictError`` or ``InternalError``);
+  (``errorType`` is ``PayloadError``, ``StoreError``, ``ConflictError`` or ``InternalError``).
+  It carries no caller, so it is the operator's: any host, and host-less payloads (the
+  boundary is IAM on ``lambda:InvokeFunction``);
 * API Gateway REST (v1) and HTTP API (v2) proxy events, and Lambda function URL events,
   whose body is the payload as JSON (base64-encoded or not). An event with any member only
   these have (``requestContext``, ``httpMethod``, ``headers``, ``body``, ...) is one of them,
@@ -17,6 +19,7 @@ Accepted events:
   | 406 | compiled, but there are map files and ``Accept`` lacks JSON | problem+json |
   | 400 | malformed body (no body, bad base64, not JSON, a key twice, bad payload) | problem+json |
   | 400 | malformed event (``headers`` not an object, ``body`` not a string, ...) | problem+json |
+  | 403 | the caller may not report as the payload's host (``runtime.identity``) | problem+json |
   | 405 | a method other than POST | problem+json |
   | 409 | concurrent updates: retries ran out | problem+json |
   | 503 | the state store failed (unreachable, read-only, ...) | problem+json |
@@ -65,6 +68,7 @@ from runtime.http_request import (
     problem,
     response,
 )
+from runtime.identity import OPERATOR, Forbidden, Identity, check_payload
 from runtime.pipeline import CompileResult, compile_payload, render_table
 from runtime.stores import ConflictError, RegistryStore, StoreError, TableModeError
 from runtime.stores.select import LAMBDA_ENV, STORE_ENV, chosen_spec, open_store
@@ -151,6 +155,16 @@ class RegistryApp:
     # -- HTTP events -------------------------------------------------------------------------
 
     def _http(self, request: HttpRequest, log: dict[str, Any]) -> dict[str, Any]:
+        identity = self._identity(request)
+        if identity is None:
+            detail = (
+                "this registry maps IAM callers to the hosts they may report as "
+                "(LAMBDA_REGISTRY_HOST_IDENTITIES): call it with IAM authorisation (SigV4)"
+            )
+            log["error"] = "Forbidden"
+            return problem(PROBLEMS.forbidden, detail, log)
+        if not identity.operator:
+            log["identity"] = identity.name
         if request.method == "GET":
             return self._read(request, log)
         if request.method != "POST":
@@ -161,7 +175,10 @@ class RegistryApp:
                 headers={"Allow": "GET, POST"},
             )
         try:
-            result = self._compile(decode_body(request), "<body>", log)
+            result = self._compile(decode_body(request), "<body>", log, identity)
+        except Forbidden as error:
+            log["error"] = "Forbidden"
+            return problem(PROBLEMS.forbidden, str(error), log)
         except TableModeError as error:
             return problem(PROBLEMS.table_mode, str(error), log, error)
         except ConflictError as error:
@@ -214,11 +231,26 @@ class RegistryApp:
 
     # -- both --------------------------------------------------------------------------------
 
-    def _compile(self, payload: Any, file: str | None, log: dict[str, Any]) -> CompileResult:
+    def _identity(self, request: HttpRequest) -> Identity | None:
+        """Who sent ``request``: as serve proved it, else its IAM caller as
+        ``LAMBDA_REGISTRY_HOST_IDENTITIES`` maps it (``None``: no IAM identity), else (no map)
+        the operator."""
+        if request.identity is not None:
+            return request.identity
+        if self.config.host_identities is None:
+            return OPERATOR
+        return self.config.host_identities.identity_of(request.caller)
+
+    def _compile(
+        self, payload: Any, file: str | None, log: dict[str, Any], identity: Identity = OPERATOR
+    ) -> CompileResult:
+        """A direct invocation carries no caller: it is the operator's (the boundary is IAM on
+        ``lambda:InvokeFunction``)."""
         if isinstance(payload, bytes | str):
             payload = parse_payload_text(payload, file=file)  # once, here: the log wants the table
         if isinstance(payload, dict) and isinstance(payload.get("table"), str):
             log["table"] = payload["table"][:255]  # validated later; never log a huge value
+        check_payload(identity, payload)  # before the store is touched
         result = compile_payload(
             payload,
             options=self.config.options,

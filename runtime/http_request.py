@@ -20,6 +20,7 @@ from compiler.errors import Diagnostic, LocatedError, PayloadError
 from compiler.payload import json_path, json_type
 from runtime import contract
 from runtime.contract import PROBLEMS, ProblemType
+from runtime.identity import Identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,11 @@ class HttpRequest:
     base64: bool
     request_id: str | None
     query: Mapping[str, str] = field(default_factory=dict)
+    # The IAM caller's ARN, when API Gateway or the function URL authorised the call with IAM.
+    caller: str | None = None
+    # Who sent it, when the transport proved it (serve, from the bearer token); None: the
+    # app maps ``caller`` (``HandlerConfig.host_identities``).
+    identity: Identity | None = None
 
 
 # Members only an HTTP event has (a payload never does): an event with any of them is answered
@@ -105,7 +111,20 @@ def http_request(event: Any) -> HttpRequest | None:
         bool(encoded),
         str(request_id) if isinstance(request_id, str | int) and request_id != "" else None,
         {name: value for name, value in query.items() if value},
+        _caller(context, kind),
     )
+
+
+def _caller(context: dict[str, Any], kind: str) -> str | None:
+    """The IAM caller's ARN where each kind of event has it with IAM authorisation (REST:
+    ``requestContext.identity.userArn``; HTTP API and function URL:
+    ``requestContext.authorizer.iam.userArn``); API Gateway writes these, never the client."""
+    path = ("identity",) if kind == "apigw-v1" else ("authorizer", "iam")
+    found: Any = context
+    for member in path:
+        found = found.get(member) if isinstance(found, dict) else None
+    arn = found.get("userArn") if isinstance(found, dict) else None
+    return arn if isinstance(arn, str) and arn else None
 
 
 def _strings(event: dict[str, Any], member: str) -> dict[str, str]:

@@ -13,13 +13,15 @@ per connection, HTTP/1.1 keep-alive); the handler's store serialises concurrent 
 Fit for a private network (``runtime.contract`` has the header names and problem slugs):
 
 * **Authentication.** With a token, a request without ``Authorization: Bearer <token>``
-  (compared in constant time) gets a 401 problem and never reaches the handler; its body is
-  not read. Without a token the server only listens on loopback (``is_loopback``), and
-  answers only what a web page in a browser on the same machine cannot send: a ``Host`` that
-  names the server's own address (127.0.0.1, localhost or [::1] and its port: a DNS-rebinding
-  page sends its own name; else 421) and, for a ``POST``, ``Content-Type: application/json``
-  (a cross-origin page cannot send that without the CORS preflight serve never grants; else
-  415).
+  (compared in constant time with every token) gets a 401 problem and never reaches the
+  handler; its body is not read. The operator's token may do anything; a host's token
+  (``host_tokens``, ``runtime.identity``) may read configs and report as its own hosts: the
+  app refuses anything else with a 403, before its store is touched. Without a token the
+  server only listens on loopback (``is_loopback``), and answers only what a web page in a
+  browser on the same machine cannot send: a ``Host`` that names the server's own address
+  (127.0.0.1, localhost or [::1] and its port: a DNS-rebinding page sends its own name; else
+  421) and, for a ``POST``, ``Content-Type: application/json`` (a cross-origin page cannot
+  send that without the CORS preflight serve never grants; else 415).
 * **TLS** with a certificate and key (PEM), or any server-side ``ssl.SSLContext``. The
   handshake runs in the connection's thread, so a slow one never blocks the accept loop.
 * **Limits.** Until a request is authorised, a connection holds its slot briefly:
@@ -46,7 +48,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -55,6 +57,7 @@ from typing import Any, Protocol, TextIO
 from compiler.errors import OptionsError
 from runtime import contract
 from runtime.http_request import HttpRequest, query_of
+from runtime.identity import OPERATOR, HostCredential, Identity, token_problem
 from runtime.server_io import (
     DeadlineReader,
     LogWriter,
@@ -87,8 +90,10 @@ class RegistryServer:
     """The handler on ``host:port`` (port 0 picks a free one); ``serve_forever`` or
     ``start`` (a daemon thread) and ``stop``.
 
-    ``token``: the bearer token every request must carry (required unless ``host`` is a
-    loopback address). TLS: ``ssl_context``, or ``tls_cert`` and ``tls_key`` (PEM paths).
+    ``token``: the operator's bearer token; ``host_tokens``: hosts' tokens, each good only for
+    reading and for its own hosts' reports. One of them is required unless ``host`` is a
+    loopback address; with either, every request must carry one. TLS: ``ssl_context``, or
+    ``tls_cert`` and ``tls_key`` (PEM paths).
     ``max_client_connections`` defaults to ``DEFAULT_MAX_CLIENT_CONNECTIONS``, or half of
     ``max_connections`` when that is less.
     ``log``: where the request log lines go (default: stderr, as it is at each line)."""
@@ -100,6 +105,7 @@ class RegistryServer:
         registry: App | None = None,
         *,
         token: str | None = None,
+        host_tokens: Sequence[HostCredential] = (),
         ssl_context: ssl.SSLContext | None = None,
         tls_cert: Path | str | None = None,
         tls_key: Path | str | None = None,
@@ -112,11 +118,16 @@ class RegistryServer:
     ) -> None:
         if token is not None:
             _check_token(token)
-        elif not is_loopback(host):
+            if any(credential.token == token for credential in host_tokens):
+                raise OptionsError(
+                    "a host's token is the operator's token too: give each its own",
+                    file="--host-tokens",
+                )
+        elif not host_tokens and not is_loopback(host):
             raise OptionsError(
                 f"{host or '0.0.0.0'} is not a loopback address: without a token anyone who "
                 "can reach it could rewrite every config; give --token-file (or "
-                "LAMBDA_REGISTRY_TOKEN), or listen on 127.0.0.1",
+                "LAMBDA_REGISTRY_TOKEN) or --host-tokens, or listen on 127.0.0.1",
                 file="--listen",
             )
         if (tls_cert is None) != (tls_key is None):
@@ -152,9 +163,12 @@ class RegistryServer:
             raise OptionsError(
                 f"cannot listen on {host}:{port}: {error.strerror or error}", file="--listen"
             ) from None
+        credentials = [(c.token.encode("ascii"), c.identity) for c in host_tokens]
+        if token is not None:
+            credentials.insert(0, (token.encode("ascii"), OPERATOR))
         self.options = ServeOptions(
             registry,
-            token.encode("ascii") if token is not None else None,
+            tuple(credentials),
             max_body,
             timeout,
             header_timeout,
@@ -214,13 +228,9 @@ def _own_hosts(host: str, port: int, *, tls: bool) -> frozenset[str]:
 
 
 def _check_token(token: str) -> None:
-    if not token:
-        raise OptionsError("the token is empty", file="--token-file")
-    if not (token.isascii() and token.isprintable()) or " " in token:
-        raise OptionsError(
-            "the token must be printable ASCII without spaces (it travels in a header)",
-            file="--token-file",
-        )
+    problem = token_problem(token)
+    if problem is not None:
+        raise OptionsError(problem, file="--token-file")
 
 
 class _Refused(Exception):
@@ -237,7 +247,8 @@ class ServeOptions:
     """What every connection's ``Handler`` is given by its ``RegistryServer``."""
 
     registry: App
-    token: bytes | None  # the bearer token every request must carry; None on loopback
+    # The bearer tokens and who each proves (the operator's, hosts'); none: loopback only.
+    credentials: tuple[tuple[bytes, Identity], ...]
     max_body: int
     timeout: float  # for an authorised request's body, and for reading the answer
     header_timeout: float  # for the handshake and a request's head: before authorisation
@@ -271,6 +282,7 @@ class Handler(BaseHTTPRequestHandler):
         self.started = time.perf_counter()
         self.expect_continue = False
         self.answered = False
+        self.identity = OPERATOR
 
     def handle_one_request(self) -> None:
         # The deadline covers waiting for the request too: idle connections close.
@@ -290,7 +302,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         try:
-            self._authorise()
+            self.identity = self._authorise()
             # Authorised: now the body may take the longer timeout.
             self.reader.deadline = time.monotonic() + self.options.timeout
             raw = self._read_body()
@@ -321,18 +333,28 @@ class Handler(BaseHTTPRequestHandler):
             False,
             str(uuid.uuid4()),
             query_of(self.path.partition("?")[2]),
+            identity=self.identity,
         )
 
-    def _authorise(self) -> None:
-        if self.options.token is None:
+    def _authorise(self) -> Identity:
+        """Who sent the request, by its bearer token; ``_Refused`` (401) without one."""
+        if not self.options.credentials:
             self._same_machine_only()
-            return
+            return OPERATOR
         value = self.headers.get(contract.AUTHORIZATION_HEADER)
         presented = contract.bearer_token(value)
         if presented is None:
             raise _Refused(401, "this registry needs 'Authorization: Bearer <token>'")
-        if not hmac.compare_digest(presented.encode("utf-8", "replace"), self.options.token):
+        offered = presented.encode("utf-8", "replace")
+        found: Identity | None = None
+        # Compared with every token, to the end: the time taken tells nothing of which
+        # (tokens are distinct, so at most one matches).
+        for token, identity in self.options.credentials:
+            if hmac.compare_digest(offered, token):
+                found = identity
+        if found is None:
             raise _Refused(401, "the bearer token is not accepted")
+        return found
 
     def _same_machine_only(self) -> None:
         """Without a token: refuse what a web page in a browser on this machine can send."""

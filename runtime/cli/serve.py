@@ -1,9 +1,10 @@
 """``lambda-registry serve``: the registry's HTTP contract on a local address
 (``runtime.server``).
 
-The bearer token comes from ``--token-file`` (its first line; refused when its group or others
-may access it), else ``$LAMBDA_REGISTRY_TOKEN``;
-without one, only a loopback ``--listen`` address is accepted. Every refusal (no token on a
+The operator's bearer token comes from ``--token-file`` (its first line; refused when its group
+or others may access it), else ``$LAMBDA_REGISTRY_TOKEN``; hosts' tokens, each good for its own
+hosts' reports only, from ``--host-tokens`` (a private file too; ``runtime.identity``). Without
+any token, only a loopback ``--listen`` address is accepted. Every refusal (no token on a
 public address, an unreadable TLS file, an address in use) is a user mistake: one line, exit 2.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from compiler.errors import OptionsError
 from runtime.cli.exits import Exit
 from runtime.files import TooOpenError, read_private
+from runtime.identity import HostCredential, parse_host_tokens
 
 TOKEN_ENV = "LAMBDA_REGISTRY_TOKEN"
 
@@ -45,7 +47,14 @@ def add_serve_command(commands: Any) -> None:
         type=Path,
         metavar="PATH",
         help=f"require 'Authorization: Bearer <token>' with the token in PATH "
-        f"(default ${TOKEN_ENV})",
+        f"(default ${TOKEN_ENV}); the operator's token: any host, and host-less payloads",
+    )
+    serve.add_argument(
+        "--host-tokens",
+        type=Path,
+        metavar="PATH",
+        help="hosts' bearer tokens, one a line: '<token> <host-id> [<host-id> ...]' (globs "
+        "like web-* allowed); each may read configs and report only as its hosts",
     )
     serve.add_argument(
         "--tls-cert", type=Path, metavar="PATH", help="serve HTTPS: certificate (PEM)"
@@ -98,6 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from runtime.server import RegistryServer
 
     token = read_token(args.token_file, os.environ)
+    host_tokens = read_host_tokens(args.host_tokens) if args.host_tokens else ()
     limits = {
         name: getattr(args, name)
         for name in (
@@ -113,6 +123,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host.strip("[]") or "0.0.0.0",
         int(port_text),
         token=token,
+        host_tokens=host_tokens,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         **limits,
@@ -120,7 +131,8 @@ def run_serve(args: argparse.Namespace) -> int:
     announced = {
         "event": "listening",
         "url": server.url,
-        "auth": "bearer" if token is not None else "none",
+        "auth": "bearer" if token is not None or host_tokens else "none",
+        "host_tokens": len(host_tokens),
     }
     print(json.dumps(announced), file=sys.stderr, flush=True)
     # SIGTERM (docker stop, systemd) and SIGINT stop it cleanly, also when SIGINT came in
@@ -161,6 +173,21 @@ def read_token(path: Path | None, environ: Mapping[str, str]) -> str | None:
     if not token:
         raise OptionsError(f"{path} holds no token", file="--token-file")
     return token
+
+
+def read_host_tokens(path: Path) -> tuple[HostCredential, ...]:
+    """The credentials in ``path`` (a file only its owner may access); errors at its lines."""
+    try:
+        text = read_private(path)
+    except TooOpenError as error:
+        raise OptionsError(str(error), file="--host-tokens") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise OptionsError(f"cannot read {path}: {reason}", file="--host-tokens") from None
+    credentials = parse_host_tokens(text, file=str(path))
+    if not credentials:
+        raise OptionsError(f"{path} holds no token", file="--host-tokens")
+    return credentials
 
 
 def _whole(text: str) -> int:

@@ -10,12 +10,9 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import select
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -34,10 +31,10 @@ from runtime.handler import RegistryApp
 from runtime.server import RegistryServer
 from runtime.server_io import is_loopback
 from tests.support.paths import ROOT
+from tests.support.serve import serve_process, stopped
 from tests.support.tls_certs import make_cert
 
 TOKEN = "s3cret-Token_0123456789"
-SERVE = (sys.executable, "-m", "runtime.cli", "serve")
 
 
 def payload() -> dict[str, Any]:
@@ -240,36 +237,6 @@ def test_serve_with_a_token_changes_nothing_for_a_request_without_it(tmp_path: P
     requests = [json.loads(line) for line in process.stderr.read().splitlines()]
     assert [r["status"] for r in requests if r.get("event") == "request"] == [401, 401, 200]
     assert TOKEN not in json.dumps(requests)
-
-
-def serve_process(store: str, *options: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
-    """``lambda-registry serve`` on a free loopback port, its log on a pipe (the first line
-    names its URL), with PYTHONFAULTHANDLER for ``stopped``."""
-    env = {**os.environ, "LAMBDA_REGISTRY_STORE": store, "PYTHONFAULTHANDLER": "1"}
-    env.pop("LAMBDA_REGISTRY_TOKEN", None)
-
-    def ignore_sigint() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    return subprocess.Popen(
-        [*SERVE, "--listen", "127.0.0.1:0", *options],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        preexec_fn=ignore_sigint if sigint_ignored else None,
-    )
-
-
-def stopped(process: subprocess.Popen[str]) -> None:
-    """Wait 10 s for ``process`` to exit; else fail with the stack of each of its threads
-    (serve runs with PYTHONFAULTHANDLER, which prints them at SIGABRT)."""
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
-        _, stderr = process.communicate(timeout=10)
-        pytest.fail(f"serve did not stop within 10 s of its signal; its threads:\n{stderr[-6000:]}")
 
 
 def _stored(store: str) -> list[str]:
