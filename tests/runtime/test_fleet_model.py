@@ -8,6 +8,8 @@ docstring states), not from ``runtime.fleet``:
 * the table keeps each host's last report and when it came; a report replaces its own host's
   report and nothing else, and removes the hosts that are expired at that moment;
 * a host is live while ``now - reported_at <= ttl``; only live hosts count;
+* a container's ``created`` is never later than its host said for it in the report the
+  table keeps (a forged time cannot keep winning);
 * a service exists while a live host runs a container of it that it lists as a candidate (a
   candidate without containers is no deployment: it neither keeps a service nor decides
   anything about it); its containers are those of
@@ -32,6 +34,7 @@ written in different time zones, and leases expire exactly at, and just after, t
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import tempfile
@@ -253,6 +256,26 @@ def _text(settings: Settings) -> tuple[str, str, str]:
     return (settings[0], settings[1], settings[2] or "")
 
 
+def no_later_than_said(payload: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The payload as the table keeps it: a container's ``created`` is never later than its
+    host said before for it (in the report the table still keeps; the last mention of a
+    service's container there counts). Every ``created`` drawn is before ``START``, so the
+    other bound, the arrival time, never applies."""
+    said = {
+        (entry["serviceName"], c["id"]): c["created"]
+        for entry in (previous or {"candidates": []})["candidates"]
+        for c in entry["containers"]
+        if c.get("created")
+    }
+    kept = copy.deepcopy(payload)
+    for entry in kept["candidates"]:
+        for c in entry["containers"]:
+            before = said.get((entry["serviceName"], c["id"]))
+            if c.get("created") and before and moment(c["created"]) > moment(before):
+                c["created"] = before
+    return kept
+
+
 # -- what the registry says -----------------------------------------------------------------
 
 
@@ -339,7 +362,8 @@ class FleetMachine(RuleBasedStateMachine):
         ]
         live_others = {h: kept for h, kept in self.live().items() if h != host}
         before_seen = self.first_seen.get(host, {}) if host in self.kept else {}
-        self.kept = {**live_others, host: (self.now, payload)}
+        previous = self.kept[host][1] if host in self.kept else None
+        self.kept = {**live_others, host: (self.now, no_later_than_said(payload, previous))}
         self.first_seen = {h: self.first_seen[h] for h in live_others} | {
             host: {
                 c["id"]: before_seen.get(c["id"], self.now)
