@@ -25,6 +25,7 @@ from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
 from runtime.stores.sqlite import SQLiteStore
 from tests.support.aws import MotoServer
+from tests.support.deploy import actions, policy_statements, template
 from tests.support.net import echo_server, haproxy_serving, listening, port_of
 from tests.support.pebble import Pebble, require_pebble
 from tests.support.tls_certs import write_pem
@@ -226,7 +227,9 @@ def test_an_acme_table_keeps_the_keys_out_of_the_routing_table(
 ) -> None:
     """``--acme-store dynamodb --acme-table fleet-acme``, through Cosmonaut's own flags and
     wiring: the account key and the certificate land in ``fleet-acme``, and the routing table
-    (what the registry reads) holds the hosts' reports and no ACME record at all."""
+    (what the registry reads) holds the hosts' reports and no ACME record at all. The ACME
+    table is made as deploy/template.yaml makes it, and Cosmonaut calls nothing on it that
+    the template's AcmeHostsPolicy does not grant."""
     import boto3
 
     from cosmonaut.cli import build_parser
@@ -234,7 +237,25 @@ def test_an_acme_table_keeps_the_keys_out_of_the_routing_table(
     from cosmonaut.wiring import Wiring
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/cosmonaut-test.sock")  # not asked
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", dynamodb.endpoint)
     routes, acme = f"routes-{uuid.uuid4().hex[:8]}", f"fleet-acme-{uuid.uuid4().hex[:8]}"
+    resources = template()["Resources"]
+    table = resources["AcmeTable"]["Properties"]
+    sse = table["SSESpecification"]  # CloudFormation's spelling of the API's
+    key = boto3.client("kms").create_key(Description="acme")["KeyMetadata"]["Arn"]
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=acme,
+        **{name: table[name] for name in ("AttributeDefinitions", "KeySchema", "BillingMode")},
+        SSESpecification={
+            "Enabled": sse["SSEEnabled"],
+            "SSEType": sse["SSEType"],
+            "KMSMasterKeyId": key,
+        },
+    )
+    described = client.describe_table(TableName=acme)["Table"]["SSEDescription"]
+    assert (described["SSEType"], described["KMSMasterKeyArn"]) == ("KMS", key)
+    start = len(dynamodb.calls)
     certs = tmp_path / "certs"
     certs.mkdir()
     write_pem(certs, "00-default.pem", "default.invalid")
@@ -276,7 +297,9 @@ def test_an_acme_table_keeps_the_keys_out_of_the_routing_table(
             backend.shutdown()
     assert manager.status()[0]["state"] == "valid", manager.status()
 
-    client = boto3.client("dynamodb")
+    called = {f"dynamodb:{op}" for op, name in dynamodb.calls[start:] if name == acme}
+    (policy,) = policy_statements(resources["AcmeHostsPolicy"])[:1]
+    assert called and called <= set(actions(policy)), called
 
     def keys(table: str) -> set[str]:
         items = client.scan(TableName=table, ConsistentRead=True)["Items"]
