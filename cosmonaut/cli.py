@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from compiler.errors import LocatedError
-from compiler.validators import IDENTIFIER_PATTERN
+from compiler.validators import IDENTIFIER_PATTERN, TABLE_NAME
 from cosmonaut import logs
 from cosmonaut.discovery.modes import ADDRESS_MODES, AUTO_HOST_ID
 from cosmonaut.errors import INSTALL_HINT, UnavailableError
@@ -293,6 +293,14 @@ def _add_https_flags(parser: argparse.ArgumentParser) -> None:
         "sqlite:STATE_DIR/acme.db, which a fleet must replace with a shared one)",
     )
     https.add_argument(
+        "--acme-table",
+        type=_table_name,
+        metavar="NAME",
+        help="the table of --acme-store the ACME records go into (default: the registry "
+        "table); give it a table of its own, which the registry cannot read, to keep the "
+        "account and certificate keys from the registry",
+    )
+    https.add_argument(
         "--acme-retry-min",
         type=_seconds,
         default=60.0,
@@ -340,6 +348,14 @@ def _host_id(text: str) -> str:
     return text
 
 
+def _table_name(text: str) -> str:
+    if not TABLE_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a table name: 3 to 255 of letters, digits, '_', '-' and '.'"
+        )
+    return text
+
+
 def _count(text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
@@ -362,11 +378,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             "--acme-directory needs --acme-accept-tos: read the CA's terms of service first"
         )
-    acme_only = ("acme_email", "acme_all", "acme_ca_bundle", "acme_store", "acme_accept_tos")
+    acme_only = (
+        "acme_email",
+        "acme_all",
+        "acme_ca_bundle",
+        "acme_store",
+        "acme_table",
+        "acme_accept_tos",
+    )
     if not getattr(args, "acme_directory", None) and any(getattr(args, a, None) for a in acme_only):
         parser.error(
-            "--acme-email, --acme-all, --acme-ca-bundle, --acme-store and --acme-accept-tos "
-            "need --acme-directory"
+            "--acme-email, --acme-all, --acme-ca-bundle, --acme-store, --acme-table and "
+            "--acme-accept-tos need --acme-directory"
         )
     if getattr(args, "acme_directory", None):
         if args.acme_retry_min < 1:

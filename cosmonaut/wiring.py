@@ -203,7 +203,7 @@ def _https(
             file="--acme-directory",
         ) from None
     store = _acme_store(args, local, parts.state_dir)
-    vault = Vault(store, table, holder or _holder_id(parts.state_dir))
+    vault = Vault(store, args.acme_table or table, holder or _holder_id(parts.state_dir))
     try:
         key = vault.account_key(new_account_key)
     except StoreError as error:
@@ -251,7 +251,8 @@ def _https(
 
 def _acme_store(args: argparse.Namespace, local: LocalRegistry | None, state_dir: Path) -> Store:
     """Where ACME state lives: ``--acme-store``, else the in-process registry's store, else a
-    file of this host's own (a fleet should share one: the log says so)."""
+    file of this host's own (a fleet should share one: the log says so). The records go into
+    ``--acme-table`` of it, else into the registry table."""
     if args.acme_store:
         return choose_store(args.acme_store)
     if local is not None:
@@ -278,7 +279,7 @@ def _existing_thumbprint(
         from cosmonaut.acme.vault import ACCOUNT_KEY
 
         store = choose_store(args.acme_store) if args.acme_store else local.store
-        record = store.record(table, ACCOUNT_KEY)
+        record = store.record(args.acme_table or table, ACCOUNT_KEY)
         if record is None:
             return None
         account_thumbprint = thumbprint(record.value)

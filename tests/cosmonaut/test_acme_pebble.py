@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import pytest
 from compiler.options import RenderOptions
 from runtime.pipeline import compile_payload
 from runtime.stores.sqlite import SQLiteStore
+from tests.support.aws import MotoServer
+from tests.support.deploy import actions, policy_statements, template
 from tests.support.net import echo_server, haproxy_serving, listening, port_of
 from tests.support.pebble import Pebble, require_pebble
 from tests.support.tls_certs import write_pem
@@ -68,17 +71,7 @@ def haproxy_for(
     }
     with listening() as https:
         options = RenderOptions.model_validate(
-            {
-                "bind_address": "127.0.0.1",
-                "bind_port": port_of(http),
-                "log_targets": [],
-                "user": None,
-                "group": None,
-                "daemon": False,
-                "health_check": {"enabled": False},
-                "tls": {"certs_dir": str(certs), "bind_port": port_of(https)},
-                "acme_thumbprint": thumbprint,
-            }
+            {**served_options(http, https, certs), "acme_thumbprint": thumbprint}
         )
         config = folder / "haproxy.cfg"
         config.write_text(compile_payload(payload, options=options).text)
@@ -222,6 +215,118 @@ def test_two_hosts_sharing_a_registry_order_one_certificate(
         assert waiting.status()[0]["state"] in ("waiting", "valid")
     ready = [m.ready(NAME) for m in managers]
     assert ready[0] is not None and ready[0] == ready[1]
+
+
+def test_an_acme_table_keeps_the_keys_out_of_the_routing_table(
+    pebble: Pebble,
+    haproxy: str,
+    http_front: socket.socket,
+    tmp_path: Path,
+    dynamodb: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--acme-store dynamodb --acme-table fleet-acme``, through Cosmonaut's own flags and
+    wiring: the account key and the certificate land in ``fleet-acme``, and the routing table
+    (what the registry reads) holds the hosts' reports and no ACME record at all. The ACME
+    table is made as deploy/template.yaml makes it, and Cosmonaut calls nothing on it that
+    the template's AcmeHostsPolicy does not grant."""
+    import boto3
+
+    from cosmonaut.cli import build_parser
+    from cosmonaut.registry.client import LocalRegistry
+    from cosmonaut.wiring import Wiring
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/cosmonaut-test.sock")  # not asked
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", dynamodb.endpoint)
+    routes, acme = f"routes-{uuid.uuid4().hex[:8]}", f"fleet-acme-{uuid.uuid4().hex[:8]}"
+    resources = template()["Resources"]
+    table = resources["AcmeTable"]["Properties"]
+    sse = table["SSESpecification"]  # CloudFormation's spelling of the API's
+    key = boto3.client("kms").create_key(Description="acme")["KeyMetadata"]["Arn"]
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=acme,
+        **{name: table[name] for name in ("AttributeDefinitions", "KeySchema", "BillingMode")},
+        SSESpecification={
+            "Enabled": sse["SSEEnabled"],
+            "SSEType": sse["SSEType"],
+            "KMSMasterKeyId": key,
+        },
+    )
+    described = client.describe_table(TableName=acme)["Table"]["SSEDescription"]
+    assert (described["SSEType"], described["KMSMasterKeyArn"]) == ("KMS", key)
+    start = len(dynamodb.calls)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    write_pem(certs, "00-default.pem", "default.invalid")
+    backend, backend_port = echo_server("app")
+    with listening() as https:
+        options = tmp_path / "options.json"
+        options.write_text(json.dumps(served_options(http_front, https, certs)))
+        flags = [
+            *("once", "--table", routes, "--host-id", "host-a"),
+            *("--state-dir", str(tmp_path / "state"), "--options", str(options)),
+            *("--store", "dynamodb", "--acme-store", "dynamodb", "--acme-table", acme),
+            *("--acme-directory", pebble.directory, "--acme-accept-tos"),
+            *("--acme-ca-bundle", str(pebble.ca)),
+        ]
+        parts = Wiring(build_parser().parse_args(flags), wait_for_docker=None)
+        assert parts.https is not None and parts.https.certificates is not None
+        manager = parts.https.certificates
+        # The registry renders the challenge answer with the account the wiring made.
+        payload = {
+            "table": routes,
+            "host": "host-a",
+            "running": [{"serviceName": "app", "id": "app1", "ip": f"127.0.0.1:{backend_port}"}],
+            "candidates": [
+                {
+                    "serviceName": "app",
+                    "predicate": NAME,
+                    "tls": "on",
+                    "containers": [{"id": "app1", "ip": f"127.0.0.1:{backend_port}"}],
+                }
+            ],
+        }
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(parts.registry.compile(payload).text)
+        try:
+            with haproxy_serving(haproxy, config, http_front, https):
+                manager.want([NAME])
+                manager.tick()
+        finally:
+            backend.shutdown()
+    assert manager.status()[0]["state"] == "valid", manager.status()
+
+    called = {f"dynamodb:{op}" for op, name in dynamodb.calls[start:] if name == acme}
+    (policy,) = policy_statements(resources["AcmeHostsPolicy"])[:1]
+    assert called and called <= set(actions(policy)), called
+
+    def keys(table: str) -> set[str]:
+        items = client.scan(TableName=table, ConsistentRead=True)["Items"]
+        return {item["serviceName"]["S"] for item in items}
+
+    routing = keys(routes)
+    assert routing, "the registry wrote its table"
+    assert [key for key in routing if "acme" in key] == []
+    assert {"@record:acme:account-key", f"@record:acme:cert:{NAME}"} <= keys(acme)
+    # A dry run finds the account there too, and renders its challenge answer.
+    dry = Wiring(build_parser().parse_args([*flags, "--dry-run"]), wait_for_docker=None)
+    assert isinstance(dry.registry, LocalRegistry)
+    assert dry.registry.options.acme_thumbprint == parts.https.thumbprint
+
+
+def served_options(http: socket.socket, https: socket.socket, certs: Path) -> dict[str, object]:
+    """Render options for a haproxy on ``http`` (pebble's HTTP port) and ``https``."""
+    return {
+        "bind_address": "127.0.0.1",
+        "bind_port": port_of(http),
+        "log_targets": [],
+        "user": None,
+        "group": None,
+        "daemon": False,
+        "health_check": {"enabled": False},
+        "tls": {"certs_dir": str(certs), "bind_port": port_of(https)},
+    }
 
 
 def _serial(chain: str) -> int:

@@ -577,6 +577,11 @@ def test_more_acme_usage_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "none.pem: no such file" in done.stderr
     done = cli("once", "--state-dir", str(tmp_path), "--acme-accept-tos")
     assert done.returncode == 2 and "need --acme-directory" in done.stderr
+    done = cli("once", "--state-dir", str(tmp_path), "--acme-table", "fleet-acme")
+    assert done.returncode == 2 and "need --acme-directory" in done.stderr
+    done = cli(*base, "--acme-accept-tos", "--acme-table", "no/slash")
+    assert done.returncode == 2
+    assert "'no/slash' is not a table name: 3 to 255 of letters" in done.stderr
 
 
 def test_a_restarted_host_keeps_its_own_backoff() -> None:

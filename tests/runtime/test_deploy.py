@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.deploy import actions, policy_statements, template
 from tests.support.paths import EXAMPLES, FIXTURES, ROOT
 from tests.support.required import require
 from tests.support.stores import statements
@@ -39,19 +39,47 @@ def template_text() -> str:
 
 def test_template_grants_least_privilege_on_the_table_only() -> None:
     text = template_text()
-    actions = re.findall(r"- (dynamodb:\w+)", text)
-    assert sorted(actions) == [
+    (granted,) = policy_statements(template()["Resources"]["RegistryFunction"])
+    assert sorted(actions(granted)) == [
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Scan",
     ]
-    assert "Resource: !GetAtt RegistryTable.Arn" in text
+    assert granted["Resource"] == {"Fn::GetAtt": ["RegistryTable", "Arn"]}
     assert "dynamodb:*" not in text and "CreateTable" not in text
     assert 'LAMBDA_REGISTRY_CREATE_TABLES: "false"' in text
     assert "Handler: runtime.handler.handler" in text
     assert "BillingMode: PAY_PER_REQUEST" in text
     assert "DefaultAuthorizer: AWS_IAM" in text
+
+
+def test_the_optional_acme_table_is_under_its_own_key_and_the_function_gets_neither() -> None:
+    """The ACME table (account and certificate keys) is encrypted under a KMS key of its
+    own; only the hosts' managed policy grants it and the key, never the function."""
+    loaded = template()
+    resources = loaded["Resources"]
+    acme = {"AcmeKey", "AcmeTable", "AcmeHostsPolicy"}
+    assert {resources[name]["Condition"] for name in acme} == {"HasAcmeTable"}
+    assert loaded["Parameters"]["AcmeTableName"]["Default"] == ""
+    assert resources["AcmeTable"]["Properties"]["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": ["AcmeKey", "Arn"]},
+    }
+    hosts = policy_statements(resources["AcmeHostsPolicy"])
+    assert [s["Resource"] for s in hosts] == [
+        {"Fn::GetAtt": ["AcmeTable", "Arn"]},
+        {"Fn::GetAtt": ["AcmeKey", "Arn"]},
+    ]
+    assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"} <= set(actions(hosts[1]))
+    function = json.dumps(resources["RegistryFunction"])
+    assert not any(name in function for name in acme)
+    # Only the account administers the key: nobody is granted its use in the key policy.
+    (administers,) = resources["AcmeKey"]["Properties"]["KeyPolicy"]["Statement"]
+    assert administers["Principal"] == {
+        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    }
 
 
 def test_template_runtime_is_the_build_default() -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,10 +18,12 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 
 class MotoServer:
-    """moto's DynamoDB on 127.0.0.1; ``stop()`` really takes the endpoint down."""
+    """moto's DynamoDB on 127.0.0.1; ``stop()`` really takes the endpoint down. ``calls``
+    lists each DynamoDB request it answered as (operation, table), oldest first."""
 
     def __init__(self, port: int = 0) -> None:
         self.port = port
+        self.calls: list[tuple[str, str]] = []
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -31,7 +35,7 @@ class MotoServer:
         self._server = make_server(
             "127.0.0.1",
             self.port,
-            _serialised_app,
+            self._app,
             threaded=True,
             request_handler=_OneRequestPerConnection,
         )
@@ -39,6 +43,18 @@ class MotoServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if target.startswith("DynamoDB_"):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            try:
+                table = str(json.loads(body or b"{}").get("TableName", ""))
+            except ValueError:
+                table = ""
+            self.calls.append((target.partition(".")[2], table))
+        return _serialised_app(environ, start_response)
 
     def stop(self) -> None:
         if self._server is not None:
