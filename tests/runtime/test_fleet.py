@@ -486,6 +486,13 @@ HOSTS = 100
 PROCESSES = 10  # the 100 hosts' reports: 10 processes of 10 threads each
 
 
+# The 100 writers take SQLite's write lock one after another, each rendering up to 2 000
+# servers while holding it: the last waits for all the others, about 25 s on a quiet 2-core
+# machine and longer under load, which the default 30 s wait does not always cover. This
+# test is about what each writer sees, not how long the queue takes.
+QUEUE_WAIT = 600.0
+
+
 def _hosts_of_a_process(
     path: str, table: str, numbers: list[int], barrier: Any, results: Any
 ) -> None:
@@ -494,7 +501,8 @@ def _hosts_of_a_process(
 
     def one(number: int) -> None:
         try:
-            payload, store = _host_payload(table, number), SQLiteStore(path)
+            payload = _host_payload(table, number)
+            store = SQLiteStore(path, timeout=QUEUE_WAIT)
             barrier.wait(timeout=120)
             result = compile_payload(payload, store=store, host_ttl=LONG_TTL)
             total = sum(len(v) for v in servers(result.text).values())
