@@ -73,22 +73,26 @@ def protected_api(table: str) -> dict[str, Any]:
     )
 
 
+def api_from_host_b(
+    table: str, predicate: str = "api.example.com", **settings: Any
+) -> dict[str, Any]:
+    """A later deployment of ``api`` on host-b (created 2026-12-01, after host-a's)."""
+    return payload(
+        table,
+        "host-b",
+        candidate(
+            "api", predicate, [container("b1", "10.0.2.1:80", "2026-12-01T10:00:00Z")], **settings
+        ),
+    )
+
+
 def test_a_newcomer_cannot_drop_a_services_auth_or_allow_list(
     store: Store, table: str, assert_haproxy_accepts: Accepts
 ) -> None:
     fleet = Fleet(store)
     fleet.send(protected_api(table))
     for settings in ({}, {"auth": AUTH}, {"allow": OFFICE}, {"allow": ["0.0.0.0/0"]}):
-        newcomer = payload(
-            table,
-            "host-b",
-            candidate(
-                "api",
-                "api.example.com",
-                [container("b1", "10.0.2.1:80", "2026-12-01T10:00:00Z")],
-                **settings,
-            ),
-        )
+        newcomer = api_from_host_b(table, **settings)
         result = fleet.send(newcomer)
         assert servers(result.text) == {"api": ["a1 10.0.1.1:80"]}, settings
         assert "userlist" in result.text and "http_auth" in result.text
@@ -105,18 +109,7 @@ def test_a_newcomer_keeping_the_protections_joins_and_its_other_settings_win(
 ) -> None:
     fleet = Fleet(store)
     fleet.send(protected_api(table))
-    redeployed = payload(
-        table,
-        "host-b",
-        candidate(
-            "api",
-            "api.example.com",
-            [container("b1", "10.0.2.1:80", "2026-12-01T10:00:00Z")],
-            auth=AUTH,
-            allow=OFFICE,
-            maxconn=77,
-        ),
-    )
+    redeployed = api_from_host_b(table, auth=AUTH, allow=OFFICE, maxconn=77)
     result = fleet.send(redeployed)
     assert servers(result.text) == {"api": ["b1 10.0.2.1:80"]}  # the newest deployment
     assert "maxconn 77" in result.text and "userlist" in result.text
@@ -127,17 +120,7 @@ def test_the_protected_route_stays_and_a_stated_old_created_takes_no_route(
 ) -> None:
     fleet = Fleet(store)
     fleet.send(protected_api(table))
-    moved = payload(
-        table,
-        "host-b",
-        candidate(
-            "api",
-            "evil.example.com",
-            [container("b1", "10.0.2.1:80", "2026-12-01T10:00:00Z")],
-            auth=AUTH,
-            allow=OFFICE,
-        ),
-    )
+    moved = api_from_host_b(table, "evil.example.com", auth=AUTH, allow=OFFICE)
     result = fleet.send(moved)
     assert "evil.example.com" not in result.text and "api.example.com" in result.text
 
@@ -222,18 +205,6 @@ def test_owners_may_change_their_services_protections(store: Store, table: str) 
     fleet = Fleet(store, RenderOptions(fleet_owners=owners))
     fleet.send(protected_api(table))
     rotated = {"realm": "staff", "users": [{"name": "admin", "hash": "$6$othersalt$" + "b" * 86}]}
-    result = fleet.send(
-        payload(
-            table,
-            "host-b",
-            candidate(
-                "api",
-                "api.example.com",
-                [container("b1", "10.0.2.1:80", "2026-12-01T10:00:00Z")],
-                auth=rotated,
-                allow=OFFICE,
-            ),
-        )
-    )
+    result = fleet.send(api_from_host_b(table, auth=rotated, allow=OFFICE))
     assert servers(result.text) == {"api": ["b1 10.0.2.1:80"]}
     assert "othersalt" in result.text and "examplesalt" not in result.text

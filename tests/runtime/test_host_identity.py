@@ -261,16 +261,6 @@ def test_serve_command_with_host_tokens_keeps_each_hosts_report(tmp_path: Path) 
     assert HOST_A_TOKEN not in process.stderr.read()
 
 
-@pytest.fixture
-def never_serves(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LAMBDA_REGISTRY_TOKEN", raising=False)
-
-    def fail(self: RegistryServer) -> None:
-        raise AssertionError(f"serve started on {self.url}")
-
-    monkeypatch.setattr(RegistryServer, "serve_forever", fail)
-
-
 @pytest.mark.parametrize(
     ("text", "where", "words"),
     [
