@@ -215,13 +215,20 @@ def _created(value: str) -> str:
             "{value} is not an RFC 3339 time with a time zone, e.g. 2026-12-01T20:32:52Z",
             {"value": _preview(value)},
         )
-    return created_text(moment)
+    try:
+        return created_text(moment)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in the year 0 in UTC
+        raise PydanticCustomError(
+            "created", "{value} is out of range once in UTC", {"value": _preview(value)}
+        ) from None
 
 
 def created_text(moment: datetime) -> str:
     """``moment`` as a ``created`` time is stored: UTC, microseconds, so that text order is
-    time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    time order. The year has four digits: ``%Y`` writes the year 1 as ``1``, which neither
+    reads back nor sorts as a time."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 def _lower_mode(value: Any) -> Any:

@@ -279,6 +279,41 @@ def test_a_created_time_in_the_future_wins_once_and_never_again(store: Store, ta
     assert "web.example.com" in result.text and "evil.example.com" not in result.text
 
 
+def test_a_created_time_in_the_first_millennium_leaves_the_fleet_readable(
+    store: Store, table: str
+) -> None:
+    """A host that backdates its containers to the year 1 (to look deployed first) is
+    stored as it is read back: the next report, any host's, still compiles. A time the
+    conversion to UTC takes out of the calendar is refused with its path, not a 500."""
+    clock = Clock()
+    run = compile_as(store, clock)
+    run(report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])}))
+    backdated = report(
+        table,
+        "host-b",
+        {"old": ("old.example.com", [container("b1", "10.0.2.1:80", "0001-01-01T00:00:00Z")])},
+    )
+    clock.now += 5
+    assert servers(run(backdated).text)["old"] == ["b1 10.0.2.1:80"]
+    clock.now += 5
+    again = run(
+        report(table, "host-a", {"api": ("api.example.com", [container("a1", "10.0.1.1:80")])})
+    )
+    assert servers(again.text) == {"api": ["a1 10.0.1.1:80"], "old": ["b1 10.0.2.1:80"]}
+
+    for index, created in enumerate(("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")):
+        edge = report(
+            table,
+            "host-c",
+            {f"edge{index}": ("edge.example.com", [container("c1", "10.0.3.1:80", created)])},
+        )
+        clock.now += 5
+        result = run(edge)
+        assert f"edge{index}" not in servers(result.text)
+        paths = [d.path for d in result.diagnostics]
+        assert "$.candidates[0].containers[0].created" in paths, result.diagnostics
+
+
 LOCAL_ADDRESSES = {
     "127.0.0.1:2375": "loopback",  # another host's Docker API, on each host
     "169.254.169.254:80": "link-local",  # the cloud's metadata service

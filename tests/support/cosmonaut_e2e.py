@@ -138,6 +138,7 @@ def request(
     cookie: str | None = None,
     port: int = 80,
     timeout: float = 3.0,
+    authorization: str | None = None,
 ) -> Reply:
     """One HTTP/1.1 request on a fresh connection, straight to ``ip`` (no proxy)."""
     connection = http.client.HTTPConnection(ip, port, timeout=timeout)
@@ -147,6 +148,8 @@ def request(
             headers["Host"] = host
         if cookie:
             headers["Cookie"] = cookie
+        if authorization:
+            headers["Authorization"] = authorization
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         body = response.read().decode("utf-8", "replace")
