@@ -9,7 +9,6 @@ import multiprocessing
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,44 +22,10 @@ from runtime.stores import Store, TableModeError
 from runtime.stores.memory import MemoryStore
 from runtime.stores.sqlite import SQLiteStore
 from tests.support.aws import MotoServer, aws_env
+from tests.support.fleet import Accepts, Clock, container, servers
 
 TTL = 90.0
 LONG_TTL = 3600.0
-
-
-class Clock:
-    """The registry's clock, set by the test."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
-    if request.param == "memory":
-        return MemoryStore()
-    if request.param == "sqlite":
-        return SQLiteStore(tmp_path / "state.db")
-    server: MotoServer = request.getfixturevalue("moto_server")
-    aws_env(monkeypatch, server.endpoint)
-    from runtime.stores.dynamodb import DynamoDBStore
-
-    return DynamoDBStore()
-
-
-@pytest.fixture
-def table() -> str:
-    return f"fleet-{uuid.uuid4().hex[:10]}"
-
-
-def container(cid: str, ip: str, created: str | None = None) -> dict[str, Any]:
-    entry = {"id": cid, "ip": ip}
-    if created:
-        entry["created"] = created
-    return entry
 
 
 def report(
@@ -91,23 +56,6 @@ def report(
         ],
         "candidates": candidates,
     }
-
-
-def servers(text: str) -> dict[str, list[str]]:
-    """backend -> its 'server' lines' names and addresses, from the emitted config."""
-    found: dict[str, list[str]] = {}
-    backend = None
-    for line in text.splitlines():
-        if line.startswith("backend "):
-            backend = line.split()[1]
-            found[backend] = []
-        elif backend and line.strip().startswith("server ") and not line.endswith(" disabled"):
-            words = line.split()  # a free slot (``disabled``) routes nothing
-            found[backend].append(f"{words[1]} {words[2]}")
-    return found
-
-
-Accepts = Callable[[str | Mapping[str, str]], None]
 
 
 def compile_as(store: Store, clock: Clock) -> Callable[[dict[str, Any]], CompileResult]:

@@ -10,12 +10,9 @@ from typing import Any
 from compiler.options import OwnerRule, RenderOptions
 from runtime.pipeline import CompileResult, compile_payload
 from runtime.stores import Store
-from tests.runtime import test_fleet as fleet_cases
-from tests.runtime.test_fleet import TTL, Accepts, Clock, container, servers
+from tests.support.fleet import Accepts, Clock, container, servers
 
-# The stores (memory, SQLite, DynamoDB on moto) and a fresh table, as for every fleet test.
-store = fleet_cases.store
-table = fleet_cases.table
+TTL = 90.0
 
 HASH = "$6$examplesalt$" + "a" * 86
 AUTH = {"realm": "staff", "users": [{"name": "admin", "hash": HASH}]}
