@@ -29,7 +29,14 @@ from tests.support.cosmonaut_e2e import (
     request,
     short,
 )
-from tests.support.fleet_e2e import Cosmonaut, Registry, answers, backends, fleet_registry
+from tests.support.fleet_e2e import (
+    Cosmonaut,
+    Registry,
+    another_host,
+    answers,
+    backends,
+    fleet_registry,
+)
 
 TTL = 4  # LAMBDA_REGISTRY_HOST_TTL of the registry: a silent host leaves after 4 s
 # The fleet's bearer token: behind the relay, requests name the relay's port in Host, which a
@@ -48,11 +55,8 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
 
 @pytest.fixture
 def second_host(client: Any) -> Iterator[DockerHost]:
-    box = DockerHost(client, f"cz{uuid.uuid4().hex[:8]}-")
-    try:
+    with another_host(client) as box:
         yield box
-    finally:
-        box.cleanup()
 
 
 @pytest.fixture

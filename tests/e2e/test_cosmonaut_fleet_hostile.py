@@ -33,7 +33,14 @@ import pytest
 
 from runtime.identity import parse_host_tokens
 from tests.support.cosmonaut_e2e import DockerHost, HaproxyBox, eventually, ip_of, short
-from tests.support.fleet_e2e import Cosmonaut, Registry, answers, backends, fleet_registry
+from tests.support.fleet_e2e import (
+    Cosmonaut,
+    Registry,
+    another_host,
+    answers,
+    backends,
+    fleet_registry,
+)
 
 TTL = 60  # host-evil's report stays live between its POSTs
 OPERATOR = "operator-" + uuid.uuid4().hex
@@ -101,20 +108,14 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
 
 @pytest.fixture
 def second_host(client: Any) -> Iterator[DockerHost]:
-    box = DockerHost(client, f"cz{uuid.uuid4().hex[:8]}-")
-    try:
+    with another_host(client) as box:
         yield box
-    finally:
-        box.cleanup()
 
 
 @pytest.fixture
 def evil_host(client: Any) -> Iterator[DockerHost]:
-    box = DockerHost(client, f"cz{uuid.uuid4().hex[:8]}-")
-    try:
+    with another_host(client) as box:
         yield box
-    finally:
-        box.cleanup()
 
 
 @pytest.fixture

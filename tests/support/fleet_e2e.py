@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,6 +89,17 @@ def fleet_registry(
             running.close()
     finally:
         moto.stop()
+
+
+@contextmanager
+def another_host(client: Any) -> Iterator[DockerHost]:
+    """One more simulated host on the same engine: containers under a name prefix of its
+    own, removed afterwards."""
+    box = DockerHost(client, f"cz{uuid.uuid4().hex[:8]}-")
+    try:
+        yield box
+    finally:
+        box.cleanup()
 
 
 @dataclass
