@@ -98,20 +98,21 @@ def _on_the_registry_clock(
     candidates: list[Candidate], previous: HostReport | None, now: float
 ) -> tuple[Candidate, ...]:
     """The candidates with no container ``created`` after the registry's clock, and none
-    later than this host said before: a time in the future (a forged year 9999) would win
-    every later deployment's settings and route for good."""
+    later than this host said for it before or elsewhere in this report: a time in the
+    future (a forged year 9999) would win every later deployment's settings and route for
+    good, and a container listed twice with two times would change its time each report."""
+    limits: dict[tuple[str, str], str] = {}
+    for candidate in (*(previous.candidates if previous is not None else ()), *candidates):
+        for box in candidate.containers:
+            key = (candidate.service_name, box.id)
+            if box.created is not None and box.created < limits.get(key, "~"):
+                limits[key] = box.created
     latest = created_text(datetime.fromtimestamp(now, UTC))
-    before = {
-        (candidate.service_name, box.id): box.created
-        for candidate in (previous.candidates if previous is not None else ())
-        for box in candidate.containers
-        if box.created is not None
-    }
     clamped = []
     for candidate in candidates:
         boxes, moved = [], False
         for box in candidate.containers:
-            limit = min(latest, before.get((candidate.service_name, box.id)) or latest)
+            limit = min(latest, limits.get((candidate.service_name, box.id), latest))
             if box.created is not None and box.created > limit:
                 box, moved = box.model_copy(update={"created": limit}), True
             boxes.append(box)

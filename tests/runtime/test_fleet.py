@@ -800,3 +800,33 @@ def test_state_show_expires_the_hosts_the_environments_lease_expires(
     assert shown.returncode == 0, shown.stderr
     hosts = json.loads(shown.stdout)["hosts"]
     assert {h["host"] for h in hosts if not h["expired"]} == live
+
+
+def test_a_container_listed_twice_with_two_times_keeps_one_route(store: Store, table: str) -> None:
+    """A report listing one container under two deployments, with two ``created`` times:
+    the container counts at the earliest, so the same report again renders the same config
+    (the later time, clamped to the earlier one only at the second report, made it flap)."""
+    clock = Clock()
+    run = compile_as(store, clock)
+    payload = report(table, "host-a", {})
+    payload["candidates"] = [
+        {
+            "serviceName": "web",
+            "predicate": "web.example.com",
+            "containers": [container("a1", "10.0.1.1:80", "2026-03-01T12:00:00Z")],
+        },
+        {
+            "serviceName": "web",
+            "predicate": "web.example.com",
+            "cookie": "SID",
+            "containers": [
+                container("a1", "10.0.1.1:80", "2026-01-01T00:00:00Z"),
+                container("a2", "10.0.1.2:80"),
+            ],
+        },
+    ]
+    texts = []
+    for _ in range(3):
+        clock.now += 5
+        texts.append(run(payload).text)
+    assert texts[1:] == texts[:-1]

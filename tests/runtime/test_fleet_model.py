@@ -8,8 +8,9 @@ docstring states), not from ``runtime.fleet``:
 * the table keeps each host's last report and when it came; a report replaces its own host's
   report and nothing else, and removes the hosts that are expired at that moment;
 * a host is live while ``now - reported_at <= ttl``; only live hosts count;
-* a container's ``created`` is never later than its host said for it in the report the
-  table keeps (a forged time cannot keep winning);
+* a container's ``created`` is never later than the earliest its host said for it, in the
+  report the table keeps or elsewhere in the same report (a forged time cannot keep
+  winning, and a container listed twice does not change its time from report to report);
 * a service exists while a live host runs a container of it that it lists as a candidate (a
   candidate without containers is no deployment: it neither keeps a service nor decides
   anything about it); its containers are those of
@@ -257,22 +258,21 @@ def _text(settings: Settings) -> tuple[str, str, str]:
 
 
 def no_later_than_said(payload: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
-    """The payload as the table keeps it: a container's ``created`` is never later than its
-    host said before for it (in the report the table still keeps; the last mention of a
-    service's container there counts). Every ``created`` drawn is before ``START``, so the
-    other bound, the arrival time, never applies."""
-    said = {
-        (entry["serviceName"], c["id"]): c["created"]
-        for entry in (previous or {"candidates": []})["candidates"]
-        for c in entry["containers"]
-        if c.get("created")
-    }
+    """The payload as the table keeps it: a container's ``created`` is never later than the
+    earliest its host said for it, in the report the table still keeps or anywhere in this
+    one. Every ``created`` drawn is before ``START``, so the other bound, the arrival time,
+    never applies."""
+    said: dict[tuple[str, str], datetime] = {}
+    for entry in [*(previous or {"candidates": []})["candidates"], *payload["candidates"]]:
+        for c in entry["containers"]:
+            key, when = (entry["serviceName"], c["id"]), moment(c.get("created"))
+            if when is not None and (key not in said or when < said[key]):
+                said[key] = when
     kept = copy.deepcopy(payload)
     for entry in kept["candidates"]:
         for c in entry["containers"]:
-            before = said.get((entry["serviceName"], c["id"]))
-            if c.get("created") and before and moment(c["created"]) > moment(before):
-                c["created"] = before
+            if c.get("created"):
+                c["created"] = said[(entry["serviceName"], c["id"])].isoformat()
     return kept
 
 
