@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.net import listening, port_of
+from tests.support.passwords import sha512_hash
 from tests.support.required import require
 from tests.support.settings_haproxy import (
     Backend,
@@ -115,17 +115,6 @@ def bcrypt_hash(password: str) -> str:
         require("bcrypt", "not installed; it is in the 'test' extra (scripts/bootstrap)")
     hashed: bytes = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4))
     return hashed.decode()
-
-
-def sha512_hash(password: str) -> str:
-    result = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"],
-        input=password,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
 
 
 def basic(user: str, password: str) -> dict[str, str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -41,6 +40,7 @@ from tests.support.fleet_e2e import (
     backends,
     fleet_registry,
 )
+from tests.support.passwords import sha512_hash
 
 TTL = 60  # host-evil's report stays live between its POSTs
 OPERATOR = "operator-" + uuid.uuid4().hex
@@ -52,17 +52,6 @@ OPTIONS = {"fleet_owners": [{"services": "api", "hosts": ["host-b"]}]}
 PASSWORD = "correct horse"
 CREDENTIALS = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
 EVIL_NET = "198.51.100."  # host-evil's containers (TEST-NET-2)
-
-
-def sha512_hash(password: str) -> str:
-    done = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"],
-        input=password,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 HASH = sha512_hash(PASSWORD)
